@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both build .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 5000
+
+.PHONY: install run test lint typecheck pytest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: migrate the SQLite database, seed demo data, serve on http://127.0.0.1:$(PORT)
+run: install
+	$(BIN)/coachbot db upgrade
+	$(BIN)/coachbot demo-seed
+	PORT=$(PORT) $(BIN)/coachbot serve --port $(PORT)
+
+## make test: ruff, mypy on coachbot/, then the whole pytest suite
+test: lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy coachbot
+
+pytest: install
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""coachbot: SMS coaching for recovery from neurotoxicity."""

@@ -1,0 +1,257 @@
+"""The `coachbot` console script: thin calls into services, clear errors, non-zero exits."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from coachbot.content.cli import templates
+from coachbot.domain.clock import parse_instant, utcnow
+from coachbot.runtime import Runtime, build_runtime
+from coachbot.services.errors import ValidationFailed
+from coachbot.settings import Settings, SettingsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    """Settings and the database are only touched by commands that need them."""
+    if ctx.obj is None:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        ctx.obj = build_runtime(settings)
+        ctx.call_on_close(ctx.obj.close)
+    runtime: Runtime = ctx.obj
+    return runtime
+
+
+def _friendly_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationFailed as exc:
+            for field, message in exc.errors.items():
+                click.echo(f"error: {field}: {message}", err=True)
+            sys.exit(2)
+        except OperationalError as exc:
+            _fail(f"database unavailable or not migrated ({exc.orig}); run `coachbot db upgrade`")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """coachbot: SMS coaching for recovery from neurotoxicity."""
+
+
+main.add_command(templates)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply the Alembic migrations."""
+    from coachbot.migrate import upgrade
+
+    runtime = _runtime(ctx)
+    try:
+        upgrade(runtime.settings.database_url, revision)
+    except OperationalError as exc:
+        _fail(f"cannot migrate: {exc.orig}")
+    click.echo(f"database at {revision}")
+
+
+@main.command("create-user")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["clinician", "operator", "admin"]))
+@click.option("--name", "display_name", default=None, help="Display name (default: from email).")
+@click.pass_context
+@_friendly_errors
+def create_user(ctx: click.Context, email: str, role: str, display_name: str | None) -> None:
+    """Create a staff account; the password comes from COACHBOT_PASSWORD or a prompt."""
+    from coachbot.services.staff import create_staff_user
+
+    password = os.environ.get("COACHBOT_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    runtime = _runtime(ctx)
+    with runtime.session_factory() as session:
+        user = create_staff_user(
+            session,
+            email=email,
+            role=role,
+            password=password,
+            now=utcnow(),
+            actor="cli",
+            display_name=display_name,
+        )
+    click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@main.command()
+@click.option("--first-name", required=True)
+@click.option("--phone", required=True, help="Mobile number; E.164 or national format.")
+@click.option("--tz", "timezone", required=True, help="IANA time zone, e.g. America/Chicago.")
+@click.option("--language", default="en", show_default=True)
+@click.option("--tracks", default="sleep,exercise,diet,mindfulness,rehab", show_default=True)
+@click.option("--times", default=None, help="Local times for every chosen track, e.g. 08:30,20:00.")
+@click.option("--quiet-hours", default=None, help="e.g. 21:00-07:30")
+@click.option("--clinician", "clinician_email", default=None, help="Owning clinician's email.")
+@click.option("--consent", default="verbal consent in clinic", show_default=True)
+@click.option("--caregiver", "caregiver_phone", default=None)
+@click.option("--checkin/--no-checkin", default=False, help="Daily symptom check-in.")
+@click.option("--homework", multiple=True, help="A homework item; repeat for several.")
+@click.pass_context
+@_friendly_errors
+def enroll(ctx: click.Context, /, **options: Any) -> None:
+    """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
+    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
+
+    runtime = _runtime(ctx)
+    request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
+    with runtime.session_factory() as session:
+        patient = enroll_patient(
+            session,
+            runtime.gateway,
+            runtime.library,
+            runtime.settings,
+            request,
+            now=utcnow(),
+            actor="cli",
+        )
+    click.echo(patient.id)
+
+
+@main.command()
+@click.option("--now", "now_text", default=None, help="ISO-8601 instant with offset.")
+@click.pass_context
+@_friendly_errors
+def tick(ctx: click.Context, now_text: str | None) -> None:
+    """Run what one clock tick runs, at that instant."""
+    from coachbot.services.dispatch import run_tick
+
+    try:
+        now = parse_instant(now_text) if now_text else utcnow()
+    except ValueError as exc:
+        _fail(f"--now: {exc}")
+        return
+    runtime = _runtime(ctx)
+    summary = run_tick(
+        runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, now
+    )
+    click.echo(summary.as_text())
+
+
+@main.command()
+@click.option("--patient", "patient_id", type=int, default=None)
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+@click.option("--now", "now_text", default=None, help="ISO-8601 instant with offset.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format for now).")
+@click.pass_context
+@_friendly_errors
+def adherence(
+    ctx: click.Context, patient_id: int | None, days: int, now_text: str | None, as_json: bool
+) -> None:
+    """Per patient and track: sent, done, skipped, missed, last reply."""
+    from coachbot.models import Patient
+    from coachbot.queries.adherence import adherence_by_track
+
+    try:
+        now = parse_instant(now_text) if now_text else utcnow()
+    except ValueError as exc:
+        _fail(f"--now: {exc}")
+        return
+    runtime = _runtime(ctx)
+    with runtime.session_factory() as session:
+        if patient_id is not None and session.get(Patient, patient_id) is None:
+            _fail(f"--patient: no patient with id {patient_id}")
+        rows = adherence_by_track(
+            session,
+            now=now,
+            days=days,
+            patient_ids=[patient_id] if patient_id is not None else None,
+        )
+        ids = (
+            [patient_id]
+            if patient_id is not None
+            else list(session.scalars(select(Patient.id).order_by(Patient.id)))
+        )
+    by_patient: dict[int, list[dict[str, object]]] = {i: [] for i in ids}
+    for row in rows:
+        by_patient.setdefault(row.patient_id, []).append(row.as_json())
+    payload = {
+        "days": days,
+        "as_of": now.isoformat(),
+        "patients": [{"patient_id": pid, "tracks": tracks} for pid, tracks in by_patient.items()],
+    }
+    click.echo(json.dumps(payload, indent=2 if not as_json else None))
+
+
+@main.command("demo-seed")
+@click.pass_context
+@_friendly_errors
+def demo_seed(ctx: click.Context) -> None:
+    """Create the demo clinician and patients (development only; idempotent)."""
+    from coachbot.services.demo import seed_demo
+
+    runtime = _runtime(ctx)
+    with runtime.session_factory() as session:
+        try:
+            login = seed_demo(session, runtime.gateway, runtime.library, runtime.settings, utcnow())
+        except RuntimeError as exc:
+            _fail(str(exc))
+            return
+    click.echo(f"demo clinician: {login.email} / password: {login.password}")
+    click.echo(f"patients enrolled: {login.patients}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Development server with the clock running in-process."""
+    from coachbot.app import create_app
+    from coachbot.clock import start_background_clock
+
+    runtime = _runtime(ctx)
+    app = create_app(runtime=runtime)
+    scheduler = start_background_clock(runtime)
+    try:
+        # No reloader: it would fork a second process and a second clock.
+        app.run(host=host, port=port, use_reloader=False, threaded=True)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+@main.command()
+@click.pass_context
+def clock(ctx: click.Context) -> None:
+    """The clock process: one interval job that runs the tick."""
+    from coachbot.clock import run_blocking_clock
+
+    run_blocking_clock(_runtime(ctx))

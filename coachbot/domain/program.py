@@ -1,0 +1,65 @@
+"""Program defaults per track: when nudges go out, what a reply means, how long it may wait.
+
+Operators will be able to change these per program (its own issue); until then these
+constants are the program every patient is on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from coachbot.domain.replies import Expectation
+from coachbot.domain.schedule import QuietPolicy
+
+
+@dataclass(frozen=True)
+class TrackPolicy:
+    track: str
+    default_times: tuple[dt.time, ...]
+    expectation: Expectation
+    reply_window: dt.timedelta
+    # After downtime, a nudge older than this is recorded as missed instead of sent late.
+    stale_limit: dt.timedelta = dt.timedelta(hours=2)
+    quiet_policy: QuietPolicy = QuietPolicy.DEFER
+
+
+TRACK_POLICIES: dict[str, TrackPolicy] = {
+    p.track: p
+    for p in (
+        # The sleep nudge is the morning check "how many hours did you sleep?".
+        TrackPolicy("sleep", (dt.time(8, 30),), Expectation.SLEEP_HOURS, dt.timedelta(hours=10)),
+        TrackPolicy("exercise", (dt.time(10, 0),), Expectation.MINUTES, dt.timedelta(hours=10)),
+        TrackPolicy("diet", (dt.time(12, 0),), Expectation.DONE_SKIP, dt.timedelta(hours=8)),
+        TrackPolicy("mindfulness", (dt.time(17, 0),), Expectation.RATING, dt.timedelta(hours=4)),
+        TrackPolicy("rehab", (dt.time(15, 0),), Expectation.DONE_SKIP, dt.timedelta(hours=6)),
+        # The symptom check-in is clinical: a late one is still worth sending, never skipped.
+        TrackPolicy(
+            "checkin",
+            (dt.time(9, 0),),
+            Expectation.CHECKIN,
+            dt.timedelta(hours=6),
+            stale_limit=dt.timedelta(hours=6),
+        ),
+    )
+}
+
+COACHING_TRACKS: tuple[str, ...] = ("sleep", "exercise", "diet", "mindfulness", "rehab")
+LANGUAGES: tuple[str, ...] = ("en", "es")
+DEFAULT_DAILY_CAP = 5
+PLANNING_HORIZON = dt.timedelta(hours=6)
+CLAIM_LEASE = dt.timedelta(minutes=5)
+
+
+def parse_tracks(text: str) -> tuple[str, ...]:
+    """'sleep, exercise' -> ('sleep', 'exercise'); unknown names are named in the error."""
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError("at least one track is required")
+    unknown = [n for n in names if n not in TRACK_POLICIES or n == "checkin"]
+    if unknown:
+        raise ValueError(
+            f"unknown track {', '.join(repr(u) for u in unknown)};"
+            f" choose from {', '.join(COACHING_TRACKS)}"
+        )
+    return tuple(dict.fromkeys(names))

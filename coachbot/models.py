@@ -1,0 +1,274 @@
+"""SQLAlchemy 2.0 typed models: the store behind every layer.
+
+Instants are aware UTC (`UTCDateTime` refuses naive values). Local wall times for
+schedules live beside an IANA zone and are converted per occurrence in the domain layer.
+Defaults that carry time are set by the services from an explicit `now`, never by the
+database, so frozen-time tests see what they froze.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+
+from coachbot.db import UTCDateTime
+from coachbot.domain.states import (
+    AlertStatus,
+    NudgeState,
+    PatientStatus,
+)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime]
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(80))
+    phone_e164: Mapped[str] = mapped_column(String(16), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    quiet_start: Mapped[dt.time | None] = mapped_column(Time)
+    quiet_end: Mapped[dt.time | None] = mapped_column(Time)
+    status: Mapped[str] = mapped_column(String(20), default=PatientStatus.PENDING_CONSENT)
+    clinician_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    caregiver_phone_e164: Mapped[str | None] = mapped_column(String(16), index=True)
+    checkin_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Consent record: what the clinician attested at enrolment, and the patient's own YES.
+    consent_at: Mapped[dt.datetime]
+    consent_method: Mapped[str] = mapped_column(String(200))
+    consent_recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    opted_in_at: Mapped[dt.datetime | None]
+    opted_out_at: Mapped[dt.datetime | None]
+    enrolled_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    schedules: Mapped[list[TrackSchedule]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan", order_by="TrackSchedule.track"
+    )
+    homework: Mapped[list[HomeworkItem]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan", order_by="HomeworkItem.id"
+    )
+
+
+class TrackSchedule(Base):
+    __tablename__ = "track_schedules"
+    __table_args__ = (UniqueConstraint("patient_id", "track"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    track: Mapped[str] = mapped_column(String(20))
+    # Local wall times as "HH:MM" separated by commas, and days as digits Monday=0..Sunday=6:
+    # small, readable in SQL, and identical on SQLite and PostgreSQL.
+    local_times: Mapped[str] = mapped_column(String(200))
+    days_of_week: Mapped[str] = mapped_column(String(7), default="0123456")
+    start_date: Mapped[dt.date | None]
+    end_date: Mapped[dt.date | None]
+    # Occurrences before this instant already have rows; planning resumes from here, so a
+    # tick does not recompute every patient's calendar. Cleared when the schedule changes.
+    planned_through: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime]
+
+    patient: Mapped[Patient] = relationship(back_populates="schedules")
+
+
+class HomeworkItem(Base):
+    __tablename__ = "homework_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    description: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime]
+
+    patient: Mapped[Patient] = relationship(back_populates="homework")
+
+
+class OutboundMessage(Base):
+    """Every SMS we send, whatever the backend: the timeline and the console backend's record."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_patient_created", "patient_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    to_e164: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))  # welcome | nudge | reply | system
+    template_id: Mapped[str | None] = mapped_column(String(60))
+    variant_id: Mapped[str | None] = mapped_column(String(60))
+    nudge_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id"), index=True)
+    backend: Mapped[str] = mapped_column(String(20))  # console | twilio | twiml
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(10))
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime]
+
+
+class Nudge(Base):
+    """One planned occurrence of a track's message, with its delivery state machine."""
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        # The uniqueness key per occurrence: replays and concurrent planners add nothing.
+        UniqueConstraint("patient_id", "occurrence_key", name="uq_nudges_occurrence"),
+        Index("ix_nudges_state_send_at", "state", "send_at"),
+        Index("ix_nudges_patient_sent", "patient_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    track: Mapped[str] = mapped_column(String(20))
+    occurrence_key: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[dt.datetime]
+    send_at: Mapped[dt.datetime]
+    state: Mapped[str] = mapped_column(String(20), default=NudgeState.PLANNED)
+    state_reason: Mapped[str | None] = mapped_column(String(60))
+    lease_expires_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    template_id: Mapped[str | None] = mapped_column(String(60))
+    variant_id: Mapped[str | None] = mapped_column(String(60))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sent_at: Mapped[dt.datetime | None]
+    reply_window_ends_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    patient: Mapped[Patient] = relationship()
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_patient_received", "patient_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_e164: Mapped[str] = mapped_column(String(32))
+    to_e164: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    is_proxy: Mapped[bool] = mapped_column(Boolean, default=False)  # sent by the caregiver
+    nudge_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id"))
+    outcome: Mapped[str | None] = mapped_column(String(40))  # how the pipeline handled it
+    # The TwiML answer, kept so a retried webhook gets exactly the same reply.
+    response_twiml: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime]
+
+
+class DeliveryEvent(Base):
+    __tablename__ = "delivery_events"
+    __table_args__ = (UniqueConstraint("provider_sid", "status", name="uq_delivery_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(10))
+    received_at: Mapped[dt.datetime]
+
+
+class AdherenceRecord(Base):
+    __tablename__ = "adherence_records"
+    __table_args__ = (
+        UniqueConstraint("nudge_id", name="uq_adherence_nudge"),
+        Index("ix_adherence_patient_track", "patient_id", "track", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    nudge_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id"))
+    track: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(20))
+    is_proxy: Mapped[bool] = mapped_column(Boolean, default=False)
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    recorded_at: Mapped[dt.datetime]
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    severity: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=AlertStatus.OPEN)
+    # Codes, not message text: the clinician opens the timeline for the words.
+    detail: Mapped[str | None] = mapped_column(String(200))
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    created_at: Mapped[dt.datetime]
+    acknowledged_at: Mapped[dt.datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolved_at: Mapped[dt.datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Append-only: updates and deletes are refused here and by database triggers."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_patient_at", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(120))  # "staff:3", "cli", "patient", "system"
+    action: Mapped[str] = mapped_column(String(60))
+    patient_id: Mapped[int | None] = mapped_column(Integer)  # no FK: the log outlives records
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class ClockHeartbeat(Base):
+    """When each clock last ticked: delivery health alarms on a silent clock."""
+
+    __tablename__ = "clock_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    last_tick_at: Mapped[dt.datetime]
+    last_summary: Mapped[str | None] = mapped_column(String(500))
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_audit_change(_mapper: Mapper[AuditEntry], _connection: object, _target: object) -> None:
+    raise AppendOnlyError("audit_log is append-only")

@@ -1,0 +1,122 @@
+"""Read side: adherence per patient and track, aggregated in SQL (never a Python loop over rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from coachbot.domain.states import AdherenceOutcome, NudgeState
+from coachbot.models import AdherenceRecord, Nudge, Patient
+
+_SENT_STATES = (NudgeState.SENT, NudgeState.DELIVERED)
+
+
+@dataclass(frozen=True)
+class TrackAdherence:
+    patient_id: int
+    track: str
+    sent: int
+    done: int
+    skipped: int
+    missed: int
+    last_reply_at: dt.datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["last_reply_at"] = self.last_reply_at.isoformat() if self.last_reply_at else None
+        return data
+
+
+def adherence_by_track(
+    session: Session,
+    *,
+    now: dt.datetime,
+    days: int,
+    patient_ids: list[int] | None = None,
+) -> list[TrackAdherence]:
+    """Counts for nudges due in the last `days` days. A sent nudge with no reply by the end
+    of its reply window counts as missed."""
+    since = now - dt.timedelta(days=days)
+    outcome = AdherenceRecord.outcome
+    window_over = and_(
+        Nudge.reply_window_ends_at.is_not(None),
+        Nudge.reply_window_ends_at <= now,
+    )
+    query = (
+        select(
+            Nudge.patient_id,
+            Nudge.track,
+            func.count(Nudge.id).filter(Nudge.state.in_(_SENT_STATES)).label("sent"),
+            func.count(AdherenceRecord.id).filter(outcome == AdherenceOutcome.DONE).label("done"),
+            func.count(AdherenceRecord.id)
+            .filter(outcome == AdherenceOutcome.SKIPPED)
+            .label("skipped"),
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Nudge.state.in_(_SENT_STATES),
+                            AdherenceRecord.id.is_(None),
+                            window_over,
+                        ),
+                        1,
+                    ),
+                    (outcome == AdherenceOutcome.MISSED, 1),
+                    else_=0,
+                )
+            ).label("missed"),
+            func.max(AdherenceRecord.recorded_at).label("last_reply_at"),
+        )
+        .outerjoin(AdherenceRecord, AdherenceRecord.nudge_id == Nudge.id)
+        .where(Nudge.due_at >= since, Nudge.due_at <= now)
+        .group_by(Nudge.patient_id, Nudge.track)
+        .order_by(Nudge.patient_id, Nudge.track)
+    )
+    if patient_ids is not None:
+        query = query.where(Nudge.patient_id.in_(patient_ids))
+    rows = session.execute(query).all()
+    result = []
+    for row in rows:
+        last = row.last_reply_at
+        if last is not None and last.tzinfo is None:
+            # Aggregates bypass the column type on SQLite; the stored value is UTC.
+            last = last.replace(tzinfo=dt.UTC)
+        elif isinstance(last, str):
+            last = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC)
+        result.append(
+            TrackAdherence(
+                patient_id=row.patient_id,
+                track=row.track,
+                sent=int(row.sent or 0),
+                done=int(row.done or 0),
+                skipped=int(row.skipped or 0),
+                missed=int(row.missed or 0),
+                last_reply_at=last,
+            )
+        )
+    return result
+
+
+def current_streak(
+    session: Session, *, patient: Patient, track: str, now: dt.datetime, limit_days: int = 60
+) -> int:
+    """Consecutive local days, ending today, with a DONE for this track."""
+    zone = ZoneInfo(patient.timezone)
+    instants = session.scalars(
+        select(AdherenceRecord.recorded_at).where(
+            AdherenceRecord.patient_id == patient.id,
+            AdherenceRecord.track == track,
+            AdherenceRecord.outcome == AdherenceOutcome.DONE,
+            AdherenceRecord.recorded_at >= now - dt.timedelta(days=limit_days),
+        )
+    ).all()
+    days = {i.astimezone(zone).date() for i in instants}
+    today = now.astimezone(zone).date()
+    streak = 0
+    while today - dt.timedelta(days=streak) in days:
+        streak += 1
+    return streak

@@ -1,0 +1,50 @@
+"""The wired-up parts one process needs: settings, database, SMS gateway, message library.
+
+Built once per process by the web app factory, the clock and the CLI, so all three call
+the same services with the same collaborators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from coachbot.content import MessageLibrary, load_library
+from coachbot.db import make_engine, make_session_factory
+from coachbot.settings import Settings
+from coachbot.sms.console import ConsoleGateway
+from coachbot.sms.gateway import SmsGateway
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    gateway: SmsGateway
+    library: MessageLibrary
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_gateway(settings: Settings) -> SmsGateway:
+    if settings.sms_backend == "twilio":
+        # Imported here so the console backend never loads the twilio HTTP stack.
+        from coachbot.sms.twilio_gateway import TwilioGateway
+
+        return TwilioGateway(settings)
+    return ConsoleGateway()
+
+
+def build_runtime(settings: Settings, gateway: SmsGateway | None = None) -> Runtime:
+    engine = make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        gateway=gateway or build_gateway(settings),
+        library=load_library(),
+    )

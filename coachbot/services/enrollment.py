@@ -1,0 +1,203 @@
+"""Enrolling a patient: validate everything first, write once, then ask for the opt-in YES."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coachbot.content import MessageLibrary
+from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
+from coachbot.domain.program import LANGUAGES, TRACK_POLICIES, parse_tracks
+from coachbot.domain.schedule import parse_hhmm
+from coachbot.domain.states import PatientStatus, Role
+from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
+from coachbot.services import audit
+from coachbot.services.errors import ValidationFailed
+from coachbot.services.messaging import send_to_patient, status_callback_url
+from coachbot.settings import Settings
+from coachbot.sms.gateway import SmsGateway
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    first_name: str
+    phone: str
+    timezone: str
+    language: str = "en"
+    tracks: str = "sleep,exercise,diet,mindfulness,rehab"
+    times: str | None = None  # applies to every chosen track; None = each track's default
+    quiet_hours: str | None = None  # "21:00-07:30"
+    clinician_email: str | None = None
+    consent: str = "verbal consent in clinic"
+    caregiver_phone: str | None = None
+    checkin: bool = False
+    homework: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class _Validated:
+    first_name: str
+    phone: str
+    timezone: str
+    language: str
+    tracks: tuple[str, ...]
+    times: tuple[dt.time, ...] | None
+    quiet: tuple[dt.time, dt.time] | None
+    clinician: StaffUser | None
+    caregiver: str | None
+
+
+def _validate(session: Session, req: EnrollmentRequest, settings: Settings) -> _Validated:
+    errors: dict[str, str] = {}
+    first_name = req.first_name.strip()
+    if not first_name:
+        errors["first_name"] = "a first name is required"
+    elif len(first_name) > 40:
+        errors["first_name"] = "at most 40 characters (it goes into every text)"
+
+    phone = ""
+    try:
+        phone = parse_mobile(req.phone, settings.default_region)
+    except InvalidPhoneNumber as exc:
+        errors["phone"] = str(exc)
+    else:
+        if session.scalar(select(Patient.id).where(Patient.phone_e164 == phone)) is not None:
+            errors["phone"] = "this number is already enrolled"
+
+    try:
+        ZoneInfo(req.timezone.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = f"{req.timezone!r} is not an IANA time zone such as America/New_York"
+
+    language = req.language.strip().lower()
+    if language not in LANGUAGES:
+        errors["language"] = f"{req.language!r} is not supported; choose {' or '.join(LANGUAGES)}"
+
+    tracks: tuple[str, ...] = ()
+    try:
+        tracks = parse_tracks(req.tracks)
+    except ValueError as exc:
+        errors["tracks"] = str(exc)
+
+    times: tuple[dt.time, ...] | None = None
+    if req.times:
+        try:
+            times = tuple(parse_hhmm(t) for t in req.times.split(",") if t.strip())
+        except ValueError as exc:
+            errors["times"] = str(exc)
+
+    quiet: tuple[dt.time, dt.time] | None = None
+    if req.quiet_hours:
+        start, sep, end = req.quiet_hours.partition("-")
+        try:
+            if not sep:
+                raise ValueError(f"{req.quiet_hours!r} should look like 21:00-07:30")
+            quiet = (parse_hhmm(start), parse_hhmm(end))
+        except ValueError as exc:
+            errors["quiet_hours"] = str(exc)
+
+    clinician = None
+    if req.clinician_email:
+        clinician = session.scalar(
+            select(StaffUser).where(StaffUser.email == req.clinician_email.strip().lower())
+        )
+        if clinician is None or clinician.role != Role.CLINICIAN:
+            errors["clinician"] = f"no clinician account {req.clinician_email!r}"
+
+    caregiver = None
+    if req.caregiver_phone:
+        try:
+            caregiver = parse_mobile(req.caregiver_phone, settings.default_region)
+        except InvalidPhoneNumber as exc:
+            errors["caregiver_phone"] = str(exc)
+        else:
+            if caregiver == phone:
+                errors["caregiver_phone"] = "the caregiver number must differ from the patient's"
+
+    if not req.consent.strip():
+        errors["consent"] = "record how and when consent was given"
+
+    if errors:
+        raise ValidationFailed(errors)
+    return _Validated(
+        first_name,
+        phone,
+        req.timezone.strip(),
+        language,
+        tracks,
+        times,
+        quiet,
+        clinician,
+        caregiver,
+    )
+
+
+def enroll_patient(
+    session: Session,
+    gateway: SmsGateway,
+    library: MessageLibrary,
+    settings: Settings,
+    req: EnrollmentRequest,
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> Patient:
+    """Creates the patient as pending-consent and texts the welcome asking for YES.
+
+    Nothing else is sent to a pending patient: dispatch only plans for active patients.
+    """
+    v = _validate(session, req, settings)
+    patient = Patient(
+        first_name=v.first_name,
+        phone_e164=v.phone,
+        timezone=v.timezone,
+        language=v.language,
+        quiet_start=v.quiet[0] if v.quiet else None,
+        quiet_end=v.quiet[1] if v.quiet else None,
+        status=PatientStatus.PENDING_CONSENT,
+        clinician_id=v.clinician.id if v.clinician else None,
+        caregiver_phone_e164=v.caregiver,
+        checkin_enabled=req.checkin,
+        consent_at=now,
+        consent_method=req.consent.strip()[:200],
+        consent_recorded_by_id=v.clinician.id if v.clinician else None,
+        enrolled_at=now,
+        updated_at=now,
+    )
+    tracks = v.tracks + (("checkin",) if req.checkin else ())
+    for track in tracks:
+        times = v.times or TRACK_POLICIES[track].default_times
+        patient.schedules.append(
+            TrackSchedule(
+                track=track,
+                local_times=",".join(t.strftime("%H:%M") for t in sorted(set(times))),
+                days_of_week="0123456",
+                updated_at=now,
+            )
+        )
+    for text in req.homework:
+        if text.strip():
+            patient.homework.append(HomeworkItem(description=text.strip()[:200], created_at=now))
+    session.add(patient)
+    session.flush()
+    audit.record(session, actor=actor, action="patient.enroll", patient_id=patient.id, now=now)
+    # The enrolment is committed before the network call, so a slow provider never holds
+    # the write lock and a failed welcome leaves a visible pending patient, not nothing.
+    session.commit()
+
+    welcome = library.render(
+        "welcome",
+        patient.language,
+        {"first_name": patient.first_name, "clinic_name": settings.clinic_name},
+        seed=str(patient.id),
+    )
+    callback = status_callback_url(settings.public_base_url) if gateway.name == "twilio" else None
+    send_to_patient(
+        session, gateway, patient, welcome, kind="welcome", now=now, status_callback=callback
+    )
+    session.commit()
+    return patient

@@ -1,0 +1,83 @@
+"""Sending one non-nudge message (welcome, confirmations) and recording it, whatever the backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy.orm import Session
+
+from coachbot.content import RenderedMessage
+from coachbot.domain.phones import mask_phone
+from coachbot.models import OutboundMessage, Patient
+from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+
+log = logging.getLogger(__name__)
+
+
+def status_callback_url(public_base_url: str, nudge_id: int | None = None) -> str:
+    # The nudge id in the query lets a callback that outruns our own commit still be
+    # matched to its nudge (see services.delivery).
+    base = f"{public_base_url}/sms/status"
+    return f"{base}?nudge={nudge_id}" if nudge_id is not None else base
+
+
+def send_to_patient(
+    session: Session,
+    gateway: SmsGateway,
+    patient: Patient,
+    message: RenderedMessage,
+    *,
+    kind: str,
+    now: dt.datetime,
+    status_callback: str | None,
+) -> OutboundMessage:
+    """Sends and adds the outbound row to the session; the caller commits."""
+    row = OutboundMessage(
+        patient_id=patient.id,
+        to_e164=patient.phone_e164,
+        body=message.body,
+        kind=kind,
+        template_id=message.template_id,
+        variant_id=message.variant_id,
+        backend=gateway.name,
+        segments=message.segments.segments,
+        created_at=now,
+    )
+    try:
+        receipt = gateway.send(
+            OutgoingSms(to=patient.phone_e164, body=message.body, status_callback=status_callback)
+        )
+    except SendFailure as exc:
+        log.warning("%s to %s not sent: %s", kind, mask_phone(patient.phone_e164), exc.outcome)
+        row.delivery_status = "failed"
+        row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
+    else:
+        row.provider_sid = receipt.provider_sid
+        row.delivery_status = receipt.status
+    session.add(row)
+    return row
+
+
+def record_twiml_reply(
+    session: Session,
+    *,
+    patient_id: int | None,
+    to_e164: str,
+    message: RenderedMessage,
+    now: dt.datetime,
+) -> OutboundMessage:
+    """A reply that travels inside the webhook's TwiML answer, kept for the timeline."""
+    row = OutboundMessage(
+        patient_id=patient_id,
+        to_e164=to_e164,
+        body=message.body,
+        kind="reply",
+        template_id=message.template_id,
+        variant_id=message.variant_id,
+        backend="twiml",
+        segments=message.segments.segments,
+        created_at=now,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,223 @@
+"""One frozen settings object, read from the environment (12-factor).
+
+Every problem is collected before failing, so an operator fixing a deployment sees
+all bad or missing variables at once instead of one per restart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import phonenumbers
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/coachbot.db"
+# A recognisable placeholder: development works out of the box, production refuses it.
+DEFAULT_SECRET_KEY = "dev-insecure-secret-change-me"  # noqa: S105  (refused in production)
+
+Environment = Literal["development", "production"]
+SmsBackend = Literal["console", "twilio"]
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable coachbot; `problems` names each variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = DEFAULT_SECRET_KEY
+    env: Environment = "development"
+    debug: bool = False
+    sms_backend: SmsBackend = "console"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str | None = None
+    twilio_timeout_seconds: float = 10.0
+    public_base_url: str = "http://127.0.0.1:5000"
+    clinic_name: str = "Your care team"
+    clinic_phone: str = "+16175550199"
+    default_region: str = "US"
+    tick_seconds: float = 5.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        try:
+            url = make_url(database_url)
+            if url.get_backend_name() not in ("sqlite", "postgresql") or url.drivername not in (
+                "sqlite",
+                "sqlite+pysqlite",
+                "postgresql",
+                "postgres",
+                "postgresql+psycopg",
+            ):
+                problems.append(
+                    f"DATABASE_URL: unsupported database {url.get_backend_name()!r}"
+                    " (use sqlite:/// or postgresql+psycopg://)"
+                )
+            elif url.drivername in ("postgresql", "postgres"):
+                # Normalise the common 'postgresql://' spelling to the psycopg 3 driver we ship.
+                database_url = url.set(drivername="postgresql+psycopg").render_as_string(
+                    hide_password=False
+                )
+        except ArgumentError:
+            problems.append(
+                "DATABASE_URL: not a database URL"
+                " (expected e.g. sqlite:///instance/coachbot.db or"
+                " postgresql+psycopg://user@host:5432/db)"
+            )
+
+        coachbot_env = get("COACHBOT_ENV") or "development"
+        if coachbot_env not in ("development", "production"):
+            problems.append(
+                f"COACHBOT_ENV: must be 'development' or 'production', not {coachbot_env!r}"
+            )
+            coachbot_env = "development"
+
+        debug_raw = (get("FLASK_DEBUG") or get("COACHBOT_DEBUG") or "0").lower()
+        debug = debug_raw in ("1", "true", "yes", "on")
+
+        sms_backend = (get("SMS_BACKEND") or "console").lower()
+        if sms_backend not in ("console", "twilio"):
+            problems.append(f"SMS_BACKEND: must be 'console' or 'twilio', not {sms_backend!r}")
+            sms_backend = "console"
+
+        secret_key = get("SECRET_KEY") or DEFAULT_SECRET_KEY
+
+        account_sid = get("TWILIO_ACCOUNT_SID")
+        auth_token = get("TWILIO_AUTH_TOKEN")
+        from_number = get("TWILIO_FROM_NUMBER")
+        service_sid = get("TWILIO_MESSAGING_SERVICE_SID")
+        api_base_url = get("TWILIO_API_BASE_URL")
+        if account_sid is not None and not (
+            account_sid.startswith("AC") and len(account_sid) == 34
+        ):
+            problems.append("TWILIO_ACCOUNT_SID: must look like AC followed by 32 characters")
+        if service_sid is not None and not service_sid.startswith("MG"):
+            problems.append("TWILIO_MESSAGING_SERVICE_SID: must start with MG")
+        if from_number is not None and not _is_e164(from_number):
+            problems.append("TWILIO_FROM_NUMBER: must be an E.164 number such as +16175550100")
+        if api_base_url is not None and not _is_http_url(api_base_url):
+            problems.append("TWILIO_API_BASE_URL: must be an http(s) URL")
+        if sms_backend == "twilio":
+            if account_sid is None:
+                problems.append("TWILIO_ACCOUNT_SID: required when SMS_BACKEND=twilio")
+            if from_number is None and service_sid is None:
+                problems.append(
+                    "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID:"
+                    " one is required when SMS_BACKEND=twilio"
+                )
+        # The webhooks verify signatures with the auth token, so it is needed on any
+        # backend once a real Twilio number points at us; without it every webhook is 403.
+        if sms_backend == "twilio" and auth_token is None:
+            problems.append("TWILIO_AUTH_TOKEN: required when SMS_BACKEND=twilio")
+
+        timeout_raw = get("TWILIO_TIMEOUT_SECONDS") or "10"
+        try:
+            timeout = float(timeout_raw)
+            if not 0 < timeout <= 120:
+                raise ValueError
+        except ValueError:
+            problems.append("TWILIO_TIMEOUT_SECONDS: must be a number of seconds in (0, 120]")
+            timeout = 10.0
+
+        public_base_url = (get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        if not _is_http_url(public_base_url):
+            problems.append(
+                "PUBLIC_BASE_URL: must be an http(s) URL such as https://coach.example.org"
+            )
+
+        clinic_name = get("CLINIC_NAME") or "Your care team"
+        clinic_phone = get("CLINIC_PHONE") or "+16175550199"
+        if not _is_e164(clinic_phone):
+            problems.append("CLINIC_PHONE: must be an E.164 number such as +16175550199")
+
+        default_region = (get("DEFAULT_REGION") or "US").upper()
+        if default_region not in phonenumbers.SUPPORTED_REGIONS:
+            problems.append(f"DEFAULT_REGION: unknown region code {default_region!r}")
+
+        tick_raw = get("TICK_SECONDS") or "5"
+        try:
+            tick_seconds = float(tick_raw)
+            if not 0.5 <= tick_seconds <= 300:
+                raise ValueError
+        except ValueError:
+            problems.append("TICK_SECONDS: must be a number of seconds between 0.5 and 300")
+            tick_seconds = 5.0
+
+        if coachbot_env == "production":
+            if secret_key == DEFAULT_SECRET_KEY or len(secret_key) < 32:
+                problems.append(
+                    "SECRET_KEY: production needs a random secret of at least 32 characters"
+                )
+            if debug:
+                problems.append("FLASK_DEBUG: debug mode is refused in production")
+            if database_url.startswith("sqlite"):
+                problems.append("DATABASE_URL: production refuses SQLite; use PostgreSQL")
+            if not public_base_url.startswith("https://"):
+                problems.append("PUBLIC_BASE_URL: production needs an https:// URL")
+            if auth_token is None:
+                problems.append("TWILIO_AUTH_TOKEN: required in production")
+
+        if problems:
+            raise SettingsError(problems)
+
+        return cls(
+            database_url=database_url,
+            secret_key=secret_key,
+            env=coachbot_env,  # type: ignore[arg-type]  # validated above
+            debug=debug,
+            sms_backend=sms_backend,  # type: ignore[arg-type]  # validated above
+            twilio_account_sid=account_sid,
+            twilio_auth_token=auth_token,
+            twilio_from_number=from_number,
+            twilio_messaging_service_sid=service_sid,
+            twilio_api_base_url=api_base_url,
+            twilio_timeout_seconds=timeout,
+            public_base_url=public_base_url,
+            clinic_name=clinic_name,
+            clinic_phone=clinic_phone,
+            default_region=default_region,
+            tick_seconds=tick_seconds,
+        )
+
+
+def _is_e164(value: str) -> bool:
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_valid_number(parsed)) and value == phonenumbers.format_number(
+        parsed, phonenumbers.PhoneNumberFormat.E164
+    )
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -1,0 +1,82 @@
+"""Twilio's webhooks. After the signature check they always answer 200: a 500 would only
+make Twilio retry, and the pipeline already keeps every message it was given."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from coachbot.domain.clock import utcnow
+from coachbot.runtime import Runtime
+from coachbot.services.delivery import StatusCallback, handle_status
+from coachbot.services.inbound import EMPTY_TWIML, InboundSms, handle_inbound
+from coachbot.web.signature import is_valid_twilio_request
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/sms")
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["coachbot"]
+    return runtime
+
+
+def _forbidden() -> Response:
+    log.warning("webhook %s refused: missing or invalid signature", request.path)
+    return Response("forbidden", status=403, mimetype="text/plain")
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, status=200, mimetype="application/xml")
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    runtime = _runtime()
+    settings = runtime.settings
+    if not is_valid_twilio_request(settings.twilio_auth_token, settings.public_base_url, request):
+        return _forbidden()
+    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
+    sender = (request.form.get("From") or "").strip()
+    if not sid or not sender:
+        # Signed but not a message: nothing to keep, nothing to retry.
+        log.warning("signed inbound without MessageSid or From ignored")
+        return _twiml(EMPTY_TWIML)
+    try:
+        num_media = int(request.form.get("NumMedia", "0") or 0)
+    except ValueError:
+        num_media = 0
+    sms = InboundSms(
+        provider_sid=sid[:64],
+        from_number=sender,
+        to_number=(request.form.get("To") or "").strip(),
+        body=request.form.get("Body", ""),
+        num_media=num_media,
+    )
+    return _twiml(handle_inbound(runtime.session_factory, runtime.library, settings, sms, utcnow()))
+
+
+@bp.post("/status")
+def status() -> Response:
+    runtime = _runtime()
+    settings = runtime.settings
+    if not is_valid_twilio_request(settings.twilio_auth_token, settings.public_base_url, request):
+        return _forbidden()
+    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
+    state = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip()
+    nudge_param = request.args.get("nudge", "")
+    callback = StatusCallback(
+        provider_sid=sid[:64],
+        status=state,
+        error_code=(request.form.get("ErrorCode") or "").strip()[:10] or None,
+        nudge_id=int(nudge_param) if nudge_param.isdigit() else None,
+    )
+    if sid:
+        try:
+            handle_status(runtime.session_factory, callback, utcnow())
+        except Exception:
+            # Twilio retries a failed callback; the log tells operators why.
+            log.exception("status callback for %s failed", sid)
+            return Response("", status=503)
+    return Response("", status=204)

@@ -1,0 +1,63 @@
+"""Explicit builders for test data: every value a test depends on is visible at the call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from sqlalchemy.orm import Session
+
+from coachbot.domain.states import PatientStatus
+from coachbot.models import Patient, TrackSchedule
+
+# Named instants for frozen time (all aware UTC).
+MONDAY_0800_NEW_YORK = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
+MONDAY_0830_NEW_YORK = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
+MONDAY_0900_NEW_YORK = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
+
+_phones = itertools.count(2001)
+
+
+def next_mobile() -> str:
+    """A fresh valid US number in the 617-555 block."""
+    return f"+1617555{next(_phones) % 10000:04d}"
+
+
+def make_patient(
+    session: Session,
+    *,
+    first_name: str = "Maya",
+    phone: str | None = None,
+    tz: str = "America/New_York",
+    language: str = "en",
+    status: PatientStatus = PatientStatus.ACTIVE,
+    tracks: dict[str, str] | None = None,
+    quiet: tuple[dt.time, dt.time] | None = None,
+    caregiver: str | None = None,
+    enrolled_at: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+) -> Patient:
+    """An opted-in patient with the given track -> "HH:MM,HH:MM" schedules."""
+    patient = Patient(
+        first_name=first_name,
+        phone_e164=phone or next_mobile(),
+        timezone=tz,
+        language=language,
+        quiet_start=quiet[0] if quiet else None,
+        quiet_end=quiet[1] if quiet else None,
+        status=status,
+        caregiver_phone_e164=caregiver,
+        consent_at=enrolled_at,
+        consent_method="test",
+        opted_in_at=enrolled_at if status == PatientStatus.ACTIVE else None,
+        enrolled_at=enrolled_at,
+        updated_at=enrolled_at,
+    )
+    for track, times in (tracks or {"sleep": "08:30"}).items():
+        patient.schedules.append(
+            TrackSchedule(
+                track=track, local_times=times, days_of_week="0123456", updated_at=enrolled_at
+            )
+        )
+    session.add(patient)
+    session.commit()
+    return patient

@@ -1,0 +1,580 @@
+"""Occurrences, local day bounds and schedule parsing, with daylight saving taken seriously.
+
+Every instant is written out explicitly: the functions under test never read the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import re
+import zoneinfo
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from coachbot.domain.schedule import (
+    TRACKS,
+    Occurrence,
+    Phase,
+    TrackSchedule,
+    count_in_local_day,
+    local_day_bounds,
+    occurrences_between,
+    parse_days,
+    parse_hhmm,
+)
+
+UTC = dt.UTC
+NEW_YORK = ZoneInfo("America/New_York")
+LONDON = ZoneInfo("Europe/London")
+KATHMANDU = ZoneInfo("Asia/Kathmandu")
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
+SANTIAGO = ZoneInfo("America/Santiago")
+APIA = ZoneInfo("Pacific/Apia")
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def daily(*times: str, track: str = "sleep") -> TrackSchedule:
+    return TrackSchedule(track, tuple(parse_hhmm(t) for t in times))
+
+
+def local_days(
+    schedule: TrackSchedule,
+    zone: ZoneInfo,
+    first: dt.date,
+    last: dt.date,
+    **kw: dt.date,
+) -> list[Occurrence]:
+    """Occurrences whose instants fall in local days first..last inclusive."""
+    start = local_day_bounds(first, zone)[0]
+    end = local_day_bounds(last, zone)[1]
+    return occurrences_between(schedule, zone, start, end, **kw)
+
+
+def summary(occs: list[Occurrence]) -> list[tuple[str, dt.datetime]]:
+    return [(o.key, o.due_at) for o in occs]
+
+
+# --- daylight saving, one zone at a time -------------------------------------------------
+
+
+def test_new_york_spring_forward_moves_missing_time_forward_by_the_gap() -> None:
+    occs = local_days(daily("02:30"), NEW_YORK, dt.date(2026, 3, 7), dt.date(2026, 3, 9))
+    assert summary(occs) == [
+        ("sleep:2026-03-07T02:30", utc(2026, 3, 7, 7, 30)),  # 02:30 EST
+        ("sleep:2026-03-08T02:30", utc(2026, 3, 8, 7, 30)),  # 03:30 EDT
+        ("sleep:2026-03-09T02:30", utc(2026, 3, 9, 6, 30)),  # 02:30 EDT
+    ]
+    assert occs[1].due_at.astimezone(NEW_YORK).time() == dt.time(3, 30)
+    assert occs[1].wall_time == dt.time(2, 30)
+
+
+def test_new_york_shifted_slot_landing_on_another_slot_is_sent_once() -> None:
+    occs = local_days(daily("02:30", "03:30"), NEW_YORK, dt.date(2026, 3, 8), dt.date(2026, 3, 8))
+    # 02:30 does not exist and would land on 03:30 EDT, where the 03:30 slot already fires.
+    assert summary(occs) == [("sleep:2026-03-08T03:30", utc(2026, 3, 8, 7, 30))]
+
+
+def test_new_york_fall_back_repeated_time_fires_once_at_first_occurrence() -> None:
+    occs = local_days(daily("01:30"), NEW_YORK, dt.date(2026, 10, 31), dt.date(2026, 11, 2))
+    assert summary(occs) == [
+        ("sleep:2026-10-31T01:30", utc(2026, 10, 31, 5, 30)),
+        ("sleep:2026-11-01T01:30", utc(2026, 11, 1, 5, 30)),  # 01:30 EDT, not 01:30 EST
+        ("sleep:2026-11-02T01:30", utc(2026, 11, 2, 6, 30)),
+    ]
+
+
+def test_window_covering_only_the_second_pass_of_a_repeated_hour_fires_nothing() -> None:
+    # 01:00-02:00 EST: the 01:30 slot already fired at 01:30 EDT, an hour earlier.
+    occs = occurrences_between(
+        daily("01:30"), NEW_YORK, utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 7, 0)
+    )
+    assert occs == []
+
+
+def test_london_spring_forward_and_fall_back() -> None:
+    spring = local_days(daily("01:30"), LONDON, dt.date(2026, 3, 29), dt.date(2026, 3, 29))
+    assert summary(spring) == [("sleep:2026-03-29T01:30", utc(2026, 3, 29, 1, 30))]  # 02:30 BST
+    autumn = local_days(daily("01:30"), LONDON, dt.date(2026, 10, 25), dt.date(2026, 10, 25))
+    assert summary(autumn) == [("sleep:2026-10-25T01:30", utc(2026, 10, 25, 0, 30))]  # BST
+
+
+def test_kathmandu_quarter_hour_offset() -> None:
+    occs = local_days(daily("08:00"), KATHMANDU, dt.date(2026, 3, 8), dt.date(2026, 3, 9))
+    assert [o.due_at for o in occs] == [utc(2026, 3, 8, 2, 15), utc(2026, 3, 9, 2, 15)]
+
+
+def test_kathmandu_1986_change_skipped_the_first_quarter_hour_of_new_year() -> None:
+    # 1986-01-01 00:00 +05:30 became 00:15 +05:45: midnight itself never happened.
+    if dt.datetime(1986, 1, 2, tzinfo=KATHMANDU).utcoffset() != dt.timedelta(hours=5, minutes=45):
+        pytest.skip("installed tzdata lacks Kathmandu's 1986 offset change")
+    occs = local_days(daily("00:10"), KATHMANDU, dt.date(1985, 12, 31), dt.date(1986, 1, 1))
+    assert summary(occs) == [
+        ("sleep:1985-12-31T00:10", utc(1985, 12, 30, 18, 40)),
+        ("sleep:1986-01-01T00:10", utc(1985, 12, 31, 18, 40)),  # 00:25 +05:45
+    ]
+    start, end = local_day_bounds(dt.date(1986, 1, 1), KATHMANDU)
+    assert start == utc(1985, 12, 31, 18, 30)
+    assert start.astimezone(KATHMANDU).time() == dt.time(0, 15)
+    assert end - start == dt.timedelta(hours=23, minutes=45)
+
+
+def test_lord_howe_half_hour_daylight_saving() -> None:
+    # 2026-10-04 02:00 +10:30 -> 02:30 +11:00: a 30-minute gap.
+    spring = local_days(daily("02:15"), LORD_HOWE, dt.date(2026, 10, 4), dt.date(2026, 10, 4))
+    assert summary(spring) == [("sleep:2026-10-04T02:15", utc(2026, 10, 3, 15, 45))]
+    assert spring[0].due_at.astimezone(LORD_HOWE).time() == dt.time(2, 45)
+    # 2026-04-05 02:00 +11:00 -> 01:30 +10:30: 01:30-02:00 happens twice.
+    autumn = local_days(daily("01:45"), LORD_HOWE, dt.date(2026, 4, 5), dt.date(2026, 4, 5))
+    assert summary(autumn) == [("sleep:2026-04-05T01:45", utc(2026, 4, 4, 14, 45))]
+    start, end = local_day_bounds(dt.date(2026, 4, 5), LORD_HOWE)
+    assert end - start == dt.timedelta(hours=24, minutes=30)
+
+
+def test_santiago_day_that_skips_midnight() -> None:
+    # 2026-09-06 00:00 -04 became 01:00 -03: the local day starts at 01:00 and lasts 23 h.
+    start, end = local_day_bounds(dt.date(2026, 9, 6), SANTIAGO)
+    assert start == utc(2026, 9, 6, 4, 0)
+    assert start.astimezone(SANTIAGO).date() == dt.date(2026, 9, 6)
+    assert start.astimezone(SANTIAGO).time() == dt.time(1, 0)
+    assert end - start == dt.timedelta(hours=23)
+    occs = local_days(daily("00:30", "08:00"), SANTIAGO, dt.date(2026, 9, 5), dt.date(2026, 9, 7))
+    assert summary(occs) == [
+        ("sleep:2026-09-05T00:30", utc(2026, 9, 5, 4, 30)),
+        ("sleep:2026-09-05T08:00", utc(2026, 9, 5, 12, 0)),
+        ("sleep:2026-09-06T00:30", utc(2026, 9, 6, 4, 30)),  # 01:30 -03
+        ("sleep:2026-09-06T08:00", utc(2026, 9, 6, 11, 0)),
+        ("sleep:2026-09-07T00:30", utc(2026, 9, 7, 3, 30)),
+        ("sleep:2026-09-07T08:00", utc(2026, 9, 7, 11, 0)),
+    ]
+
+
+def test_santiago_fall_back_at_midnight_makes_a_25_hour_day() -> None:
+    # 2026-04-05 00:00 -03 went back to 2026-04-04 23:00 -04.
+    start, end = local_day_bounds(dt.date(2026, 4, 4), SANTIAGO)
+    assert end - start == dt.timedelta(hours=25)
+    occs = local_days(daily("23:30"), SANTIAGO, dt.date(2026, 4, 4), dt.date(2026, 4, 4))
+    assert summary(occs) == [("sleep:2026-04-04T23:30", utc(2026, 4, 5, 2, 30))]
+
+
+def test_skipped_calendar_day_is_empty_and_never_doubles_the_next_day() -> None:
+    # Samoa jumped from 2011-12-29 to 2011-12-31.
+    start, end = local_day_bounds(dt.date(2011, 12, 30), APIA)
+    assert start == end
+    occs = local_days(daily("09:00"), APIA, dt.date(2011, 12, 29), dt.date(2011, 12, 31))
+    assert summary(occs) == [
+        ("sleep:2011-12-29T09:00", utc(2011, 12, 29, 19, 0)),
+        ("sleep:2011-12-31T09:00", utc(2011, 12, 30, 19, 0)),
+    ]
+
+
+def test_a_whole_year_in_new_york_fires_once_a_day_at_the_local_time() -> None:
+    occs = occurrences_between(daily("08:00"), NEW_YORK, utc(2026, 1, 1, 5), utc(2027, 1, 1, 5))
+    assert len(occs) == 365
+    assert {o.due_at.astimezone(NEW_YORK).time() for o in occs} == {dt.time(8)}
+    assert len({o.due_at.astimezone(NEW_YORK).date() for o in occs}) == 365
+
+
+def test_split_windows_give_the_same_occurrences_as_one_window() -> None:
+    schedule = daily("01:30", "02:30", "03:30", "09:00")
+    start, end = utc(2026, 3, 7), utc(2026, 11, 3)
+    whole = occurrences_between(schedule, NEW_YORK, start, end)
+    cuts = [start, utc(2026, 3, 8, 7, 0), utc(2026, 3, 8, 7, 30), utc(2026, 11, 1, 6), end]
+    pieces = [
+        o
+        for a, b in itertools.pairwise(cuts)
+        for o in occurrences_between(schedule, NEW_YORK, a, b)
+    ]
+    assert pieces == whole
+
+
+# --- schedule rules ----------------------------------------------------------------------
+
+
+def test_several_times_a_day_are_sorted_by_due_at() -> None:
+    occs = local_days(
+        daily("20:00", "08:00", "12:30"), LONDON, dt.date(2026, 6, 1), dt.date(2026, 6, 1)
+    )
+    assert [o.wall_time for o in occs] == [dt.time(8), dt.time(12, 30), dt.time(20)]
+
+
+def test_days_of_week_and_inclusive_date_range() -> None:
+    schedule = TrackSchedule(
+        "exercise",
+        (dt.time(10),),
+        days_of_week=parse_days("mon,wed,fri"),
+        start_date=dt.date(2026, 6, 3),
+        end_date=dt.date(2026, 6, 12),
+    )
+    occs = local_days(schedule, LONDON, dt.date(2026, 6, 1), dt.date(2026, 6, 30))
+    assert [o.local_date.isoformat() for o in occs] == [
+        "2026-06-03",
+        "2026-06-05",
+        "2026-06-08",
+        "2026-06-10",
+        "2026-06-12",
+    ]
+
+
+def test_phases_daily_for_four_weeks_then_mon_wed_fri() -> None:
+    schedule = TrackSchedule(
+        "checkin",
+        (dt.time(9),),
+        phases=(
+            Phase(0, 28, frozenset(range(7))),
+            Phase(28, None, frozenset({0, 2, 4})),
+        ),
+    )
+    enrolled = dt.date(2026, 6, 3)  # a Wednesday
+    occs = local_days(
+        schedule, NEW_YORK, dt.date(2026, 6, 1), dt.date(2026, 7, 12), enrolled_on=enrolled
+    )
+    dates = [o.local_date for o in occs]
+    assert dates[0] == enrolled  # nothing before enrolment
+    assert dates[:28] == [enrolled + dt.timedelta(days=i) for i in range(28)]
+    assert dates[28:] == [
+        dt.date(2026, 7, 1),
+        dt.date(2026, 7, 3),
+        dt.date(2026, 7, 6),
+        dt.date(2026, 7, 8),
+        dt.date(2026, 7, 10),
+    ]
+
+
+def test_phase_gap_and_end_mean_no_occurrence() -> None:
+    schedule = TrackSchedule(
+        "rehab",
+        (dt.time(15),),
+        phases=(Phase(0, 2, frozenset(range(7))), Phase(4, 5, frozenset(range(7)))),
+    )
+    occs = local_days(
+        schedule,
+        LONDON,
+        dt.date(2026, 6, 1),
+        dt.date(2026, 6, 30),
+        enrolled_on=dt.date(2026, 6, 10),
+    )
+    assert [o.local_date.day for o in occs] == [10, 11, 14]
+
+
+def test_phases_without_enrolment_date_are_refused() -> None:
+    schedule = TrackSchedule("checkin", (dt.time(9),), phases=(Phase(0, None, frozenset({0})),))
+    with pytest.raises(ValueError, match="enrolled_on"):
+        occurrences_between(schedule, LONDON, utc(2026, 6, 1), utc(2026, 6, 8))
+
+
+def test_occurrence_key_format() -> None:
+    occ = Occurrence("diet", dt.date(2026, 3, 8), dt.time(2, 30), utc(2026, 3, 8, 7, 30))
+    assert occ.key == "diet:2026-03-08T02:30"
+
+
+def test_non_utc_aware_bounds_are_accepted_and_results_are_utc() -> None:
+    start = dt.datetime(2026, 6, 1, tzinfo=NEW_YORK)
+    occs = occurrences_between(daily("08:00"), NEW_YORK, start, start + dt.timedelta(days=1))
+    assert [o.due_at for o in occs] == [utc(2026, 6, 1, 12)]
+    assert occs[0].due_at.tzinfo is UTC
+
+
+def test_empty_or_reversed_window_is_empty() -> None:
+    assert occurrences_between(daily("08:00"), LONDON, utc(2026, 6, 2), utc(2026, 6, 1)) == []
+    assert occurrences_between(daily("08:00"), LONDON, utc(2026, 6, 2), utc(2026, 6, 2)) == []
+
+
+@pytest.mark.parametrize("which", ["start", "end"])
+def test_naive_bounds_are_refused(which: str) -> None:
+    bounds = {"start": utc(2026, 6, 1), "end": utc(2026, 6, 2)}
+    bounds[which] = bounds[which].replace(tzinfo=None)
+    with pytest.raises(ValueError, match=which):
+        occurrences_between(daily("08:00"), LONDON, bounds["start"], bounds["end"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"track": "yoga"}, "unknown track"),
+        ({"times": ()}, "no times"),
+        ({"times": (dt.time(8), dt.time(8))}, "repeats"),
+        ({"times": (dt.time(8, 0, 30),)}, "whole minutes"),
+        ({"times": (dt.time(8, tzinfo=UTC),)}, "without tzinfo"),
+        ({"days_of_week": frozenset()}, "no days"),
+        ({"days_of_week": frozenset({7})}, "Monday"),
+        ({"start_date": dt.date(2026, 6, 2), "end_date": dt.date(2026, 6, 1)}, "before"),
+        (
+            {"phases": (Phase(0, 10, frozenset({0})), Phase(5, None, frozenset({1})))},
+            "overlap",
+        ),
+    ],
+)
+def test_invalid_schedules_are_refused(kwargs: dict[str, object], message: str) -> None:
+    fields: dict[str, object] = {"track": "sleep", "times": (dt.time(8),)} | kwargs
+    with pytest.raises(ValueError, match=message):
+        TrackSchedule(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("from_day", "to_day", "days"),
+    [(-1, None, {0}), (5, 5, {0}), (5, 3, {0}), (0, None, {-1})],
+)
+def test_invalid_phases_are_refused(from_day: int, to_day: int | None, days: set[int]) -> None:
+    with pytest.raises(ValueError, match="phase"):
+        Phase(from_day, to_day, frozenset(days))
+
+
+def test_every_track_name_is_accepted() -> None:
+    for track in TRACKS:
+        assert TrackSchedule(track, (dt.time(8),)).track == track
+
+
+# --- local days and the daily cap --------------------------------------------------------
+
+
+def test_local_day_bounds_on_23_and_25_hour_days() -> None:
+    start, end = local_day_bounds(dt.date(2026, 3, 8), NEW_YORK)
+    assert (start, end - start) == (utc(2026, 3, 8, 5), dt.timedelta(hours=23))
+    start, end = local_day_bounds(dt.date(2026, 11, 1), NEW_YORK)
+    assert (start, end - start) == (utc(2026, 11, 1, 4), dt.timedelta(hours=25))
+
+
+def test_count_in_local_day_uses_the_local_calendar() -> None:
+    sends = [
+        utc(2026, 11, 1, 3, 59),  # 23:59 EDT on Oct 31
+        utc(2026, 11, 1, 4, 0),  # 00:00 EDT Nov 1
+        utc(2026, 11, 1, 5, 30),  # 01:30 EDT
+        utc(2026, 11, 1, 6, 30),  # 01:30 EST, same local day
+        utc(2026, 11, 2, 4, 59),  # 23:59 EST Nov 1
+        utc(2026, 11, 2, 5, 0),  # 00:00 EST Nov 2
+    ]
+    assert count_in_local_day(sends, dt.date(2026, 11, 1), NEW_YORK) == 4
+    assert count_in_local_day(sends, dt.date(2026, 10, 31), NEW_YORK) == 1
+    assert count_in_local_day(iter(sends), dt.date(2026, 11, 2), NEW_YORK) == 1
+
+
+def test_count_in_local_day_refuses_naive_instants() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        count_in_local_day([dt.datetime(2026, 6, 1, 12)], dt.date(2026, 6, 1), LONDON)  # noqa: DTZ001
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("08:30", dt.time(8, 30)),
+        ("8:30", dt.time(8, 30)),
+        ("20:00", dt.time(20)),
+        ("00:00", dt.time(0)),
+        ("23:59", dt.time(23, 59)),
+        (" 7:05 ", dt.time(7, 5)),
+    ],
+)
+def test_parse_hhmm_accepts(text: str, expected: dt.time) -> None:
+    assert parse_hhmm(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["24:00", "8.30", "25:00", "", "8", "08:60", "8:5", "08:30:00", "-1:00", "٠٨:٣٠", "08:30\n9"],
+)
+def test_parse_hhmm_refuses_naming_the_value(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        parse_hhmm(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mon,wed,fri", {0, 2, 4}),
+        ("Mon, Wed, Fri", {0, 2, 4}),
+        ("daily", set(range(7))),
+        ("weekdays", {0, 1, 2, 3, 4}),
+        ("weekends", {5, 6}),
+        ("mon-fri", {0, 1, 2, 3, 4}),
+        ("fri - mon", {4, 5, 6, 0}),
+        ("sun", {6}),
+        ("tuesday thursday", {1, 3}),
+        ("lun,mié,vie", {0, 2, 4}),
+        ("lunes-viernes", {0, 1, 2, 3, 4}),
+        ("sábado, domingo", {5, 6}),
+        ("fin de semana", {5, 6}),
+        ("todos los días", set(range(7))),
+        ("entre semana", {0, 1, 2, 3, 4}),
+        ("weekends,wed", {2, 5, 6}),
+    ],
+)
+def test_parse_days_accepts(text: str, expected: set[int]) -> None:
+    assert parse_days(text) == frozenset(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("mon,funday", "'funday'"),
+        ("mon-xyz", "'mon-xyz'"),
+        ("", "''"),
+        ("mon,,wed", "'mon,,wed'"),
+        ("1,2", "'1'"),
+    ],
+)
+def test_parse_days_refuses_naming_the_token(text: str, bad: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(bad)):
+        parse_days(text)
+
+
+# --- property: every zone, every era -----------------------------------------------------
+
+ZONES = sorted(zoneinfo.available_timezones())
+minute_times = st.builds(dt.time, st.integers(0, 23), st.integers(0, 59))
+
+
+@functools.lru_cache(maxsize=4096)
+def offset_changes(zone_name: str, year: int) -> tuple[tuple[dt.date, dt.time, dt.time], ...]:
+    """(local date, wall time just before, wall time at) each offset change in that year."""
+    zone = ZoneInfo(zone_name)
+    found: list[tuple[dt.date, dt.time, dt.time]] = []
+    instant = utc(year, 1, 1)
+    while instant.year == year:
+        later = instant + dt.timedelta(hours=6)
+        before = instant.astimezone(zone).utcoffset()
+        if later.astimezone(zone).utcoffset() != before:
+            # Bisect on whole seconds: tzdata transitions fall on whole seconds.
+            lo, hi = 0, 6 * 3600
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                probe = instant + dt.timedelta(seconds=mid)
+                lo, hi = (lo, mid) if probe.astimezone(zone).utcoffset() != before else (mid, hi)
+            at = instant + dt.timedelta(seconds=hi)
+            local = at.astimezone(zone)
+            found.append(
+                (local.date(), (at - dt.timedelta(seconds=1)).astimezone(zone).time(), local.time())
+            )
+        instant = later
+    return tuple(found)
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[ZoneInfo, dt.date, list[dt.time]]:
+    """A zone, a first local date and nearby wall times, mostly steered at offset changes.
+
+    Uniform dates and times would almost never land in a gap or a repeated hour.
+    """
+    zone_name = draw(st.sampled_from(ZONES))
+    day = draw(st.dates(dt.date(1990, 1, 1), dt.date(2037, 12, 20)))
+    hot: list[dt.time] = []
+    changes = offset_changes(zone_name, day.year)
+    steer = draw(st.integers(0, 3)) > 0
+    if changes and steer:
+        day, before, at = draw(st.sampled_from(changes))
+        day -= dt.timedelta(days=draw(st.integers(0, 2)))
+        for wall in (before, at):
+            nudge = dt.timedelta(minutes=draw(st.integers(-40, 40)))
+            moved = dt.datetime.combine(day, wall) + nudge
+            hot.append(moved.time().replace(second=0, microsecond=0))
+    return ZoneInfo(zone_name), day, hot
+
+
+def readings(wall: dt.datetime, zone: ZoneInfo) -> list[dt.datetime]:
+    """Every real instant reading `wall` locally, found by trying each offset near it."""
+    offsets = {
+        (wall - dt.timedelta(hours=h)).replace(tzinfo=UTC).astimezone(zone).utcoffset()
+        for h in range(-36, 37, 3)
+    }
+    hits = set()
+    for offset in offsets:
+        assert offset is not None
+        instant = (wall - offset).replace(tzinfo=UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == wall:
+            hits.add(instant)
+    return sorted(hits)
+
+
+def offset_at(instant: dt.datetime, zone: ZoneInfo) -> dt.timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    place=scenario(),
+    ndays=st.integers(1, 6),
+    extra=st.lists(minute_times, max_size=2),
+    use_hot=st.integers(1, 2),
+    days_off=st.frozensets(st.integers(0, 6), max_size=5),
+    cut=st.floats(0, 1),
+)
+def test_property_one_fire_per_local_day_per_slot(
+    place: tuple[ZoneInfo, dt.date, list[dt.time]],
+    ndays: int,
+    extra: list[dt.time],
+    use_hot: int,
+    days_off: frozenset[int],
+    cut: float,
+) -> None:
+    zone, first, hot = place
+    slots = list(dict.fromkeys(hot[:use_hot] + extra)) or [dt.time(8)]
+    # Drawn as days off so the simplest examples fire every day rather than never.
+    days = frozenset(range(7)) - days_off
+    schedule = TrackSchedule("mindfulness", tuple(slots), days)
+    start = local_day_bounds(first, zone)[0]
+    end = local_day_bounds(first + dt.timedelta(days=ndays), zone)[0]
+    occs = occurrences_between(schedule, zone, start, end)
+
+    dues = [o.due_at for o in occs]
+    assert all(d.tzinfo is UTC for d in dues)
+    assert all(a < b for a, b in itertools.pairwise(dues))
+    assert all(start <= d < end for d in dues)
+    assert len({o.key for o in occs}) == len(occs)
+
+    for occ in occs:
+        assert occ.local_date.weekday() in days
+        wall = dt.datetime.combine(occ.local_date, occ.wall_time)
+        real = readings(wall, zone)
+        if real:
+            event("repeated wall time" if len(real) > 1 else "ordinary wall time")
+            assert occ.due_at == real[0], "a repeated wall time fires at its first occurrence"
+        else:
+            event("wall time in a gap")
+            shift = occ.due_at.astimezone(zone).replace(tzinfo=None) - wall
+            assert shift > dt.timedelta(0)
+            assert shift == offset_at(occ.due_at, zone) - offset_at(occ.due_at - shift, zone)
+
+    # Every scheduled (day, slot) whose instant is in the window is there, or was merged into
+    # another slot firing at that same instant because its wall time did not exist.
+    emitted = {o.key: o.due_at for o in occs}
+    for i in range(-2, ndays + 2):
+        day = first + dt.timedelta(days=i)
+        if day.weekday() not in days:
+            continue
+        for slot in slots:
+            wall = dt.datetime.combine(day, slot)
+            real = readings(wall, zone)
+            key = f"mindfulness:{day.isoformat()}T{slot:%H:%M}"
+            if real:
+                if start <= real[0] < end:
+                    assert emitted.get(key) == real[0]
+                else:
+                    assert key not in emitted
+            elif key not in emitted:
+                event("gap slot merged into another")
+                shifted = dt.datetime.combine(day, slot, tzinfo=zone).astimezone(UTC)
+                assert not start <= shifted < end or shifted in emitted.values()
+
+    # Planning in two pieces must neither drop nor repeat anything.
+    middle = start + (end - start) * cut
+    halves = occurrences_between(schedule, zone, start, middle) + occurrences_between(
+        schedule, zone, middle, end
+    )
+    assert halves == occs
