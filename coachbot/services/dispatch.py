@@ -358,8 +358,10 @@ def _send_one(
         }
         if nudge.track == "rehab":
             variables["homework"] = _homework_text(session, patient.id)
+        # A row planned with a template (a follow-up, a re-engagement) keeps it; otherwise
+        # the track's nudge family.
         message = library.render(
-            f"nudge.{nudge.track}",
+            nudge.template_id or f"nudge.{nudge.track}",
             patient.language,
             variables,
             seed=f"{patient.id}:{nudge.occurrence_key}",
