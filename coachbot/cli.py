@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +22,23 @@ from coachbot.services.errors import ValidationFailed
 from coachbot.settings import Settings, SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _InstantParam(click.ParamType[dt.datetime]):
+    """An ISO-8601 instant with an offset; without one it is refused rather than guessed."""
+
+    name = "instant"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            return parse_instant(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INSTANT = _InstantParam()
 
 
 def _fail(message: str) -> None:
@@ -60,6 +79,11 @@ def _friendly_errors(func: F) -> F:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """coachbot: SMS coaching for recovery from neurotoxicity."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # One line per successful tick every few seconds drowns everything else out.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
 
 main.add_command(templates)
@@ -147,18 +171,14 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
 
 
 @main.command()
-@click.option("--now", "now_text", default=None, help="ISO-8601 instant with offset.")
+@click.option("--now", "now_text", type=INSTANT, default=None, help="ISO-8601 instant with offset.")
 @click.pass_context
 @_friendly_errors
-def tick(ctx: click.Context, now_text: str | None) -> None:
+def tick(ctx: click.Context, now_text: dt.datetime | None) -> None:
     """Run what one clock tick runs, at that instant."""
     from coachbot.services.dispatch import run_tick
 
-    try:
-        now = parse_instant(now_text) if now_text else utcnow()
-    except ValueError as exc:
-        _fail(f"--now: {exc}")
-        return
+    now = now_text or utcnow()
     runtime = _runtime(ctx)
     summary = run_tick(
         runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, now
@@ -169,22 +189,22 @@ def tick(ctx: click.Context, now_text: str | None) -> None:
 @main.command()
 @click.option("--patient", "patient_id", type=int, default=None)
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
-@click.option("--now", "now_text", default=None, help="ISO-8601 instant with offset.")
+@click.option("--now", "now_text", type=INSTANT, default=None, help="ISO-8601 instant with offset.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format for now).")
 @click.pass_context
 @_friendly_errors
 def adherence(
-    ctx: click.Context, patient_id: int | None, days: int, now_text: str | None, as_json: bool
+    ctx: click.Context,
+    patient_id: int | None,
+    days: int,
+    now_text: dt.datetime | None,
+    as_json: bool,
 ) -> None:
     """Per patient and track: sent, done, skipped, missed, last reply."""
     from coachbot.models import Patient
     from coachbot.queries.adherence import adherence_by_track
 
-    try:
-        now = parse_instant(now_text) if now_text else utcnow()
-    except ValueError as exc:
-        _fail(f"--now: {exc}")
-        return
+    now = now_text or utcnow()
     runtime = _runtime(ctx)
     with runtime.session_factory() as session:
         if patient_id is not None and session.get(Patient, patient_id) is None:
