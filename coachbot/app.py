@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 
-from flask import Flask, Response
+from flask import Flask, Response, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.settings import Settings
@@ -12,22 +16,41 @@ from coachbot.settings import Settings
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or (runtime.settings if runtime else Settings.from_env())
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.env == "production",
+        SESSION_COOKIE_NAME="coachbot_session",
+        # Flask-Login's remember-me cookie would outlive logout; it is never issued.
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.env == "production",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     register_runtime(app, runtime or build_runtime(settings))
     register_blueprints(app)
+    register_dashboard(app)
     register_security_headers(app, settings)
     register_logging(settings)
     return app
 
 
 def register_runtime(app: Flask, runtime: Runtime) -> None:
+    settings = runtime.settings
+    if (
+        settings.env == "development"
+        and settings.sms_backend == "console"
+        and not settings.twilio_auth_token
+    ):
+        # The phone simulator signs its replies like Twilio does, so the webhook's signature
+        # check runs for real; with no Twilio account in development, this process makes up
+        # its own key (no real Twilio can reach a console-backend deployment anyway).
+        runtime.settings = dataclasses.replace(
+            settings, twilio_auth_token="dev-simulator-" + secrets.token_hex(16)
+        )
     app.extensions["coachbot"] = runtime
 
 
@@ -38,13 +61,66 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
 
 
+def register_dashboard(app: Flask) -> None:
+    """Sign-in, CSRF on every form, and the dashboard, API and simulator blueprints."""
+    from coachbot.web import (
+        alerts,
+        api,
+        auth,
+        common,
+        dashboard,
+        exports,
+        patients,
+        simulator,
+        webhooks,
+    )
+
+    csrf = CSRFProtect(app)
+    # Twilio cannot send our CSRF token (its signature is the check); the API takes bearer
+    # tokens only and never reads the session cookie.
+    csrf.exempt(webhooks.bp)
+    csrf.exempt(api.bp)
+    auth.init_app(app)
+    for blueprint in (
+        dashboard.bp,
+        patients.bp,
+        alerts.bp,
+        exports.bp,
+        api.bp,
+        api.tokens_bp,
+        simulator.bp,
+    ):
+        app.register_blueprint(blueprint)
+    app.teardown_appcontext(common.close_db)
+
+    @app.context_processor
+    def _globals() -> dict[str, object]:
+        return {"simulator_enabled": simulator.simulator_enabled()}
+
+    @app.errorhandler(404)
+    def _not_found(_error: Exception) -> ResponseReturnValue:
+        if request.path.startswith(("/api/", "/sms/")):
+            return {"error": "not found"}, 404
+        return render_template("404.html"), 404
+
+    @app.errorhandler(CSRFError)
+    def _csrf_refused(error: CSRFError) -> ResponseReturnValue:
+        return render_template("400.html", reason=error.description), 400
+
+
 def register_security_headers(app: Flask, settings: Settings) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault(
-            "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none';"
+            " object-src 'none'",
         )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.blueprint not in (None, "health", "webhooks") or request.path == "/":
+            # Pages carry health information: never kept by the browser or a proxy.
+            response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if settings.env == "production":
             response.headers.setdefault(

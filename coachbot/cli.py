@@ -3,76 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli_schedule import reconcile, schedule
 from coachbot.content.cli import templates
-from coachbot.domain.clock import parse_instant, utcnow
-from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.errors import ValidationFailed
-from coachbot.settings import Settings, SettingsError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _InstantParam(click.ParamType[dt.datetime]):
-    """An ISO-8601 instant with an offset; without one it is refused rather than guessed."""
-
-    name = "instant"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, dt.datetime):
-            return value
-        try:
-            return parse_instant(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-INSTANT = _InstantParam()
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def _runtime(ctx: click.Context) -> Runtime:
-    """Settings and the database are only touched by commands that need them."""
-    if ctx.obj is None:
-        try:
-            settings = Settings.from_env()
-        except SettingsError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
-        ctx.obj = build_runtime(settings)
-        ctx.call_on_close(ctx.obj.close)
-    runtime: Runtime = ctx.obj
-    return runtime
-
-
-def _friendly_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ValidationFailed as exc:
-            for field, message in exc.errors.items():
-                click.echo(f"error: {field}: {message}", err=True)
-            sys.exit(2)
-        except OperationalError as exc:
-            _fail(f"database unavailable or not migrated ({exc.orig}); run `coachbot db upgrade`")
-
-    return wrapper  # type: ignore[return-value]
+from coachbot.domain.clock import utcnow
 
 
 @click.group()
@@ -87,6 +30,8 @@ def main(ctx: click.Context) -> None:
 
 
 main.add_command(templates)
+main.add_command(schedule)
+main.add_command(reconcile)
 
 
 @main.group()
@@ -101,11 +46,11 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply the Alembic migrations."""
     from coachbot.migrate import upgrade
 
-    runtime = _runtime(ctx)
+    runtime = runtime_of(ctx)
     try:
         upgrade(runtime.settings.database_url, revision)
     except OperationalError as exc:
-        _fail(f"cannot migrate: {exc.orig}")
+        fail(f"cannot migrate: {exc.orig}")
     click.echo(f"database at {revision}")
 
 
@@ -114,7 +59,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.option("--role", required=True, type=click.Choice(["clinician", "operator", "admin"]))
 @click.option("--name", "display_name", default=None, help="Display name (default: from email).")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def create_user(ctx: click.Context, email: str, role: str, display_name: str | None) -> None:
     """Create a staff account; the password comes from COACHBOT_PASSWORD or a prompt."""
     from coachbot.services.staff import create_staff_user
@@ -122,7 +67,7 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
     password = os.environ.get("COACHBOT_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
-    runtime = _runtime(ctx)
+    runtime = runtime_of(ctx)
     with runtime.session_factory() as session:
         user = create_staff_user(
             session,
@@ -150,12 +95,12 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
 @click.option("--checkin/--no-checkin", default=False, help="Daily symptom check-in.")
 @click.option("--homework", multiple=True, help="A homework item; repeat for several.")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def enroll(ctx: click.Context, /, **options: Any) -> None:
     """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
     from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 
-    runtime = _runtime(ctx)
+    runtime = runtime_of(ctx)
     request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
     with runtime.session_factory() as session:
         patient = enroll_patient(
@@ -171,15 +116,15 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
 
 
 @main.command()
-@click.option("--now", "now_text", type=INSTANT, default=None, help="ISO-8601 instant with offset.")
+@NOW_OPTION
 @click.pass_context
-@_friendly_errors
-def tick(ctx: click.Context, now_text: dt.datetime | None) -> None:
+@friendly_errors
+def tick(ctx: click.Context, now: dt.datetime | None) -> None:
     """Run what one clock tick runs, at that instant."""
     from coachbot.services.dispatch import run_tick
 
-    now = now_text or utcnow()
-    runtime = _runtime(ctx)
+    now = now or utcnow()
+    runtime = runtime_of(ctx)
     summary = run_tick(
         runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, now
     )
@@ -189,26 +134,26 @@ def tick(ctx: click.Context, now_text: dt.datetime | None) -> None:
 @main.command()
 @click.option("--patient", "patient_id", type=int, default=None)
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
-@click.option("--now", "now_text", type=INSTANT, default=None, help="ISO-8601 instant with offset.")
+@NOW_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format for now).")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def adherence(
     ctx: click.Context,
     patient_id: int | None,
     days: int,
-    now_text: dt.datetime | None,
+    now: dt.datetime | None,
     as_json: bool,
 ) -> None:
     """Per patient and track: sent, done, skipped, missed, last reply."""
     from coachbot.models import Patient
     from coachbot.queries.adherence import adherence_by_track
 
-    now = now_text or utcnow()
-    runtime = _runtime(ctx)
+    now = now or utcnow()
+    runtime = runtime_of(ctx)
     with runtime.session_factory() as session:
         if patient_id is not None and session.get(Patient, patient_id) is None:
-            _fail(f"--patient: no patient with id {patient_id}")
+            fail(f"--patient: no patient with id {patient_id}")
         rows = adherence_by_track(
             session,
             now=now,
@@ -233,18 +178,17 @@ def adherence(
 
 @main.command("demo-seed")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def demo_seed(ctx: click.Context) -> None:
     """Create the demo clinician and patients (development only; idempotent)."""
     from coachbot.services.demo import seed_demo
 
-    runtime = _runtime(ctx)
+    runtime = runtime_of(ctx)
     with runtime.session_factory() as session:
         try:
             login = seed_demo(session, runtime.gateway, runtime.library, runtime.settings, utcnow())
         except RuntimeError as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
     click.echo(f"demo clinician: {login.email} / password: {login.password}")
     click.echo(f"patients enrolled: {login.patients}")
 
@@ -258,7 +202,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from coachbot.app import create_app
     from coachbot.clock import start_background_clock
 
-    runtime = _runtime(ctx)
+    runtime = runtime_of(ctx)
     app = create_app(runtime=runtime)
     scheduler = start_background_clock(runtime)
     try:
@@ -274,4 +218,4 @@ def clock(ctx: click.Context) -> None:
     """The clock process: one interval job that runs the tick."""
     from coachbot.clock import run_blocking_clock
 
-    run_blocking_clock(_runtime(ctx))
+    run_blocking_clock(runtime_of(ctx))

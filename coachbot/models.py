@@ -93,6 +93,12 @@ class TrackSchedule(Base):
     days_of_week: Mapped[str] = mapped_column(String(7), default="0123456")
     start_date: Mapped[dt.date | None]
     end_date: Mapped[dt.date | None]
+    # Phases relative to enrolment, e.g. "0-28:0123456;28-:024" (days since enrolment, end
+    # exclusive, then the days of week); empty means days_of_week applies throughout.
+    phases: Mapped[str | None] = mapped_column(String(200))
+    # Set when an operator gave this patient their own schedule: program default changes
+    # then leave it alone.
+    is_custom: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Occurrences before this instant already have rows; planning resumes from here, so a
     # tick does not recompute every patient's calendar. Cleared when the schedule changes.
     planned_through: Mapped[dt.datetime | None]
@@ -164,10 +170,55 @@ class Nudge(Base):
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     sent_at: Mapped[dt.datetime | None]
     reply_window_ends_at: Mapped[dt.datetime | None]
+    # What went on the wire, kept from the moment the row enters `sending` so an ambiguous
+    # send can be matched against the provider's records by body, and paced by segments.
+    rendered_body: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None] = mapped_column(Integer)
+    # Reconciliation resends a nudge proven absent at the provider at most once.
+    resent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
     patient: Mapped[Patient] = relationship()
+
+
+class ProgramDefault(Base):
+    """The programme's schedule per track, changed by operators; new and non-custom
+    schedules follow it."""
+
+    __tablename__ = "program_defaults"
+
+    track: Mapped[str] = mapped_column(String(20), primary_key=True)
+    local_times: Mapped[str] = mapped_column(String(200))
+    days_of_week: Mapped[str] = mapped_column(String(7))
+    phases: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))
+
+
+class DispatchConfig(Base):
+    """The one row of dispatch settings operators may change without a restart."""
+
+    __tablename__ = "dispatch_config"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_start: Mapped[dt.time] = mapped_column(Time)
+    window_end: Mapped[dt.time] = mapped_column(Time)
+    daily_cap: Mapped[int] = mapped_column(Integer)
+    max_concurrency: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))
+
+
+class SenderPace(Base):
+    """Segments per second a sender (a From number or a Messaging Service) may use."""
+
+    __tablename__ = "sender_paces"
+
+    sender: Mapped[str] = mapped_column(String(40), primary_key=True)
+    segments_per_second: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))
 
 
 class InboundMessage(Base):
@@ -272,3 +323,56 @@ class AppendOnlyError(RuntimeError):
 @event.listens_for(AuditEntry, "before_delete")
 def _refuse_audit_change(_mapper: Mapper[AuditEntry], _connection: object, _target: object) -> None:
     raise AppendOnlyError("audit_log is append-only")
+
+
+# --- Dashboard and sign-in (issue: clinician dashboard) ---------------------------------
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie carries only a random token; the row decides whether it
+    is still good, so logout and the idle timeout end it for every copy of the cookie."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 of the cookie token: a database read does not hand out live sessions.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(20))  # logout | idle | deactivated
+
+
+class LoginAttempt(Base):
+    """Failed sign-ins, counted per email and per client address across every worker."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+
+
+class ApiToken(Base):
+    """A per-user bearer token for /api/v1; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown so a person can tell tokens apart
+    created_at: Mapped[dt.datetime]
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+# The dashboard reads each patient's nudges by due date (adherence over 7/30/90 days).
+Index("ix_nudges_patient_due", Nudge.patient_id, Nudge.due_at)

@@ -1,7 +1,18 @@
 """Program defaults per track: when nudges go out, what a reply means, how long it may wait.
 
-Operators will be able to change these per program (its own issue); until then these
-constants are the program every patient is on.
+The default *times* here are the built-in programme; operators change times, days and
+phases per track with `coachbot schedule set-default` (stored in `program_defaults`).
+
+Quiet-hours policy, per track (what happens to a nudge that falls outside the allowed
+window or inside the patient's quiet hours):
+
+* sleep, exercise, diet, rehab, checkin: DEFER to the first permitted instant (the morning
+  sleep question still makes sense at 08:00; the check-in is clinical and never dropped).
+* mindfulness: SKIP, because an evening wind-down prompt moved to the next morning is
+  the wrong message at the wrong time.
+
+Stale limit: after downtime a nudge overdue by more than its track's limit (2 hours; the
+check-in 6) ends as `missed (too_late)` instead of joining a burst.
 """
 
 from __future__ import annotations
@@ -31,7 +42,13 @@ TRACK_POLICIES: dict[str, TrackPolicy] = {
         TrackPolicy("sleep", (dt.time(8, 30),), Expectation.SLEEP_HOURS, dt.timedelta(hours=10)),
         TrackPolicy("exercise", (dt.time(10, 0),), Expectation.MINUTES, dt.timedelta(hours=10)),
         TrackPolicy("diet", (dt.time(12, 0),), Expectation.DONE_SKIP, dt.timedelta(hours=8)),
-        TrackPolicy("mindfulness", (dt.time(17, 0),), Expectation.RATING, dt.timedelta(hours=4)),
+        TrackPolicy(
+            "mindfulness",
+            (dt.time(17, 0),),
+            Expectation.RATING,
+            dt.timedelta(hours=4),
+            quiet_policy=QuietPolicy.SKIP,
+        ),
         TrackPolicy("rehab", (dt.time(15, 0),), Expectation.DONE_SKIP, dt.timedelta(hours=6)),
         # The symptom check-in is clinical: a late one is still worth sending, never skipped.
         TrackPolicy(

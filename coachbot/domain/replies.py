@@ -113,7 +113,7 @@ yes|y|yep|yup|yeah|yea|ye|yas|done|did|did it|i did|did that|did them|did mine|d
 |ok|okay|okey|k|kk|finished|finish|complete|completed|all done|got it done|sure did|yes i did
 |i did it|si|sip|listo|lista|listos|listas|hecho|hecha|ya|ya lo hice|lo hice|lo hizo|ya lo hizo
 |lo hicimos|ya lo hicimos|hice|hizo|termine|terminado|terminada|termino|completado|completada
-|claro|claro que si|de una
+|claro|claro que si|de una|did it after all|done after all|i did after all|did after all
 """
 _SKIP_PHRASES = """
 no|n|nope|nah|skip|skipped|skipping|not today|no today|cant|cannot|couldnt|could not|didnt
@@ -151,7 +151,8 @@ _FILLER = frozenset(
         daddy wife husband my her his our their grandma grandpa granny son daughter partner patient
         is was has have had are am be been just already finally also all this that today tonight
         morning afternoon evening now thanks thank you thx ty tks please pls lol haha yay hooray
-        woohoo great good nice and so oh well the a an with for of to my mine some too
+        woohoo great good nice and so oh well the a an with for of to my mine some too actually
+        anyway anyways
         ella el yo mi mis su sus tu mama mami papa papi esposo esposa marido abuela abuelo hijo hija
         nosotros ellos hoy ahora gracias por favor porfa tambien todo toda la los las un una de con
         ya y bien muy super exercises ejercicios activity actividad them mine yours

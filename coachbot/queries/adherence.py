@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from coachbot.domain.coaching import FOLLOWUP_SUFFIX
 from coachbot.domain.states import AdherenceOutcome, NudgeState
 from coachbot.models import AdherenceRecord, Nudge, Patient
 
@@ -39,7 +40,8 @@ def adherence_by_track(
     patient_ids: list[int] | None = None,
 ) -> list[TrackAdherence]:
     """Counts for nudges due in the last `days` days. A sent nudge with no reply by the end
-    of its reply window counts as missed."""
+    of its reply window counts as missed. Follow-ups are not counted: their answers are
+    recorded on the nudge they follow up, so counting them would inflate "sent"."""
     since = now - dt.timedelta(days=days)
     outcome = AdherenceRecord.outcome
     window_over = and_(
@@ -72,7 +74,11 @@ def adherence_by_track(
             func.max(AdherenceRecord.recorded_at).label("last_reply_at"),
         )
         .outerjoin(AdherenceRecord, AdherenceRecord.nudge_id == Nudge.id)
-        .where(Nudge.due_at >= since, Nudge.due_at <= now)
+        .where(
+            Nudge.due_at >= since,
+            Nudge.due_at <= now,
+            Nudge.occurrence_key.not_like(f"%{FOLLOWUP_SUFFIX}"),
+        )
         .group_by(Nudge.patient_id, Nudge.track)
         .order_by(Nudge.patient_id, Nudge.track)
     )

@@ -10,41 +10,71 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy import Select, and_, exists, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.domain import schedule as sched
-from coachbot.domain.phones import mask_phone
+from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.program import (
     CLAIM_LEASE,
-    DEFAULT_DAILY_CAP,
     PLANNING_HORIZON,
     TRACK_POLICIES,
 )
 from coachbot.domain.provider_errors import Outcome
-from coachbot.domain.states import AlertKind, AlertSeverity, NudgeState, PatientStatus
-from coachbot.models import HomeworkItem, Nudge, OutboundMessage, Patient, TrackSchedule
-from coachbot.services.alerts import raise_alert
-from coachbot.services.delivery import apply_stored_events
+from coachbot.domain.states import NudgeState, PatientStatus
+from coachbot.models import (
+    DeliveryEvent,
+    HomeworkItem,
+    Nudge,
+    OutboundMessage,
+    Patient,
+    TrackSchedule,
+)
+from coachbot.services.delivery import (
+    RETRY_LATER_DELAY,
+    RETRY_LATER_MAX_ATTEMPTS,
+    apply_number_outcome,
+    apply_stored_events,
+)
 from coachbot.services.messaging import status_callback_url
+from coachbot.services.schedules import DispatchSettings, dispatch_settings, domain_schedule
 from coachbot.settings import Settings
-from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+from coachbot.sms.gateway import (
+    OutgoingSms,
+    Pacing,
+    SendFailure,
+    SendReceipt,
+    SendResult,
+    SmsGateway,
+    send_batch,
+)
 
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 200
 PLANNING_LOOKBACK = dt.timedelta(hours=24)
-RETRY_LATER_DELAY = dt.timedelta(minutes=30)
-RETRY_LATER_MAX_ATTEMPTS = 3
 DEFAULT_BACKOFF = dt.timedelta(seconds=30)
 # States that count against the daily cap: anything that may have reached the phone.
 _CAPPED_STATES = (NudgeState.SENDING, NudgeState.SENT, NudgeState.DELIVERED, NudgeState.AMBIGUOUS)
+# Any constant shared by every clock process: whoever holds it plans, the others skip.
+PLANNER_LOCK_KEY = 0x636F6163_68626F74 >> 1
+
+# Crash-test hook, called at "claimed" (claim committed), "accepted" (the provider returned a
+# receipt, nothing recorded yet) and "recorded" (the batch's outcome committed). The kill -9
+# tests set it inside a dispatcher subprocess; nothing in the package or the environment
+# sets it, so production pays one None check per point.
+crash_hook: Callable[[str, int], None] | None = None
+
+
+def _at(point: str, nudge_id: int) -> None:
+    if crash_hook is not None:
+        crash_hook(point, nudge_id)
 
 
 @dataclass
@@ -57,6 +87,7 @@ class TickSummary:
     ambiguous: int = 0
     deferred: int = 0
     recovered: int = 0
+    reconciled: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def as_text(self) -> str:
@@ -64,6 +95,7 @@ class TickSummary:
             f"planned={self.planned} sent={self.sent} skipped={self.skipped}"
             f" missed={self.missed} failed={self.failed} ambiguous={self.ambiguous}"
             f" deferred={self.deferred} recovered={self.recovered}"
+            f" reconciled={self.reconciled}"
         )
 
 
@@ -74,10 +106,15 @@ def run_tick(
     settings: Settings,
     now: dt.datetime,
 ) -> TickSummary:
+    # Imported here: reconciliation imports delivery, as this module does, and nothing else
+    # of dispatch, so keeping the import local keeps the module graph a tree.
+    from coachbot.services.reconcile import reconcile_ambiguous
+
     summary = TickSummary()
     summary.recovered = recover_expired_leases(session_factory, now)
     summary.planned = plan_nudges(session_factory, now)
     dispatch_due(session_factory, gateway, library, settings, now, summary)
+    summary.reconciled = reconcile_ambiguous(session_factory, gateway, now).found
     return summary
 
 
@@ -90,24 +127,20 @@ def _quiet_window(patient: Patient) -> sched.LocalWindow | None:
     return sched.LocalWindow(patient.quiet_start, patient.quiet_end)
 
 
-def _domain_schedule(row: TrackSchedule) -> sched.TrackSchedule:
-    return sched.TrackSchedule(
-        track=row.track,
-        times=tuple(sched.parse_hhmm(t) for t in row.local_times.split(",") if t),
-        days_of_week=frozenset(int(d) for d in row.days_of_week),
-        start_date=row.start_date,
-        end_date=row.end_date,
-    )
-
-
 def plan_nudges(session_factory: sessionmaker[Session], now: dt.datetime) -> int:
     """Materialises occurrences due before now + horizon as rows; idempotent under replays
-    and concurrent planners thanks to the per-occurrence unique key."""
+    and concurrent planners thanks to the per-occurrence unique key. On PostgreSQL only the
+    holder of an advisory lock plans, so several clocks do not all recompute calendars."""
     horizon_end = now + PLANNING_HORIZON
     # Re-plan a schedule only once half its horizon is used up, so most ticks skip this.
     replan_before = now + PLANNING_HORIZON / 2
     inserted = 0
     with session_factory() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PLANNER_LOCK_KEY}
+        ):
+            return 0
+        window = dispatch_settings(session).window
         rows = session.scalars(
             select(TrackSchedule)
             .join(Patient)
@@ -118,23 +151,38 @@ def plan_nudges(session_factory: sessionmaker[Session], now: dt.datetime) -> int
             )
             .options(selectinload(TrackSchedule.patient))
         ).all()
+        values: list[dict[str, object]] = []
         for row in rows:
             patient = row.patient
             zone = ZoneInfo(patient.timezone)
             start = row.planned_through or max(
                 now - PLANNING_LOOKBACK, patient.opted_in_at or patient.enrolled_at
             )
-            values = []
-            for occ in sched.occurrences_between(_domain_schedule(row), zone, start, horizon_end):
-                values.append(_nudge_values(patient, occ, zone, now))
-            if values:
-                inserted += _insert_ignoring_duplicates(session, values)
+            try:
+                schedule = domain_schedule(row)
+            except ValueError:
+                log.exception("schedule %s of patient %s is invalid", row.id, patient.id)
+                continue
+            enrolled_on = patient.enrolled_at.astimezone(zone).date()
+            for occ in sched.occurrences_between(
+                schedule, zone, start, horizon_end, enrolled_on=enrolled_on
+            ):
+                values.append(_nudge_values(patient, occ, zone, now, window))
             row.planned_through = horizon_end
+            if len(values) >= 1000:
+                inserted += _insert_ignoring_duplicates(session, values)
+                values = []
+        if values:
+            inserted += _insert_ignoring_duplicates(session, values)
     return inserted
 
 
 def _nudge_values(
-    patient: Patient, occ: sched.Occurrence, zone: ZoneInfo, now: dt.datetime
+    patient: Patient,
+    occ: sched.Occurrence,
+    zone: ZoneInfo,
+    now: dt.datetime,
+    window: sched.LocalWindow,
 ) -> dict[str, object]:
     track_policy = TRACK_POLICIES[occ.track]
     values: dict[str, object] = {
@@ -144,6 +192,8 @@ def _nudge_values(
         "due_at": occ.due_at,
         "send_at": occ.due_at,
         "state": NudgeState.PLANNED,
+        # Every row names every column: a multi-row INSERT needs one shape for all rows.
+        "state_reason": None,
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
@@ -154,7 +204,7 @@ def _nudge_values(
     decision = sched.place_in_window(
         occ.due_at,
         zone,
-        sched.DEFAULT_ALLOWED_WINDOW,
+        window,
         _quiet_window(patient),
         track_policy.quiet_policy,
     )
@@ -172,9 +222,10 @@ def _insert_ignoring_duplicates(session: Session, values: list[dict[str, object]
         insert(Nudge)
         .values(values)
         .on_conflict_do_nothing(index_elements=["patient_id", "occurrence_key"])
+        # Counted from RETURNING: a batched multi-row insert reports no usable rowcount.
+        .returning(Nudge.id)
     )
-    result = session.execute(stmt)
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(session.execute(stmt).all())
 
 
 # --- claiming and sending ----------------------------------------------------------------
@@ -230,6 +281,20 @@ def claim_due(session_factory: sessionmaker[Session], now: dt.datetime) -> list[
         return ids
 
 
+@dataclass
+class _Ready:
+    """A nudge that passed every gate and is in `sending`: what goes on the wire."""
+
+    nudge_id: int
+    patient_id: int
+    track: str
+    to: str
+    body: str
+    template_id: str
+    variant_id: str | None
+    segments: int
+
+
 def dispatch_due(
     session_factory: sessionmaker[Session],
     gateway: SmsGateway,
@@ -238,29 +303,49 @@ def dispatch_due(
     now: dt.datetime,
     summary: TickSummary,
 ) -> None:
+    """Claims, gates, sends and records batch after batch until nothing is due or the
+    provider throttles us. The sends of a batch go out concurrently within the pacing."""
+    with session_factory() as session:
+        config = dispatch_settings(session)
+    sender = getattr(gateway, "sender", gateway.name)
+    pacing = Pacing(config.pace_for(sender), config.max_concurrency)
     while True:
         ids = claim_due(session_factory, now)
         if not ids:
             return
-        for index, nudge_id in enumerate(ids):
-            throttled = _send_one(
-                session_factory, gateway, library, settings, nudge_id, now, summary
+        _at("claimed", ids[0])
+        ready = _prepare(session_factory, library, settings, ids, now, config, summary)
+        if not ready:
+            continue
+        callback_base = settings.public_base_url if gateway.name == "twilio" else None
+        batch = [
+            OutgoingSms(
+                to=r.to,
+                body=r.body,
+                status_callback=(
+                    status_callback_url(callback_base, r.nudge_id) if callback_base else None
+                ),
+                segments=r.segments,
             )
-            if throttled:
-                # The provider asked us to slow down: hand the rest back and end this tick.
-                _release(session_factory, ids[index + 1 :], now)
-                return
+            for r in ready
+        ]
+
+        ids_in_batch = [r.nudge_id for r in ready]
+
+        def accepted(
+            index: int, result: SendReceipt | SendFailure, ids: list[int] = ids_in_batch
+        ) -> None:
+            if isinstance(result, SendReceipt):
+                _at("accepted", ids[index])
+
+        results = send_batch(gateway, batch, pacing, accepted, buckets=_SEQUENTIAL_BUCKETS)
+        throttled = _record(session_factory, gateway.name, ready, results, now, summary)
+        _at("recorded", ready[0].nudge_id)
+        if throttled:
+            return
 
 
-def _release(session_factory: sessionmaker[Session], ids: Sequence[int], now: dt.datetime) -> None:
-    if not ids:
-        return
-    with session_factory() as session, session.begin():
-        session.execute(
-            update(Nudge)
-            .where(Nudge.id.in_(ids), Nudge.state == NudgeState.CLAIMED)
-            .values(state=NudgeState.PLANNED, lease_expires_at=None, updated_at=now)
-        )
+_SEQUENTIAL_BUCKETS: dict[str, TokenBucket] = {}
 
 
 def _finish(nudge: Nudge, state: NudgeState, reason: str | None, now: dt.datetime) -> None:
@@ -270,232 +355,314 @@ def _finish(nudge: Nudge, state: NudgeState, reason: str | None, now: dt.datetim
     nudge.updated_at = now
 
 
-def _homework_text(session: Session, patient_id: int) -> str:
-    items = session.scalars(
-        select(HomeworkItem.description)
-        .where(HomeworkItem.patient_id == patient_id, HomeworkItem.active.is_(True))
-        .order_by(HomeworkItem.id)
-    ).all()
-    return "; ".join(items) if items else "your home exercises"
+def _requeue(nudge: Nudge, send_at: dt.datetime, now: dt.datetime) -> None:
+    nudge.state = NudgeState.PLANNED
+    nudge.send_at = send_at
+    nudge.sent_at = None
+    nudge.lease_expires_at = None
+    nudge.updated_at = now
 
 
-def _sent_today(session: Session, patient: Patient, now: dt.datetime) -> int:
-    zone = ZoneInfo(patient.timezone)
-    start, end = sched.local_day_bounds(now.astimezone(zone).date(), zone)
-    return int(
-        session.scalar(
-            select(func.count(Nudge.id)).where(
-                Nudge.patient_id == patient.id,
-                Nudge.state.in_(_CAPPED_STATES),
-                Nudge.sent_at >= start,
-                Nudge.sent_at < end,
-            )
+def _sent_today_by_patient(
+    session: Session, patients: dict[int, Patient], now: dt.datetime
+) -> dict[int, int]:
+    """Automated messages that may have reached each phone in its own local day so far."""
+    counts = dict.fromkeys(patients, 0)
+    if not patients:
+        return counts
+    bounds = {}
+    for pid, patient in patients.items():
+        zone = ZoneInfo(patient.timezone)
+        bounds[pid] = sched.local_day_bounds(now.astimezone(zone).date(), zone)
+    earliest = min(start for start, _ in bounds.values())
+    rows = session.execute(
+        select(Nudge.patient_id, Nudge.sent_at).where(
+            Nudge.patient_id.in_(list(patients)),
+            Nudge.state.in_(_CAPPED_STATES),
+            Nudge.sent_at >= earliest,
         )
-        or 0
-    )
+    ).all()
+    for pid, sent_at in rows:
+        start, end = bounds[pid]
+        if sent_at is not None and start <= sent_at < end:
+            counts[pid] += 1
+    return counts
 
 
-def _send_one(
+def _prepare(
     session_factory: sessionmaker[Session],
-    gateway: SmsGateway,
     library: MessageLibrary,
     settings: Settings,
-    nudge_id: int,
+    ids: Sequence[int],
     now: dt.datetime,
+    config: DispatchSettings,
     summary: TickSummary,
-) -> bool:
-    """Returns True when the provider throttled us."""
+) -> list[_Ready]:
+    """Re-checks every claimed nudge (consent, lateness, window, cap), renders it, and moves
+    the survivors to `sending` in one conditional statement."""
     with session_factory() as session, session.begin():
-        nudge = session.get(Nudge, nudge_id)
-        if nudge is None or nudge.state != NudgeState.CLAIMED:
-            return False
-        patient = nudge.patient
-        zone = ZoneInfo(patient.timezone)
-        policy = TRACK_POLICIES[nudge.track]
-        # Re-check at claim time: consent, lateness, quiet hours and the cap can all have
-        # changed since the row was planned.
-        if patient.status != PatientStatus.ACTIVE:
-            _finish(nudge, NudgeState.SKIPPED, f"patient_{patient.status}", now)
-            summary.skipped += 1
-            return False
-        if now - nudge.due_at > policy.stale_limit:
-            _finish(nudge, NudgeState.MISSED, "too_late", now)
-            summary.missed += 1
-            return False
-        decision = sched.place_in_window(
-            now, zone, sched.DEFAULT_ALLOWED_WINDOW, _quiet_window(patient), policy.quiet_policy
-        )
-        if decision.action == "skip":
-            _finish(nudge, NudgeState.SKIPPED, decision.reason, now)
-            summary.skipped += 1
-            return False
-        if decision.action == "defer" and decision.send_at is not None:
-            nudge.state, nudge.send_at, nudge.lease_expires_at = (
-                NudgeState.PLANNED,
-                decision.send_at,
-                None,
-            )
-            summary.deferred += 1
-            return False
-        if _sent_today(session, patient, now) >= DEFAULT_DAILY_CAP:
-            _finish(nudge, NudgeState.SKIPPED, "daily_cap", now)
-            summary.skipped += 1
-            return False
-
-        recent_variants = session.scalars(
-            select(Nudge.variant_id).where(
-                Nudge.patient_id == patient.id,
-                Nudge.track == nudge.track,
+        nudges = session.scalars(
+            select(Nudge)
+            .where(Nudge.id.in_(ids), Nudge.state == NudgeState.CLAIMED)
+            .options(selectinload(Nudge.patient))
+            .order_by(Nudge.send_at, Nudge.id)
+        ).all()
+        patients = {n.patient_id: n.patient for n in nudges}
+        sent_today = _sent_today_by_patient(session, patients, now)
+        recent: dict[tuple[int, str], list[str]] = {}
+        for pid, track, variant in session.execute(
+            select(Nudge.patient_id, Nudge.track, Nudge.variant_id).where(
+                Nudge.patient_id.in_(list(patients)),
                 Nudge.sent_at >= now - dt.timedelta(days=7),
                 Nudge.variant_id.is_not(None),
             )
-        ).all()
-        variables: dict[str, object] = {
-            "first_name": patient.first_name,
-            "clinic_name": settings.clinic_name,
-            "clinic_phone": settings.clinic_phone,
-            "local_time": now.astimezone(zone).strftime("%H:%M"),
-        }
-        if nudge.track == "rehab":
-            variables["homework"] = _homework_text(session, patient.id)
-        # A row planned with a template (a follow-up, a re-engagement) keeps it; otherwise
-        # the track's nudge family.
-        message = library.render(
-            nudge.template_id or f"nudge.{nudge.track}",
-            patient.language,
-            variables,
-            seed=f"{patient.id}:{nudge.occurrence_key}",
-            avoid=[v for v in recent_variants if v],
+        ):
+            if variant:
+                recent.setdefault((pid, track), []).append(variant)
+        homework = _homework_by_patient(
+            session, [n.patient_id for n in nudges if n.track == "rehab"]
         )
+        ready: list[_Ready] = []
+        for nudge in nudges:
+            patient = nudge.patient
+            zone = ZoneInfo(patient.timezone)
+            policy = TRACK_POLICIES[nudge.track]
+            # Consent, lateness, quiet hours and the cap may all have changed since the
+            # row was planned.
+            if patient.status != PatientStatus.ACTIVE:
+                _finish(nudge, NudgeState.SKIPPED, f"patient_{patient.status}", now)
+                summary.skipped += 1
+                continue
+            if now - nudge.due_at > policy.stale_limit:
+                _finish(nudge, NudgeState.MISSED, "too_late", now)
+                summary.missed += 1
+                continue
+            decision = sched.place_in_window(
+                now, zone, config.window, _quiet_window(patient), policy.quiet_policy
+            )
+            if decision.action == "skip":
+                _finish(nudge, NudgeState.SKIPPED, decision.reason, now)
+                summary.skipped += 1
+                continue
+            if decision.action == "defer" and decision.send_at is not None:
+                _requeue(nudge, decision.send_at, now)
+                summary.deferred += 1
+                continue
+            if sent_today[patient.id] >= config.daily_cap:
+                _finish(nudge, NudgeState.SKIPPED, "daily_cap", now)
+                summary.skipped += 1
+                continue
+            variables: dict[str, object] = {
+                "first_name": patient.first_name,
+                "clinic_name": settings.clinic_name,
+                "clinic_phone": settings.clinic_phone,
+                "local_time": now.astimezone(zone).strftime("%H:%M"),
+            }
+            if nudge.track == "rehab":
+                variables["homework"] = homework.get(patient.id) or "your home exercises"
+            # A row planned with a template (a follow-up, a re-engagement) keeps it;
+            # otherwise the track's nudge family.
+            message = library.render(
+                nudge.template_id or f"nudge.{nudge.track}",
+                patient.language,
+                variables,
+                seed=f"{patient.id}:{nudge.occurrence_key}",
+                avoid=recent.get((patient.id, nudge.track), []),
+            )
+            sent_today[patient.id] += 1
+            if message.variant_id:
+                recent.setdefault((patient.id, nudge.track), []).append(message.variant_id)
+            ready.append(
+                _Ready(
+                    nudge.id,
+                    patient.id,
+                    nudge.track,
+                    patient.phone_e164,
+                    message.body,
+                    message.template_id,
+                    message.variant_id,
+                    message.segments.segments,
+                )
+            )
+        session.flush()
+        if not ready:
+            return []
         # The last gate before the wire, atomic with the consent check: a STOP stored
-        # before this commit means this nudge is never sent.
-        moved = session.execute(
-            update(Nudge)
-            .where(
-                Nudge.id == nudge.id,
-                Nudge.state == NudgeState.CLAIMED,
-                exists().where(
-                    and_(Patient.id == Nudge.patient_id, Patient.status == PatientStatus.ACTIVE)
-                ),
+        # before this commit means these nudges are never sent.
+        moved = set(
+            session.scalars(
+                update(Nudge)
+                .where(
+                    Nudge.id.in_([r.nudge_id for r in ready]),
+                    Nudge.state == NudgeState.CLAIMED,
+                    exists().where(
+                        and_(
+                            Patient.id == Nudge.patient_id,
+                            Patient.status == PatientStatus.ACTIVE,
+                        )
+                    ),
+                )
+                .values(
+                    state=NudgeState.SENDING,
+                    attempts=Nudge.attempts + 1,
+                    sent_at=now,
+                    lease_expires_at=now + CLAIM_LEASE,
+                    updated_at=now,
+                )
+                .returning(Nudge.id)
+                .execution_options(synchronize_session=False)
             )
-            .values(
-                state=NudgeState.SENDING,
-                attempts=Nudge.attempts + 1,
-                template_id=message.template_id,
-                variant_id=message.variant_id,
-                sent_at=now,
-                lease_expires_at=now + CLAIM_LEASE,
-                updated_at=now,
+        )
+        ready = [r for r in ready if r.nudge_id in moved]
+        if ready:
+            session.execute(
+                update(Nudge).execution_options(synchronize_session=False),
+                [
+                    {
+                        "id": r.nudge_id,
+                        "template_id": r.template_id,
+                        "variant_id": r.variant_id,
+                        "rendered_body": r.body,
+                        "segments": r.segments,
+                    }
+                    for r in ready
+                ],
             )
-            .execution_options(synchronize_session=False)
-        )
-        if int(getattr(moved, "rowcount", 0) or 0) != 1:
-            return False
-        to_number, patient_id, track = patient.phone_e164, patient.id, nudge.track
+        return ready
 
-    callback = (
-        status_callback_url(settings.public_base_url, nudge_id)
-        if gateway.name == "twilio"
-        else None
-    )
-    try:
-        receipt = gateway.send(
-            OutgoingSms(to=to_number, body=message.body, status_callback=callback)
-        )
-    except SendFailure as failure:
-        return _record_failure(session_factory, nudge_id, patient_id, failure, now, summary)
 
+def _homework_by_patient(session: Session, patient_ids: Sequence[int]) -> dict[int, str]:
+    if not patient_ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    for pid, description in session.execute(
+        select(HomeworkItem.patient_id, HomeworkItem.description)
+        .where(HomeworkItem.patient_id.in_(list(patient_ids)), HomeworkItem.active.is_(True))
+        .order_by(HomeworkItem.id)
+    ):
+        found.setdefault(pid, []).append(description)
+    return {pid: "; ".join(items) for pid, items in found.items()}
+
+
+def _record(
+    session_factory: sessionmaker[Session],
+    backend: str,
+    ready: Sequence[_Ready],
+    results: Sequence[SendResult],
+    now: dt.datetime,
+    summary: TickSummary,
+) -> bool:
+    """Records a batch's outcomes in one transaction; True when the provider throttled us."""
+    throttle_delay = DEFAULT_BACKOFF
+    for result in results:
+        if (
+            isinstance(result, SendFailure)
+            and result.outcome is Outcome.RETRY
+            and result.retry_after is not None
+        ):
+            throttle_delay = max(throttle_delay, dt.timedelta(seconds=result.retry_after))
+    throttled = False
     with session_factory() as session, session.begin():
-        nudge = session.get_one(Nudge, nudge_id)
-        # A status callback may have outrun us and already moved the row forward.
-        if nudge.state == NudgeState.SENDING:
-            _finish(nudge, NudgeState.SENT, None, now)
-        nudge.provider_sid = receipt.provider_sid
-        nudge.reply_window_ends_at = now + TRACK_POLICIES[track].reply_window
-        outbound = OutboundMessage(
-            patient_id=patient_id,
-            to_e164=to_number,
-            body=message.body,
-            kind="nudge",
-            template_id=message.template_id,
-            variant_id=message.variant_id,
-            nudge_id=nudge_id,
-            backend=gateway.name,
-            provider_sid=receipt.provider_sid,
-            delivery_status=receipt.status,
-            segments=message.segments.segments,
-            created_at=now,
+        nudges = {
+            n.id: n
+            for n in session.scalars(select(Nudge).where(Nudge.id.in_([r.nudge_id for r in ready])))
+        }
+        sids = [r.provider_sid for r in results if isinstance(r, SendReceipt)]
+        known = set(
+            session.scalars(
+                select(OutboundMessage.provider_sid).where(OutboundMessage.provider_sid.in_(sids))
+            )
         )
-        session.add(outbound)
+        with_events = set(
+            session.scalars(
+                select(DeliveryEvent.provider_sid).where(DeliveryEvent.provider_sid.in_(sids))
+            )
+        )
+        for item, result in zip(ready, results, strict=True):
+            nudge = nudges[item.nudge_id]
+            if result is None:
+                # Never attempted: the provider throttled the batch before its turn.
+                nudge.attempts = max(0, nudge.attempts - 1)
+                _requeue(nudge, now + throttle_delay, now)
+                summary.deferred += 1
+                throttled = True
+            elif isinstance(result, SendReceipt):
+                _record_sent(session, backend, item, nudge, result, now, known, with_events)
+                summary.sent += 1
+            else:
+                throttled |= _record_failure(session, item, nudge, result, now, summary)
+    if summary.sent:
+        log.info("dispatch batch: %s", summary.as_text())
+    return throttled
+
+
+def _record_sent(
+    session: Session,
+    backend: str,
+    item: _Ready,
+    nudge: Nudge,
+    receipt: SendReceipt,
+    now: dt.datetime,
+    known: set[str | None],
+    with_events: set[str],
+) -> None:
+    # A status callback may have outrun us and already moved the row forward.
+    if nudge.state == NudgeState.SENDING:
+        _finish(nudge, NudgeState.SENT, None, now)
+    nudge.provider_sid = receipt.provider_sid
+    nudge.reply_window_ends_at = now + TRACK_POLICIES[item.track].reply_window
+    if receipt.provider_sid in known:
+        return
+    outbound = OutboundMessage(
+        patient_id=item.patient_id,
+        to_e164=item.to,
+        body=item.body,
+        kind="nudge",
+        template_id=item.template_id,
+        variant_id=item.variant_id,
+        nudge_id=item.nudge_id,
+        backend=backend,
+        provider_sid=receipt.provider_sid,
+        delivery_status=receipt.status,
+        segments=item.segments,
+        created_at=now,
+    )
+    session.add(outbound)
+    if receipt.provider_sid in with_events:
         apply_stored_events(session, receipt.provider_sid, outbound, nudge, now)
-    summary.sent += 1
-    log.info("nudge %s (%s) sent to %s", nudge_id, track, mask_phone(to_number))
-    return False
 
 
 def _record_failure(
-    session_factory: sessionmaker[Session],
-    nudge_id: int,
-    patient_id: int,
+    session: Session,
+    item: _Ready,
+    nudge: Nudge,
     failure: SendFailure,
     now: dt.datetime,
     summary: TickSummary,
 ) -> bool:
     code = str(failure.code) if failure.code is not None else None
-    with session_factory() as session, session.begin():
-        nudge = session.get_one(Nudge, nudge_id)
-        patient = session.get_one(Patient, patient_id)
-        outcome = failure.outcome
-        if outcome is Outcome.RETRY:
-            delay = (
-                dt.timedelta(seconds=failure.retry_after)
-                if failure.retry_after is not None
-                else DEFAULT_BACKOFF
-            )
-            nudge.state, nudge.send_at, nudge.lease_expires_at = (
-                NudgeState.PLANNED,
-                now + delay,
-                None,
-            )
-            nudge.sent_at = None
-            summary.deferred += 1
-            return True
-        if outcome is Outcome.RETRY_LATER and nudge.attempts < RETRY_LATER_MAX_ATTEMPTS:
-            nudge.state, nudge.send_at, nudge.lease_expires_at = (
-                NudgeState.PLANNED,
-                now + RETRY_LATER_DELAY,
-                None,
-            )
-            nudge.sent_at = None
-            summary.deferred += 1
-            return False
-        if outcome is Outcome.AMBIGUOUS:
-            _finish(nudge, NudgeState.AMBIGUOUS, code or "no_response", now)
-            summary.ambiguous += 1
-            return False
-        _finish(nudge, NudgeState.FAILED, code or outcome.value, now)
-        summary.failed += 1
-        if outcome is Outcome.OPTED_OUT:
-            patient.status = PatientStatus.OPTED_OUT
-            patient.opted_out_at = now
-            raise_alert(
-                session,
-                patient_id=patient_id,
-                kind=AlertKind.OPT_OUT,
-                severity=AlertSeverity.NORMAL,
-                detail="carrier_21610",
-                now=now,
-            )
-        elif outcome is Outcome.INVALID_NUMBER:
-            # Stop texting a number that cannot receive SMS until a clinician fixes it.
-            patient.status = PatientStatus.PAUSED
-            raise_alert(
-                session,
-                patient_id=patient_id,
-                kind=AlertKind.INVALID_NUMBER,
-                severity=AlertSeverity.HIGH,
-                detail=f"code_{code}",
-                now=now,
-            )
-    log.warning("nudge %s failed: %s (code %s)", nudge_id, failure.outcome, code)
+    outcome = failure.outcome
+    log.warning("nudge %s not sent: %s (code %s)", item.nudge_id, outcome, code)
+    if outcome is Outcome.RETRY:
+        delay = (
+            dt.timedelta(seconds=failure.retry_after)
+            if failure.retry_after is not None
+            else DEFAULT_BACKOFF
+        )
+        _requeue(nudge, now + delay, now)
+        summary.deferred += 1
+        return True
+    if outcome is Outcome.RETRY_LATER and nudge.attempts < RETRY_LATER_MAX_ATTEMPTS:
+        _requeue(nudge, now + RETRY_LATER_DELAY, now)
+        nudge.state_reason = code
+        summary.deferred += 1
+        return False
+    if outcome is Outcome.AMBIGUOUS:
+        # Never resent blindly: a status callback or reconciliation settles it.
+        _finish(nudge, NudgeState.AMBIGUOUS, code or failure.detail or "no_response", now)
+        summary.ambiguous += 1
+        return False
+    _finish(nudge, NudgeState.FAILED, code or outcome.value, now)
+    summary.failed += 1
+    apply_number_outcome(session, item.patient_id, outcome, code, now)
     return False

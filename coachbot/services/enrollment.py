@@ -11,13 +11,14 @@ from sqlalchemy.orm import Session
 
 from coachbot.content import MessageLibrary
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
-from coachbot.domain.program import LANGUAGES, TRACK_POLICIES, parse_tracks
+from coachbot.domain.program import LANGUAGES, parse_tracks
 from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
 from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.messaging import send_to_patient, status_callback_url
+from coachbot.services.schedules import program_default
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
@@ -170,15 +171,30 @@ def enroll_patient(
     )
     tracks = v.tracks + (("checkin",) if req.checkin else ())
     for track in tracks:
-        times = v.times or TRACK_POLICIES[track].default_times
-        patient.schedules.append(
-            TrackSchedule(
-                track=track,
-                local_times=",".join(t.strftime("%H:%M") for t in sorted(set(times))),
-                days_of_week="0123456",
-                updated_at=now,
+        if v.times:
+            # Explicit times make this patient's schedule their own: a later change to
+            # the programme default does not move it.
+            patient.schedules.append(
+                TrackSchedule(
+                    track=track,
+                    local_times=",".join(t.strftime("%H:%M") for t in sorted(set(v.times))),
+                    days_of_week="0123456",
+                    is_custom=True,
+                    updated_at=now,
+                )
             )
-        )
+        else:
+            default = program_default(session, track)
+            patient.schedules.append(
+                TrackSchedule(
+                    track=track,
+                    local_times=default.local_times,
+                    days_of_week=default.days_of_week,
+                    phases=default.phases,
+                    is_custom=False,
+                    updated_at=now,
+                )
+            )
     for text in req.homework:
         if text.strip():
             patient.homework.append(HomeworkItem(description=text.strip()[:200], created_at=now))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.provider_errors import Outcome
 
 
@@ -13,6 +17,8 @@ class OutgoingSms:
     to: str
     body: str
     status_callback: str | None = None
+    # What pacing charges: Twilio meters senders in segments, not requests.
+    segments: int = 1
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,23 @@ class SendFailure(Exception):
         self.code = code
         self.http_status = http_status
         self.retry_after = retry_after
+        self.detail = detail
         super().__init__(detail or f"{outcome} (code={code}, http={http_status})")
+
+
+# One message's fate in a batch: a receipt, a failure, or None when it was never attempted
+# because the provider throttled the batch (the caller hands those back to the queue).
+SendResult = SendReceipt | SendFailure | None
+ResultHook = Callable[[int, SendReceipt | SendFailure], None]
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How a batch may be sent: a segments-per-second cap (None: uncapped) and at most
+    `max_concurrency` API calls in flight."""
+
+    segments_per_second: float | None = None
+    max_concurrency: int = 1
 
 
 class SmsGateway(Protocol):
@@ -45,4 +67,65 @@ class SmsGateway(Protocol):
 
     def send(self, sms: OutgoingSms) -> SendReceipt:
         """Hand one message to the provider or raise `SendFailure`."""
+        ...
+
+
+class BatchGateway(SmsGateway, Protocol):
+    def send_many(
+        self, batch: Sequence[OutgoingSms], pacing: Pacing, on_result: ResultHook | None = None
+    ) -> list[SendResult]:
+        """Send concurrently within `pacing`; results in the order of `batch`."""
+        ...
+
+
+def send_batch(
+    gateway: SmsGateway,
+    batch: Sequence[OutgoingSms],
+    pacing: Pacing,
+    on_result: ResultHook | None = None,
+    *,
+    buckets: dict[str, TokenBucket] | None = None,
+) -> list[SendResult]:
+    """Concurrent gateways send their own way; any other gateway is called one at a time,
+    still paced, and stops at the first throttle."""
+    many = getattr(gateway, "send_many", None)
+    if many is not None:
+        results: list[SendResult] = many(batch, pacing, on_result)
+        return results
+    bucket = None
+    if pacing.segments_per_second is not None:
+        store = buckets if buckets is not None else {}
+        bucket = store.setdefault(gateway.name, TokenBucket(pacing.segments_per_second, 1.0))
+    out: list[SendResult] = [None] * len(batch)
+    for index, sms in enumerate(batch):
+        if bucket is not None:
+            wait = bucket.reserve(sms.segments, time.monotonic())
+            if wait > 0:
+                time.sleep(wait)
+        try:
+            result: SendReceipt | SendFailure = gateway.send(sms)
+        except SendFailure as failure:
+            result = failure
+        out[index] = result
+        if on_result is not None:
+            on_result(index, result)
+        if isinstance(result, SendFailure) and result.outcome is Outcome.RETRY:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class ProviderMessage:
+    """A message as the provider's records show it (for reconciliation)."""
+
+    provider_sid: str
+    status: str
+    body: str
+    created_at: datetime
+
+
+class LookupGateway(SmsGateway, Protocol):
+    def recent_messages(self, to: str, since: datetime) -> list[ProviderMessage]:
+        """Every message to `to` created at or after `since`, newest first; raises
+        `SendFailure` when the provider cannot answer (nothing may then be concluded)."""
         ...

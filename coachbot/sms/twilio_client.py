@@ -39,6 +39,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -56,6 +57,7 @@ __all__ = [
     "close_twilio_client",
     "last_retry_after",
     "may_have_reached_twilio",
+    "may_have_reached_twilio_async",
     "shared_twilio_client",
 ]
 
@@ -177,16 +179,20 @@ class RecordingAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             # ourselves instead.
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
             headers = {**(headers or {}), "Authorization": f"Basic {token}"}
-        response: Response = await super().request(
-            method,
-            url,
+        seconds = self.timeout if timeout is None else timeout
+        # A separate connect bound makes "never connected" (safe to retry) distinguishable
+        # from "connected, then no answer" (ambiguous): see may_have_reached_twilio_async.
+        client_timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=seconds)
+        raw = await self.session.request(
+            method=method.upper(),
+            url=url,
             params=params,
             data=data,
             headers=headers,
-            auth=None,
-            timeout=self.timeout if timeout is None else timeout,
+            timeout=client_timeout,
             allow_redirects=allow_redirects,
         )
+        response = Response(raw.status, await raw.text(), raw.headers)
         self._last.set(response)
         return response
 
@@ -299,6 +305,12 @@ def last_retry_after(client: Client, *, now: datetime | None = None) -> float | 
         when = when.replace(tzinfo=UTC)
     current = now or datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
+
+
+def may_have_reached_twilio_async(exc: BaseException) -> bool:
+    """The aiohttp counterpart of may_have_reached_twilio: False only when no connection
+    was ever made (refused, DNS, connect timeout)."""
+    return not isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError)
 
 
 def may_have_reached_twilio(exc: requests.exceptions.RequestException) -> bool:

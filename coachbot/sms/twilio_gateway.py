@@ -1,24 +1,53 @@
-"""Twilio backend: the real `twilio` SDK, an explicit timeout, and one error mapping table."""
+"""Twilio backend: the real `twilio` SDK, an explicit timeout, and one error mapping table.
+
+Single sends (welcome, confirmations) use the pooled synchronous client. Dispatch sends a
+batch through `send_many`: the SDK's async client on an event loop per batch, at most
+`max_concurrency` calls in flight, paced by a token bucket charged in segments per sender.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import requests
 from twilio.base.exceptions import TwilioRestException
 
+from coachbot.domain.pacing import TokenBucket, bucket_for
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.provider_errors import Outcome, ProviderError, classify
 from coachbot.settings import Settings
-from coachbot.sms.gateway import OutgoingSms, SendFailure, SendReceipt
+from coachbot.sms.gateway import (
+    OutgoingSms,
+    Pacing,
+    ProviderMessage,
+    ResultHook,
+    SendFailure,
+    SendReceipt,
+    SendResult,
+)
 from coachbot.sms.twilio_client import (
+    build_async_twilio_client,
     build_twilio_client,
     last_retry_after,
     may_have_reached_twilio,
+    may_have_reached_twilio_async,
 )
 
 log = logging.getLogger(__name__)
+
+# With no Retry-After, a throttled sender waits this long before the batch goes on.
+DEFAULT_THROTTLE_PAUSE = 1.0
+
+
+@dataclass(frozen=True)
+class ProviderQuery:
+    to: str
 
 
 class TwilioGateway:
@@ -27,6 +56,7 @@ class TwilioGateway:
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         if settings.twilio_account_sid is None or settings.twilio_auth_token is None:
             raise ValueError("the twilio backend needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        self._settings = settings
         self._from = settings.twilio_from_number
         self._service_sid = settings.twilio_messaging_service_sid
         # One client per process so its HTTP connection pool is reused between sends.
@@ -36,8 +66,14 @@ class TwilioGateway:
             api_base_url=settings.twilio_api_base_url,
             timeout=settings.twilio_timeout_seconds,
         )
+        self._buckets: dict[str, TokenBucket] = {}
 
-    def send(self, sms: OutgoingSms) -> SendReceipt:
+    @property
+    def sender(self) -> str:
+        """The pacing key: Twilio meters each sender (number or service) separately."""
+        return self._service_sid or self._from or "default"
+
+    def _params(self, sms: OutgoingSms) -> dict[str, Any]:
         params: dict[str, Any] = {"to": sms.to, "body": sms.body}
         if self._service_sid:
             params["messaging_service_sid"] = self._service_sid
@@ -45,23 +81,31 @@ class TwilioGateway:
             params["from_"] = self._from
         if sms.status_callback:
             params["status_callback"] = sms.status_callback
+        return params
+
+    def _refused(
+        self, sms: OutgoingSms | ProviderQuery, exc: TwilioRestException, client: Any
+    ) -> SendFailure:
+        outcome = classify(ProviderError(http_status=exc.status, code=exc.code))
+        log.warning(
+            "twilio refused sms to %s: http=%s code=%s -> %s",
+            mask_phone(sms.to),
+            exc.status,
+            exc.code,
+            outcome,
+        )
+        return SendFailure(
+            outcome,
+            code=exc.code,
+            http_status=exc.status,
+            retry_after=last_retry_after(client),
+        )
+
+    def send(self, sms: OutgoingSms) -> SendReceipt:
         try:
-            message = self._client.messages.create(**params)
+            message = self._client.messages.create(**self._params(sms))
         except TwilioRestException as exc:
-            outcome = classify(ProviderError(http_status=exc.status, code=exc.code))
-            log.warning(
-                "twilio refused sms to %s: http=%s code=%s -> %s",
-                mask_phone(sms.to),
-                exc.status,
-                exc.code,
-                outcome,
-            )
-            raise SendFailure(
-                outcome,
-                code=exc.code,
-                http_status=exc.status,
-                retry_after=last_retry_after(self._client),
-            ) from exc
+            raise self._refused(sms, exc, self._client) from exc
         except requests.exceptions.RequestException as exc:
             # Once the request may have been written, Twilio may have accepted it: the
             # nudge becomes ambiguous instead of being resent blindly.
@@ -70,4 +114,118 @@ class TwilioGateway:
                 "twilio send to %s: %s -> %s", mask_phone(sms.to), type(exc).__name__, outcome
             )
             raise SendFailure(outcome, detail=type(exc).__name__) from exc
+        return SendReceipt(provider_sid=str(message.sid), status=str(message.status))
+
+    def recent_messages(self, to: str, since: dt.datetime) -> list[ProviderMessage]:
+        """Twilio's own record of what went to `to` since `since`, newest first.
+
+        Filtered on DateCreated here rather than with the API's DateSent filter: DateSent
+        stays empty until the carrier hand-off, so a message still queued at Twilio would be
+        filtered out and wrongly "proven" absent.
+        """
+        found: list[ProviderMessage] = []
+        try:
+            for record in self._client.messages.stream(to=to, page_size=50):
+                created = record.date_created
+                if created is not None and created < since:
+                    break  # Twilio lists newest first: the rest are older still
+                found.append(
+                    ProviderMessage(
+                        provider_sid=str(record.sid),
+                        status=str(record.status),
+                        body=str(record.body or ""),
+                        created_at=created or since,
+                    )
+                )
+        except TwilioRestException as exc:
+            raise self._refused(ProviderQuery(to), exc, self._client) from exc
+        except requests.exceptions.RequestException as exc:
+            raise SendFailure(Outcome.RETRY, detail=type(exc).__name__) from exc
+        return found
+
+    # --- concurrent batches ---------------------------------------------------------
+
+    def _async_client(self) -> Any:
+        settings = self._settings
+        assert settings.twilio_account_sid is not None
+        assert settings.twilio_auth_token is not None
+        return build_async_twilio_client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            api_base_url=settings.twilio_api_base_url,
+            timeout=settings.twilio_timeout_seconds,
+        )
+
+    def _bucket(self, segments_per_second: float | None) -> TokenBucket | None:
+        if segments_per_second is None:
+            self._buckets.pop(self.sender, None)
+            return None
+        bucket = self._buckets.get(self.sender)
+        if bucket is None or bucket.rate != segments_per_second:
+            bucket = bucket_for(segments_per_second)
+            self._buckets[self.sender] = bucket
+        return bucket
+
+    def send_many(
+        self, batch: Sequence[OutgoingSms], pacing: Pacing, on_result: ResultHook | None = None
+    ) -> list[SendResult]:
+        if not batch:
+            return []
+        # One short-lived loop and connection pool per batch: nothing outlives the call,
+        # so no thread, socket or session leaks whoever forgets to close the gateway.
+        return asyncio.run(self._send_all(batch, pacing, on_result))
+
+    async def _send_all(
+        self, batch: Sequence[OutgoingSms], pacing: Pacing, on_result: ResultHook | None
+    ) -> list[SendResult]:
+        client = self._async_client()
+        try:
+            return await self._send_with(client, batch, pacing, on_result)
+        finally:
+            await client.http_client.close()
+
+    async def _send_with(
+        self,
+        client: Any,
+        batch: Sequence[OutgoingSms],
+        pacing: Pacing,
+        on_result: ResultHook | None,
+    ) -> list[SendResult]:
+        loop = asyncio.get_running_loop()
+        bucket = self._bucket(pacing.segments_per_second)
+        slots = asyncio.Semaphore(max(1, pacing.max_concurrency))
+        throttled = asyncio.Event()
+
+        async def one(index: int, sms: OutgoingSms) -> SendResult:
+            async with slots:
+                if bucket is not None:
+                    wait = bucket.reserve(sms.segments, loop.time())
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                # Once the provider has said "slow down", nothing more starts in this batch.
+                if throttled.is_set():
+                    return None
+                result = await self._send_async(client, sms)
+            if isinstance(result, SendFailure) and result.outcome is Outcome.RETRY:
+                throttled.set()
+                if bucket is not None:
+                    pause = result.retry_after or DEFAULT_THROTTLE_PAUSE
+                    bucket.pause_until(loop.time() + pause)
+            if on_result is not None:
+                on_result(index, result)
+            return result
+
+        return list(await asyncio.gather(*(one(i, sms) for i, sms in enumerate(batch))))
+
+    async def _send_async(self, client: Any, sms: OutgoingSms) -> SendReceipt | SendFailure:
+        try:
+            message = await client.messages.create_async(**self._params(sms))
+        except TwilioRestException as exc:
+            return self._refused(sms, exc, client)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            outcome = Outcome.AMBIGUOUS if may_have_reached_twilio_async(exc) else Outcome.RETRY
+            log.warning(
+                "twilio send to %s: %s -> %s", mask_phone(sms.to), type(exc).__name__, outcome
+            )
+            return SendFailure(outcome, detail=type(exc).__name__)
         return SendReceipt(provider_sid=str(message.sid), status=str(message.status))

@@ -1194,6 +1194,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spec", default=str(DEFAULT_SPEC_PATH))
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT so several server processes share one port (benchmarks)",
+    )
+    parser.add_argument(
+        "--record",
+        default=None,
+        help="on exit, write one JSON object per accepted message (nudge, at, segments) here",
+    )
+    parser.add_argument(
         "--auto-status",
         default="",
         help="comma-separated statuses to call back after each message, e.g. sent,delivered",
@@ -1216,11 +1226,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         auto_status=tuple(_iter_statuses(args.auto_status)),
     )
+    if args.reuse_port:
+        _Server.allow_reuse_port = True
     with fake:
         sys.stdout.write(f"{fake.base_url}\n")
         sys.stdout.flush()
         while not stop.wait(3600):
             pass
+        if args.record:
+            with open(args.record, "w", encoding="utf-8") as out:
+                for m in fake.messages:
+                    record = {
+                        "nudge": m.callback_param("nudge"),
+                        "to": m.to,
+                        "at": m.date_created.timestamp(),
+                        "segments": num_segments(m.body),
+                    }
+                    out.write(json.dumps(record) + "\n")
     return 0
 
 

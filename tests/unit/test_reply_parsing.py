@@ -47,6 +47,9 @@ REPLIES: list[tuple[str, Expectation, ReplyKind, float | None, str | None]] = [
     ("did the breathing", E.DONE_SKIP, K.DONE, None, None),
     ("done with exercises", E.DONE_SKIP, K.DONE, None, None),
     ("already did it", E.DONE_SKIP, K.DONE, None, None),
+    ("did it after all", E.DONE_SKIP, K.DONE, None, None),
+    ("Actually I did it", E.DONE_SKIP, K.DONE, None, None),
+    ("did it anyway 💪", E.DONE_SKIP, K.DONE, None, None),
     # emoji
     ("👍", E.DONE_SKIP, K.DONE, None, None),
     ("👍🏽", E.DONE_SKIP, K.DONE, None, None),

@@ -1,0 +1,491 @@
+"""Dispatch benchmark: a whole cohort due at the same instant, through the real gateway.
+
+10,000 patients in mixed time zones, one nudge each, all due at the same instant, sent by
+real dispatcher processes through the real `twilio` SDK to loopback Twilio-compatible
+server processes (tests.support.fake_twilio, several sharing one port with SO_REUSEPORT),
+which record what they accepted. Compared, in the same run and on the same data, with the
+naive design: one APScheduler 3 job per nudge in its SQLAlchemy job store.
+
+    .venv/bin/python -m bench.dispatch            # 10,000 nudges
+    .venv/bin/python -m bench.dispatch --quick    # 2,000 nudges
+
+Figures come from the server's record (duplicates, missed, lateness = accepted minus due)
+and from each dispatcher's own rusage (CPU, peak RSS). Writes the `dispatch` section of
+docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert, select, text
+
+from bench.report import machine_line, write_section
+from coachbot.db import make_engine, make_session_factory
+from coachbot.migrate import upgrade
+from coachbot.models import Nudge, Patient
+from coachbot.services.schedules import set_pace, set_window
+from coachbot.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_SID = "AC" + "d4" * 16
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105  (loopback fake only)
+FROM_NUMBER = "+16175550100"
+ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Madrid",
+    "Asia/Kathmandu",
+    "Australia/Adelaide",
+    "Pacific/Honolulu",
+)
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+DISPATCHER = r"""
+import datetime as dt, json, resource, sys, time
+from coachbot.runtime import build_runtime
+from coachbot.services import dispatch
+from coachbot.settings import Settings
+
+args = json.loads(sys.argv[1])
+runtime = build_runtime(Settings(**args["settings"]))
+due = dt.datetime.fromtimestamp(args["due"], dt.UTC)
+# Start at the due instant, as a clock tick would.
+time.sleep(max(0.0, args["due"] - time.time()))
+cpu0 = time.process_time()
+summary = dispatch.TickSummary()
+dispatch.dispatch_due(runtime.session_factory, runtime.gateway, runtime.library,
+                      runtime.settings, due, summary)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"sent": summary.sent, "cpu": time.process_time() - cpu0,
+                  "rss_kib": usage.ru_maxrss, "summary": summary.as_text()}))
+"""
+
+NAIVE = r"""
+import datetime as dt, json, resource, sys, threading, time
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from coachbot.runtime import build_runtime
+from coachbot.models import Nudge, OutboundMessage, Patient
+from coachbot.services.messaging import status_callback_url
+from coachbot.settings import Settings
+from coachbot.sms.gateway import OutgoingSms, SendFailure
+
+args = json.loads(sys.argv[1])
+runtime = build_runtime(Settings(**args["settings"]))
+jobstore_url = args["jobstore_url"]
+done = threading.Semaphore(0)
+
+def send_nudge(nudge_id):
+    # The naive job: load, render, send, record; one transaction per nudge.
+    try:
+        with runtime.session_factory() as session, session.begin():
+            nudge = session.get(Nudge, nudge_id)
+            patient = nudge.patient
+            message = runtime.library.render(
+                f"nudge.{nudge.track}", patient.language,
+                {"first_name": patient.first_name, "clinic_name": "Clinic",
+                 "clinic_phone": "+16175550199", "local_time": "09:00"},
+                seed=f"{patient.id}:{nudge.occurrence_key}")
+            to = patient.phone_e164
+        receipt = runtime.gateway.send(OutgoingSms(
+            to=to, body=message.body,
+            status_callback=status_callback_url(runtime.settings.public_base_url, nudge_id)))
+        with runtime.session_factory() as session, session.begin():
+            nudge = session.get(Nudge, nudge_id)
+            nudge.state, nudge.provider_sid = "sent", receipt.provider_sid
+            nudge.sent_at = dt.datetime.now(dt.UTC)
+    except SendFailure:
+        pass
+    finally:
+        done.release()
+
+if __name__ == "__main__":
+    ids = args["ids"]
+    due = dt.datetime.fromtimestamp(args["due"], dt.UTC)
+    cpu0 = time.process_time()
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=jobstore_url)},
+        executors={"default": ThreadPoolExecutor(32)},
+        job_defaults={"misfire_grace_time": 3600, "coalesce": False},
+        timezone=dt.UTC,
+    )
+    scheduler.start(paused=True)
+    t0 = time.time()
+    for nudge_id in ids:
+        scheduler.add_job(send_nudge, "date", run_date=due, args=[nudge_id],
+                          id=f"nudge-{nudge_id}")
+    add_seconds = time.time() - t0
+    scheduler.resume()
+    for _ in ids:
+        done.acquire()
+    scheduler.shutdown(wait=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"sent": len(ids), "cpu": time.process_time() - cpu0,
+                      "rss_kib": usage.ru_maxrss, "add_seconds": add_seconds}))
+"""
+
+
+@dataclasses.dataclass
+class Result:
+    label: str
+    nudges: int
+    rate: float
+    p50: float
+    p99: float
+    cpu_us: float
+    rss_mib: float
+    duplicates: int
+    missed: int
+    note: str = ""
+
+    def row(self, baseline: float | None) -> str:
+        ratio = f"{self.rate / baseline:.1f}x" if baseline else "-"
+        return (
+            f"| {self.label} | {self.nudges} | {self.rate:,.0f} | {self.p50:.2f} | {self.p99:.2f}"
+            f" | {self.cpu_us:,.0f} | {self.rss_mib:.0f} | {self.duplicates} | {self.missed}"
+            f" | {ratio} |"
+        )
+
+
+class Servers:
+    """Loopback Twilio server processes sharing one port; their records on stop."""
+
+    def __init__(self, count: int, workdir: Path) -> None:
+        self.count = count
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[str]] = []
+        self.records: list[Path] = []
+        self.port = 0
+
+    def start(self) -> str:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        for index in range(self.count):
+            record = self.workdir / f"server-{uuid.uuid4().hex[:6]}-{index}.jsonl"
+            self.records.append(record)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.fake_twilio",
+                    "--port",
+                    str(self.port),
+                    "--account-sid",
+                    ACCOUNT_SID,
+                    "--auth-token",
+                    AUTH_TOKEN,
+                    "--reuse-port",
+                    "--record",
+                    str(record),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdout is not None
+            proc.stdout.readline()  # the server prints its URL once it listens
+            self.procs.append(proc)
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> list[dict[str, Any]]:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(timeout=60)
+        rows: list[dict[str, Any]] = []
+        for record in self.records:
+            if record.exists():
+                rows.extend(json.loads(line) for line in record.read_text().splitlines())
+        return rows
+
+
+def make_servers(kind: str, count: int, workdir: Path) -> Servers:
+    return Servers(count, workdir)
+
+
+def seed(url: str, count: int, due: dt.datetime, pace: float | None) -> list[int]:
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    enrolled = due - dt.timedelta(days=10)
+    with factory() as session, session.begin():
+        session.execute(
+            insert(Patient),
+            [
+                {
+                    "first_name": f"Pat{i}",
+                    "phone_e164": f"+1617{2000000 + i:07d}",
+                    "timezone": ZONES[i % len(ZONES)],
+                    "language": "en" if i % 5 else "es",
+                    "status": "active",
+                    "consent_at": enrolled,
+                    "consent_method": "bench",
+                    "opted_in_at": enrolled,
+                    "enrolled_at": enrolled,
+                    "updated_at": enrolled,
+                }
+                for i in range(count)
+            ],
+        )
+        ids = list(session.scalars(select(Patient.id).order_by(Patient.id)))
+        tracks = ("sleep", "exercise", "diet", "mindfulness")
+        session.execute(
+            insert(Nudge),
+            [
+                {
+                    "patient_id": pid,
+                    "track": tracks[pid % len(tracks)],
+                    "occurrence_key": f"bench:{due:%Y-%m-%dT%H:%M:%S}",
+                    "due_at": due,
+                    "send_at": due,
+                    "state": "planned",
+                    "attempts": 0,
+                    "created_at": enrolled,
+                    "updated_at": enrolled,
+                }
+                for pid in ids
+            ],
+        )
+    with factory() as session:
+        # Mixed zones put some patients in their night at any instant; the benchmark is
+        # about throughput, so the window is opened to the whole day for it.
+        set_window(
+            session,
+            start=dt.time(0, 0),
+            end=dt.time(23, 59),
+            daily_cap=None,
+            max_concurrency=64,
+            actor="bench",
+            now=enrolled,
+        )
+    with factory() as session:
+        set_pace(session, FROM_NUMBER, pace, actor="bench", now=enrolled)
+    with factory() as session:
+        nudge_ids = list(session.scalars(select(Nudge.id).order_by(Nudge.id)))
+    engine.dispose()
+    return nudge_ids
+
+
+def settings_for(url: str, api: str) -> dict[str, Any]:
+    settings = Settings(
+        database_url=url,
+        sms_backend="twilio",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=FROM_NUMBER,
+        twilio_api_base_url=api,
+        twilio_timeout_seconds=10.0,
+        public_base_url="http://127.0.0.1:5000",
+    )
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+def fresh_database(kind: str, workdir: Path, pg_url: str) -> tuple[str, Any]:
+    if kind == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:6]}.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        return url, None
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    upgrade(url)
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url, drop
+
+
+def run_case(
+    label: str,
+    kind: str,
+    processes: int,
+    count: int,
+    workdir: Path,
+    pg_url: str,
+    servers: int,
+    *,
+    naive: bool = False,
+    pace: float | None = None,
+) -> tuple[Result, list[dict[str, Any]], float]:
+    url, cleanup = fresh_database(kind, workdir, pg_url)
+    try:
+        due = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=4)
+        ids = seed(url, count, due, pace)
+        fake = Servers(servers, workdir)
+        api = fake.start()
+        payload: dict[str, Any] = {"settings": settings_for(url, api), "due": due.timestamp()}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if naive:
+            jobstore = workdir / f"jobs-{uuid.uuid4().hex[:6]}.db"
+            payload |= {"ids": ids, "jobstore_url": f"sqlite:///{jobstore}"}
+            if kind == "postgresql":
+                payload["jobstore_url"] = url
+            script = NAIVE
+        else:
+            script = DISPATCHER
+        # Give the dispatchers time to import before the due instant.
+        due_ts = max(due.timestamp(), time.time() + 2.5)
+        payload["due"] = due_ts
+        # The nudges were seeded for `due`; move them to the instant the run actually uses.
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            new_due = dt.datetime.fromtimestamp(due_ts, dt.UTC)
+            conn.execute(Nudge.__table__.update().values(due_at=new_due, send_at=new_due))
+        engine.dispose()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, json.dumps(payload)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(1 if naive else processes)
+        ]
+        outs = [p.communicate(timeout=900) for p in procs]
+        for proc, (_out, err) in zip(procs, outs, strict=True):
+            if proc.returncode != 0:
+                raise RuntimeError(f"{label}: dispatcher failed: {err[-2000:]}")
+        stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+        rows = fake.stop()
+    finally:
+        if cleanup is not None:
+            cleanup()
+    per_nudge = Counter(r["nudge"] for r in rows)
+    duplicates = sum(n - 1 for n in per_nudge.values() if n > 1)
+    missed = sum(1 for i in ids if str(i) not in per_nudge)
+    lateness = sorted(r["at"] - due_ts for r in rows)
+    last = max(lateness) if lateness else 0.0
+    cpu = sum(s["cpu"] for s in stats)
+    result = Result(
+        label=label,
+        nudges=count,
+        rate=len(per_nudge) / last if last > 0 else 0.0,
+        p50=statistics.median(lateness) if lateness else 0.0,
+        p99=lateness[min(len(lateness) - 1, int(len(lateness) * 0.99))] if lateness else 0.0,
+        cpu_us=cpu / count * 1e6,
+        rss_mib=max(s["rss_kib"] for s in stats) / 1024,
+        duplicates=duplicates,
+        missed=missed,
+    )
+    return result, rows, due_ts
+
+
+def pacing_accuracy(rows: list[dict[str, Any]], configured: float) -> tuple[float, float]:
+    """Segments per second the server saw, over the steady part (after the one-second
+    burst the bucket allows), and its error against the configured cap."""
+    times = sorted((r["at"], r["segments"]) for r in rows)
+    start = times[0][0] + 1.0
+    steady = [(t, s) for t, s in times if t >= start]
+    span = steady[-1][0] - start
+    measured = sum(s for _, s in steady) / span if span > 0 else 0.0
+    return measured, (measured - configured) / configured * 100
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 nudges instead of 10,000")
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--servers", type=int, default=2, help="fake Twilio processes")
+    parser.add_argument("--pace", type=float, default=100.0, help="segments/s for the cap run")
+    parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument("--no-write", action="store_true", help="do not touch performance.md")
+    args = parser.parse_args(argv)
+    count = args.count or (2000 if args.quick else 10_000)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        cases = [
+            ("SQLite, 1 process", "sqlite", 1, False),
+            ("PostgreSQL, 1 process", "postgresql", 1, False),
+            ("PostgreSQL, 2 processes", "postgresql", 2, False),
+            ("naive: APScheduler job per nudge (SQLite job store)", "sqlite", 1, True),
+        ]
+        results: list[Result] = []
+        for label, kind, procs, naive in cases:
+            result, _, _ = run_case(
+                label, kind, procs, count, workdir, args.postgres, args.servers, naive=naive
+            )
+            results.append(result)
+            print(result.row(None), flush=True)
+        # About eight seconds of sending at the cap: long enough to measure the rate.
+        pace_count = int(args.pace * 6)
+        paced, rows, _ = run_case(
+            f"SQLite, 1 process, capped at {args.pace:g} segments/s",
+            "sqlite",
+            1,
+            pace_count,
+            workdir,
+            args.postgres,
+            args.servers,
+            pace=args.pace,
+        )
+        measured, error = pacing_accuracy(rows, args.pace)
+    baseline = results[-1].rate
+    lines = [
+        "| run | nudges | nudges/s | lateness p50 (s) | lateness p99 (s) | CPU µs/nudge"
+        " | peak RSS (MiB) | duplicates | missed | vs naive |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(r.row(baseline) for r in results),
+        paced.row(baseline),
+    ]
+    pacing_line = (
+        f"Pacing: configured {args.pace:g} segments/s, measured at the server"
+        f" {measured:.1f} segments/s ({error:+.2f}%)."
+    )
+    output = "\n".join([*lines, "", pacing_line])
+    print()
+    print(output)
+    if not args.no_write:
+        doc = "\n".join(
+            [
+                "## dispatch",
+                "",
+                f"`python -m bench.dispatch{' --quick' if args.quick else ''}`: {count:,}"
+                " patients in 8 time zones, one nudge each, all due at the same instant, sent"
+                " through the real twilio SDK to loopback Twilio-compatible server processes"
+                f" ({args.servers}, sharing a port). Duplicates and missed are counted by the"
+                " server; lateness is the server's accept time minus the due instant; CPU and"
+                " RSS are the dispatcher processes' own (the server's are excluded). The naive"
+                " design runs on the same data: one APScheduler 3 date job per nudge in its"
+                " SQLAlchemy job store, a 32-thread executor, each job loading, rendering,"
+                " sending and recording its nudge.",
+                "",
+                machine_line(),
+                "",
+                output,
+            ]
+        )
+        write_section("dispatch", doc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""Exports of a patient's record: CSV rows and a FHIR R4 Bundle (validated in tests against
+fhir.resources' R4B models, the 4.x line that package ships; Observation, Communication and
+Bundle are the same shape in R4 and R4B)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage, Patient
+from coachbot.queries.dashboard import ListFilter, PatientRow, patients_page
+
+PATIENT_CSV_COLUMNS = (
+    "patient_id",
+    "track",
+    "due_at",
+    "nudge_state",
+    "delivery_status",
+    "outcome",
+    "value",
+    "unit",
+    "replied_at",
+    "by_caregiver",
+)
+
+
+def _csv_line(values: list[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def patient_csv(session: Session, patient: Patient) -> Iterator[str]:
+    """One row per nudge, oldest first, with the patient's answer if any. Streamed."""
+    yield _csv_line(list(PATIENT_CSV_COLUMNS))
+    delivery = (
+        select(OutboundMessage.delivery_status)
+        .where(OutboundMessage.nudge_id == Nudge.id)
+        .order_by(OutboundMessage.id.desc())
+        .limit(1)
+        .correlate(Nudge)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Nudge.track,
+            Nudge.due_at,
+            Nudge.state,
+            delivery,
+            AdherenceRecord.outcome,
+            AdherenceRecord.value,
+            AdherenceRecord.unit,
+            AdherenceRecord.recorded_at,
+            AdherenceRecord.is_proxy,
+        )
+        .outerjoin(AdherenceRecord, AdherenceRecord.nudge_id == Nudge.id)
+        .where(Nudge.patient_id == patient.id)
+        .order_by(Nudge.due_at, Nudge.id)
+        .execution_options(yield_per=1000)
+    )
+    for row in session.execute(query):
+        yield _csv_line(
+            [
+                patient.id,
+                row[0],
+                row[1].isoformat(),
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7].isoformat() if row[7] else None,
+                "yes" if row[8] else ("no" if row[4] else None),
+            ]
+        )
+
+
+COHORT_CSV_COLUMNS = (
+    "patient_id",
+    "first_name",
+    "status",
+    "track",
+    "sent_7d",
+    "done_7d",
+    "sent_30d",
+    "done_30d",
+    "streak_days",
+    "last_reply_at",
+    "open_alerts",
+)
+
+
+def cohort_csv(session: Session, *, clinician_id: int | None, now: dt.datetime) -> Iterator[str]:
+    """The patients list as CSV, page by page with the same SQL aggregates as the screen."""
+    yield _csv_line(list(COHORT_CSV_COLUMNS))
+    page_number = 1
+    while True:
+        page = patients_page(
+            session, clinician_id=clinician_id, now=now, f=ListFilter(page=page_number)
+        )
+        for row in page.rows:
+            yield from _cohort_lines(row)
+        if page.page >= page.pages:
+            return
+        page_number += 1
+
+
+def _cohort_lines(row: PatientRow) -> Iterator[str]:
+    last = row.last_reply_at.isoformat() if row.last_reply_at else None
+    for t in row.tracks or []:
+        yield _csv_line(
+            [
+                row.id,
+                row.first_name,
+                row.status,
+                t.track,
+                t.sent_7,
+                t.done_7,
+                t.sent_30,
+                t.done_30,
+                t.streak,
+                last,
+                row.open_alerts,
+            ]
+        )
+
+
+# --- FHIR -----------------------------------------------------------------------------
+
+_LOINC_SLEEP = ("93832-4", "Sleep duration")
+_TRACK_CODES = {
+    "sleep": "sleep",
+    "exercise": "exercise",
+    "diet": "diet",
+    "mindfulness": "mindfulness",
+    "rehab": "rehab",
+    "checkin": "symptom-checkin",
+}
+CODE_SYSTEM = "https://coachbot.example/fhir/CodeSystem/track"
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def patient_fhir_bundle(session: Session, patient: Patient, now: dt.datetime) -> dict[str, Any]:
+    """A `collection` Bundle: the Patient, one Observation per answered nudge (adherence, and
+    the reported value when there is one), one Communication per message either way."""
+    patient_ref = f"Patient/{patient.id}"
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:coachbot:patient:{patient.id}",
+            "resource": {
+                "resourceType": "Patient",
+                "id": str(patient.id),
+                "active": patient.status in ("active", "pending-consent", "paused"),
+                "name": [{"given": [patient.first_name]}],
+                "telecom": [{"system": "sms", "value": patient.phone_e164, "use": "mobile"}],
+                "communication": [{"language": {"coding": [{"code": patient.language}]}}],
+            },
+        }
+    ]
+    for record in session.scalars(
+        select(AdherenceRecord)
+        .where(AdherenceRecord.patient_id == patient.id)
+        .order_by(AdherenceRecord.recorded_at, AdherenceRecord.id)
+    ):
+        code = _TRACK_CODES.get(record.track, record.track)
+        resource: dict[str, Any] = {
+            "resourceType": "Observation",
+            "id": f"adherence-{record.id}",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "activity",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [{"system": CODE_SYSTEM, "code": code, "display": f"{code} adherence"}],
+                "text": f"{record.track} adherence",
+            },
+            "subject": {"reference": patient_ref},
+            "effectiveDateTime": _instant(record.recorded_at),
+            "valueCodeableConcept": {
+                "coding": [
+                    {
+                        "system": "https://coachbot.example/fhir/CodeSystem/adherence-outcome",
+                        "code": record.outcome,
+                    }
+                ],
+                "text": record.outcome,
+            },
+        }
+        if record.is_proxy:
+            resource["performer"] = [{"display": "caregiver"}]
+        entries.append(
+            {"fullUrl": f"urn:coachbot:observation:adherence-{record.id}", "resource": resource}
+        )
+        if record.value is not None:
+            coding = [{"system": CODE_SYSTEM, "code": f"{code}-value"}]
+            if record.track == "sleep":
+                coding.insert(
+                    0,
+                    {
+                        "system": "http://loinc.org",
+                        "code": _LOINC_SLEEP[0],
+                        "display": _LOINC_SLEEP[1],
+                    },
+                )
+            value: dict[str, Any] = {"value": record.value}
+            if record.unit:
+                value["unit"] = record.unit
+            entries.append(
+                {
+                    "fullUrl": f"urn:coachbot:observation:value-{record.id}",
+                    "resource": {
+                        "resourceType": "Observation",
+                        "id": f"value-{record.id}",
+                        "status": "final",
+                        "code": {"coding": coding, "text": f"{record.track} reported value"},
+                        "subject": {"reference": patient_ref},
+                        "effectiveDateTime": _instant(record.recorded_at),
+                        "valueQuantity": value,
+                    },
+                }
+            )
+    for out in session.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.patient_id == patient.id)
+        .order_by(OutboundMessage.created_at, OutboundMessage.id)
+    ):
+        entries.append(
+            {
+                "fullUrl": f"urn:coachbot:communication:out-{out.id}",
+                "resource": {
+                    "resourceType": "Communication",
+                    "id": f"out-{out.id}",
+                    "status": "completed" if out.delivery_status != "failed" else "stopped",
+                    "category": [{"text": out.kind}],
+                    "medium": [{"text": "SMS"}],
+                    "subject": {"reference": patient_ref},
+                    "recipient": [{"reference": patient_ref}],
+                    "sent": _instant(out.created_at),
+                    "payload": [{"contentString": out.body}],
+                },
+            }
+        )
+    for inbound in session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.patient_id == patient.id)
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+    ):
+        resource = {
+            "resourceType": "Communication",
+            "id": f"in-{inbound.id}",
+            "status": "completed",
+            "category": [{"text": "reply"}],
+            "medium": [{"text": "SMS"}],
+            "subject": {"reference": patient_ref},
+            "received": _instant(inbound.received_at),
+            "payload": [{"contentString": inbound.body}],
+        }
+        resource["sender"] = (
+            {"display": "caregiver"} if inbound.is_proxy else {"reference": patient_ref}
+        )
+        entries.append(
+            {"fullUrl": f"urn:coachbot:communication:in-{inbound.id}", "resource": resource}
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": _instant(now),
+        "entry": entries,
+    }

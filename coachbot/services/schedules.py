@@ -1,0 +1,386 @@
+"""Operator changes to schedules, programme defaults and dispatch settings, all audited.
+
+A change is picked up by the next tick without a restart: the schedule's future unsent
+nudges are cancelled (reason `schedule_changed`, kept visible) and planning resumes from
+the change instant, so sent nudges are kept and a slot already sent today is never re-sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coachbot.domain import schedule as sched
+from coachbot.domain.program import DEFAULT_DAILY_CAP, TRACK_POLICIES
+from coachbot.domain.states import NudgeState
+from coachbot.models import (
+    DispatchConfig,
+    Nudge,
+    Patient,
+    ProgramDefault,
+    SenderPace,
+    TrackSchedule,
+)
+from coachbot.services import audit
+from coachbot.services.errors import ValidationFailed
+
+DEFAULT_MAX_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    window: sched.LocalWindow
+    daily_cap: int
+    max_concurrency: int
+    paces: dict[str, float]
+
+    def pace_for(self, sender: str) -> float | None:
+        return self.paces.get(sender)
+
+
+def dispatch_settings(session: Session) -> DispatchSettings:
+    """The current settings; defaults when no operator has changed them."""
+    row = session.get(DispatchConfig, 1)
+    paces = {p.sender: p.segments_per_second for p in session.scalars(select(SenderPace))}
+    if row is None:
+        return DispatchSettings(
+            sched.DEFAULT_ALLOWED_WINDOW, DEFAULT_DAILY_CAP, DEFAULT_MAX_CONCURRENCY, paces
+        )
+    return DispatchSettings(
+        sched.LocalWindow(row.window_start, row.window_end),
+        row.daily_cap,
+        row.max_concurrency,
+        paces,
+    )
+
+
+# --- schedule text <-> domain -----------------------------------------------------------
+
+
+def days_text(days: frozenset[int]) -> str:
+    return "".join(str(d) for d in sorted(days))
+
+
+def parse_phases(text: str | None) -> tuple[sched.Phase, ...]:
+    """'0-28:daily;28-:mon,wed,fri' (days since enrolment, end exclusive) -> phases.
+
+    The stored form uses digits for days ('0-28:0123456;28-:024'); both parse.
+    """
+    if not text or not text.strip():
+        return ()
+    phases = []
+    for part in text.split(";"):
+        span, sep, days = part.strip().partition(":")
+        first, dash, last = span.partition("-")
+        if not sep or not dash:
+            raise ValueError(f"phase {part.strip()!r}: expected FROM-TO:DAYS such as 0-28:daily")
+        try:
+            from_day = int(first)
+            to_day = int(last) if last.strip() else None
+        except ValueError:
+            raise ValueError(f"phase {part.strip()!r}: FROM and TO are day numbers") from None
+        day_set = (
+            frozenset(int(c) for c in days)
+            if days.isdigit() or days == ""
+            else sched.parse_days(days)
+        )
+        phases.append(sched.Phase(from_day, to_day, day_set))
+    return tuple(sorted(phases, key=lambda p: p.from_day))
+
+
+def phases_text(phases: tuple[sched.Phase, ...]) -> str | None:
+    if not phases:
+        return None
+    return ";".join(
+        f"{p.from_day}-{'' if p.to_day is None else p.to_day}:{days_text(p.days_of_week)}"
+        for p in phases
+    )
+
+
+def domain_schedule(row: TrackSchedule) -> sched.TrackSchedule:
+    return sched.TrackSchedule(
+        track=row.track,
+        times=tuple(sched.parse_hhmm(t) for t in row.local_times.split(",") if t),
+        days_of_week=frozenset(int(d) for d in row.days_of_week),
+        start_date=row.start_date,
+        end_date=row.end_date,
+        phases=parse_phases(row.phases),
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A validated schedule, ready to store."""
+
+    track: str
+    local_times: str
+    days_of_week: str
+    phases: str | None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+
+def validate_schedule(
+    track: str,
+    times: str,
+    days: str = "daily",
+    phases: str | None = None,
+    start_date: dt.date | None = None,
+    end_date: dt.date | None = None,
+) -> ScheduleSpec:
+    errors: dict[str, str] = {}
+    track = track.strip().lower()
+    if track not in TRACK_POLICIES:
+        errors["track"] = f"unknown track {track!r}; choose from {', '.join(TRACK_POLICIES)}"
+    parsed_times: tuple[dt.time, ...] = ()
+    try:
+        parsed_times = tuple(sorted(sched.parse_hhmm(t) for t in times.split(",") if t.strip()))
+        if not parsed_times:
+            errors["times"] = "at least one HH:MM time is required"
+    except ValueError as exc:
+        errors["times"] = str(exc)
+    day_set: frozenset[int] = frozenset()
+    try:
+        day_set = sched.parse_days(days)
+    except ValueError as exc:
+        errors["days"] = str(exc)
+    phase_list: tuple[sched.Phase, ...] = ()
+    try:
+        phase_list = parse_phases(phases)
+    except ValueError as exc:
+        errors["phases"] = str(exc)
+    if not errors:
+        try:
+            sched.TrackSchedule(track, parsed_times, day_set, start_date, end_date, phase_list)
+        except ValueError as exc:
+            errors["schedule"] = str(exc)
+    if errors:
+        raise ValidationFailed(errors)
+    return ScheduleSpec(
+        track,
+        ",".join(f"{t:%H:%M}" for t in parsed_times),
+        days_text(day_set),
+        phases_text(phase_list),
+        start_date,
+        end_date,
+    )
+
+
+def program_default(session: Session, track: str) -> ScheduleSpec:
+    """The programme's current default for a track (the built-in one until changed)."""
+    row = session.get(ProgramDefault, track)
+    if row is not None:
+        return ScheduleSpec(track, row.local_times, row.days_of_week, row.phases)
+    policy = TRACK_POLICIES[track]
+    return ScheduleSpec(
+        track, ",".join(f"{t:%H:%M}" for t in policy.default_times), "0123456", None
+    )
+
+
+# --- applying changes -----------------------------------------------------------------
+
+
+def _cancel_future(session: Session, patient_id: int, track: str, now: dt.datetime) -> int:
+    """Cancels the track's future unsent nudges and frees their occurrence keys, so the new
+    schedule may plan the same slot again. Follow-ups planned by the conversation engine
+    (a preset template) are not the schedule's to cancel."""
+    rows = session.scalars(
+        select(Nudge).where(
+            Nudge.patient_id == patient_id,
+            Nudge.track == track,
+            Nudge.state == NudgeState.PLANNED,
+            Nudge.due_at >= now,
+            Nudge.template_id.is_(None),
+        )
+    ).all()
+    for nudge in rows:
+        nudge.state = NudgeState.CANCELLED
+        nudge.state_reason = "schedule_changed"
+        nudge.occurrence_key = f"{nudge.occurrence_key[:40]}~x{nudge.id}"
+        nudge.updated_at = now
+    return len(rows)
+
+
+def _apply_spec(row: TrackSchedule, spec: ScheduleSpec, now: dt.datetime) -> None:
+    row.local_times = spec.local_times
+    row.days_of_week = spec.days_of_week
+    row.phases = spec.phases
+    row.start_date = spec.start_date
+    row.end_date = spec.end_date
+    # Planning resumes from now: occurrences already behind us keep whatever happened.
+    row.planned_through = now
+    row.updated_at = now
+
+
+def set_patient_schedule(
+    session: Session, patient_id: int, spec: ScheduleSpec, *, actor: str, now: dt.datetime
+) -> int:
+    """Gives one patient their own schedule for a track; returns nudges cancelled."""
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise ValidationFailed({"patient": f"no patient with id {patient_id}"})
+    row = session.scalar(
+        select(TrackSchedule).where(
+            TrackSchedule.patient_id == patient_id, TrackSchedule.track == spec.track
+        )
+    )
+    if row is None:
+        row = TrackSchedule(patient_id=patient_id, track=spec.track, updated_at=now)
+        session.add(row)
+    _apply_spec(row, spec, now)
+    row.is_custom = True
+    cancelled = _cancel_future(session, patient_id, spec.track, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="schedule.set",
+        now=now,
+        patient_id=patient_id,
+        detail=_describe(spec) + f" cancelled={cancelled}",
+    )
+    session.commit()
+    return cancelled
+
+
+def set_program_default(
+    session: Session, spec: ScheduleSpec, *, actor: str, now: dt.datetime
+) -> int:
+    """Changes a track's default; every schedule that followed the old default follows the
+    new one (custom schedules are left alone). Returns the schedules changed."""
+    old = program_default(session, spec.track)
+    row = session.get(ProgramDefault, spec.track)
+    if row is None:
+        row = ProgramDefault(track=spec.track, updated_at=now, updated_by=actor)
+        session.add(row)
+    row.local_times, row.days_of_week, row.phases = (
+        spec.local_times,
+        spec.days_of_week,
+        spec.phases,
+    )
+    row.updated_at, row.updated_by = now, actor
+    # A schedule follows the default when it was never customised and still reads exactly
+    # as the old default did (an enrolment with its own times differs, so it is kept).
+    followers = session.scalars(
+        select(TrackSchedule).where(
+            TrackSchedule.track == spec.track,
+            TrackSchedule.is_custom.is_(False),
+            TrackSchedule.local_times == old.local_times,
+            TrackSchedule.days_of_week == old.days_of_week,
+            (TrackSchedule.phases == old.phases)
+            if old.phases is not None
+            else TrackSchedule.phases.is_(None),
+        )
+    ).all()
+    for schedule in followers:
+        keep = ScheduleSpec(
+            spec.track,
+            spec.local_times,
+            spec.days_of_week,
+            spec.phases,
+            schedule.start_date,
+            schedule.end_date,
+        )
+        _apply_spec(schedule, keep, now)
+        _cancel_future(session, schedule.patient_id, spec.track, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="schedule.set_default",
+        now=now,
+        detail=_describe(spec) + f" schedules={len(followers)}",
+    )
+    session.commit()
+    return len(followers)
+
+
+def set_window(
+    session: Session,
+    *,
+    start: dt.time | None,
+    end: dt.time | None,
+    daily_cap: int | None,
+    max_concurrency: int | None,
+    actor: str,
+    now: dt.datetime,
+) -> DispatchSettings:
+    current = dispatch_settings(session)
+    errors: dict[str, str] = {}
+    if daily_cap is not None and not 1 <= daily_cap <= 20:
+        errors["daily_cap"] = "must be between 1 and 20 automated messages a day"
+    if max_concurrency is not None and not 1 <= max_concurrency <= 256:
+        errors["max_concurrency"] = "must be between 1 and 256 API calls in flight"
+    window = sched.LocalWindow(start or current.window.start, end or current.window.end)
+    if window.start == window.end:
+        errors["window"] = "start and end must differ (an empty window sends nothing)"
+    if errors:
+        raise ValidationFailed(errors)
+    row = session.get(DispatchConfig, 1)
+    if row is None:
+        row = DispatchConfig(id=1, updated_at=now, updated_by=actor)
+        session.add(row)
+    row.window_start, row.window_end = window.start, window.end
+    row.daily_cap = daily_cap if daily_cap is not None else current.daily_cap
+    row.max_concurrency = (
+        max_concurrency if max_concurrency is not None else current.max_concurrency
+    )
+    row.updated_at, row.updated_by = now, actor
+    audit.record(
+        session,
+        actor=actor,
+        action="dispatch.settings",
+        now=now,
+        detail=(
+            f"window={window.start:%H:%M}-{window.end:%H:%M} cap={row.daily_cap}"
+            f" concurrency={row.max_concurrency}"
+        ),
+    )
+    session.commit()
+    # Built from the values just stored, not re-read: a read would open a transaction
+    # the caller never closes (on SQLite, a write lock held against the next tick).
+    return DispatchSettings(window, row.daily_cap, row.max_concurrency, current.paces)
+
+
+def set_pace(
+    session: Session,
+    sender: str,
+    segments_per_second: float | None,
+    *,
+    actor: str,
+    now: dt.datetime,
+) -> None:
+    """Caps a sender at so many segments per second; None removes the cap."""
+    if segments_per_second is not None and not 0 < segments_per_second <= 10_000:
+        raise ValidationFailed({"segments_per_second": "must be in (0, 10000]"})
+    row = session.get(SenderPace, sender)
+    if segments_per_second is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(
+            SenderPace(
+                sender=sender,
+                segments_per_second=segments_per_second,
+                updated_at=now,
+                updated_by=actor,
+            )
+        )
+    else:
+        row.segments_per_second, row.updated_at, row.updated_by = segments_per_second, now, actor
+    audit.record(
+        session,
+        actor=actor,
+        action="dispatch.pace",
+        now=now,
+        detail=f"sender={sender} segments_per_second={segments_per_second}",
+    )
+    session.commit()
+
+
+def _describe(spec: ScheduleSpec) -> str:
+    return (
+        f"track={spec.track} times={spec.local_times} days={spec.days_of_week}"
+        f" phases={spec.phases or '-'} start={spec.start_date or '-'} end={spec.end_date or '-'}"
+    )

@@ -1,0 +1,58 @@
+"""The alerts queue: the clinician's own patients' alerts, acknowledged and resolved here."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from coachbot.domain.states import Role
+from coachbot.models import Alert
+from coachbot.queries.dashboard import alerts_queue
+from coachbot.services.alerts import AlertActionRefused, acknowledge_alert, resolve_alert
+from coachbot.web.common import db, now, owned_patient, roles_required, staff
+from coachbot.web.forms import NoteForm
+
+bp = Blueprint("alerts", __name__, url_prefix="/alerts")
+_VIEWS = ("active", "resolved")
+
+
+@bp.get("")
+@roles_required(Role.CLINICIAN)
+def queue() -> ResponseReturnValue:
+    view = request.args.get("view", "active")
+    view = view if view in _VIEWS else "active"
+    items = alerts_queue(db(), clinician_id=staff().user_id, status=view)
+    return render_template("alerts.html", items=items, view=view, form=NoteForm(), now=now())
+
+
+def _owned_alert(alert_id: int, action: str) -> Alert:
+    alert = db().get(Alert, alert_id)
+    # Alerts without a patient (e.g. unknown sender) belong to no clinician's queue.
+    owned_patient(alert.patient_id if alert and alert.patient_id else 0, action)
+    assert alert is not None
+    return alert
+
+
+@bp.post("/<int:alert_id>/<any(acknowledge, resolve):action>")
+@roles_required(Role.CLINICIAN)
+def act(alert_id: int, action: str) -> ResponseReturnValue:
+    alert = _owned_alert(alert_id, f"alert.{action}")
+    form = NoteForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        if action == "acknowledge":
+            acknowledge_alert(db(), alert, actor_id=staff().user_id, now=now(), note=form.note.data)
+        else:
+            resolve_alert(
+                db(), alert, actor_id=staff().user_id, now=now(), note=form.note.data or ""
+            )
+    except AlertActionRefused as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    else:
+        flash(f"Alert {alert.id} {alert.status}.", "info")
+    target = request.form.get("next", "")
+    if target == "patient" and alert.patient_id:
+        return redirect(url_for("patients.show", patient_id=alert.patient_id))
+    return redirect(url_for("alerts.queue"))

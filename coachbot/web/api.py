@@ -1,0 +1,216 @@
+"""JSON API /api/v1 with per-user bearer tokens, plus the page where people manage them.
+
+The API is CSRF-exempt because it never reads the session cookie: a browser cannot attach
+an Authorization header to a cross-site request on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from coachbot.domain.states import Role
+from coachbot.models import Patient, StaffUser
+from coachbot.queries.adherence import adherence_by_track
+from coachbot.queries.dashboard import ListFilter, alerts_queue, patients_page
+from coachbot.services import audit
+from coachbot.services.api_tokens import authenticate_token, create_token, revoke_token, tokens_of
+from coachbot.services.errors import ValidationFailed
+from coachbot.web.common import db, login_required, now, staff
+from coachbot.web.forms import ActionForm, TokenForm
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+tokens_bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def token_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        header = request.headers.get("Authorization", "")
+        scheme, _, secret = header.partition(" ")
+        user = (
+            authenticate_token(db(), secret.strip(), now()) if scheme.lower() == "bearer" else None
+        )
+        if user is None:
+            response = jsonify(error="a valid API token is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="coachbot"'
+            return response, 401
+        if user.role != Role.CLINICIAN:
+            return jsonify(error="not found"), 404
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _user() -> StaffUser:
+    user: StaffUser = g.api_user
+    return user
+
+
+def _owned(patient_id: int, action: str) -> Patient | None:
+    user = _user()
+    patient = db().get(Patient, patient_id)
+    ok = patient is not None and patient.clinician_id == user.id
+    audit.record(
+        db(),
+        actor=f"staff:{user.id}",
+        action=action,
+        patient_id=patient_id,
+        outcome="ok" if ok else "denied",
+        now=now(),
+        detail="api" if ok else "api: not the owning clinician or no such patient",
+    )
+    db().commit()
+    return patient if ok else None
+
+
+def _not_found() -> ResponseReturnValue:
+    return jsonify(error="not found"), 404
+
+
+@bp.get("/patients")
+@token_required
+def patients() -> ResponseReturnValue:
+    try:
+        page_number = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page_number = 1
+    page = patients_page(
+        db(),
+        clinician_id=_user().id,
+        now=now(),
+        f=ListFilter(q=request.args.get("q", "")[:80], page=page_number),
+    )
+    return jsonify(
+        page=page.page,
+        pages=page.pages,
+        total=page.total,
+        patients=[
+            {
+                "id": r.id,
+                "first_name": r.first_name,
+                "status": r.status,
+                "last_reply_at": _iso(r.last_reply_at),
+                "open_alerts": r.open_alerts,
+                "tracks": [
+                    {
+                        "track": t.track,
+                        "sent_7d": t.sent_7,
+                        "done_7d": t.done_7,
+                        "sent_30d": t.sent_30,
+                        "done_30d": t.done_30,
+                        "streak_days": t.streak,
+                    }
+                    for t in r.tracks
+                ],
+            }
+            for r in page.rows
+        ],
+    )
+
+
+@bp.get("/patients/<int:patient_id>")
+@token_required
+def patient(patient_id: int) -> ResponseReturnValue:
+    p = _owned(patient_id, "api.patient")
+    if p is None:
+        return _not_found()
+    return jsonify(
+        id=p.id,
+        first_name=p.first_name,
+        status=p.status,
+        timezone=p.timezone,
+        language=p.language,
+        checkin_enabled=p.checkin_enabled,
+        enrolled_at=_iso(p.enrolled_at),
+        opted_in_at=_iso(p.opted_in_at),
+        tracks=[{"track": s.track, "local_times": s.local_times.split(",")} for s in p.schedules],
+    )
+
+
+@bp.get("/patients/<int:patient_id>/adherence")
+@token_required
+def adherence(patient_id: int) -> ResponseReturnValue:
+    p = _owned(patient_id, "api.adherence")
+    if p is None:
+        return _not_found()
+    try:
+        days = min(365, max(1, int(request.args.get("days", "30"))))
+    except ValueError:
+        days = 30
+    rows = adherence_by_track(db(), now=now(), days=days, patient_ids=[p.id])
+    return jsonify(patient_id=p.id, days=days, tracks=[r.as_json() for r in rows])
+
+
+@bp.get("/alerts")
+@token_required
+def alerts() -> ResponseReturnValue:
+    view = request.args.get("status", "active")
+    items = alerts_queue(
+        db(), clinician_id=_user().id, status=view if view in ("active", "resolved") else "active"
+    )
+    return jsonify(
+        alerts=[
+            {
+                "id": a.id,
+                "patient_id": a.patient_id,
+                "kind": a.kind,
+                "severity": a.severity,
+                "status": a.status,
+                "detail": a.detail,
+                "created_at": _iso(a.created_at),
+                "acknowledged_at": _iso(a.acknowledged_at),
+                "resolved_at": _iso(a.resolved_at),
+            }
+            for a, _name in items
+        ]
+    )
+
+
+# --- token management pages ------------------------------------------------------------
+
+
+@tokens_bp.route("", methods=["GET", "POST"])
+@login_required
+def manage() -> ResponseReturnValue:
+    form = TokenForm()
+    issued = None
+    errors: dict[str, str] = {}
+    if form.validate_on_submit():
+        user = db().get(StaffUser, staff().user_id)
+        assert user is not None
+        try:
+            issued = create_token(
+                db(), user, name=form.name.data or "", now=now(), actor=staff().actor
+            )
+        except ValidationFailed as exc:
+            errors = exc.errors
+    return render_template(
+        "tokens.html",
+        form=form,
+        issued=issued,
+        errors=errors,
+        tokens=tokens_of(db(), staff().user_id),
+        action_form=ActionForm(),
+    )
+
+
+@tokens_bp.post("/<int:token_id>/revoke")
+@login_required
+def revoke(token_id: int) -> ResponseReturnValue:
+    if not ActionForm().validate_on_submit():
+        return ("bad request", 400)
+    if not revoke_token(db(), token_id, now=now(), actor=staff().actor, user_id=staff().user_id):
+        return ("not found", 404)
+    flash("Token revoked.", "info")
+    return redirect(url_for("tokens.manage"))

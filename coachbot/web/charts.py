@@ -1,0 +1,64 @@
+"""Small server-rendered SVG charts: no JavaScript, nothing for the CSP to allow."""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+from coachbot.queries.dashboard import HeatCell, TrendPoint
+
+_CELL = 11
+_GAP = 2
+
+
+def heatmap_svg(cells: list[HeatCell]) -> Markup:
+    """Weeks as columns, days as rows (GitHub style); each cell titled for screen readers."""
+    if not cells:
+        return Markup("")
+    first_weekday = cells[0].day.weekday()
+    parts = []
+    for index, cell in enumerate(cells):
+        slot = index + first_weekday
+        x = (slot // 7) * (_CELL + _GAP)
+        y = (slot % 7) * (_CELL + _GAP)
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{_CELL}" height="{_CELL}" class="hm-{cell.state}">'
+            f"<title>{cell.day.isoformat()}: {cell.state}</title></rect>"
+        )
+    width = ((len(cells) + first_weekday) // 7 + 1) * (_CELL + _GAP)
+    height = 7 * (_CELL + _GAP)
+    # Only numbers, ISO dates and the fixed state names are interpolated: nothing to escape.
+    return Markup(  # noqa: S704
+        f'<svg class="heatmap" role="img" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}">{"".join(parts)}</svg>'
+    )
+
+
+def trend_svg(points: list[TrendPoint], width: int = 360, height: int = 90) -> Markup:
+    if not points:
+        return Markup("")
+    values = [p.value for p in points]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    start, end = points[0].at.timestamp(), points[-1].at.timestamp()
+    duration = (end - start) or 1.0
+    pad = 6
+    coords = [
+        (
+            pad + (p.at.timestamp() - start) / duration * (width - 2 * pad),
+            height - pad - (p.value - low) / span * (height - 2 * pad),
+        )
+        for p in points
+    ]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5"><title>'
+        f"{escape(p.at.date().isoformat())}: {p.value:g}</title></circle>"
+        for (x, y), p in zip(coords, points, strict=True)
+    )
+    # Only numbers and ISO dates are interpolated: nothing to escape.
+    return Markup(  # noqa: S704
+        f'<svg class="trend" role="img" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}"><polyline points="{line}" />{dots}'
+        f'<text x="{pad}" y="12">max {high:g}</text>'
+        f'<text x="{pad}" y="{height - 2}">min {low:g}</text></svg>'
+    )

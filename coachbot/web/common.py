@@ -1,0 +1,129 @@
+"""What every dashboard view shares: one database session per request, the signed-in staff
+member, role checks, and the ownership rule for patient records (404 plus an audit row)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import abort, current_app, g
+from flask.typing import ResponseReturnValue
+from flask_login import UserMixin, current_user
+from flask_login import login_required as _login_required
+from sqlalchemy.orm import Session
+
+from coachbot.domain.clock import utcnow
+from coachbot.domain.states import Role
+from coachbot.models import Patient, StaffUser
+from coachbot.runtime import Runtime
+from coachbot.services import audit
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+class Staff(UserMixin):  # type: ignore[misc]  # untyped base class
+    """The signed-in person as Flask-Login sees them. The id Flask-Login keeps in the cookie is
+    the server-side session token, so ending the session row ends the cookie."""
+
+    def __init__(self, user: StaffUser, token: str) -> None:
+        self.user_id = user.id
+        self.email = user.email
+        self.display_name = user.display_name
+        self.role = user.role
+        self.token = token
+
+    def get_id(self) -> str:
+        return self.token
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.user_id}"
+
+
+def login_required(view: F) -> F:
+    """Flask-Login's decorator, typed."""
+    return cast(F, _login_required(view))
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["coachbot"]
+    return rt
+
+
+def db() -> Session:
+    if "db" not in g:
+        g.db = runtime().session_factory()
+    session: Session = g.db
+    return session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def now() -> dt.datetime:
+    return utcnow()
+
+
+def staff() -> Staff:
+    user: Staff = current_user._get_current_object()
+    return user
+
+
+def roles_required(*roles: Role) -> Callable[[F], F]:
+    """Signed in, and one of `roles`; anyone else gets 404, not a hint that the page exists."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if staff().role not in roles:
+                audit.record(
+                    db(),
+                    actor=staff().actor,
+                    action=f"page.{view.__name__}",
+                    outcome="denied",
+                    now=now(),
+                    detail=f"role={staff().role}",
+                )
+                db().commit()
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def owned_patient(patient_id: int, action: str) -> Patient:
+    """The patient if the signed-in clinician owns the record; otherwise an audited 404.
+
+    Only the owning clinician sees a record: admins manage accounts and operators run
+    delivery, neither needs patients' replies.
+    """
+    me = staff()
+    patient = db().get(Patient, patient_id)
+    if patient is None or me.role != Role.CLINICIAN or patient.clinician_id != me.user_id:
+        audit.record(
+            db(),
+            actor=me.actor,
+            action=action,
+            patient_id=patient_id,
+            outcome="denied",
+            now=now(),
+            detail="not found" if patient is None else "not the owning clinician",
+        )
+        db().commit()
+        abort(404)
+    return patient
+
+
+def audit_ok(action: str, patient_id: int | None, detail: str | None = None) -> None:
+    audit.record(
+        db(), actor=staff().actor, action=action, patient_id=patient_id, now=now(), detail=detail
+    )
+    db().commit()

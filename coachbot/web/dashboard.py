@@ -1,0 +1,200 @@
+"""The clinician's patients list, the operator's delivery page and the admin's staff page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+
+from coachbot.domain.program import COACHING_TRACKS
+from coachbot.domain.states import NudgeState, PatientStatus, Role
+from coachbot.models import ClockHeartbeat, Nudge, OutboundMessage, StaffSession, StaffUser
+from coachbot.queries.dashboard import SORTS, ListFilter, patients_page
+from coachbot.services import audit
+from coachbot.services.errors import ValidationFailed
+from coachbot.services.staff import create_staff_user
+from coachbot.web.common import db, login_required, now, roles_required, runtime, staff
+from coachbot.web.forms import ActionForm, RoleForm, StaffForm
+
+bp = Blueprint("dashboard", __name__)
+
+
+@bp.get("/")
+@login_required
+def home() -> ResponseReturnValue:
+    role = staff().role
+    if role == Role.CLINICIAN:
+        return redirect(url_for("dashboard.patients"))
+    if role == Role.OPERATOR:
+        return redirect(url_for("dashboard.delivery"))
+    return redirect(url_for("dashboard.staff_list"))
+
+
+def _int_arg(name: str, default: int) -> int:
+    try:
+        return max(1, int(request.args.get(name, default)))
+    except ValueError:
+        return default
+
+
+@bp.get("/patients")
+@roles_required(Role.CLINICIAN)
+def patients() -> ResponseReturnValue:
+    sort = request.args.get("sort", "name")
+    status = request.args.get("status", "")
+    track = request.args.get("track", "")
+    f = ListFilter(
+        q=request.args.get("q", "")[:80],
+        status=status if status in {s.value for s in PatientStatus} else "",
+        track=track if track in COACHING_TRACKS or track == "checkin" else "",
+        sort=sort if sort in SORTS else "name",
+        page=_int_arg("page", 1),
+    )
+    page = patients_page(db(), clinician_id=staff().user_id, now=now(), f=f)
+    return render_template(
+        "patients.html",
+        page=page,
+        f=f,
+        sorts=SORTS,
+        statuses=[s.value for s in PatientStatus],
+        tracks=(*COACHING_TRACKS, "checkin"),
+    )
+
+
+@bp.get("/delivery")
+@roles_required(Role.OPERATOR, Role.ADMIN)
+def delivery() -> ResponseReturnValue:
+    """Delivery health for operators: counts and codes only, never a patient's words."""
+    since = now() - dt.timedelta(hours=24)
+    nudge_states: dict[str, int] = dict(
+        db()
+        .execute(
+            select(Nudge.state, func.count(Nudge.id))
+            .where(Nudge.due_at >= since)
+            .group_by(Nudge.state)
+        )
+        .all()
+    )
+    delivery_statuses: dict[str | None, int] = dict(
+        db()
+        .execute(
+            select(OutboundMessage.delivery_status, func.count(OutboundMessage.id))
+            .where(OutboundMessage.created_at >= since)
+            .group_by(OutboundMessage.delivery_status)
+        )
+        .all()
+    )
+    errors = (
+        db()
+        .execute(
+            select(OutboundMessage.error_code, func.count(OutboundMessage.id))
+            .where(OutboundMessage.created_at >= since, OutboundMessage.error_code.is_not(None))
+            .group_by(OutboundMessage.error_code)
+            .order_by(func.count(OutboundMessage.id).desc())
+        )
+        .all()
+    )
+    clocks = list(db().scalars(select(ClockHeartbeat).order_by(ClockHeartbeat.name)))
+    return render_template(
+        "delivery.html",
+        nudge_states=nudge_states,
+        delivery_statuses=delivery_statuses,
+        errors=errors,
+        clocks=clocks,
+        all_states=[s.value for s in NudgeState],
+        library=runtime().library,
+    )
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def staff_list() -> ResponseReturnValue:
+    form = StaffForm()
+    errors: dict[str, str] = {}
+    if form.validate_on_submit():
+        try:
+            user = create_staff_user(
+                db(),
+                email=form.email.data or "",
+                role=form.role.data or "",
+                password=form.password.data or "",
+                now=now(),
+                actor=staff().actor,
+                display_name=form.display_name.data or None,
+            )
+        except ValidationFailed as exc:
+            errors = exc.errors
+            db().rollback()
+        else:
+            flash(f"Created {user.role} {user.email}.", "info")
+            return redirect(url_for("dashboard.staff_list"))
+    users = list(db().scalars(select(StaffUser).order_by(StaffUser.email)))
+    return render_template(
+        "staff.html",
+        form=form,
+        errors=errors,
+        users=users,
+        action_form=ActionForm(),
+        role_form=RoleForm(),
+        status=422 if errors else 200,
+    ), (422 if errors else 200)
+
+
+def _end_sessions(user_id: int, reason: str) -> None:
+    for row in db().scalars(
+        select(StaffSession).where(StaffSession.user_id == user_id, StaffSession.ended_at.is_(None))
+    ):
+        row.ended_at = now()
+        row.end_reason = reason
+
+
+@bp.post("/staff/<int:user_id>/active")
+@roles_required(Role.ADMIN)
+def staff_toggle_active(user_id: int) -> ResponseReturnValue:
+    form = ActionForm()
+    user = db().get(StaffUser, user_id)
+    if user is None or not form.validate_on_submit():
+        return ("not found", 404)
+    if user.id == staff().user_id:
+        flash("You cannot deactivate your own account.", "error")
+        return redirect(url_for("dashboard.staff_list"))
+    user.is_active = not user.is_active
+    if not user.is_active:
+        _end_sessions(user.id, "deactivated")
+    audit.record(
+        db(),
+        actor=staff().actor,
+        action="staff.activate" if user.is_active else "staff.deactivate",
+        now=now(),
+        detail=f"user={user.id}",
+    )
+    db().commit()
+    flash(f"{user.email} is now {'active' if user.is_active else 'deactivated'}.", "info")
+    return redirect(url_for("dashboard.staff_list"))
+
+
+@bp.post("/staff/<int:user_id>/role")
+@roles_required(Role.ADMIN)
+def staff_role(user_id: int) -> ResponseReturnValue:
+    form = RoleForm()
+    user = db().get(StaffUser, user_id)
+    if user is None or not form.validate_on_submit():
+        return ("not found", 404)
+    if user.id == staff().user_id:
+        flash("Ask another admin to change your own role.", "error")
+        return redirect(url_for("dashboard.staff_list"))
+    old, user.role = user.role, form.role.data or user.role
+    # A role change takes effect at once: existing sessions carry the old role.
+    _end_sessions(user.id, "role_changed")
+    audit.record(
+        db(),
+        actor=staff().actor,
+        action="staff.role",
+        now=now(),
+        detail=f"user={user.id} {old}->{user.role}",
+    )
+    db().commit()
+    flash(f"{user.email} is now {user.role}.", "info")
+    return redirect(url_for("dashboard.staff_list"))

@@ -1,0 +1,95 @@
+"""Flask-WTF forms: each carries a CSRF token; the services do the domain validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
+
+# Plain strings as choices (WTForms 3.3 deprecates tuples); the stubs still expect tuples.
+_LANGUAGE_CHOICES: Any = list(LANGUAGES)
+_ROLE_CHOICES: Any = ["clinician", "operator", "admin"]
+
+
+class LoginForm(FlaskForm):  # type: ignore[misc]
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class ActionForm(FlaskForm):  # type: ignore[misc]
+    """A button that changes something: only the CSRF token."""
+
+
+class NoteForm(FlaskForm):  # type: ignore[misc]
+    note = TextAreaField("Note", validators=[Optional(), Length(max=2000)])
+
+
+def _default_times(track: str) -> str:
+    return ",".join(t.strftime("%H:%M") for t in TRACK_POLICIES[track].default_times)
+
+
+class EnrolForm(FlaskForm):  # type: ignore[misc]
+    first_name = StringField("First name")
+    phone = StringField("Mobile number")
+    timezone = StringField("Time zone", default="America/New_York")
+    language = SelectField("Language", choices=_LANGUAGE_CHOICES, default="en")
+    quiet_hours = StringField("Quiet hours (e.g. 21:00-07:30)")
+    caregiver_phone = StringField("Caregiver number (optional)")
+    checkin = BooleanField("Daily symptom check-in")
+    homework = TextAreaField("Homework (one per line)")
+    consent_how = StringField("How consent was given", default="verbal consent in clinic")
+    consent_when = DateField("Date consent was given", validators=[Optional()])
+
+
+# One checkbox and one times box per track, added as class attributes so WTForms binds them.
+for _track in COACHING_TRACKS:
+    setattr(EnrolForm, f"track_{_track}", BooleanField(_track.capitalize()))
+    setattr(
+        EnrolForm, f"times_{_track}", StringField(f"{_track} times", default=_default_times(_track))
+    )
+
+
+class EditPatientForm(FlaskForm):  # type: ignore[misc]
+    first_name = StringField("First name")
+    phone = StringField("Mobile number")
+    timezone = StringField("Time zone")
+    language = SelectField("Language", choices=_LANGUAGE_CHOICES)
+    quiet_hours = StringField("Quiet hours (e.g. 21:00-07:30)")
+    caregiver_phone = StringField("Caregiver number (optional)")
+    checkin = BooleanField("Daily symptom check-in")
+
+
+class BulkEnrolForm(FlaskForm):  # type: ignore[misc]
+    csv_file = FileField("CSV file", validators=[FileRequired()])
+
+
+class StaffForm(FlaskForm):  # type: ignore[misc]
+    email = EmailField("Email")
+    display_name = StringField("Name")
+    role = SelectField("Role", choices=_ROLE_CHOICES)
+    password = PasswordField("Initial password")
+
+
+class RoleForm(FlaskForm):  # type: ignore[misc]
+    role = SelectField("Role", choices=_ROLE_CHOICES)
+
+
+class TokenForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Token name", validators=[DataRequired(), Length(max=80)])
+
+
+class ReplyForm(FlaskForm):  # type: ignore[misc]
+    body = StringField("Reply", validators=[DataRequired(), Length(max=1600)])

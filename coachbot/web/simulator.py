@@ -1,0 +1,106 @@
+"""The phone simulator (development with the console SMS backend only): each of the signed-in
+clinician's patients' phones, the texts it received, and a reply box.
+
+A reply is not handed to the inbound service directly: it is signed with the app's Twilio
+auth token and posted to /sms/inbound, so it runs the very pipeline a real reply runs,
+signature check included.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import or_, select
+from twilio.request_validator import RequestValidator
+
+from coachbot.domain.states import Role
+from coachbot.models import InboundMessage, OutboundMessage, Patient
+from coachbot.web.common import db, owned_patient, roles_required, runtime, staff
+from coachbot.web.forms import ReplyForm
+
+bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+INBOUND_PATH = "/sms/inbound"
+
+
+def simulator_enabled() -> bool:
+    settings = runtime().settings
+    return settings.env == "development" and settings.sms_backend == "console"
+
+
+@bp.before_request
+def _only_in_development() -> None:
+    if not simulator_enabled():
+        abort(404)
+
+
+@bp.get("")
+@roles_required(Role.CLINICIAN)
+def phones() -> ResponseReturnValue:
+    patients = list(
+        db().scalars(
+            select(Patient)
+            .where(Patient.clinician_id == staff().user_id)
+            .order_by(Patient.first_name, Patient.id)
+        )
+    )
+    threads = {}
+    for p in patients:
+        numbers = [p.phone_e164]
+        outbound = db().scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.to_e164.in_(numbers))
+            .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
+            .limit(30)
+        )
+        inbound = db().scalars(
+            select(InboundMessage)
+            .where(or_(InboundMessage.from_e164 == p.phone_e164))
+            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+            .limit(30)
+        )
+        items = [("in", m.created_at, m.body) for m in outbound] + [
+            ("out", m.received_at, m.body) for m in inbound
+        ]
+        items.sort(key=lambda item: item[1])
+        threads[p.id] = items[-30:]
+    return render_template("simulator.html", patients=patients, threads=threads, form=ReplyForm())
+
+
+@bp.post("/<int:patient_id>/reply")
+@roles_required(Role.CLINICIAN)
+def reply(patient_id: int) -> ResponseReturnValue:
+    patient = owned_patient(patient_id, "simulator.reply")
+    form = ReplyForm()
+    if not form.validate_on_submit():
+        flash("Type a reply first.", "error")
+        return redirect(url_for("simulator.phones"))
+    settings = runtime().settings
+    sid = "SM" + secrets.token_hex(16)
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
+        "From": patient.phone_e164,
+        "To": settings.twilio_from_number or settings.clinic_phone,
+        "Body": form.body.data or "",
+        "NumMedia": "0",
+    }
+    signature = RequestValidator(settings.twilio_auth_token or "").compute_signature(
+        settings.public_base_url + INBOUND_PATH, params
+    )
+    # End this request's transaction first: on SQLite it holds the write lock the webhook needs.
+    db().rollback()
+    # A fresh application context, so the inner request shares nothing (g, the signed-in user).
+    with current_app.app_context():
+        answer = current_app.test_client().post(
+            INBOUND_PATH,
+            data=urlencode(params),
+            content_type="application/x-www-form-urlencoded",
+            headers={"X-Twilio-Signature": signature},
+        )
+    if answer.status_code != 200:
+        flash(f"The webhook refused the reply ({answer.status_code}).", "error")
+    return redirect(url_for("simulator.phones", _anchor=f"phone-{patient_id}"))

@@ -1,0 +1,228 @@
+"""Real dispatcher processes against one database and the loopback Twilio server: two of
+them never text a nudge twice, and one killed with SIGKILL at the worst moments leaves
+every nudge, after a restart, in exactly one final state and texted exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from coachbot.db import make_engine, make_session_factory
+from coachbot.domain.states import NudgeState, PatientStatus
+from coachbot.models import Nudge, Patient, TrackSchedule
+from coachbot.runtime import Runtime, build_runtime
+from coachbot.services.dispatch import plan_nudges, run_tick
+from coachbot.services.reconcile import reconcile_ambiguous
+from coachbot.settings import Settings
+from tests.support.builders import MONDAY_0830_NEW_YORK
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.twilio_signing import AUTH_TOKEN
+
+ACCOUNT_SID = "AC" + "c3" * 16
+FROM_NUMBER = "+16175550100"
+NOW = MONDAY_0830_NEW_YORK
+ROOT = Path(__file__).resolve().parents[2]
+
+# The dispatcher subprocess. The crash point comes from this script's own arguments and is
+# installed through dispatch.crash_hook, which nothing in the package sets: production code
+# has no failpoint switch to leave on by mistake.
+WORKER = r"""
+import datetime as dt, json, os, signal, sys
+from coachbot.runtime import build_runtime
+from coachbot.services import dispatch
+from coachbot.settings import Settings
+
+args = json.loads(sys.argv[1])
+runtime = build_runtime(Settings(**args["settings"]))
+kill_at, kill_after = args.get("kill_at"), args.get("kill_after", 1)
+seen = 0
+
+def crash(point, nudge_id):
+    global seen
+    if point == kill_at:
+        seen += 1
+        if seen >= kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+if kill_at:
+    dispatch.crash_hook = crash
+now = dt.datetime.fromisoformat(args["now"])
+if args.get("dispatch_only"):
+    summary = dispatch.TickSummary()
+    dispatch.dispatch_due(runtime.session_factory, runtime.gateway, runtime.library,
+                          runtime.settings, now, summary)
+else:
+    summary = dispatch.run_tick(runtime.session_factory, runtime.gateway, runtime.library,
+                                runtime.settings, now)
+print(summary.as_text())
+"""
+
+
+def twilio_settings(settings: Settings, fake: FakeTwilio) -> Settings:
+    return dataclasses.replace(
+        settings,
+        sms_backend="twilio",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=FROM_NUMBER,
+        twilio_api_base_url=fake.base_url,
+        twilio_timeout_seconds=5.0,
+    )
+
+
+def start_worker(settings: Settings, now: dt.datetime, **options: object) -> subprocess.Popen[str]:
+    payload = {
+        "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+        "now": now.isoformat(),
+        **options,
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, json.dumps(payload)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def make_cohort(factory: sessionmaker[Session], count: int) -> None:
+    """`count` active patients in New York, each with a daily 08:30 sleep check."""
+    enrolled = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    with factory() as session, session.begin():
+        session.execute(
+            insert(Patient),
+            [
+                {
+                    "first_name": f"P{i}",
+                    "phone_e164": f"+1617{5550000 + i:07d}"[:12],
+                    "timezone": "America/New_York",
+                    "language": "en",
+                    "status": PatientStatus.ACTIVE,
+                    "consent_at": enrolled,
+                    "consent_method": "test",
+                    "opted_in_at": enrolled,
+                    "enrolled_at": enrolled,
+                    "updated_at": enrolled,
+                }
+                for i in range(count)
+            ],
+        )
+        ids = session.scalars(select(Patient.id)).all()
+        session.execute(
+            insert(TrackSchedule),
+            [
+                {
+                    "patient_id": pid,
+                    "track": "sleep",
+                    "local_times": "08:30",
+                    "days_of_week": "0123456",
+                    # Planned from just before today's slot: one due nudge per patient.
+                    "planned_through": NOW - dt.timedelta(minutes=1),
+                    "updated_at": enrolled,
+                }
+                for pid in ids
+            ],
+        )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def states(factory: sessionmaker[Session]) -> dict[str, int]:
+    with factory() as session:
+        rows = session.execute(select(Nudge.state, func.count()).group_by(Nudge.state)).all()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def test_two_dispatch_processes_on_postgresql_send_each_nudge_exactly_once(
+    postgres_url: str, settings: Settings, fake: FakeTwilio, factory: sessionmaker[Session]
+) -> None:
+    count = 2000
+    make_cohort(factory, count)
+    assert plan_nudges(factory, NOW) == count
+    config = twilio_settings(settings, fake)
+    workers = [start_worker(config, NOW, dispatch_only=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    per_nudge = fake.count_by_callback_param("nudge")
+    assert len(per_nudge) == count
+    assert set(per_nudge.values()) == {1}
+    assert fake.duplicates() == {}
+    assert states(factory) == {NudgeState.SENT: count}
+    # Both processes did real work: the claims interleaved rather than one doing it all.
+    sent_by_each = [int(out.split("sent=")[1].split()[0]) for out, _ in outputs]
+    assert all(n > 0 for n in sent_by_each), sent_by_each
+
+
+@pytest.mark.parametrize("point", ["claimed", "accepted", "recorded"])
+def test_a_dispatcher_killed_mid_tick_leaves_every_nudge_final_and_texted_once(
+    point: str, settings: Settings, fake: FakeTwilio, factory: sessionmaker[Session]
+) -> None:
+    count = 300
+    make_cohort(factory, count)
+    config = twilio_settings(settings, fake)
+    # The first batch (200) is fully recorded; the kill cuts the second at `point`, or, for
+    # "recorded", lands right after the first batch's outcome commits.
+    kill_after = {"claimed": 2, "accepted": 250, "recorded": 1}[point]
+    worker = start_worker(config, NOW, kill_at=point, kill_after=kill_after)
+    worker.communicate(timeout=120)
+    assert worker.returncode == -9
+    crashed = states(factory)
+    stranded = {"claimed": NudgeState.CLAIMED, "accepted": NudgeState.SENDING}
+    if point in stranded:
+        assert crashed.get(stranded[point], 0) > 0, crashed
+    else:
+        assert crashed == {NudgeState.SENT: 200, NudgeState.PLANNED: 100}
+    before_restart = fake.count_by_callback_param("nudge")
+    assert set(before_restart.values()) <= {1}
+
+    # Restart after the claim lease ran out; wait out the reconciliation grace; settle.
+    restarted: Runtime = build_runtime(config)
+    try:
+        later = NOW + dt.timedelta(minutes=6)
+        run_tick(
+            restarted.session_factory,
+            restarted.gateway,
+            restarted.library,
+            restarted.settings,
+            later,
+        )
+        settle = later + dt.timedelta(minutes=3)
+        reconcile_ambiguous(restarted.session_factory, restarted.gateway, settle, limit=count)
+        run_tick(
+            restarted.session_factory,
+            restarted.gateway,
+            restarted.library,
+            restarted.settings,
+            settle,
+        )
+    finally:
+        restarted.close()
+
+    today = {NudgeState.SENT: count}
+    assert states(factory) == today
+    per_nudge = fake.count_by_callback_param("nudge")
+    assert len(per_nudge) == count
+    assert set(per_nudge.values()) == {1}

@@ -1,0 +1,161 @@
+"""Coaching replies: a short acknowledgement, the streak, and every third DONE a tip for the
+track when it still fits in one SMS segment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from coachbot.content import load_library
+from coachbot.domain import coaching
+from coachbot.domain.segments import count_segments
+from coachbot.domain.states import NudgeState
+from coachbot.models import Nudge, OutboundMessage, Patient
+from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
+from tests.support.twilio_signing import inbound_params, post_signed
+
+T0 = MONDAY_0830_NEW_YORK
+DAY = dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "streak", "done_total", "expected"),
+    [
+        ("done", 0, 1, coaching.ReplyPlan("ack.done")),
+        ("value", 1, 1, coaching.ReplyPlan("ack.value")),
+        ("done", 2, 2, coaching.ReplyPlan("streak", streak=2)),
+        ("done", 3, 3, coaching.ReplyPlan("streak", streak=3, with_tip=True)),
+        ("value", 1, 6, coaching.ReplyPlan("ack.value", with_tip=True)),
+        ("typo_done", 5, 6, coaching.ReplyPlan("ack.typo_done")),
+        ("skip", 4, 6, coaching.ReplyPlan("ack.skip")),
+    ],
+)
+def test_plan_reply(
+    kind: coaching.AnswerKind, streak: int, done_total: int, expected: coaching.ReplyPlan
+) -> None:
+    assert coaching.plan_reply(kind, streak=streak, done_total=done_total) == expected
+
+
+def test_tip_order_is_stable_and_puts_recent_tips_last() -> None:
+    ids = [f"tip-{i}" for i in range(10)]
+    first = coaching.tip_order(ids, "SM1")
+    assert coaching.tip_order(ids, "SM1") == first
+    assert sorted(first) == sorted(ids)
+    assert coaching.tip_order(ids, "SM1", recent=first[:3])[-3:] == sorted(
+        first[:3], key=first.index
+    )
+
+
+def test_followup_keys_round_trip() -> None:
+    key = coaching.followup_key("diet:2026-11-23T08:30")
+    assert coaching.is_followup_key(key)
+    assert coaching.original_key(key) == "diet:2026-11-23T08:30"
+    assert coaching.original_key("diet:2026-11-23T08:30") == "diet:2026-11-23T08:30"
+
+
+def test_every_track_has_tips_short_enough_to_join_an_acknowledgement() -> None:
+    library = load_library()
+    ack = library.render("ack.done", "en", {"first_name": "Maya"}, seed="x").body
+    for track in coaching.FOLLOWUP_TRACKS:
+        tips = [
+            library.render_variant(f"tip.{track}", "en", v, {}).body
+            for v in library.variant_ids(f"tip.{track}", "en")
+        ]
+        assert any(coaching.fits_one_segment(coaching.join_with_tip(ack, t)) for t in tips)
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    engine = create_engine(database_url)  # no BEGIN IMMEDIATE: reads never block the webhook
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+    engine.dispose()
+
+
+def nudge_and_answer(
+    client: Any, session: Session, patient: Patient, at: dt.datetime, body: str, track: str
+) -> OutboundMessage:
+    session.add(
+        Nudge(
+            patient_id=patient.id,
+            track=track,
+            occurrence_key=f"{track}:{at:%Y-%m-%dT%H:%M}",
+            due_at=at,
+            send_at=at,
+            state=NudgeState.SENT,
+            sent_at=at,
+            reply_window_ends_at=at + dt.timedelta(hours=4),
+            created_at=at,
+            updated_at=at,
+        )
+    )
+    session.commit()
+    with freeze_time(at + dt.timedelta(minutes=10)):
+        response = post_signed(client, "/sms/inbound", inbound_params(patient.phone_e164, body))
+    assert response.status_code == 200
+    session.expire_all()
+    reply = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id.desc())).first()
+    assert reply is not None
+    return reply
+
+
+def test_three_days_in_a_row_get_a_streak_and_a_tip_in_one_segment(
+    client: Any, session: Session
+) -> None:
+    patient = make_patient(session, first_name="Maya")
+    replies = [
+        nudge_and_answer(client, session, patient, T0 + day * DAY, "done", "exercise")
+        for day in range(3)
+    ]
+    assert [r.template_id for r in replies] == ["ack.done", "streak", "streak+tip.exercise"]
+    assert "2 days in a row" in replies[1].body
+    third = replies[2]
+    assert "3 days in a row" in third.body
+    assert third.variant_id is not None
+    assert third.variant_id.startswith("streak-")
+    assert "+tip-exercise-" in third.variant_id
+    assert count_segments(third.body).segments == third.segments == 1
+
+
+def test_a_gap_resets_the_streak(client: Any, session: Session) -> None:
+    patient = make_patient(session)
+    nudge_and_answer(client, session, patient, T0, "done", "diet")
+    nudge_and_answer(client, session, patient, T0 + DAY, "done", "diet")
+    after_gap = nudge_and_answer(client, session, patient, T0 + 3 * DAY, "done", "diet")
+    assert after_gap.template_id.startswith("ack.done")
+
+
+def test_tips_are_not_repeated_back_to_back(client: Any, session: Session) -> None:
+    patient = make_patient(session)
+    tips = []
+    for day in range(12):
+        reply = nudge_and_answer(client, session, patient, T0 + day * DAY, "25 min", "exercise")
+        if reply.variant_id and "+" in reply.variant_id:
+            tips.append(reply.variant_id.split("+")[1])
+    assert len(tips) == 4
+    assert len(set(tips)) == 4
+
+
+def test_a_typo_echo_never_carries_a_tip(client: Any, session: Session) -> None:
+    patient = make_patient(session)
+    for day in range(2):
+        nudge_and_answer(client, session, patient, T0 + day * DAY, "done", "diet")
+    reply = nudge_and_answer(client, session, patient, T0 + 2 * DAY, "dnoe", "diet")
+    assert reply.template_id == "ack.typo_done"
+
+
+def test_a_spanish_acknowledgement_stays_one_segment_rather_than_take_a_tip(
+    client: Any, session: Session
+) -> None:
+    patient = make_patient(session, language="es")
+    replies = [
+        nudge_and_answer(client, session, patient, T0 + day * DAY, "listo", "diet")
+        for day in range(3)
+    ]
+    assert all(r.segments == 1 for r in replies)
