@@ -121,11 +121,11 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
 @friendly_errors
 def tick(ctx: click.Context, now: dt.datetime | None) -> None:
     """Run what one clock tick runs, at that instant."""
-    from coachbot.services.dispatch import run_tick
+    from coachbot.services.tick import run_clock_tick
 
     now = now or utcnow()
     runtime = runtime_of(ctx)
-    summary = run_tick(
+    summary = run_clock_tick(
         runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, now
     )
     click.echo(summary.as_text())

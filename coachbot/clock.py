@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from coachbot.domain.clock import utcnow
 from coachbot.models import ClockHeartbeat
 from coachbot.runtime import Runtime
-from coachbot.services.dispatch import run_tick
+from coachbot.services.tick import run_clock_tick
 
 log = logging.getLogger(__name__)
 CLOCK_NAME = "dispatch"
@@ -24,7 +24,7 @@ CLOCK_NAME = "dispatch"
 def tick_once(runtime: Runtime, now: dt.datetime | None = None) -> None:
     now = now or utcnow()
     try:
-        summary = run_tick(
+        summary = run_clock_tick(
             runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, now
         )
     except Exception:
@@ -32,7 +32,7 @@ def tick_once(runtime: Runtime, now: dt.datetime | None = None) -> None:
         log.exception("tick failed")
         return
     _heartbeat(runtime, now, summary.as_text())
-    if summary.sent or summary.failed or summary.missed:
+    if summary.eventful:
         log.info("tick: %s", summary.as_text())
 
 

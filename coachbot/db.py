@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "coachbot_read_only"
 
 
 class NaiveDatetimeError(ValueError):
@@ -81,9 +82,21 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (pages, reports, test assertions) opts out of the write lock, so a
+        # long read never makes a webhook wait; see `make_read_session_factory`.
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: services return loaded objects to thin callers after commit.
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only. On SQLite they begin a deferred transaction that takes no
+    write lock; writing through one is a bug that SQLite reports as "database is locked"
+    under contention. On PostgreSQL they are ordinary sessions."""
+    return sessionmaker(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)

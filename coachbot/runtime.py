@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary, load_library
-from coachbot.db import make_engine, make_session_factory
+from coachbot.db import make_engine, make_read_session_factory, make_session_factory
 from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import SmsGateway
@@ -23,6 +23,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    read_session_factory: sessionmaker[Session]
     gateway: SmsGateway
     library: MessageLibrary
 
@@ -45,6 +46,7 @@ def build_runtime(settings: Settings, gateway: SmsGateway | None = None) -> Runt
         settings=settings,
         engine=engine,
         session_factory=make_session_factory(engine),
+        read_session_factory=make_read_session_factory(engine),
         gateway=gateway or build_gateway(settings),
         library=load_library(),
     )

@@ -115,7 +115,9 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 @pytest.fixture
 def session(runtime: Runtime) -> Iterator[Session]:
-    with runtime.session_factory() as s:
+    # Deferred transactions on SQLite: a test holding this session open never blocks the
+    # app's writers (it commits its own writes, as the builders do).
+    with runtime.read_session_factory() as s:
         yield s
 
 

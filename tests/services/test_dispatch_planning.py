@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
-from sqlalchemy import select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
 from coachbot.cli_schedule import schedule
@@ -53,10 +53,17 @@ def run_clock(runtime: Runtime, start: dt.datetime, hours: int, step_minutes: in
             frozen.move_to(moment)
 
 
+def scheduled_nudges() -> Select[tuple[Nudge]]:
+    """The schedule's own nudges: follow-ups planned by unanswered windows are left out."""
+    return select(Nudge).where(~Nudge.occurrence_key.endswith(":followup"))
+
+
 def sent(session: Session) -> list[Nudge]:
-    session.expire_all()
+    session.commit()  # end the read snapshot so the clock's writes are visible
     return list(
-        session.scalars(select(Nudge).where(Nudge.state == NudgeState.SENT).order_by(Nudge.due_at))
+        session.scalars(
+            scheduled_nudges().where(Nudge.state == NudgeState.SENT).order_by(Nudge.due_at)
+        )
     )
 
 
@@ -142,7 +149,7 @@ def test_nothing_is_sent_outside_the_window_and_quiet_hours_defer_or_skip_per_tr
     session.expire_all()
     today = {
         n.track: n
-        for n in session.scalars(select(Nudge))
+        for n in session.scalars(scheduled_nudges())
         if n.due_at.astimezone(zone).date() == dt.date(2026, 11, 23)
     }
     # Before the 08:00 window: deferred to its start.
@@ -176,7 +183,7 @@ def test_the_daily_cap_skips_the_rest_with_a_reason(runtime: Runtime, session: S
     )
     run_clock(runtime, start, hours=18, step_minutes=30)
     session.expire_all()
-    outcome = Counter((n.state, n.state_reason) for n in session.scalars(select(Nudge)))
+    outcome = Counter((n.state, n.state_reason) for n in session.scalars(scheduled_nudges()))
     assert outcome == {(NudgeState.SENT, None): 3, (NudgeState.SKIPPED, "daily_cap"): 5}
 
 
@@ -190,7 +197,7 @@ def test_after_downtime_overdue_nudges_are_missed_too_late_not_sent_in_a_burst(
     # The clock was down from 00:00 to 12:15 local: only the 12:00 diet nudge is recent.
     run_clock(runtime, start + dt.timedelta(hours=12, minutes=15), hours=1)
     session.expire_all()
-    final = {n.track: (n.state, n.state_reason) for n in session.scalars(select(Nudge))}
+    final = {n.track: (n.state, n.state_reason) for n in session.scalars(scheduled_nudges())}
     assert final == {
         "sleep": (NudgeState.MISSED, "too_late"),
         "exercise": (NudgeState.MISSED, "too_late"),
@@ -213,7 +220,7 @@ def test_a_changed_schedule_applies_at_the_next_tick_replacing_unsent_keeping_se
     zone = ZoneInfo("America/New_York")
     today = sorted(
         (n.due_at.astimezone(zone).strftime("%H:%M"), n.state, n.state_reason)
-        for n in session.scalars(select(Nudge))
+        for n in session.scalars(scheduled_nudges())
         if n.due_at.astimezone(zone).date() == dt.date(2026, 11, 23)
     )
     assert today == [

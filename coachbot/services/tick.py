@@ -1,0 +1,45 @@
+"""Everything one clock tick does, in order; the clock process and `coachbot tick` both call
+this, so what the CLI shows is exactly what production runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from coachbot.content import MessageLibrary
+from coachbot.services.dispatch import TickSummary, run_tick
+from coachbot.services.followups import ReplyWindowSummary, process_reply_windows
+from coachbot.settings import Settings
+from coachbot.sms.gateway import SmsGateway
+
+
+@dataclass(frozen=True)
+class ClockTickSummary:
+    reply_windows: ReplyWindowSummary
+    dispatch: TickSummary
+
+    def as_text(self) -> str:
+        return f"{self.dispatch.as_text()} {self.reply_windows.as_text()}"
+
+    @property
+    def eventful(self) -> bool:
+        d = self.dispatch
+        return bool(d.sent or d.failed or d.missed or self.reply_windows.followups)
+
+
+def run_clock_tick(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    library: MessageLibrary,
+    settings: Settings,
+    now: dt.datetime,
+) -> ClockTickSummary:
+    # Reply windows first: a follow-up planned now is sent by the dispatch step below,
+    # through the same consent, quiet-hour and cap checks as any nudge.
+    windows = process_reply_windows(session_factory, library, settings, now)
+    return ClockTickSummary(
+        reply_windows=windows,
+        dispatch=run_tick(session_factory, gateway, library, settings, now),
+    )
