@@ -284,9 +284,8 @@ def main() -> None:
     started = time.perf_counter()
     data = _rows(patients)
     total = sum(len(rows) for rows in data.values())
-    print(
-        f"generated {total:,} rows for {patients:,} patients in {time.perf_counter() - started:.1f}s"
-    )
+    elapsed = time.perf_counter() - started
+    print(f"generated {total:,} rows for {patients:,} patients in {elapsed:.1f}s")
 
     sections = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="no profiler: plain CPU per nudge")
     parser.add_argument("--server", default="node", choices=("node", "python"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,7 +43,18 @@ def main(argv: list[str] | None = None) -> int:
             api = servers.start()
             runtime = build_runtime(Settings(**settings_for(url, api)))
             summary = dispatch.TickSummary()
-            if args.cprofile:
+            if args.bare:
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                dispatch.dispatch_due(
+                    runtime.session_factory,
+                    runtime.gateway,
+                    runtime.library,
+                    runtime.settings,
+                    due,
+                    summary,
+                )
+                cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+            elif args.cprofile:
                 import cProfile
                 import pstats
 

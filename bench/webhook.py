@@ -70,6 +70,47 @@ def bare_app():  # type: ignore[no-untyped-def]
     return app
 
 
+def signed_insert_app():  # type: ignore[no-untyped-def]
+    """A fairer ceiling: what every inbound must cost whatever the pipeline does. The real
+    signature check, then one INSERT of the inbound row in its own transaction, through the
+    project's engine set-up (WAL and BEGIN IMMEDIATE on SQLite, the pool on PostgreSQL)."""
+    from flask import Flask, Response, request
+    from sqlalchemy import insert
+
+    from coachbot.db import make_engine
+    from coachbot.models import InboundMessage
+    from coachbot.web.signature import is_valid_twilio_request
+
+    app = Flask("signed_insert")
+    engine = make_engine(os.environ["DATABASE_URL"])
+    statement = insert(InboundMessage)
+    empty = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+    @app.post(PATH)
+    def inbound() -> Response:
+        if not is_valid_twilio_request(AUTH_TOKEN, PUBLIC_BASE_URL, request):
+            return Response("forbidden", status=403)
+        import datetime as dt
+
+        with engine.begin() as connection:
+            connection.execute(
+                statement,
+                {
+                    "provider_sid": request.form["MessageSid"],
+                    "from_e164": request.form["From"],
+                    "to_e164": request.form["To"],
+                    "body": request.form["Body"],
+                    "num_media": 0,
+                    "is_proxy": False,
+                    "received_at": dt.datetime.now(dt.UTC),
+                    "response_twiml": empty,
+                },
+            )
+        return Response(empty, mimetype="application/xml")
+
+    return app
+
+
 # --- database -------------------------------------------------------------------------------
 
 
@@ -145,6 +186,16 @@ def seed(url: str) -> None:
                     )
                 )
         session.commit()
+    engine.dispose()
+
+
+def forget_inbound(url: str) -> None:
+    """The ceiling runs posted the same MessageSids the webhook will: start it afresh."""
+    from coachbot.models import InboundMessage
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(InboundMessage.__table__.delete())
     engine.dispose()
 
 
@@ -418,6 +469,8 @@ class DbFigures:
     bare: WrkResult
     hook: WrkResult
     bare_latency: OpenLoopResult
+    insert: WrkResult
+    insert_latency: OpenLoopResult
     hook_latency: OpenLoopResult
     stored: int
     expected: int
@@ -442,6 +495,11 @@ def measure(kind: str, url: str, seconds: int, latency_seconds: int) -> DbFigure
             run_wrk(port, script, 2, 1, 4)  # warm-up
             bare = run_wrk(port, script, seconds, 2, 8)
             bare_latency = run_open_loop(port, open_loop, RATE)
+        with gunicorn("bench.webhook:signed_insert_app()", env) as port:
+            # No warm-up, as for the webhook: a repeated MessageSid would be a duplicate.
+            insert_ceiling = run_wrk(port, script, seconds, 2, 8)
+            insert_latency = run_open_loop(port, open_loop, RATE)
+        forget_inbound(url)
         with gunicorn("coachbot.app:create_app()", env) as port:
             hook = run_wrk(port, script, seconds, 2, 8)
             hook_latency = run_open_loop(port, open_loop, RATE)
@@ -450,33 +508,66 @@ def measure(kind: str, url: str, seconds: int, latency_seconds: int) -> DbFigure
     # Rows that must exist: every request answered 200. wrk may cut up to one in-flight
     # request per connection at the end; those can be stored without being counted.
     expected = hook.ok + hook_latency.sent - hook_latency.non200 - hook_latency.errors
-    if hook.sent > len(pool):
+    if max(hook.sent, insert_ceiling.sent) > len(pool):
         raise RuntimeError("the request pool wrapped: MessageSids repeated; enlarge it")
-    return DbFigures(kind, bare, hook, bare_latency, hook_latency, stored_rows(url), expected)
+    return DbFigures(
+        kind,
+        bare,
+        hook,
+        bare_latency,
+        insert_ceiling,
+        insert_latency,
+        hook_latency,
+        stored_rows(url),
+        expected,
+    )
+
+
+def errors_of(wrk: WrkResult, latency: OpenLoopResult) -> int:
+    return wrk.non2xx + wrk.errors + latency.non200 + latency.errors
+
+
+def summary_line(f: DbFigures) -> str:
+    return (
+        f"{f.name}: bare {f.bare.rps:.0f} req/s, signed+INSERT {f.insert.rps:.0f} req/s,"
+        f" webhook {f.hook.rps:.0f} req/s (ratio to bare {f.hook.rps / f.bare.rps:.2f},"
+        f" to signed+INSERT {f.hook.rps / f.insert.rps:.2f}); at {RATE} req/s p50/p99/max:"
+        f" webhook {f.hook_latency.p50_ms:.1f}/{f.hook_latency.p99_ms:.1f}/"
+        f"{f.hook_latency.max_ms:.0f} ms, signed+INSERT {f.insert_latency.p50_ms:.1f}/"
+        f"{f.insert_latency.p99_ms:.1f}/{f.insert_latency.max_ms:.0f} ms, bare"
+        f" {f.bare_latency.p50_ms:.1f}/{f.bare_latency.p99_ms:.1f}/{f.bare_latency.max_ms:.0f} ms;"
+        f" webhook wrk non-2xx {f.hook.non2xx} socket errors {f.hook.errors},"
+        f" open-loop non-200 {f.hook_latency.non200} errors {f.hook_latency.errors};"
+        f" signed+INSERT errors {errors_of(f.insert, f.insert_latency)};"
+        f" answered 200 {f.expected} stored {f.stored}"
+    )
 
 
 def report(figures: list[DbFigures], quick: bool) -> str:
     lines = [
-        "## Webhook",
-        "",
         machine_line(),
         "",
-        "gunicorn, 2 sync workers, loopback. Throughput: `wrk -t2 -c8`, pre-signed inbound"
-        " replies with unique MessageSids from 3,000 patients with open nudges. Latency:"
-        f" open loop at {RATE} req/s, measured from each request's scheduled time."
-        + (" (--quick run)" if quick else ""),
+        "gunicorn, 2 sync workers, loopback, the same settings for all three apps. Throughput:"
+        f" `wrk -t2 -c8` for {'5' if quick else '15'} s, pre-signed inbound replies with unique"
+        " MessageSids from 3,000 patients with open nudges. Latency: open loop at"
+        f" {RATE} req/s for {'4' if quick else '10'} s, measured from each request's scheduled"
+        " time. Ceilings: *bare* parses the form and answers empty TwiML (the issue's ceiling);"
+        " *signed+INSERT* checks the Twilio signature and INSERTs the inbound row in its own"
+        " transaction (what any inbound must cost)." + (" (--quick run)" if quick else ""),
         "",
-        "| database | bare req/s | webhook req/s | ratio (target >= 0.75) |"
-        " webhook p50 / p99 / max at 500 req/s (target p99 <= 10 ms) | bare p99 |"
-        " errors | answered 200 | stored | lost |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| database | bare req/s | signed+INSERT req/s | webhook req/s |"
+        " ratio to bare (target >= 0.75) | ratio to signed+INSERT |"
+        " webhook p50 / p99 / max at 500 req/s (target p99 <= 10 ms) |"
+        " signed+INSERT p99 | bare p99 | errors | answered 200 | stored | lost |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
-        errors = f.hook.non2xx + f.hook.errors + f.hook_latency.non200 + f.hook_latency.errors
         lines.append(
-            f"| {f.name} | {f.bare.rps:.0f} | {f.hook.rps:.0f} | {f.hook.rps / f.bare.rps:.2f} |"
+            f"| {f.name} | {f.bare.rps:.0f} | {f.insert.rps:.0f} | {f.hook.rps:.0f} |"
+            f" {f.hook.rps / f.bare.rps:.2f} | {f.hook.rps / f.insert.rps:.2f} |"
             f" {f.hook_latency.p50_ms:.1f} / {f.hook_latency.p99_ms:.1f} /"
-            f" {f.hook_latency.max_ms:.0f} ms | {f.bare_latency.p99_ms:.1f} ms | {errors} |"
+            f" {f.hook_latency.max_ms:.0f} ms | {f.insert_latency.p99_ms:.1f} ms |"
+            f" {f.bare_latency.p99_ms:.1f} ms | {errors_of(f.hook, f.hook_latency)} |"
             f" {f.expected} | {f.stored} | {max(f.expected - f.stored, 0)} |"
         )
     return "\n".join(lines)
@@ -485,6 +576,10 @@ def report(figures: list[DbFigures], quick: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--notes", metavar="PATH", help="markdown appended to the section (method, analysis)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required: apt-get install -y wrk")
@@ -495,20 +590,21 @@ def main() -> None:
     for kind in kinds:
         with database(kind, pg_url) as url:
             figures.append(measure(kind, url, seconds, latency_seconds))
-            f = figures[-1]
-            print(
-                f"{kind}: bare {f.bare.rps:.0f} req/s, webhook {f.hook.rps:.0f} req/s"
-                f" (ratio {f.hook.rps / f.bare.rps:.2f}); at {RATE} req/s webhook"
-                f" p50 {f.hook_latency.p50_ms:.1f} ms p99 {f.hook_latency.p99_ms:.1f} ms"
-                f" max {f.hook_latency.max_ms:.0f} ms (bare p99 {f.bare_latency.p99_ms:.1f} ms);"
-                f" wrk non-2xx {f.hook.non2xx} socket errors {f.hook.errors};"
-                f" open-loop non-200 {f.hook_latency.non200} errors {f.hook_latency.errors};"
-                f" answered 200 {f.expected} stored {f.stored}",
-                flush=True,
-            )
+            print(summary_line(figures[-1]), flush=True)
     markdown = report(figures, args.quick)
     print(markdown)
-    write_section("webhook", markdown)
+    if args.no_write:
+        return
+    notes = Path(args.notes).read_text() if args.notes else ""
+    write_section(
+        "webhook",
+        "## Webhook\n\n"
+        + markdown
+        + "\n\nRaw output:\n\n```\n"
+        + "\n".join(summary_line(f) for f in figures)
+        + "\n```\n"
+        + (f"\n{notes.strip()}\n" if notes else ""),
+    )
 
 
 if __name__ == "__main__":

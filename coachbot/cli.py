@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli_dashboard import api_token
 from coachbot.cli_schedule import reconcile, schedule
 from coachbot.content.cli import templates
 from coachbot.domain.clock import utcnow
@@ -32,6 +33,7 @@ def main(ctx: click.Context) -> None:
 main.add_command(templates)
 main.add_command(schedule)
 main.add_command(reconcile)
+main.add_command(api_token)
 
 
 @main.group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from zoneinfo import ZoneInfo
 
@@ -120,6 +121,14 @@ def current_streak(
             AdherenceRecord.recorded_at >= now - dt.timedelta(days=limit_days),
         )
     ).all()
+    return streak_from_instants(instants, zone, now)
+
+
+def streak_from_instants(
+    instants: Iterable[dt.datetime], timezone: str | ZoneInfo, now: dt.datetime
+) -> int:
+    """Consecutive local days, ending on `now`'s local day, that hold one of `instants`."""
+    zone = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
     days = {i.astimezone(zone).date() for i in instants}
     today = now.astimezone(zone).date()
     streak = 0

@@ -19,7 +19,7 @@ from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus
 from coachbot.models import Patient, TrackSchedule
 from coachbot.services import audit
-from coachbot.services.enrollment import EnrollmentRequest, _validate, enroll_patient
+from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, validate_enrollment
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.messaging import send_to_patient, status_callback_url
 from coachbot.settings import Settings
@@ -28,11 +28,6 @@ from coachbot.sms.gateway import SmsGateway
 
 class TransitionRefused(ValueError):
     pass
-
-
-def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Settings) -> None:
-    """The enrolment service's own checks, without writing: raises ValidationFailed."""
-    _validate(session, req, settings)
 
 
 def parse_track_times(text: str) -> str:

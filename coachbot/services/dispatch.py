@@ -12,9 +12,22 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, select, text, update
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    null,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -52,7 +65,7 @@ from coachbot.sms.gateway import (
     SendReceipt,
     SendResult,
     SmsGateway,
-    send_batch,
+    open_batch_sender,
 )
 
 log = logging.getLogger(__name__)
@@ -304,48 +317,53 @@ def dispatch_due(
     summary: TickSummary,
 ) -> None:
     """Claims, gates, sends and records batch after batch until nothing is due or the
-    provider throttles us. The sends of a batch go out concurrently within the pacing."""
+    provider throttles us. The sends of a batch go out concurrently within the pacing, over
+    one pool of kept-alive connections for the whole run."""
     with session_factory() as session:
         config = dispatch_settings(session)
     sender = getattr(gateway, "sender", gateway.name)
     pacing = Pacing(config.pace_for(sender), config.max_concurrency)
-    while True:
-        ids = claim_due(session_factory, now)
-        if not ids:
-            return
-        _at("claimed", ids[0])
-        ready = _prepare(session_factory, library, settings, ids, now, config, summary)
-        if not ready:
-            continue
-        callback_base = settings.public_base_url if gateway.name == "twilio" else None
-        batch = [
-            OutgoingSms(
-                to=r.to,
-                body=r.body,
-                status_callback=(
-                    status_callback_url(callback_base, r.nudge_id) if callback_base else None
-                ),
-                segments=r.segments,
-            )
-            for r in ready
-        ]
+    callback_base = settings.public_base_url if gateway.name == "twilio" else None
+    with open_batch_sender(gateway, pacing, buckets=_SEQUENTIAL_BUCKETS) as send:
+        while True:
+            ids = claim_due(session_factory, now)
+            if not ids:
+                return
+            _at("claimed", ids[0])
+            ready = _prepare(session_factory, library, settings, ids, now, config, summary)
+            if not ready:
+                continue
+            batch = [
+                OutgoingSms(
+                    to=r.to,
+                    body=r.body,
+                    status_callback=(
+                        status_callback_url(callback_base, r.nudge_id) if callback_base else None
+                    ),
+                    segments=r.segments,
+                )
+                for r in ready
+            ]
+            ids_in_batch = [r.nudge_id for r in ready]
 
-        ids_in_batch = [r.nudge_id for r in ready]
+            def accepted(
+                index: int, result: SendReceipt | SendFailure, ids: list[int] = ids_in_batch
+            ) -> None:
+                if isinstance(result, SendReceipt):
+                    _at("accepted", ids[index])
 
-        def accepted(
-            index: int, result: SendReceipt | SendFailure, ids: list[int] = ids_in_batch
-        ) -> None:
-            if isinstance(result, SendReceipt):
-                _at("accepted", ids[index])
-
-        results = send_batch(gateway, batch, pacing, accepted, buckets=_SEQUENTIAL_BUCKETS)
-        throttled = _record(session_factory, gateway.name, ready, results, now, summary)
-        _at("recorded", ready[0].nudge_id)
-        if throttled:
-            return
+            results = send(batch, accepted)
+            throttled = _record(session_factory, gateway.name, ready, results, now, summary)
+            _at("recorded", ready[0].nudge_id)
+            if throttled:
+                return
 
 
 _SEQUENTIAL_BUCKETS: dict[str, TokenBucket] = {}
+# Core tables for the bulk statements (the ORM mapping offers them as generic FromClauses).
+_NUDGES = cast(Table, Nudge.__table__)
+_OUTBOUND = cast(Table, OutboundMessage.__table__)
+_SENDING = _NUDGES.c.state == NudgeState.SENDING
 
 
 def _finish(nudge: Nudge, state: NudgeState, reason: str | None, now: dt.datetime) -> None:
@@ -363,28 +381,34 @@ def _requeue(nudge: Nudge, send_at: dt.datetime, now: dt.datetime) -> None:
     nudge.updated_at = now
 
 
+# A local day began less than 25 hours ago (24, or 25 on a fall-back day): a safe lower
+# bound for "sent today" in every zone, without computing each patient's day first.
+_LONGEST_DAY = dt.timedelta(hours=26)
+
+
 def _sent_today_by_patient(
-    session: Session, patients: dict[int, Patient], now: dt.datetime
+    session: Session, zones: dict[int, str], now: dt.datetime
 ) -> dict[int, int]:
     """Automated messages that may have reached each phone in its own local day so far."""
-    counts = dict.fromkeys(patients, 0)
-    if not patients:
+    counts = dict.fromkeys(zones, 0)
+    if not zones:
         return counts
-    bounds = {}
-    for pid, patient in patients.items():
-        zone = ZoneInfo(patient.timezone)
-        bounds[pid] = sched.local_day_bounds(now.astimezone(zone).date(), zone)
-    earliest = min(start for start, _ in bounds.values())
     rows = session.execute(
         select(Nudge.patient_id, Nudge.sent_at).where(
-            Nudge.patient_id.in_(list(patients)),
+            Nudge.patient_id.in_(list(zones)),
             Nudge.state.in_(_CAPPED_STATES),
-            Nudge.sent_at >= earliest,
+            Nudge.sent_at >= now - _LONGEST_DAY,
         )
     ).all()
+    # Day bounds per zone, not per patient: a cohort spans a handful of zones.
+    bounds: dict[str, tuple[dt.datetime, dt.datetime]] = {}
     for pid, sent_at in rows:
-        start, end = bounds[pid]
-        if sent_at is not None and start <= sent_at < end:
+        name = zones[pid]
+        day = bounds.get(name)
+        if day is None:
+            zone = ZoneInfo(name)
+            day = bounds[name] = sched.local_day_bounds(now.astimezone(zone).date(), zone)
+        if sent_at is not None and day[0] <= sent_at < day[1]:
             counts[pid] += 1
     return counts
 
@@ -399,20 +423,37 @@ def _prepare(
     summary: TickSummary,
 ) -> list[_Ready]:
     """Re-checks every claimed nudge (consent, lateness, window, cap), renders it, and moves
-    the survivors to `sending` in one conditional statement."""
+    the survivors to `sending` in one conditional statement.
+
+    Columns, not ORM objects: building two mapped objects per nudge, and flushing them one
+    by one, cost more than everything else this function does."""
     with session_factory() as session, session.begin():
-        nudges = session.scalars(
-            select(Nudge)
+        rows = session.execute(
+            select(
+                Nudge.id,
+                Nudge.patient_id,
+                Nudge.track,
+                Nudge.occurrence_key,
+                Nudge.due_at,
+                Nudge.template_id,
+                Patient.status,
+                Patient.timezone,
+                Patient.quiet_start,
+                Patient.quiet_end,
+                Patient.first_name,
+                Patient.language,
+                Patient.phone_e164,
+            )
+            .join(Patient, Patient.id == Nudge.patient_id)
             .where(Nudge.id.in_(ids), Nudge.state == NudgeState.CLAIMED)
-            .options(selectinload(Nudge.patient))
             .order_by(Nudge.send_at, Nudge.id)
         ).all()
-        patients = {n.patient_id: n.patient for n in nudges}
-        sent_today = _sent_today_by_patient(session, patients, now)
+        zones = {row.patient_id: row.timezone for row in rows}
+        sent_today = _sent_today_by_patient(session, zones, now)
         recent: dict[tuple[int, str], list[str]] = {}
         for pid, track, variant in session.execute(
             select(Nudge.patient_id, Nudge.track, Nudge.variant_id).where(
-                Nudge.patient_id.in_(list(patients)),
+                Nudge.patient_id.in_(list(zones)),
                 Nudge.sent_at >= now - dt.timedelta(days=7),
                 Nudge.variant_id.is_not(None),
             )
@@ -420,71 +461,84 @@ def _prepare(
             if variant:
                 recent.setdefault((pid, track), []).append(variant)
         homework = _homework_by_patient(
-            session, [n.patient_id for n in nudges if n.track == "rehab"]
+            session, [row.patient_id for row in rows if row.track == "rehab"]
         )
+        finished: list[dict[str, object]] = []
+        requeued: list[dict[str, object]] = []
         ready: list[_Ready] = []
-        for nudge in nudges:
-            patient = nudge.patient
-            zone = ZoneInfo(patient.timezone)
-            policy = TRACK_POLICIES[nudge.track]
+        local_times: dict[str, tuple[ZoneInfo, str]] = {}
+        for row in rows:
+            pid = row.patient_id
+            zoned = local_times.get(row.timezone)
+            if zoned is None:
+                zone = ZoneInfo(row.timezone)
+                zoned = local_times[row.timezone] = (zone, now.astimezone(zone).strftime("%H:%M"))
+            zone, local_time = zoned
+            policy = TRACK_POLICIES[row.track]
             # Consent, lateness, quiet hours and the cap may all have changed since the
             # row was planned.
-            if patient.status != PatientStatus.ACTIVE:
-                _finish(nudge, NudgeState.SKIPPED, f"patient_{patient.status}", now)
+            if row.status != PatientStatus.ACTIVE:
+                finished.append(_final(row.id, NudgeState.SKIPPED, f"patient_{row.status}", now))
                 summary.skipped += 1
                 continue
-            if now - nudge.due_at > policy.stale_limit:
-                _finish(nudge, NudgeState.MISSED, "too_late", now)
+            if now - row.due_at > policy.stale_limit:
+                finished.append(_final(row.id, NudgeState.MISSED, "too_late", now))
                 summary.missed += 1
                 continue
-            decision = sched.place_in_window(
-                now, zone, config.window, _quiet_window(patient), policy.quiet_policy
+            quiet = (
+                sched.LocalWindow(row.quiet_start, row.quiet_end)
+                if row.quiet_start is not None and row.quiet_end is not None
+                else None
             )
+            decision = sched.place_in_window(now, zone, config.window, quiet, policy.quiet_policy)
             if decision.action == "skip":
-                _finish(nudge, NudgeState.SKIPPED, decision.reason, now)
+                finished.append(_final(row.id, NudgeState.SKIPPED, decision.reason, now))
                 summary.skipped += 1
                 continue
             if decision.action == "defer" and decision.send_at is not None:
-                _requeue(nudge, decision.send_at, now)
+                requeued.append(_back_to_queue(row.id, decision.send_at, now))
                 summary.deferred += 1
                 continue
-            if sent_today[patient.id] >= config.daily_cap:
-                _finish(nudge, NudgeState.SKIPPED, "daily_cap", now)
+            if sent_today[pid] >= config.daily_cap:
+                finished.append(_final(row.id, NudgeState.SKIPPED, "daily_cap", now))
                 summary.skipped += 1
                 continue
             variables: dict[str, object] = {
-                "first_name": patient.first_name,
+                "first_name": row.first_name,
                 "clinic_name": settings.clinic_name,
                 "clinic_phone": settings.clinic_phone,
-                "local_time": now.astimezone(zone).strftime("%H:%M"),
+                "local_time": local_time,
             }
-            if nudge.track == "rehab":
-                variables["homework"] = homework.get(patient.id) or "your home exercises"
+            if row.track == "rehab":
+                variables["homework"] = homework.get(pid) or "your home exercises"
             # A row planned with a template (a follow-up, a re-engagement) keeps it;
             # otherwise the track's nudge family.
             message = library.render(
-                nudge.template_id or f"nudge.{nudge.track}",
-                patient.language,
+                row.template_id or f"nudge.{row.track}",
+                row.language,
                 variables,
-                seed=f"{patient.id}:{nudge.occurrence_key}",
-                avoid=recent.get((patient.id, nudge.track), []),
+                seed=f"{pid}:{row.occurrence_key}",
+                avoid=recent.get((pid, row.track), []),
             )
-            sent_today[patient.id] += 1
+            sent_today[pid] += 1
             if message.variant_id:
-                recent.setdefault((patient.id, nudge.track), []).append(message.variant_id)
+                recent.setdefault((pid, row.track), []).append(message.variant_id)
             ready.append(
                 _Ready(
-                    nudge.id,
-                    patient.id,
-                    nudge.track,
-                    patient.phone_e164,
+                    row.id,
+                    pid,
+                    row.track,
+                    row.phone_e164,
                     message.body,
                     message.template_id,
                     message.variant_id,
                     message.segments.segments,
                 )
             )
-        session.flush()
+        if finished:
+            session.execute(_FINISH, finished)
+        if requeued:
+            session.execute(_REQUEUE, requeued)
         if not ready:
             return []
         # The last gate before the wire, atomic with the consent check: a STOP stored
@@ -516,19 +570,80 @@ def _prepare(
         ready = [r for r in ready if r.nudge_id in moved]
         if ready:
             session.execute(
-                update(Nudge).execution_options(synchronize_session=False),
+                _RENDERED,
                 [
                     {
-                        "id": r.nudge_id,
-                        "template_id": r.template_id,
-                        "variant_id": r.variant_id,
-                        "rendered_body": r.body,
-                        "segments": r.segments,
+                        "b_id": r.nudge_id,
+                        "b_template": r.template_id,
+                        "b_variant": r.variant_id,
+                        "b_body": r.body,
+                        "b_segments": r.segments,
                     }
                     for r in ready
                 ],
             )
         return ready
+
+
+def _final(
+    nudge_id: int, state: NudgeState, reason: str | None, now: dt.datetime
+) -> dict[str, object]:
+    return {"b_id": nudge_id, "b_state": state, "b_reason": reason, "b_now": now}
+
+
+def _back_to_queue(nudge_id: int, send_at: dt.datetime, now: dt.datetime) -> dict[str, object]:
+    return {"b_id": nudge_id, "b_send_at": send_at, "b_now": now}
+
+
+# Executed with one parameter set per nudge (executemany): one round trip per batch.
+_FINISH = (
+    update(_NUDGES)
+    .where(_NUDGES.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        state_reason=bindparam("b_reason"),
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_REQUEUE = (
+    update(_NUDGES)
+    .where(_NUDGES.c.id == bindparam("b_id"))
+    .values(
+        state=NudgeState.PLANNED,
+        send_at=bindparam("b_send_at"),
+        sent_at=None,
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_RENDERED = (
+    update(_NUDGES)
+    .where(_NUDGES.c.id == bindparam("b_id"))
+    .values(
+        template_id=bindparam("b_template"),
+        variant_id=bindparam("b_variant"),
+        rendered_body=bindparam("b_body"),
+        segments=bindparam("b_segments"),
+    )
+)
+# A status callback may have outrun us and already moved the row past `sending`: then only
+# the provider's id and the reply window are recorded.
+_SENT = (
+    update(_NUDGES)
+    .where(_NUDGES.c.id == bindparam("b_id"))
+    .values(
+        state=case((_SENDING, NudgeState.SENT), else_=_NUDGES.c.state),
+        state_reason=case((_SENDING, null()), else_=_NUDGES.c.state_reason),
+        lease_expires_at=case((_SENDING, null()), else_=_NUDGES.c.lease_expires_at),
+        updated_at=case(
+            (_SENDING, bindparam("b_now", type_=_NUDGES.c.updated_at.type)),
+            else_=_NUDGES.c.updated_at,
+        ),
+        provider_sid=bindparam("b_sid"),
+        reply_window_ends_at=bindparam("b_reply"),
+    )
+)
 
 
 def _homework_by_patient(session: Session, patient_ids: Sequence[int]) -> dict[int, str]:
@@ -552,7 +667,10 @@ def _record(
     now: dt.datetime,
     summary: TickSummary,
 ) -> bool:
-    """Records a batch's outcomes in one transaction; True when the provider throttled us."""
+    """Records a batch's outcomes in one transaction; True when the provider throttled us.
+
+    Accepted sends, nearly all of a batch, are written with two bulk statements; the rare
+    failures and throttled leftovers go through the per-nudge rules below."""
     throttle_delay = DEFAULT_BACKOFF
     for result in results:
         if (
@@ -562,74 +680,106 @@ def _record(
         ):
             throttle_delay = max(throttle_delay, dt.timedelta(seconds=result.retry_after))
     throttled = False
+    accepted = [
+        (item, result)
+        for item, result in zip(ready, results, strict=True)
+        if isinstance(result, SendReceipt)
+    ]
+    others = [
+        (item, result)
+        for item, result in zip(ready, results, strict=True)
+        if not isinstance(result, SendReceipt)
+    ]
     with session_factory() as session, session.begin():
-        nudges = {
-            n.id: n
-            for n in session.scalars(select(Nudge).where(Nudge.id.in_([r.nudge_id for r in ready])))
-        }
-        sids = [r.provider_sid for r in results if isinstance(r, SendReceipt)]
-        known = set(
-            session.scalars(
-                select(OutboundMessage.provider_sid).where(OutboundMessage.provider_sid.in_(sids))
-            )
-        )
-        with_events = set(
-            session.scalars(
-                select(DeliveryEvent.provider_sid).where(DeliveryEvent.provider_sid.in_(sids))
-            )
-        )
-        for item, result in zip(ready, results, strict=True):
-            nudge = nudges[item.nudge_id]
-            if result is None:
-                # Never attempted: the provider throttled the batch before its turn.
-                nudge.attempts = max(0, nudge.attempts - 1)
-                _requeue(nudge, now + throttle_delay, now)
-                summary.deferred += 1
-                throttled = True
-            elif isinstance(result, SendReceipt):
-                _record_sent(session, backend, item, nudge, result, now, known, with_events)
-                summary.sent += 1
-            else:
-                throttled |= _record_failure(session, item, nudge, result, now, summary)
+        if accepted:
+            _record_accepted(session, backend, accepted, now)
+            summary.sent += len(accepted)
+        if others:
+            nudges = {
+                n.id: n
+                for n in session.scalars(
+                    select(Nudge).where(Nudge.id.in_([item.nudge_id for item, _ in others]))
+                )
+            }
+            for item, result in others:
+                nudge = nudges[item.nudge_id]
+                if result is None:
+                    # Never attempted: the provider throttled the batch before its turn.
+                    nudge.attempts = max(0, nudge.attempts - 1)
+                    _requeue(nudge, now + throttle_delay, now)
+                    summary.deferred += 1
+                    throttled = True
+                else:
+                    assert isinstance(result, SendFailure)
+                    throttled |= _record_failure(session, item, nudge, result, now, summary)
     if summary.sent:
         log.info("dispatch batch: %s", summary.as_text())
     return throttled
 
 
-def _record_sent(
+def _record_accepted(
     session: Session,
     backend: str,
-    item: _Ready,
-    nudge: Nudge,
-    receipt: SendReceipt,
+    accepted: Sequence[tuple[_Ready, SendReceipt]],
     now: dt.datetime,
-    known: set[str | None],
-    with_events: set[str],
 ) -> None:
-    # A status callback may have outrun us and already moved the row forward.
-    if nudge.state == NudgeState.SENDING:
-        _finish(nudge, NudgeState.SENT, None, now)
-    nudge.provider_sid = receipt.provider_sid
-    nudge.reply_window_ends_at = now + TRACK_POLICIES[item.track].reply_window
-    if receipt.provider_sid in known:
-        return
-    outbound = OutboundMessage(
-        patient_id=item.patient_id,
-        to_e164=item.to,
-        body=item.body,
-        kind="nudge",
-        template_id=item.template_id,
-        variant_id=item.variant_id,
-        nudge_id=item.nudge_id,
-        backend=backend,
-        provider_sid=receipt.provider_sid,
-        delivery_status=receipt.status,
-        segments=item.segments,
-        created_at=now,
+    sids = [receipt.provider_sid for _, receipt in accepted]
+    # A replayed record (or a callback that created the message row) must not add a second.
+    known = set(
+        session.scalars(
+            select(OutboundMessage.provider_sid).where(OutboundMessage.provider_sid.in_(sids))
+        )
     )
-    session.add(outbound)
-    if receipt.provider_sid in with_events:
-        apply_stored_events(session, receipt.provider_sid, outbound, nudge, now)
+    with_events = set(
+        session.scalars(
+            select(DeliveryEvent.provider_sid).where(DeliveryEvent.provider_sid.in_(sids))
+        )
+    )
+    session.execute(
+        _SENT,
+        [
+            {
+                "b_id": item.nudge_id,
+                "b_sid": receipt.provider_sid,
+                "b_reply": now + TRACK_POLICIES[item.track].reply_window,
+                "b_now": now,
+            }
+            for item, receipt in accepted
+        ],
+    )
+    new = [(item, receipt) for item, receipt in accepted if receipt.provider_sid not in known]
+    if not new:
+        return
+    session.execute(
+        insert(_OUTBOUND),
+        [
+            {
+                "patient_id": item.patient_id,
+                "to_e164": item.to,
+                "body": item.body,
+                "kind": "nudge",
+                "template_id": item.template_id,
+                "variant_id": item.variant_id,
+                "nudge_id": item.nudge_id,
+                "backend": backend,
+                "provider_sid": receipt.provider_sid,
+                "delivery_status": receipt.status,
+                "error_code": None,
+                "segments": item.segments,
+                "created_at": now,
+            }
+            for item, receipt in new
+        ],
+    )
+    # Status callbacks that arrived before this commit were stored as events; replay them
+    # now that the message row exists (rare: Twilio answers before it calls back).
+    for item, receipt in new:
+        if receipt.provider_sid in with_events:
+            outbound = session.scalars(
+                select(OutboundMessage).where(OutboundMessage.provider_sid == receipt.provider_sid)
+            ).one()
+            nudge = session.get_one(Nudge, item.nudge_id)
+            apply_stored_events(session, receipt.provider_sid, outbound, nudge, now)
 
 
 def _record_failure(

@@ -52,7 +52,7 @@ class _Validated:
     caregiver: str | None
 
 
-def _validate(session: Session, req: EnrollmentRequest, settings: Settings) -> _Validated:
+def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Settings) -> _Validated:
     errors: dict[str, str] = {}
     first_name = req.first_name.strip()
     if not first_name:
@@ -151,7 +151,7 @@ def enroll_patient(
 
     Nothing else is sent to a pending patient: dispatch only plans for active patients.
     """
-    v = _validate(session, req, settings)
+    v = validate_enrollment(session, req, settings)
     patient = Patient(
         first_name=v.first_name,
         phone_e164=v.phone,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -76,6 +77,37 @@ class BatchGateway(SmsGateway, Protocol):
     ) -> list[SendResult]:
         """Send concurrently within `pacing`; results in the order of `batch`."""
         ...
+
+
+# Sends one batch and returns its results in order; see `open_batch_sender`.
+BatchSender = Callable[[Sequence[OutgoingSms], ResultHook | None], list[SendResult]]
+
+
+class SessionGateway(SmsGateway, Protocol):
+    def batch_sender(self, pacing: Pacing) -> AbstractContextManager[BatchSender]:
+        """A sender that keeps its connections (and event loop) across batches until
+        the context exits."""
+        ...
+
+
+@contextmanager
+def open_batch_sender(
+    gateway: SmsGateway, pacing: Pacing, *, buckets: dict[str, TokenBucket] | None = None
+) -> Iterator[BatchSender]:
+    """One sender for a whole dispatch run: a gateway that can keep its connection pool
+    between batches does so; any other is driven through `send_batch`."""
+    opener = getattr(gateway, "batch_sender", None)
+    if opener is not None:
+        with opener(pacing) as send:
+            yield send
+        return
+
+    def one_at_a_time(
+        batch: Sequence[OutgoingSms], on_result: ResultHook | None
+    ) -> list[SendResult]:
+        return send_batch(gateway, batch, pacing, on_result, buckets=buckets)
+
+    yield one_at_a_time
 
 
 def send_batch(

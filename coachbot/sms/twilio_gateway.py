@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from coachbot.domain.phones import mask_phone
 from coachbot.domain.provider_errors import Outcome, ProviderError, classify
 from coachbot.settings import Settings
 from coachbot.sms.gateway import (
+    BatchSender,
     OutgoingSms,
     Pacing,
     ProviderMessage,
@@ -67,6 +69,9 @@ class TwilioGateway:
             timeout=settings.twilio_timeout_seconds,
         )
         self._buckets: dict[str, TokenBucket] = {}
+        # The SDK imports its Messages API modules on first use (tens of ms): pay that when
+        # the process starts, not inside the first tick's first send.
+        _ = self._client.messages
 
     @property
     def sender(self) -> str:
@@ -145,7 +150,7 @@ class TwilioGateway:
 
     # --- concurrent batches ---------------------------------------------------------
 
-    def _async_client(self) -> Any:
+    def _async_client(self, pool_size: int = 0) -> Any:
         settings = self._settings
         assert settings.twilio_account_sid is not None
         assert settings.twilio_auth_token is not None
@@ -154,6 +159,7 @@ class TwilioGateway:
             settings.twilio_auth_token,
             api_base_url=settings.twilio_api_base_url,
             timeout=settings.twilio_timeout_seconds,
+            pool_size=pool_size,
         )
 
     def _bucket(self, segments_per_second: float | None) -> TokenBucket | None:
@@ -171,18 +177,40 @@ class TwilioGateway:
     ) -> list[SendResult]:
         if not batch:
             return []
-        # One short-lived loop and connection pool per batch: nothing outlives the call,
-        # so no thread, socket or session leaks whoever forgets to close the gateway.
-        return asyncio.run(self._send_all(batch, pacing, on_result))
+        with self.batch_sender(pacing) as send:
+            return send(batch, on_result)
 
-    async def _send_all(
-        self, batch: Sequence[OutgoingSms], pacing: Pacing, on_result: ResultHook | None
-    ) -> list[SendResult]:
-        client = self._async_client()
+    @contextmanager
+    def batch_sender(self, pacing: Pacing) -> Iterator[BatchSender]:
+        """An event loop and one pool of kept-alive connections for a whole dispatch run.
+
+        Reconnecting for every batch cost a TCP (in production, TLS) handshake per
+        connection per batch. The loop runs only inside `send`, so nothing outlives the
+        context: no thread, and the pool is closed on exit.
+        """
+        loop = asyncio.new_event_loop()
         try:
-            return await self._send_with(client, batch, pacing, on_result)
+            client = loop.run_until_complete(self._open_client(max(1, pacing.max_concurrency)))
+            try:
+
+                def send(
+                    batch: Sequence[OutgoingSms], on_result: ResultHook | None
+                ) -> list[SendResult]:
+                    if not batch:
+                        return []
+                    return loop.run_until_complete(
+                        self._send_with(client, batch, pacing, on_result)
+                    )
+
+                yield send
+            finally:
+                loop.run_until_complete(client.http_client.close())
         finally:
-            await client.http_client.close()
+            loop.close()
+
+    async def _open_client(self, pool_size: int) -> Any:
+        # aiohttp binds its session to the loop running when it is created.
+        return self._async_client(pool_size)
 
     async def _send_with(
         self,
@@ -192,6 +220,10 @@ class TwilioGateway:
         on_result: ResultHook | None,
     ) -> list[SendResult]:
         loop = asyncio.get_running_loop()
+        # Between batches the loop was idle: let it notice connections the server closed
+        # meanwhile, so a stale one is dropped instead of failing a send as ambiguous.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         bucket = self._bucket(pacing.segments_per_second)
         slots = asyncio.Semaphore(max(1, pacing.max_concurrency))
         throttled = asyncio.Event()

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from flask import Blueprint, Response, stream_with_context
+from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from coachbot.domain.states import Role
+from coachbot.models import Patient
 from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
-from coachbot.web.common import audit_ok, db, now, owned_patient, roles_required, staff
+from coachbot.web.common import audit_ok, db, now, owned_patient, roles_required, runtime, staff
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
+
+
+def _streamed(produce: Callable[[Session], Iterator[str]]) -> Iterator[str]:
+    """Streams from a session of its own, closed when the download ends: the request's
+    session is gone by then, and a transaction left open would hold locks."""
+    factory = runtime().session_factory
+
+    def generate() -> Iterator[str]:
+        with factory() as session:
+            yield from produce(session)
+
+    return generate()
 
 
 def _download(body: Iterable[str] | str, mimetype: str, filename: str) -> Response:
@@ -27,9 +41,12 @@ def _download(body: Iterable[str] | str, mimetype: str, filename: str) -> Respon
 def patient_export_csv(patient_id: int) -> ResponseReturnValue:
     patient = owned_patient(patient_id, "export.patient_csv")
     audit_ok("export.patient_csv", patient.id)
-    return _download(
-        stream_with_context(patient_csv(db(), patient)), "text/csv", f"patient-{patient.id}.csv"
-    )
+    patient_id = patient.id
+
+    def rows(session: Session) -> Iterator[str]:
+        yield from patient_csv(session, session.get_one(Patient, patient_id))
+
+    return _download(_streamed(rows), "text/csv", f"patient-{patient_id}.csv")
 
 
 @bp.get("/patients/<int:patient_id>.fhir.json")
@@ -49,8 +66,9 @@ def patient_export_fhir(patient_id: int) -> ResponseReturnValue:
 @roles_required(Role.CLINICIAN)
 def cohort_export_csv() -> ResponseReturnValue:
     audit_ok("export.cohort_csv", None, detail="own patients")
+    clinician_id, as_of = staff().user_id, now()
     return _download(
-        stream_with_context(cohort_csv(db(), clinician_id=staff().user_id, now=now())),
+        _streamed(lambda session: cohort_csv(session, clinician_id=clinician_id, now=as_of)),
         "text/csv",
         "cohort.csv",
     )

@@ -18,9 +18,8 @@ from coachbot.services.care import (
     parse_track_times,
     set_track_times,
     update_patient,
-    validate_enrollment,
 )
-from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
+from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, validate_enrollment
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.charts import heatmap_svg, trend_svg
 from coachbot.web.common import audit_ok, db, now, owned_patient, roles_required, runtime, staff
