@@ -70,6 +70,7 @@ def register_dashboard(app: Flask) -> None:
         common,
         dashboard,
         exports,
+        operator,
         patients,
         simulator,
         webhooks,
@@ -89,6 +90,7 @@ def register_dashboard(app: Flask) -> None:
         api.bp,
         api.tokens_bp,
         simulator.bp,
+        operator.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

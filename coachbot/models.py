@@ -374,5 +374,88 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None]
 
 
-# The dashboard reads each patient's nudges by due date (adherence over 7/30/90 days).
-Index("ix_nudges_patient_due", Nudge.patient_id, Nudge.due_at)
+# The dashboard reads each patient's nudges by due date (adherence over 7/30/90 days). The
+# indexes carry every column those reads touch, so SQLite answers from the index alone
+# instead of visiting a table row per nudge (migration 0006).
+Index(
+    "ix_nudges_patient_due",
+    Nudge.patient_id,
+    Nudge.due_at,
+    Nudge.track,
+    Nudge.state,
+    Nudge.reply_window_ends_at,
+    Nudge.occurrence_key,
+)
+Index(
+    "ix_adherence_nudge_outcome",
+    AdherenceRecord.nudge_id,
+    AdherenceRecord.outcome,
+    AdherenceRecord.recorded_at,
+)
+Index(
+    "ix_adherence_patient_outcome",
+    AdherenceRecord.patient_id,
+    AdherenceRecord.outcome,
+    AdherenceRecord.recorded_at,
+    AdherenceRecord.track,
+)
+
+
+# --- Operator console (issue: operator console) -----------------------------------------
+
+
+class Program(Base):
+    """A named set of per-track defaults patients are assigned to. Its settings live in
+    versions; `current_version` is bumped with a conditional UPDATE, so two operators saving
+    the same programme from the same version cannot both win."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class ProgramVersion(Base):
+    """Every saved state of a programme, never changed: the history restores come from."""
+
+    __tablename__ = "program_versions"
+    __table_args__ = (UniqueConstraint("program_id", "version", name="uq_program_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    # JSON: {"tracks": {track: {times, days, phases, reply_window_minutes, followup,
+    # quiet_policy}}}; one document per version keeps a restore a single copy.
+    settings_json: Mapped[str] = mapped_column(Text)
+    change_summary: Mapped[str] = mapped_column(String(500))
+    restored_from: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+
+class ProgramAssignment(Base):
+    """Which programme a patient follows; a patient without a row follows "standard"."""
+
+    __tablename__ = "program_assignments"
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    assigned_at: Mapped[dt.datetime]
+    assigned_by: Mapped[str] = mapped_column(String(120))
+
+
+class GlobalSetting(Base):
+    """Operator settings with no other home, one row per key (e.g. the staleness limit)."""
+
+    __tablename__ = "global_settings"
+
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))

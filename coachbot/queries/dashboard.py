@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from coachbot.domain.coaching import FOLLOWUP_SUFFIX
 from coachbot.domain.states import AdherenceOutcome, AlertStatus, NudgeState
 from coachbot.models import (
     AdherenceRecord,
@@ -28,7 +29,6 @@ from coachbot.models import (
     Patient,
     TrackSchedule,
 )
-from coachbot.queries.adherence import adherence_by_track
 
 PER_PAGE = 50
 SORTS = ("name", "enrolled", "last_reply", "alerts", "adherence")
@@ -182,30 +182,23 @@ def patients_page(
 def _rows_for(session: Session, ids: list[int], now: dt.datetime) -> list[PatientRow]:
     if not ids:
         return []
-    rows = {
-        p.id: PatientRow(p.id, p.first_name, p.phone_e164[-4:], p.status, p.timezone)
-        for p in session.execute(
-            select(
-                Patient.id,
-                Patient.first_name,
-                Patient.phone_e164,
-                Patient.status,
-                Patient.timezone,
-            ).where(Patient.id.in_(ids))
-        )
-    }
-    for pid, last in session.execute(
-        select(InboundMessage.patient_id, func.max(InboundMessage.received_at))
-        .where(InboundMessage.patient_id.in_(ids))
-        .group_by(InboundMessage.patient_id)
+    # One round trip for the page's patients with their last reply (the max of an index
+    # range per patient, not a scan of every reply) and open-alert count.
+    rows = {}
+    for pid, first_name, phone, status, timezone, last, alerts in session.connection().execute(
+        select(
+            Patient.id,
+            Patient.first_name,
+            Patient.phone_e164,
+            Patient.status,
+            Patient.timezone,
+            _last_reply_sq(),
+            _open_alerts_sq(),
+        ).where(Patient.id.in_(ids))
     ):
+        rows[pid] = PatientRow(pid, first_name, phone[-4:], status, timezone)
         rows[pid].last_reply_at = aware(last)
-    for pid, count in session.execute(
-        select(Alert.patient_id, func.count(Alert.id))
-        .where(Alert.patient_id.in_(ids), Alert.status.in_(_OPEN_ALERTS))
-        .group_by(Alert.patient_id)
-    ):
-        rows[pid].open_alerts = int(count)
+        rows[pid].open_alerts = int(alerts or 0)
     tracks: dict[int, list[str]] = defaultdict(list)
     for pid, track in session.execute(
         select(TrackSchedule.patient_id, TrackSchedule.track)
@@ -213,54 +206,101 @@ def _rows_for(session: Session, ids: list[int], now: dt.datetime) -> list[Patien
         .order_by(TrackSchedule.patient_id, TrackSchedule.track)
     ):
         tracks[pid].append(track)
-    week = {
-        (a.patient_id, a.track): a
-        for a in adherence_by_track(session, now=now, days=7, patient_ids=ids)
-    }
-    month = {
-        (a.patient_id, a.track): a
-        for a in adherence_by_track(session, now=now, days=30, patient_ids=ids)
-    }
+    counts = _track_counts(session, ids, now)
     streaks = _streaks(session, ids, {pid: row.timezone for pid, row in rows.items()}, now)
     for pid, names in tracks.items():
         for name in names:
-            w, m = week.get((pid, name)), month.get((pid, name))
+            sent_7, done_7, sent_30, done_30 = counts.get((pid, name), (0, 0, 0, 0))
             rows[pid].tracks.append(
-                TrackSummary(
-                    name,
-                    w.sent if w else 0,
-                    w.done if w else 0,
-                    m.sent if m else 0,
-                    m.done if m else 0,
-                    streaks.get((pid, name), 0),
-                )
+                TrackSummary(name, sent_7, done_7, sent_30, done_30, streaks.get((pid, name), 0))
             )
     return [rows[i] for i in ids if i in rows]
+
+
+def _track_counts(
+    session: Session, ids: list[int], now: dt.datetime
+) -> dict[tuple[int, str], tuple[int, int, int, int]]:
+    """Sent and done over 7 and 30 days per (patient, track) in one pass over the 30-day
+    rows, with the same rules as `adherence_by_track` (follow-ups are not counted)."""
+    week = Nudge.due_at >= now - dt.timedelta(days=7)
+    sent = Nudge.state.in_(_SENT_STATES)
+    done = AdherenceRecord.outcome == AdherenceOutcome.DONE
+    query = (
+        select(
+            Nudge.patient_id,
+            Nudge.track,
+            func.count(Nudge.id).filter(sent, week),
+            func.count(AdherenceRecord.id).filter(done, week),
+            func.count(Nudge.id).filter(sent),
+            func.count(AdherenceRecord.id).filter(done),
+        )
+        # The answers' patient filter is repeated in the join so PostgreSQL reads only
+        # these patients' answers by index instead of hashing the whole table.
+        .outerjoin(
+            AdherenceRecord,
+            and_(AdherenceRecord.nudge_id == Nudge.id, AdherenceRecord.patient_id.in_(ids)),
+        )
+        .where(
+            Nudge.patient_id.in_(ids),
+            Nudge.due_at >= now - dt.timedelta(days=30),
+            Nudge.due_at <= now,
+            Nudge.occurrence_key.not_like(f"%{FOLLOWUP_SUFFIX}"),
+        )
+        .group_by(Nudge.patient_id, Nudge.track)
+    )
+    # Core, not the ORM: a page is a few hundred small rows, and ORM row handling would
+    # cost more than the query.
+    return {
+        (pid, track): (int(s7), int(d7), int(s30), int(d30))
+        for pid, track, s7, d7, s30, d30 in session.connection().execute(query)
+    }
 
 
 def _streaks(
     session: Session, ids: list[int], zones: dict[int, str], now: dt.datetime
 ) -> dict[tuple[int, str], int]:
-    """Consecutive local days ending today with a DONE, capped at STREAK_LIMIT_DAYS; one
-    query for the whole page (the day boundary is each patient's own midnight)."""
-    days: dict[tuple[int, str], set[dt.date]] = defaultdict(set)
-    for pid, track, at in session.execute(
-        select(AdherenceRecord.patient_id, AdherenceRecord.track, AdherenceRecord.recorded_at)
-        .where(
-            AdherenceRecord.patient_id.in_(ids),
-            AdherenceRecord.outcome == AdherenceOutcome.DONE,
-            AdherenceRecord.recorded_at >= now - dt.timedelta(days=STREAK_LIMIT_DAYS + 1),
+    """Consecutive local days ending today with a DONE, capped at STREAK_LIMIT_DAYS (the day
+    boundary is each patient's own midnight). The database turns each answer into a bit for
+    its "local days ago" (the zone's midnights are the bounds) and ORs the distinct bits per
+    track, so one small integer per track comes back: one query per time zone on the page."""
+    by_zone: dict[str, list[int]] = defaultdict(list)
+    for pid in ids:
+        by_zone[zones[pid]].append(pid)
+    masks: dict[tuple[int, str], int] = {}
+    for zone_name, pids in by_zone.items():
+        zone = ZoneInfo(zone_name)
+        today = now.astimezone(zone).date()
+        # Midnight of each local day, newest first, as UTC instants (DST-correct).
+        bounds = [
+            dt.datetime.combine(today - dt.timedelta(days=n), dt.time(), zone).astimezone(dt.UTC)
+            for n in range(STREAK_LIMIT_DAYS)
+        ]
+        day_bit = case(
+            *((AdherenceRecord.recorded_at >= b, 1 << n) for n, b in enumerate(bounds)),
+            else_=0,
         )
-        .distinct()
-    ):
-        days[(pid, track)].add(at.astimezone(ZoneInfo(zones[pid])).date())
+        query = (
+            select(
+                AdherenceRecord.patient_id,
+                AdherenceRecord.track,
+                func.sum(day_bit.distinct()),
+            )
+            .where(
+                AdherenceRecord.patient_id.in_(pids),
+                AdherenceRecord.outcome == AdherenceOutcome.DONE,
+                AdherenceRecord.recorded_at >= bounds[-1],
+                AdherenceRecord.recorded_at <= now,
+            )
+            .group_by(AdherenceRecord.patient_id, AdherenceRecord.track)
+        )
+        for pid, track, mask in session.connection().execute(query):
+            masks[(pid, track)] = int(mask or 0)
     result = {}
-    for (pid, track), done_days in days.items():
-        today = now.astimezone(ZoneInfo(zones[pid])).date()
+    for key, mask in masks.items():
         streak = 0
-        while streak < STREAK_LIMIT_DAYS and today - dt.timedelta(days=streak) in done_days:
+        while streak < STREAK_LIMIT_DAYS and mask >> streak & 1:
             streak += 1
-        result[(pid, track)] = streak
+        result[key] = streak
     return result
 
 
@@ -288,6 +328,54 @@ class TrendPoint:
     value: float
 
 
+@dataclass(frozen=True)
+class HomeworkCompletion:
+    item: HomeworkItem
+    prompted_7: int  # rehab nudges sent in the last 7 days that asked for this item
+    done_7: int  # of those, answered done
+
+    @property
+    def pct_7(self) -> int | None:
+        return round(100 * self.done_7 / self.prompted_7) if self.prompted_7 else None
+
+
+HOMEWORK_DAYS = 7
+
+
+def homework_completion(
+    session: Session, patient: Patient, now: dt.datetime
+) -> list[HomeworkCompletion]:
+    """Per-item completion over the last 7 days. The rehab nudge carries the patient's active
+    homework in its text and one DONE answers the whole nudge, so an item counts as
+    prompted by each sent rehab nudge whose text named it (rows sent before the text was
+    kept: each one due after the item was assigned), and as done when that nudge was."""
+    items = list(patient.homework)
+    if not items:
+        return []
+    nudges = session.execute(
+        select(Nudge.due_at, Nudge.rendered_body, AdherenceRecord.outcome)
+        .outerjoin(AdherenceRecord, AdherenceRecord.nudge_id == Nudge.id)
+        .where(
+            Nudge.patient_id == patient.id,
+            Nudge.track == "rehab",
+            Nudge.state.in_(_SENT_STATES),
+            Nudge.due_at >= now - dt.timedelta(days=HOMEWORK_DAYS),
+            Nudge.due_at <= now,
+            Nudge.occurrence_key.not_like(f"%{FOLLOWUP_SUFFIX}"),
+        )
+    ).all()
+    result = []
+    for item in items:
+        prompted = done = 0
+        for due_at, body, outcome in nudges:
+            asked = item.description in body if body else due_at >= item.created_at
+            if asked:
+                prompted += 1
+                done += outcome == AdherenceOutcome.DONE
+        result.append(HomeworkCompletion(item, prompted, done))
+    return result
+
+
 @dataclass
 class PatientDetail:
     patient: Patient
@@ -295,8 +383,7 @@ class PatientDetail:
     heatmap: dict[str, list[HeatCell]]
     trends: dict[str, list[TrendPoint]]
     units: dict[str, str]
-    homework: list[HomeworkItem]
-    homework_done_7: tuple[int, int]
+    homework: list[HomeworkCompletion]
     alerts: list[Alert]
     audit: list[AuditEntry]
     summaries: list[TrackSummary]
@@ -386,25 +473,12 @@ def patient_detail(session: Session, patient: Patient, now: dt.datetime) -> Pati
         if unit:
             units[track] = unit
 
-    week = {
-        a.track: a for a in adherence_by_track(session, now=now, days=7, patient_ids=[patient.id])
-    }
-    month = {
-        a.track: a for a in adherence_by_track(session, now=now, days=30, patient_ids=[patient.id])
-    }
+    counts = _track_counts(session, [patient.id], now)
     streaks = _streaks(session, [patient.id], {patient.id: patient.timezone}, now)
     summaries = [
-        TrackSummary(
-            t,
-            week[t].sent if t in week else 0,
-            week[t].done if t in week else 0,
-            month[t].sent if t in month else 0,
-            month[t].done if t in month else 0,
-            streaks.get((patient.id, t), 0),
-        )
+        TrackSummary(t, *counts.get((patient.id, t), (0, 0, 0, 0)), streaks.get((patient.id, t), 0))
         for t in tracks
     ]
-    rehab = week.get("rehab")
     alerts = list(
         session.scalars(
             select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.created_at.desc())
@@ -424,8 +498,7 @@ def patient_detail(session: Session, patient: Patient, now: dt.datetime) -> Pati
         heatmap=heatmap,
         trends=dict(trends),
         units=units,
-        homework=list(patient.homework),
-        homework_done_7=(rehab.done, rehab.sent) if rehab else (0, 0),
+        homework=homework_completion(session, patient, now),
         alerts=alerts,
         audit=trail,
         summaries=summaries,

@@ -16,12 +16,16 @@ from coachbot.content import MessageLibrary
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, TRACK_POLICIES
 from coachbot.domain.schedule import parse_hhmm
-from coachbot.domain.states import PatientStatus
-from coachbot.models import Patient, TrackSchedule
+from coachbot.domain.states import NudgeState, PatientStatus
+from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
 from coachbot.services import audit
-from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, validate_enrollment
+from coachbot.services.enrollment import (
+    EnrollmentRequest,
+    add_patient,
+    send_welcome,
+    validate_enrollment,
+)
 from coachbot.services.errors import ValidationFailed
-from coachbot.services.messaging import send_to_patient, status_callback_url
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
@@ -41,16 +45,155 @@ def parse_track_times(text: str) -> str:
 def set_track_times(
     session: Session, patient: Patient, times: dict[str, str], *, now: dt.datetime, actor: str
 ) -> None:
-    """Per-track local times (already parsed with parse_track_times). Planned-but-unsent rows
-    are re-planned by dispatch because planned_through is cleared."""
-    for schedule in patient.schedules:
-        new = times.get(schedule.track)
-        if new and new != schedule.local_times:
-            schedule.local_times = new
-            schedule.planned_through = None
+    """Per-track local times (already parsed with parse_track_times)."""
+    update_care_plan(
+        session,
+        patient,
+        CarePlan(
+            tracks={
+                s.track: times.get(s.track) or s.local_times
+                for s in patient.schedules
+                if s.track != "checkin"
+            },
+            homework=tuple(h.description for h in patient.homework if h.active),
+        ),
+        now=now,
+        actor=actor,
+    )
+
+
+@dataclass(frozen=True)
+class CarePlan:
+    """What the clinician prescribes: coaching tracks with their local times (parsed with
+    parse_track_times; a track left out is stopped) and the homework items. The check-in
+    track is switched by the patient's details, not here."""
+
+    tracks: dict[str, str]
+    homework: tuple[str, ...]
+
+
+def _cancel_planned(
+    session: Session, patient_id: int, track: str, now: dt.datetime, *, reason: str, all_: bool
+) -> int:
+    """Cancels the track's unsent planned nudges and frees their occurrence keys so the
+    planner may use the slots again. On a time change the conversation engine's follow-ups
+    (rows with a preset template) stay; a stopped track loses them too."""
+    query = select(Nudge).where(
+        Nudge.patient_id == patient_id, Nudge.track == track, Nudge.state == NudgeState.PLANNED
+    )
+    if not all_:
+        query = query.where(Nudge.template_id.is_(None))
+    rows = session.scalars(query).all()
+    for nudge in rows:
+        nudge.state = NudgeState.CANCELLED
+        nudge.state_reason = reason
+        nudge.occurrence_key = f"{nudge.occurrence_key[:40]}~x{nudge.id}"
+        nudge.updated_at = now
+    return len(rows)
+
+
+MAX_HOMEWORK = 20
+
+
+def check_care_plan(plan: CarePlan) -> dict[str, str]:
+    """Field errors for a care plan, empty when it can be applied."""
+    errors: dict[str, str] = {}
+    if not plan.tracks:
+        errors["tracks"] = "choose at least one track"
+    for track, times in plan.tracks.items():
+        if track not in TRACK_POLICIES or track == "checkin":
+            errors["tracks"] = f"unknown track {track!r}"
+        else:
+            try:
+                if parse_track_times(times) != times:
+                    raise ValueError(f"{times!r} should look like 08:30,20:00")
+            except ValueError as exc:
+                errors[f"times_{track}"] = str(exc)
+    if len([h for h in plan.homework if h.strip()]) > MAX_HOMEWORK:
+        errors["homework"] = f"at most {MAX_HOMEWORK} homework items"
+    return errors
+
+
+def update_care_plan(
+    session: Session, patient: Patient, plan: CarePlan, *, now: dt.datetime, actor: str
+) -> list[str]:
+    """Applies tracks, times and homework; returns what changed, e.g. ["rehab:times"].
+
+    Changed or new schedules become the patient's own (a later programme change leaves
+    them alone) and are planned from now on: nothing in the past is planned again. Homework
+    keeps its history: an unchanged line stays the same item, a removed line is retired
+    (so past completion still reads against it) and a new line is a new item."""
+    errors = check_care_plan(plan)
+    if errors:
+        raise ValidationFailed(errors)
+    lines = [h.strip()[:200] for h in plan.homework if h.strip()]
+
+    changed: list[str] = []
+    current = {s.track: s for s in patient.schedules}
+    # A patient already being planned is planned from now on; one not yet planned (pending
+    # consent) is left to the planner, which starts from the opt-in.
+    resume_from = now if any(s.planned_through for s in current.values()) else None
+    for track, existing in current.items():
+        if track != "checkin" and track not in plan.tracks:
+            patient.schedules.remove(existing)
+            _cancel_planned(session, patient.id, track, now, reason="track_stopped", all_=True)
+            changed.append(f"{track}:stopped")
+    for track, times in plan.tracks.items():
+        schedule = current.get(track)
+        if schedule is None:
+            patient.schedules.append(
+                TrackSchedule(
+                    track=track,
+                    local_times=times,
+                    days_of_week="0123456",
+                    is_custom=True,
+                    planned_through=resume_from,
+                    updated_at=now,
+                )
+            )
+            changed.append(f"{track}:started")
+        elif schedule.local_times != times:
+            schedule.local_times = times
+            schedule.is_custom = True
+            if schedule.planned_through is not None:
+                schedule.planned_through = now
             schedule.updated_at = now
-    audit.record(session, actor=actor, action="patient.schedule", patient_id=patient.id, now=now)
+            _cancel_planned(session, patient.id, track, now, reason="schedule_changed", all_=False)
+            changed.append(f"{track}:times")
+
+    active = {h.description: h for h in patient.homework if h.active}
+    for description, item in active.items():
+        if description not in lines:
+            item.active = False
+            changed.append("homework:retired")
+    for line in dict.fromkeys(lines):
+        if line not in active:
+            patient.homework.append(
+                HomeworkItem(
+                    description=line,
+                    active=True,
+                    assigned_by_id=_staff_id(actor),
+                    created_at=now,
+                )
+            )
+            changed.append("homework:added")
+    if changed:
+        patient.updated_at = now
+    audit.record(
+        session,
+        actor=actor,
+        action="patient.care_plan",
+        patient_id=patient.id,
+        now=now,
+        detail=",".join(changed) or "no change",
+    )
     session.commit()
+    return changed
+
+
+def _staff_id(actor: str) -> int | None:
+    kind, _, number = actor.partition(":")
+    return int(number) if kind == "staff" and number.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -189,17 +332,7 @@ def _send_welcome(
     patient: Patient,
     now: dt.datetime,
 ) -> None:
-    welcome = library.render(
-        "welcome",
-        patient.language,
-        {"first_name": patient.first_name, "clinic_name": settings.clinic_name},
-        seed=str(patient.id),
-    )
-    callback = status_callback_url(settings.public_base_url) if gateway.name == "twilio" else None
-    send_to_patient(
-        session, gateway, patient, welcome, kind="welcome", now=now, status_callback=callback
-    )
-    session.commit()
+    send_welcome(session, gateway, library, settings, patient, now=now)
 
 
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
@@ -333,8 +466,20 @@ def bulk_enroll(
     if errors:
         session.rollback()
         return [], sorted(errors, key=lambda e: (e.line, e.field))
-    patients = [
-        enroll_patient(session, gateway, library, settings, req, now=now, actor=actor)
-        for req in requests
-    ]
+    # Every row in one transaction: a failure part-way (a crash, a number enrolled by
+    # someone else meanwhile) leaves nothing enrolled. The welcomes go after the commit.
+    patients: list[Patient] = []
+    try:
+        for line, req in enumerate(requests, start=2):
+            try:
+                patients.append(add_patient(session, req, settings, now=now, actor=actor))
+            except ValidationFailed as exc:
+                session.rollback()
+                return [], [RowError(line, f, m) for f, m in exc.errors.items()]
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    for patient in patients:
+        send_welcome(session, gateway, library, settings, patient, now=now)
     return patients, []

@@ -34,6 +34,9 @@ class EnrollmentRequest:
     quiet_hours: str | None = None  # "21:00-07:30"
     clinician_email: str | None = None
     consent: str = "verbal consent in clinic"
+    # When the patient gave that consent, as the clinician attests it; None means at
+    # enrolment. Never later than the enrolment itself.
+    consent_at: dt.datetime | None = None
     caregiver_phone: str | None = None
     checkin: bool = False
     homework: tuple[str, ...] = field(default_factory=tuple)
@@ -151,7 +154,28 @@ def enroll_patient(
 
     Nothing else is sent to a pending patient: dispatch only plans for active patients.
     """
+    patient = add_patient(session, req, settings, now=now, actor=actor)
+    # The enrolment is committed before the network call, so a slow provider never holds
+    # the write lock and a failed welcome leaves a visible pending patient, not nothing.
+    session.commit()
+    send_welcome(session, gateway, library, settings, patient, now=now)
+    return patient
+
+
+def add_patient(
+    session: Session,
+    req: EnrollmentRequest,
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> Patient:
+    """Validates and adds the patient (flushed, audited) without committing, so a caller can
+    enrol several in one transaction; `send_welcome` after the commit."""
     v = validate_enrollment(session, req, settings)
+    consent_at = req.consent_at or now
+    if consent_at.tzinfo is None or consent_at > now:
+        raise ValidationFailed({"consent_at": "consent must be given before enrolment"})
     patient = Patient(
         first_name=v.first_name,
         phone_e164=v.phone,
@@ -163,7 +187,7 @@ def enroll_patient(
         clinician_id=v.clinician.id if v.clinician else None,
         caregiver_phone_e164=v.caregiver,
         checkin_enabled=req.checkin,
-        consent_at=now,
+        consent_at=consent_at,
         consent_method=req.consent.strip()[:200],
         consent_recorded_by_id=v.clinician.id if v.clinician else None,
         enrolled_at=now,
@@ -200,11 +224,29 @@ def enroll_patient(
             patient.homework.append(HomeworkItem(description=text.strip()[:200], created_at=now))
     session.add(patient)
     session.flush()
-    audit.record(session, actor=actor, action="patient.enroll", patient_id=patient.id, now=now)
-    # The enrolment is committed before the network call, so a slow provider never holds
-    # the write lock and a failed welcome leaves a visible pending patient, not nothing.
-    session.commit()
+    audit.record(
+        session,
+        actor=actor,
+        action="patient.enroll",
+        patient_id=patient.id,
+        now=now,
+        detail=f"consent given {consent_at.isoformat()}",
+    )
+    return patient
 
+
+def send_welcome(
+    session: Session,
+    gateway: SmsGateway,
+    library: MessageLibrary,
+    settings: Settings,
+    patient: Patient,
+    *,
+    now: dt.datetime,
+) -> None:
+    """Texts the welcome asking for YES and commits the message row. Call it after the
+    patient's row is committed: a network call never runs inside the enrolment's
+    transaction."""
     welcome = library.render(
         "welcome",
         patient.language,
@@ -216,4 +258,3 @@ def enroll_patient(
         session, gateway, patient, welcome, kind="welcome", now=now, status_callback=callback
     )
     session.commit()
-    return patient

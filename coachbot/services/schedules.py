@@ -8,6 +8,7 @@ the change instant, so sent nudges are kept and a slot already sent today is nev
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from coachbot.domain.program import DEFAULT_DAILY_CAP, TRACK_POLICIES
 from coachbot.domain.states import NudgeState
 from coachbot.models import (
     DispatchConfig,
+    GlobalSetting,
     Nudge,
     Patient,
     ProgramDefault,
@@ -36,6 +38,11 @@ class DispatchSettings:
     daily_cap: int
     max_concurrency: int
     paces: dict[str, float]
+    # The operator's global staleness limit; None means each track's own (TrackPolicy).
+    stale_limit: dt.timedelta | None = None
+
+    def stale_limit_for(self, track: str) -> dt.timedelta:
+        return self.stale_limit or TRACK_POLICIES[track].stale_limit
 
     def pace_for(self, sender: str) -> float | None:
         return self.paces.get(sender)
@@ -45,16 +52,54 @@ def dispatch_settings(session: Session) -> DispatchSettings:
     """The current settings; defaults when no operator has changed them."""
     row = session.get(DispatchConfig, 1)
     paces = {p.sender: p.segments_per_second for p in session.scalars(select(SenderPace))}
+    stale = stale_limit_override(session)
     if row is None:
         return DispatchSettings(
-            sched.DEFAULT_ALLOWED_WINDOW, DEFAULT_DAILY_CAP, DEFAULT_MAX_CONCURRENCY, paces
+            sched.DEFAULT_ALLOWED_WINDOW, DEFAULT_DAILY_CAP, DEFAULT_MAX_CONCURRENCY, paces, stale
         )
     return DispatchSettings(
         sched.LocalWindow(row.window_start, row.window_end),
         row.daily_cap,
         row.max_concurrency,
         paces,
+        stale,
     )
+
+
+STALE_LIMIT_KEY = "stale_limit_minutes"
+
+
+def stale_limit_override(session: Session) -> dt.timedelta | None:
+    row = session.get(GlobalSetting, STALE_LIMIT_KEY)
+    return dt.timedelta(minutes=int(row.value)) if row is not None else None
+
+
+def set_stale_limit(
+    session: Session, minutes: int | None, *, actor: str, now: dt.datetime, commit: bool = True
+) -> None:
+    """How overdue a nudge may be before it is recorded as missed instead of sent late;
+    None returns every track to its own limit."""
+    if minutes is not None and not 5 <= minutes <= 24 * 60:
+        raise ValidationFailed({"stale_limit": "must be between 5 and 1440 minutes"})
+    row = session.get(GlobalSetting, STALE_LIMIT_KEY)
+    if minutes is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(
+            GlobalSetting(key=STALE_LIMIT_KEY, value=str(minutes), updated_at=now, updated_by=actor)
+        )
+    else:
+        row.value, row.updated_at, row.updated_by = str(minutes), now, actor
+    audit.record(
+        session,
+        actor=actor,
+        action="dispatch.stale_limit",
+        now=now,
+        detail=f"minutes={minutes if minutes is not None else 'per-track'}",
+    )
+    if commit:
+        session.commit()
 
 
 # --- schedule text <-> domain -----------------------------------------------------------
@@ -215,6 +260,43 @@ def _apply_spec(row: TrackSchedule, spec: ScheduleSpec, now: dt.datetime) -> Non
     row.updated_at = now
 
 
+def follow_default(
+    session: Session, row: TrackSchedule, spec: ScheduleSpec, now: dt.datetime
+) -> int:
+    """Moves a schedule that follows a programme onto the programme's new `spec` (keeping the
+    patient's own start and end dates); returns the future nudges cancelled for re-planning."""
+    keep = ScheduleSpec(
+        spec.track, spec.local_times, spec.days_of_week, spec.phases, row.start_date, row.end_date
+    )
+    _apply_spec(row, keep, now)
+    return _cancel_future(session, row.patient_id, spec.track, now)
+
+
+def times_outside_window(local_times: str, window: sched.LocalWindow) -> list[str]:
+    """The HH:MM times of a schedule that the allowed window would never let go out."""
+    return [t for t in local_times.split(",") if t and not window.contains(sched.parse_hhmm(t))]
+
+
+def shortest_interval(spec: ScheduleSpec) -> dt.timedelta:
+    """The shortest gap between two consecutive nudges the schedule can produce, in local
+    wall time over two weeks of each day pattern it uses (every phase included)."""
+    phases = parse_phases(spec.phases)
+    patterns = [p.days_of_week for p in phases] or [frozenset(int(d) for d in spec.days_of_week)]
+    times = [sched.parse_hhmm(t) for t in spec.local_times.split(",") if t]
+    monday = dt.date(2024, 1, 1)
+    best = dt.timedelta(days=14)
+    for days in patterns:
+        instants = sorted(
+            dt.datetime.combine(monday + dt.timedelta(days=i), t)
+            for i in range(14)
+            if (monday + dt.timedelta(days=i)).weekday() in days
+            for t in times
+        )
+        for a, b in itertools.pairwise(instants):
+            best = min(best, b - a)
+    return best
+
+
 def set_patient_schedule(
     session: Session, patient_id: int, spec: ScheduleSpec, *, actor: str, now: dt.datetime
 ) -> int:
@@ -305,6 +387,7 @@ def set_window(
     max_concurrency: int | None,
     actor: str,
     now: dt.datetime,
+    commit: bool = True,
 ) -> DispatchSettings:
     current = dispatch_settings(session)
     errors: dict[str, str] = {}
@@ -337,7 +420,8 @@ def set_window(
             f" concurrency={row.max_concurrency}"
         ),
     )
-    session.commit()
+    if commit:
+        session.commit()
     # Built from the values just stored, not re-read: a read would open a transaction
     # the caller never closes (on SQLite, a write lock held against the next tick).
     return DispatchSettings(window, row.daily_cap, row.max_concurrency, current.paces)
@@ -350,6 +434,7 @@ def set_pace(
     *,
     actor: str,
     now: dt.datetime,
+    commit: bool = True,
 ) -> None:
     """Caps a sender at so many segments per second; None removes the cap."""
     if segments_per_second is not None and not 0 < segments_per_second <= 10_000:
@@ -376,7 +461,8 @@ def set_pace(
         now=now,
         detail=f"sender={sender} segments_per_second={segments_per_second}",
     )
-    session.commit()
+    if commit:
+        session.commit()
 
 
 def _describe(spec: ScheduleSpec) -> str:

@@ -53,16 +53,29 @@ def runtime() -> Runtime:
 
 
 def db() -> Session:
+    """The request's session for writing (and for reads that decide a write). On SQLite its
+    transactions take the write lock from their first statement: commit promptly."""
     if "db" not in g:
         g.db = runtime().session_factory()
     session: Session = g.db
     return session
 
 
+def read_db() -> Session:
+    """The request's session for reading only: on SQLite a deferred transaction that takes
+    no write lock, so a slow page never makes a webhook or the clock wait. Writes (audit
+    rows) go through `db()` and commit at once; never write through this one."""
+    if "read_db" not in g:
+        g.read_db = runtime().read_session_factory()
+    session: Session = g.read_db
+    return session
+
+
 def close_db(_exc: BaseException | None = None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
+    for name in ("read_db", "db"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()
 
 
 def now() -> dt.datetime:
@@ -99,14 +112,16 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
     return decorator
 
 
-def owned_patient(patient_id: int, action: str) -> Patient:
+def owned_patient(patient_id: int, action: str, *, session: Session | None = None) -> Patient:
     """The patient if the signed-in clinician owns the record; otherwise an audited 404.
+    Pages that only read pass `session=read_db()`: the record then lives in the read
+    session, and only the audit row is written.
 
     Only the owning clinician sees a record: admins manage accounts and operators run
     delivery, neither needs patients' replies.
     """
     me = staff()
-    patient = db().get(Patient, patient_id)
+    patient = (session or db()).get(Patient, patient_id)
     if patient is None or me.role != Role.CLINICIAN or patient.clinician_id != me.user_id:
         audit.record(
             db(),

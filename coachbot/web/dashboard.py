@@ -1,21 +1,20 @@
-"""The clinician's patients list, the operator's delivery page and the admin's staff page."""
+"""The clinician's patients list and the admin's staff page (delivery health lives in the
+operator console; /delivery still serves it)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from coachbot.domain.program import COACHING_TRACKS
-from coachbot.domain.states import NudgeState, PatientStatus, Role
-from coachbot.models import ClockHeartbeat, Nudge, OutboundMessage, StaffSession, StaffUser
+from coachbot.domain.states import PatientStatus, Role
+from coachbot.models import StaffSession, StaffUser
 from coachbot.queries.dashboard import SORTS, ListFilter, patients_page
 from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.staff import create_staff_user
-from coachbot.web.common import db, login_required, now, roles_required, runtime, staff
+from coachbot.web.common import db, login_required, now, read_db, roles_required, staff
 from coachbot.web.forms import ActionForm, RoleForm, StaffForm
 
 bp = Blueprint("dashboard", __name__)
@@ -28,7 +27,7 @@ def home() -> ResponseReturnValue:
     if role == Role.CLINICIAN:
         return redirect(url_for("dashboard.patients"))
     if role == Role.OPERATOR:
-        return redirect(url_for("dashboard.delivery"))
+        return redirect(url_for("operator.health"))
     return redirect(url_for("dashboard.staff_list"))
 
 
@@ -52,7 +51,7 @@ def patients() -> ResponseReturnValue:
         sort=sort if sort in SORTS else "name",
         page=_int_arg("page", 1),
     )
-    page = patients_page(db(), clinician_id=staff().user_id, now=now(), f=f)
+    page = patients_page(read_db(), clinician_id=staff().user_id, now=now(), f=f)
     return render_template(
         "patients.html",
         page=page,
@@ -66,46 +65,10 @@ def patients() -> ResponseReturnValue:
 @bp.get("/delivery")
 @roles_required(Role.OPERATOR, Role.ADMIN)
 def delivery() -> ResponseReturnValue:
-    """Delivery health for operators: counts and codes only, never a patient's words."""
-    since = now() - dt.timedelta(hours=24)
-    nudge_states: dict[str, int] = dict(
-        db()
-        .execute(
-            select(Nudge.state, func.count(Nudge.id))
-            .where(Nudge.due_at >= since)
-            .group_by(Nudge.state)
-        )
-        .all()
-    )
-    delivery_statuses: dict[str | None, int] = dict(
-        db()
-        .execute(
-            select(OutboundMessage.delivery_status, func.count(OutboundMessage.id))
-            .where(OutboundMessage.created_at >= since)
-            .group_by(OutboundMessage.delivery_status)
-        )
-        .all()
-    )
-    errors = (
-        db()
-        .execute(
-            select(OutboundMessage.error_code, func.count(OutboundMessage.id))
-            .where(OutboundMessage.created_at >= since, OutboundMessage.error_code.is_not(None))
-            .group_by(OutboundMessage.error_code)
-            .order_by(func.count(OutboundMessage.id).desc())
-        )
-        .all()
-    )
-    clocks = list(db().scalars(select(ClockHeartbeat).order_by(ClockHeartbeat.name)))
-    return render_template(
-        "delivery.html",
-        nudge_states=nudge_states,
-        delivery_statuses=delivery_statuses,
-        errors=errors,
-        clocks=clocks,
-        all_states=[s.value for s in NudgeState],
-        library=runtime().library,
-    )
+    """Delivery health moved into the operator console; old links and bookmarks still work."""
+    from coachbot.web.operator import health
+
+    return health()
 
 
 @bp.route("/staff", methods=["GET", "POST"])

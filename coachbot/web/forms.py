@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
-    DateField,
+    DateTimeLocalField,
     EmailField,
     PasswordField,
     SelectField,
@@ -51,14 +51,9 @@ class EnrolForm(FlaskForm):  # type: ignore[misc]
     checkin = BooleanField("Daily symptom check-in")
     homework = TextAreaField("Homework (one per line)")
     consent_how = StringField("How consent was given", default="verbal consent in clinic")
-    consent_when = DateField("Date consent was given", validators=[Optional()])
-
-
-# One checkbox and one times box per track, added as class attributes so WTForms binds them.
-for _track in COACHING_TRACKS:
-    setattr(EnrolForm, f"track_{_track}", BooleanField(_track.capitalize()))
-    setattr(
-        EnrolForm, f"times_{_track}", StringField(f"{_track} times", default=_default_times(_track))
+    # The patient's local wall time, read in the time zone given above.
+    consent_when = DateTimeLocalField(
+        "When consent was given", format="%Y-%m-%dT%H:%M", validators=[Optional()]
     )
 
 
@@ -70,6 +65,16 @@ class EditPatientForm(FlaskForm):  # type: ignore[misc]
     quiet_hours = StringField("Quiet hours (e.g. 21:00-07:30)")
     caregiver_phone = StringField("Caregiver number (optional)")
     checkin = BooleanField("Daily symptom check-in")
+    homework = TextAreaField("Homework (one per line)")
+
+
+# One checkbox and one times box per track, added as class attributes so WTForms binds them.
+for _form in (EnrolForm, EditPatientForm):
+    for _track in COACHING_TRACKS:
+        setattr(_form, f"track_{_track}", BooleanField(_track.capitalize()))
+        setattr(
+            _form, f"times_{_track}", StringField(f"{_track} times", default=_default_times(_track))
+        )
 
 
 class BulkEnrolForm(FlaskForm):  # type: ignore[misc]

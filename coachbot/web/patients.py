@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
-from coachbot.models import StaffUser
+from coachbot.models import Patient, StaffUser
 from coachbot.queries.dashboard import patient_detail
 from coachbot.services.care import (
+    CarePlan,
     PatientChanges,
     RowError,
     TransitionRefused,
     bulk_enroll,
     change_status,
+    check_care_plan,
     parse_track_times,
     set_track_times,
+    update_care_plan,
     update_patient,
 )
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, validate_enrollment
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.charts import heatmap_svg, trend_svg
-from coachbot.web.common import audit_ok, db, now, owned_patient, roles_required, runtime, staff
+from coachbot.web.common import (
+    audit_ok,
+    db,
+    now,
+    owned_patient,
+    read_db,
+    roles_required,
+    runtime,
+    staff,
+)
 from coachbot.web.forms import ActionForm, BulkEnrolForm, EditPatientForm, EnrolForm, NoteForm
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
+
+
+def _attested_instant(local: dt.datetime, timezone: str) -> dt.datetime | None:
+    """The form's wall time read in the patient's zone (a bad zone is reported on its own
+    field, so this stays quiet about it)."""
+    try:
+        zone = ZoneInfo(timezone.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return local.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
 def _clinician_email() -> str:
@@ -51,10 +76,13 @@ def new() -> ResponseReturnValue:
             except ValueError as exc:
                 errors[f"times_{track}"] = str(exc)
         consent = (form.consent_how.data or "").strip()
-        if consent and form.consent_when.data:
-            consent = f"{consent}; given {form.consent_when.data.isoformat()}"
-        elif consent:
-            errors["consent_when"] = "the date consent was given is required"
+        consent_at = None
+        if form.consent_when.data is None:
+            errors["consent_when"] = "when consent was given is required"
+        else:
+            consent_at = _attested_instant(form.consent_when.data, form.timezone.data or "")
+            if consent_at is not None and consent_at > now():
+                errors["consent_when"] = "consent cannot be given in the future"
         req = EnrollmentRequest(
             first_name=form.first_name.data or "",
             phone=form.phone.data or "",
@@ -64,6 +92,7 @@ def new() -> ResponseReturnValue:
             quiet_hours=(form.quiet_hours.data or "").strip() or None,
             clinician_email=_clinician_email(),
             consent=consent,
+            consent_at=consent_at,
             caregiver_phone=(form.caregiver_phone.data or "").strip() or None,
             checkin=bool(form.checkin.data),
             homework=tuple(
@@ -125,9 +154,13 @@ def bulk() -> ResponseReturnValue:
 @bp.get("/<int:patient_id>")
 @roles_required(Role.CLINICIAN)
 def show(patient_id: int) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, "patient.view")
+    # Read from the read session (no SQLite write lock while the page is built); only the
+    # audit row is written, through the write session. Ending the read transaction after
+    # the audit commit lets the page's own snapshot include this very view.
+    patient = owned_patient(patient_id, "patient.view", session=read_db())
     audit_ok("patient.view", patient.id)
-    detail = patient_detail(db(), patient, now())
+    read_db().commit()
+    detail = patient_detail(read_db(), patient, now())
     return render_template(
         "patient.html",
         d=detail,
@@ -142,10 +175,11 @@ def show(patient_id: int) -> ResponseReturnValue:
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
 @roles_required(Role.CLINICIAN)
 def edit(patient_id: int) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, "patient.edit")
+    reading = request.method == "GET"
+    patient = owned_patient(patient_id, "patient.edit", session=read_db() if reading else None)
     form = EditPatientForm()
     errors: dict[str, str] = {}
-    if request.method == "GET":
+    if reading:
         form.first_name.data = patient.first_name
         form.phone.data = patient.phone_e164
         form.timezone.data = patient.timezone
@@ -157,41 +191,78 @@ def edit(patient_id: int) -> ResponseReturnValue:
         )
         form.caregiver_phone.data = patient.caregiver_phone_e164 or ""
         form.checkin.data = patient.checkin_enabled
+        schedules = {s.track: s for s in patient.schedules}
+        for track in COACHING_TRACKS:
+            getattr(form, f"track_{track}").data = track in schedules
+            if track in schedules:
+                getattr(form, f"times_{track}").data = schedules[track].local_times
+        form.homework.data = "\n".join(h.description for h in patient.homework if h.active)
     elif form.validate_on_submit():
-        rt = runtime()
-        try:
-            changed = update_patient(
-                db(),
-                rt.gateway,
-                rt.library,
-                rt.settings,
-                patient,
-                PatientChanges(
-                    first_name=form.first_name.data or "",
-                    phone=form.phone.data or "",
-                    timezone=form.timezone.data or "",
-                    language=form.language.data or "en",
-                    quiet_hours=form.quiet_hours.data,
-                    caregiver_phone=form.caregiver_phone.data,
-                    checkin=bool(form.checkin.data),
-                ),
-                now=now(),
-                actor=staff().actor,
-            )
-        except ValidationFailed as exc:
-            db().rollback()
-            errors = exc.errors
-        else:
-            if "phone" in changed:
-                flash("New number saved: texts resume once the patient answers YES.", "info")
-            else:
-                flash("Saved.", "info")
+        plan, errors = _care_plan(form)
+        if not errors:
+            errors = _save_edit(patient, form, plan)
+        if not errors:
             return redirect(url_for("patients.show", patient_id=patient.id))
     else:
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
-    return render_template("edit.html", form=form, errors=errors, p=patient), (
-        422 if errors else 200
+    return render_template(
+        "edit.html", form=form, errors=errors, p=patient, tracks=COACHING_TRACKS
+    ), (422 if errors else 200)
+
+
+def _care_plan(form: EditPatientForm) -> tuple[CarePlan, dict[str, str]]:
+    errors: dict[str, str] = {}
+    tracks: dict[str, str] = {}
+    for track in COACHING_TRACKS:
+        if getattr(form, f"track_{track}").data:
+            try:
+                tracks[track] = parse_track_times(getattr(form, f"times_{track}").data or "")
+            except ValueError as exc:
+                errors[f"times_{track}"] = str(exc)
+    homework = tuple(
+        line.strip() for line in (form.homework.data or "").splitlines() if line.strip()
     )
+    plan = CarePlan(tracks, homework)
+    # Checked before anything is saved, so the details are not saved without the plan.
+    return plan, errors or check_care_plan(plan)
+
+
+def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[str, str]:
+    """Details first, then the care plan; each service call validates before it writes, so
+    a bad care plan after saved details leaves the details saved and says so."""
+    rt = runtime()
+    try:
+        changed = update_patient(
+            db(),
+            rt.gateway,
+            rt.library,
+            rt.settings,
+            patient,
+            PatientChanges(
+                first_name=form.first_name.data or "",
+                phone=form.phone.data or "",
+                timezone=form.timezone.data or "",
+                language=form.language.data or "en",
+                quiet_hours=form.quiet_hours.data,
+                caregiver_phone=form.caregiver_phone.data,
+                checkin=bool(form.checkin.data),
+            ),
+            now=now(),
+            actor=staff().actor,
+        )
+    except ValidationFailed as exc:
+        db().rollback()
+        return exc.errors
+    try:
+        changed += update_care_plan(db(), patient, plan, now=now(), actor=staff().actor)
+    except ValidationFailed as exc:
+        db().rollback()
+        return exc.errors
+    if "phone" in changed:
+        flash("New number saved: texts resume once the patient answers YES.", "info")
+    else:
+        flash("Saved.", "info")
+    return {}
 
 
 @bp.post("/<int:patient_id>/<any(pause, resume, discharge):action>")

@@ -54,7 +54,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     for track in ("Exercise", "Diet", "Mindfulness", "Rehab"):
         page.get_by_label(track, exact=True).uncheck()
     page.get_by_label("sleep times (HH:MM, comma separated)").fill(f"{due_local:%H:%M}")
-    page.get_by_label("Date consent was given").fill(start.date().isoformat())
+    consented = (start - dt.timedelta(hours=1)).astimezone(ZoneInfo(zone))
+    page.get_by_label("When consent was given").fill(f"{consented:%Y-%m-%dT%H:%M}")
     shots.take("enrol-form")
     page.get_by_role("button", name="Enrol and send the welcome").click()
     page.get_by_role("heading", name="Rosa").wait_for()

@@ -30,7 +30,7 @@ ENROL = {
     "homework": "word cards\nbalance practice",
     "caregiver_phone": "",
     "consent_how": "signed form in clinic",
-    "consent_when": "2026-11-20",
+    "consent_when": "2026-11-20T10:30",
 }
 
 
@@ -83,11 +83,26 @@ def test_enrolment_creates_the_patient_with_per_track_times_and_texts_the_welcom
         "sleep": "08:15",
         "rehab": "15:00,19:30",
     }
-    assert "signed form in clinic; given 2026-11-20" in patient.consent_method
+    # The attested time, read in the patient's zone (Chicago, UTC-6 in November).
+    assert patient.consent_method == "signed form in clinic"
+    assert patient.consent_at == dt.datetime(2026, 11, 20, 16, 30, tzinfo=dt.UTC)
     assert [h.description for h in patient.homework] == ["word cards", "balance practice"]
     welcome = session.scalars(select(OutboundMessage)).one()
     assert welcome.kind == "welcome"
     assert "YES" in welcome.body
+
+
+def test_enrolment_refuses_a_consent_time_in_the_future_or_missing(
+    client: Any, session: Session, clinician: int
+) -> None:
+    for when, message in (
+        ("2026-11-24T09:00", "consent cannot be given in the future"),
+        ("", "when consent was given is required"),
+    ):
+        answer = post_form(client, "/patients/new", {**ENROL, "consent_when": when})
+        assert answer.status_code == 422
+        assert message in answer.get_data(as_text=True)
+    assert session.scalar(select(func.count(Patient.id))) == 0
 
 
 def test_bulk_enrolment_with_one_bad_row_writes_nothing_and_reports_the_row(
@@ -141,6 +156,8 @@ def test_changing_the_number_needs_a_fresh_opt_in(
         "phone": "+16175550199",
         "timezone": "America/New_York",
         "language": "en",
+        "track_sleep": "y",
+        "times_sleep": "08:30",
     }
     assert post_form(client, f"/patients/{patient.id}/edit", form).status_code == 302
     session.expire_all()

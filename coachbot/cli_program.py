@@ -1,0 +1,307 @@
+"""`coachbot program ...` and `coachbot settings ...`: the operator console from a terminal, so
+programme and settings changes can be scripted and reviewed. Thin: parse, call
+services.programs / services.operations, print. Every change is audited as actor "cli"."""
+
+from __future__ import annotations
+
+import click
+
+from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.domain.clock import utcnow
+from coachbot.services.errors import ValidationFailed
+
+ACTOR = "cli"
+
+
+@click.group("program")
+def program() -> None:
+    """Programmes: per-track defaults with every version kept."""
+
+
+def _print_tracks(tracks: dict[str, object]) -> None:
+    from coachbot.services.programs import TrackSettings, day_names
+
+    for settings in tracks.values():
+        assert isinstance(settings, TrackSettings)
+        click.echo(
+            f"  {settings.track:<12} times={settings.times} days={day_names(settings.days)}"
+            f" phases={settings.phases or '-'} reply={settings.reply_window_minutes}m"
+            f" followup={settings.followup} quiet={settings.quiet_policy}"
+        )
+
+
+@program.command("list")
+@click.pass_context
+@friendly_errors
+def list_command(ctx: click.Context) -> None:
+    """Every programme with its current version and patient count."""
+    from coachbot.services.programs import list_programs
+
+    with runtime_of(ctx).session_factory() as session:
+        for view in list_programs(session):
+            click.echo(f"{view.name} v{view.version} patients={view.patients} {view.description}")
+
+
+@program.command("show")
+@click.argument("name")
+@click.option("--version", type=int, default=None, help="An earlier version (default: current).")
+@click.pass_context
+@friendly_errors
+def show_command(ctx: click.Context, name: str, version: int | None) -> None:
+    """A programme's tracks (current or a given version)."""
+    from coachbot.services.programs import get_program, show_program, version_settings
+
+    with runtime_of(ctx).session_factory() as session:
+        view = show_program(session, name)
+        shown = version or view.version
+        tracks = version_settings(session, get_program(session, name), shown)
+        click.echo(f"{view.name} v{shown} (current v{view.version}) patients={view.patients}")
+        _print_tracks(dict(tracks))
+
+
+@program.command("history")
+@click.argument("name")
+@click.pass_context
+@friendly_errors
+def history_command(ctx: click.Context, name: str) -> None:
+    """Every version: when, who, what changed."""
+    from coachbot.services.programs import history
+
+    with runtime_of(ctx).session_factory() as session:
+        for v in history(session, name):
+            click.echo(
+                f"v{v.version} {v.created_at:%Y-%m-%dT%H:%MZ} {v.created_by}: {v.change_summary}"
+            )
+
+
+def _track_options(func: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(
+        [
+            click.option("--track", required=True),
+            click.option("--times", default=None, help="Local times, e.g. 08:30,19:00."),
+            click.option("--days", default=None, help="e.g. daily, mon-fri."),
+            click.option("--phases", default=None, help="e.g. '0-28:daily;28-:mon,wed,fri'."),
+            click.option("--reply-window", "reply_window", type=int, default=None, help="Minutes."),
+            click.option("--followup", type=click.Choice(["once", "none"]), default=None),
+            click.option("--quiet-policy", type=click.Choice(["defer", "skip"]), default=None),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _proposed(session: object, name: str, **given: object) -> object:
+    """The current track settings with only the options given replaced, then validated."""
+    from sqlalchemy.orm import Session
+
+    from coachbot.domain.program import TRACK_POLICIES
+    from coachbot.services.programs import show_program, validate_track
+
+    assert isinstance(session, Session)
+    track = str(given["track"]).strip().lower()
+    if track not in TRACK_POLICIES:
+        raise ValidationFailed(
+            {"track": f"unknown track {track!r}; choose from {', '.join(TRACK_POLICIES)}"}
+        )
+    current = show_program(session, name).tracks[track]
+    pick = {k: v for k, v in given.items() if v is not None}
+    return validate_track(
+        session,
+        track=track,
+        times=str(pick.get("times", current.times)),
+        days=str(pick.get("days", current.days)),
+        phases=str(pick["phases"]) if "phases" in pick else current.phases,
+        reply_window_minutes=str(pick.get("reply_window", current.reply_window_minutes)),
+        followup=str(pick.get("followup", current.followup)),
+        quiet_policy=str(pick.get("quiet_policy", current.quiet_policy)),
+    )
+
+
+@program.command("preview")
+@click.argument("name")
+@_track_options
+@NOW_OPTION
+@click.pass_context
+@friendly_errors
+def preview_command(ctx: click.Context, /, name: str, now: object, **given: object) -> None:
+    """Who a change reaches and their next nudges under it; saves nothing."""
+    import datetime as dt
+
+    from coachbot.services.programs import TrackSettings, preview_track
+
+    with runtime_of(ctx).session_factory() as session:
+        proposed = _proposed(session, name, **given)
+        assert isinstance(proposed, TrackSettings)
+        at = now if isinstance(now, dt.datetime) else utcnow()
+        preview = preview_track(session, name, proposed, now=at)
+        click.echo(f"{preview.program} v{preview.base_version} {preview.track}:")
+        for change in preview.changes or ["no change"]:
+            click.echo(f"  {change}")
+        click.echo(f"{preview.affected} patients follow it; {preview.custom} keep their own")
+        for p in preview.patients:
+            before = ", ".join(f"{t:%a %H:%M}" for t in p.before) or "none"
+            after = ", ".join(f"{t:%a %H:%M}" for t in p.after) or "none"
+            click.echo(f"  patient {p.patient_id} ({p.timezone}): {before} -> {after}")
+
+
+@program.command("edit")
+@click.argument("name")
+@_track_options
+@click.option(
+    "--base-version",
+    type=int,
+    required=True,
+    help="The version you reviewed; refused if the programme moved on since.",
+)
+@click.pass_context
+@friendly_errors
+def edit_command(ctx: click.Context, /, name: str, base_version: int, **given: object) -> None:
+    """Save a change to one track as a new version (applied at the next tick)."""
+    from coachbot.services.programs import TrackSettings, save_track
+
+    with runtime_of(ctx).session_factory() as session:
+        proposed = _proposed(session, name, **given)
+        assert isinstance(proposed, TrackSettings)
+        result = save_track(
+            session, name, proposed, base_version=base_version, actor=ACTOR, now=utcnow()
+        )
+    click.echo(
+        f"{result.program} v{result.version} saved; {result.schedules_changed} schedules follow"
+        f" it, {result.nudges_replaced} planned nudges replaced"
+    )
+
+
+@program.command("restore")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--base-version", type=int, required=True, help="The current version you saw.")
+@click.pass_context
+@friendly_errors
+def restore_command(ctx: click.Context, name: str, version: int, base_version: int) -> None:
+    """Make an earlier version current again (as a new version)."""
+    from coachbot.services.programs import restore_version
+
+    with runtime_of(ctx).session_factory() as session:
+        result = restore_version(
+            session, name, version, base_version=base_version, actor=ACTOR, now=utcnow()
+        )
+    click.echo(f"{result.program} v{version} restored as v{result.version}")
+
+
+@program.command("create")
+@click.argument("name")
+@click.option("--description", default="")
+@click.option("--from", "copy_from", default="standard", show_default=True)
+@click.pass_context
+@friendly_errors
+def create_command(ctx: click.Context, name: str, description: str, copy_from: str) -> None:
+    """A new programme, starting as a copy of another."""
+    from coachbot.services.programs import create_program
+
+    with runtime_of(ctx).session_factory() as session:
+        created = create_program(
+            session, name, description=description, copy_from=copy_from, actor=ACTOR, now=utcnow()
+        )
+        click.echo(f"{created.name} v1 created from {copy_from}")
+
+
+@program.command("assign")
+@click.argument("name")
+@click.option("--patient", "patient_id", type=int, required=True)
+@click.pass_context
+@friendly_errors
+def assign_command(ctx: click.Context, name: str, patient_id: int) -> None:
+    """Move a patient onto a programme (their own custom schedules are kept)."""
+    from coachbot.services.programs import assign_patient
+
+    with runtime_of(ctx).session_factory() as session:
+        replaced = assign_patient(session, patient_id, name, actor=ACTOR, now=utcnow())
+    click.echo(f"patient {patient_id} follows {name}; {replaced} planned nudges replaced")
+
+
+@click.group("settings")
+def settings() -> None:
+    """Global dispatch settings: send window, daily cap, pacing, concurrency, staleness."""
+
+
+def _sender(ctx: click.Context, sender: str | None) -> str:
+    gateway = runtime_of(ctx).gateway
+    return sender or str(getattr(gateway, "sender", gateway.name))
+
+
+def _echo_settings(current: object) -> None:
+    from coachbot.services.operations import GlobalSettings
+
+    assert isinstance(current, GlobalSettings)
+    pace = current.segments_per_second
+    stale = current.stale_limit_minutes
+    click.echo(f"window_start={current.window_start:%H:%M}")
+    click.echo(f"window_end={current.window_end:%H:%M}")
+    click.echo(f"daily_cap={current.daily_cap}")
+    click.echo(f"max_concurrency={current.max_concurrency}")
+    click.echo(f"segments_per_second={'uncapped' if pace is None else f'{pace:g}'}")
+    click.echo(f"stale_limit_minutes={'per-track' if stale is None else stale}")
+    click.echo(f"sender={current.sender}")
+
+
+@settings.command("show")
+@click.option("--sender", default=None, help="Whose pace to show (default: this backend's).")
+@click.pass_context
+@friendly_errors
+def settings_show(ctx: click.Context, sender: str | None) -> None:
+    """Print the settings the next tick will use."""
+    from coachbot.services.operations import global_settings
+
+    with runtime_of(ctx).session_factory() as session:
+        _echo_settings(global_settings(session, _sender(ctx, sender)))
+
+
+@settings.command("set")
+@click.option("--window-start", default=None, help="Local HH:MM.")
+@click.option("--window-end", default=None, help="Local HH:MM.")
+@click.option("--daily-cap", default=None)
+@click.option("--max-concurrency", default=None)
+@click.option("--segments-per-second", default=None, help="'none' removes the cap.")
+@click.option("--stale-limit", default=None, help="Minutes; 'none' returns to per-track limits.")
+@click.option("--sender", default=None, help="Whose pace to set (default: this backend's).")
+@click.pass_context
+@friendly_errors
+def settings_set(
+    ctx: click.Context,
+    window_start: str | None,
+    window_end: str | None,
+    daily_cap: str | None,
+    max_concurrency: str | None,
+    segments_per_second: str | None,
+    stale_limit: str | None,
+    sender: str | None,
+) -> None:
+    """Change any of the settings; all are validated together and saved together."""
+    from coachbot.services.operations import global_settings, update_global_settings
+
+    given = (window_start, window_end, daily_cap, max_concurrency, segments_per_second, stale_limit)
+    if all(v is None for v in given):
+        fail("nothing to change; pass at least one option")
+    who = _sender(ctx, sender)
+    with runtime_of(ctx).session_factory() as session:
+        current = global_settings(session, who)
+        session.rollback()
+
+        def keep(value: str | None, now_value: object) -> str:
+            if value is None:
+                return "" if now_value is None else str(now_value)
+            return "" if value.strip().lower() == "none" else value
+
+        updated = update_global_settings(
+            session,
+            sender=who,
+            window_start=keep(window_start, f"{current.window_start:%H:%M}"),
+            window_end=keep(window_end, f"{current.window_end:%H:%M}"),
+            daily_cap=keep(daily_cap, current.daily_cap),
+            max_concurrency=keep(max_concurrency, current.max_concurrency),
+            segments_per_second=keep(segments_per_second, current.segments_per_second),
+            stale_limit_minutes=keep(stale_limit, current.stale_limit_minutes),
+            actor=ACTOR,
+            now=utcnow(),
+        )
+        _echo_settings(updated)

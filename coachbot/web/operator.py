@@ -1,0 +1,415 @@
+"""The operator console: programmes (edit, preview, save, history, restore), global settings,
+the message library and delivery health. Operators run delivery; nothing here shows a
+patient's name, number or words (the preview names patients by id and time zone only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from wtforms import HiddenField, SelectField, StringField
+from wtforms.validators import Optional
+
+from coachbot.content.library import TemplateError
+from coachbot.content.lint import SAMPLE_VARIABLES, lint_library
+from coachbot.domain.program import TRACK_POLICIES
+from coachbot.domain.states import Role
+from coachbot.queries.delivery_health import SPANS, Bucket, delivery_health
+from coachbot.services import operations, programs
+from coachbot.services.errors import ValidationFailed
+from coachbot.web.common import db, now, roles_required, runtime, staff
+from coachbot.web.forms import ActionForm
+
+bp = Blueprint("operator", __name__, url_prefix="/operator")
+
+_TRACKS: Any = list(TRACK_POLICIES)
+_FOLLOWUPS: Any = list(programs.FOLLOWUP_POLICIES)
+_QUIET: Any = list(programs.QUIET_POLICIES)
+_console = roles_required(Role.OPERATOR, Role.ADMIN)
+
+
+class TrackForm(FlaskForm):  # type: ignore[misc]
+    # Choices are not enforced here: the service names an unknown track in its own error.
+    track = SelectField("Track", choices=_TRACKS, validate_choice=False)
+    times = StringField("Times (HH:MM, comma separated)")
+    days = StringField("Days (e.g. daily, mon-fri, mon,wed,fri)")
+    phases = StringField(
+        "Phases (days since enrolment, e.g. 0-28:daily;28-:mon,wed,fri)", validators=[Optional()]
+    )
+    reply_window_minutes = StringField("Reply window (minutes)")
+    followup = SelectField("Follow-up when unanswered", choices=_FOLLOWUPS, validate_choice=False)
+    quiet_policy = SelectField(
+        "Outside the send window or in quiet hours", choices=_QUIET, validate_choice=False
+    )
+    base_version = HiddenField()
+
+
+class RestoreForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
+    base_version = HiddenField()
+
+
+class NewProgramForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("New programme name")
+    description = StringField("Description", validators=[Optional()])
+
+
+class SettingsForm(FlaskForm):  # type: ignore[misc]
+    window_start = StringField("Allowed send window starts (local HH:MM)")
+    window_end = StringField("Allowed send window ends (local HH:MM)")
+    daily_cap = StringField("Daily cap (automated texts per patient per day)")
+    max_concurrency = StringField("Concurrent API calls")
+    segments_per_second = StringField("Segments per second (empty: uncapped)")
+    stale_limit = StringField("Staleness limit in minutes (empty: each track's own)")
+
+
+def _int(text: str | None, field: str) -> int:
+    try:
+        return int(text or "")
+    except ValueError:
+        raise ValidationFailed({field: "a whole number is required"}) from None
+
+
+@bp.get("/")
+@_console
+def index() -> ResponseReturnValue:
+    return redirect(url_for("operator.program_list"))
+
+
+# --- programmes -------------------------------------------------------------------------
+
+
+@bp.route("/programs", methods=["GET", "POST"])
+@_console
+def program_list() -> ResponseReturnValue:
+    form = NewProgramForm()
+    errors: dict[str, str] = {}
+    if form.validate_on_submit():
+        try:
+            program = programs.create_program(
+                db(),
+                form.name.data or "",
+                description=form.description.data or "",
+                actor=staff().actor,
+                now=now(),
+            )
+        except ValidationFailed as exc:
+            db().rollback()
+            errors = exc.errors
+        else:
+            flash(f"Created programme {program.name} from standard.", "info")
+            return redirect(url_for("operator.program_show", name=program.name))
+    status = 422 if errors else 200
+    return render_template(
+        "operator/programs.html",
+        items=programs.list_programs(db()),
+        form=form,
+        errors=errors,
+        day_names=programs.day_names,
+    ), status
+
+
+@bp.get("/programs/<name>")
+@_console
+def program_show(name: str) -> ResponseReturnValue:
+    try:
+        view = programs.show_program(db(), name)
+    except ValidationFailed:
+        abort(404)
+    return render_template(
+        "operator/program.html",
+        program=view,
+        versions=programs.history(db(), name),
+        restore_form=RestoreForm(),
+        day_names=programs.day_names,
+    )
+
+
+def _track_form_defaults(view: programs.ProgramView, track: str) -> dict[str, Any]:
+    current = view.tracks[track]
+    return {
+        "track": track,
+        "times": current.times,
+        "days": programs.day_names(current.days),
+        "phases": current.phases or "",
+        "reply_window_minutes": str(current.reply_window_minutes),
+        "followup": current.followup,
+        "quiet_policy": current.quiet_policy,
+        "base_version": str(view.version),
+    }
+
+
+@bp.route("/programs/<name>/edit", methods=["GET", "POST"])
+@_console
+def program_edit(name: str) -> ResponseReturnValue:
+    """Edit one track: Preview shows who it reaches and their next nudges; Save (offered
+    only under a preview) writes a new version, refused if the programme moved on."""
+    try:
+        view = programs.show_program(db(), name)
+    except ValidationFailed:
+        abort(404)
+    track = request.args.get("track", "sleep")
+    if request.method == "GET":
+        if track not in TRACK_POLICIES:
+            abort(404)
+        form = TrackForm(data=_track_form_defaults(view, track))
+    else:
+        form = TrackForm()
+    errors: dict[str, str] = {}
+    preview = None
+    status = 200
+    if form.validate_on_submit():
+        action = request.form.get("action", "preview")
+        try:
+            base_version = _int(form.base_version.data, "version")
+            proposed = programs.validate_track(
+                db(),
+                track=form.track.data or "",
+                times=form.times.data or "",
+                days=form.days.data or "",
+                phases=form.phases.data or None,
+                reply_window_minutes=form.reply_window_minutes.data or "",
+                followup=form.followup.data or "",
+                quiet_policy=form.quiet_policy.data or "",
+            )
+            if action == "save":
+                result = programs.save_track(
+                    db(),
+                    name,
+                    proposed,
+                    base_version=base_version,
+                    actor=staff().actor,
+                    now=now(),
+                )
+                flash(
+                    f"Saved {result.program} version {result.version}:"
+                    f" {result.schedules_changed} patient schedules follow it from the next"
+                    f" tick ({result.nudges_replaced} planned nudges replaced).",
+                    "info",
+                )
+                return redirect(url_for("operator.program_show", name=name))
+            preview = programs.preview_track(db(), name, proposed, now=now())
+            if preview.base_version != base_version:
+                errors["version"] = (
+                    f"{name} is now at version {preview.base_version}; you opened version"
+                    f" {base_version}. Reload the edit page before saving."
+                )
+                status = 409
+        except programs.StaleVersion as exc:
+            errors, status = exc.errors, 409
+        except ValidationFailed as exc:
+            errors, status = exc.errors, 422
+        db().rollback()
+    elif request.method == "POST":
+        errors, status = {"form": "the form expired; reload the page"}, 400
+    return render_template(
+        "operator/edit.html",
+        program=view,
+        form=form,
+        errors=errors,
+        preview=preview,
+        day_names=programs.day_names,
+    ), status
+
+
+@bp.post("/programs/<name>/restore")
+@_console
+def program_restore(name: str) -> ResponseReturnValue:
+    form = RestoreForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        result = programs.restore_version(
+            db(),
+            name,
+            _int(form.version.data, "version"),
+            base_version=_int(form.base_version.data, "version"),
+            actor=staff().actor,
+            now=now(),
+        )
+    except ValidationFailed as exc:
+        db().rollback()
+        flash("Not restored: " + "; ".join(exc.errors.values()), "error")
+        return redirect(url_for("operator.program_show", name=name))
+    flash(
+        f"Restored version {form.version.data} as version {result.version}:"
+        f" {result.schedules_changed} patient schedules follow it from the next tick.",
+        "info",
+    )
+    return redirect(url_for("operator.program_show", name=name))
+
+
+# --- global settings ----------------------------------------------------------------------
+
+
+def _sender() -> str:
+    gateway = runtime().gateway
+    return str(getattr(gateway, "sender", gateway.name))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@_console
+def settings_page() -> ResponseReturnValue:
+    current = operations.global_settings(db(), _sender())
+    if request.method == "GET":
+        form = SettingsForm(
+            data={
+                "window_start": f"{current.window_start:%H:%M}",
+                "window_end": f"{current.window_end:%H:%M}",
+                "daily_cap": str(current.daily_cap),
+                "max_concurrency": str(current.max_concurrency),
+                "segments_per_second": (
+                    f"{current.segments_per_second:g}"
+                    if current.segments_per_second is not None
+                    else ""
+                ),
+                "stale_limit": (
+                    str(current.stale_limit_minutes)
+                    if current.stale_limit_minutes is not None
+                    else ""
+                ),
+            }
+        )
+    else:
+        form = SettingsForm()
+    errors: dict[str, str] = {}
+    if form.validate_on_submit():
+        try:
+            operations.update_global_settings(
+                db(),
+                sender=_sender(),
+                window_start=form.window_start.data or "",
+                window_end=form.window_end.data or "",
+                daily_cap=form.daily_cap.data or "",
+                max_concurrency=form.max_concurrency.data or "",
+                segments_per_second=form.segments_per_second.data or "",
+                stale_limit_minutes=form.stale_limit.data or "",
+                actor=staff().actor,
+                now=now(),
+            )
+        except ValidationFailed as exc:
+            errors = exc.errors
+            if "window" in errors:
+                errors["window_end"] = errors.pop("window")
+        else:
+            flash("Settings saved; the next tick uses them.", "info")
+            return redirect(url_for("operator.settings_page"))
+    return render_template("operator/settings.html", form=form, errors=errors, current=current), (
+        422 if errors else 200
+    )
+
+
+# --- message library ----------------------------------------------------------------------
+
+
+@bp.get("/templates")
+@_console
+def templates_page() -> ResponseReturnValue:
+    library = runtime().library
+    track = request.args.get("track", "")
+    language = request.args.get("language", "")
+    problems = lint_library(library)
+    families: list[dict[str, Any]] = []
+    for (tid, lang), template in sorted(library.templates.items()):
+        if (track and (template.track or "general") != track) or (language and lang != language):
+            continue
+        variants: list[dict[str, Any]] = []
+        for variant in template.variants:
+            try:
+                rendered = library.render_variant(tid, lang, variant.id, SAMPLE_VARIABLES)
+            except TemplateError as exc:
+                variants.append({"id": variant.id, "error": str(exc)})
+                continue
+            variants.append(
+                {
+                    "id": variant.id,
+                    "body": rendered.body,
+                    "segments": rendered.segments.segments,
+                    "encoding": rendered.segments.encoding,
+                    "units": rendered.segments.units,
+                    "over": rendered.segments.segments > template.max_segments,
+                }
+            )
+        families.append(
+            {
+                "id": tid,
+                "language": lang,
+                "track": template.track or "general",
+                "kind": template.kind,
+                "max_segments": template.max_segments,
+                "variants": variants,
+                "problems": [p for p in problems if p.template_id == tid and p.language == lang],
+            }
+        )
+    tracks = sorted({t.track or "general" for t in library.templates.values()})
+    return render_template(
+        "operator/templates.html",
+        families=families,
+        tracks=tracks,
+        languages=library.languages(),
+        track=track,
+        language=language,
+        problem_count=len(problems),
+    )
+
+
+# --- delivery health ----------------------------------------------------------------------
+
+
+def bars_svg(
+    buckets: list[Bucket], values: list[float | None], *, label: str, percent: bool = False
+) -> Markup:
+    """A bar per bucket, each titled with its time and value; empty buckets show no bar."""
+    width, height, pad = 480, 90, 14
+    top = 1.0 if percent else max([v or 0 for v in values] + [1])
+    step = (width - 2) / max(len(values), 1)
+    parts = []
+    for i, (bucket, value) in enumerate(zip(buckets, values, strict=True)):
+        shown = "no data" if value is None else (f"{value:.0%}" if percent else f"{value:g}")
+        h = 0.0 if value is None else (height - pad - 2) * value / top
+        x = 1 + i * step
+        parts.append(
+            f'<rect fill="#0b5cad" x="{x:.1f}" y="{height - pad - h:.1f}"'
+            f' width="{max(step - 2, 1):.1f}" height="{h:.1f}">'
+            f"<title>{bucket.start:%Y-%m-%d %H:%M} UTC: {shown}</title></rect>"
+        )
+    peak = "100%" if percent else f"{top:g}"
+    # Only numbers, fixed labels and formatted instants are interpolated: nothing to escape.
+    return Markup(  # noqa: S704
+        f'<svg class="bars" role="img" aria-label="{label}" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}">{"".join(parts)}'
+        f'<text x="2" y="10">max {peak}</text>'
+        f'<line stroke="#888" x1="0" y1="{height - pad}" x2="{width}" y2="{height - pad}" /></svg>'
+    )
+
+
+@bp.get("/health")
+@_console
+def health() -> ResponseReturnValue:
+    """Delivery health for operators: counts and codes only, never a patient's words."""
+    span = request.args.get("span", "24h")
+    if span not in SPANS:
+        span = "24h"
+    report = delivery_health(
+        db(), now=now(), span=span, tick_seconds=runtime().settings.tick_seconds
+    )
+    b = report.buckets
+    charts = {
+        "Texts sent": bars_svg(b, [x.sent for x in b], label="Texts sent"),
+        "Delivery rate": bars_svg(
+            b, [x.delivery_rate for x in b], label="Delivery rate", percent=True
+        ),
+        "Failures": bars_svg(b, [x.failed for x in b], label="Failures"),
+        "Opt-outs": bars_svg(b, [x.opt_outs for x in b], label="Opt-outs"),
+    }
+    return render_template(
+        "operator/health.html",
+        report=report,
+        charts=charts,
+        spans=list(SPANS),
+        tick_seconds=runtime().settings.tick_seconds,
+        action_form=ActionForm(),
+    )

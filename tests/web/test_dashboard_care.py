@@ -1,0 +1,317 @@
+"""Care changes from the dashboard: tracks, times and homework on the edit page, per-item
+homework completion, bulk enrolment in one transaction, and pages read through the read
+session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coachbot.domain.states import NudgeState
+from coachbot.models import (
+    AdherenceRecord,
+    AuditEntry,
+    HomeworkItem,
+    Nudge,
+    OutboundMessage,
+    Patient,
+    TrackSchedule,
+)
+from coachbot.queries.dashboard import homework_completion
+from coachbot.services import care
+from coachbot.services.errors import ValidationFailed
+from tests.support.builders import make_patient
+from tests.web.test_dashboard_support import NOW, make_staff, post_form, sign_in
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> Any:
+    with freeze_time(NOW) as clock:
+        yield clock
+
+
+@pytest.fixture
+def clinician(client: Any, session: Session) -> int:
+    user_id = make_staff(session, "ana@clinic.test")
+    assert sign_in(client, "ana@clinic.test").status_code == 302
+    return user_id
+
+
+def _own(session: Session, clinician_id: int, **kwargs: Any) -> Patient:
+    patient = make_patient(session, **kwargs)
+    patient.clinician_id = clinician_id
+    session.commit()
+    return patient
+
+
+def _nudge(
+    session: Session,
+    patient: Patient,
+    track: str,
+    due: dt.datetime,
+    state: NudgeState = NudgeState.PLANNED,
+    body: str | None = None,
+) -> Nudge:
+    nudge = Nudge(
+        patient_id=patient.id,
+        track=track,
+        occurrence_key=f"{track}:{due.isoformat()}",
+        due_at=due,
+        send_at=due,
+        state=state,
+        sent_at=due if state != NudgeState.PLANNED else None,
+        reply_window_ends_at=due + dt.timedelta(hours=10),
+        rendered_body=body,
+        created_at=due,
+        updated_at=due,
+    )
+    session.add(nudge)
+    session.flush()
+    return nudge
+
+
+def _edit_form(**extra: str) -> dict[str, str]:
+    return {
+        "first_name": "Maya",
+        "phone": "+16175550123",
+        "timezone": "America/New_York",
+        "language": "en",
+        **extra,
+    }
+
+
+def test_the_edit_page_changes_times_stops_and_starts_tracks_and_replaces_homework(
+    client: Any, session: Session, clinician: int
+) -> None:
+    maya = _own(
+        session,
+        clinician,
+        phone="+16175550123",
+        tracks={"sleep": "08:30", "exercise": "10:00"},
+    )
+    maya.homework.append(HomeworkItem(description="word cards", created_at=NOW))
+    maya.homework.append(HomeworkItem(description="balance", created_at=NOW))
+    later = NOW + dt.timedelta(days=1)
+    for schedule in maya.schedules:
+        schedule.planned_through = later  # dispatch has planned a day ahead
+    old_sleep = _nudge(session, maya, "sleep", later)
+    old_exercise = _nudge(session, maya, "exercise", later)
+    session.commit()
+    page = client.get(f"/patients/{maya.id}/edit").get_data(as_text=True)
+    assert 'value="08:30"' in page
+    assert "word cards\nbalance" in page
+
+    form = _edit_form(
+        track_sleep="y",
+        times_sleep="21:00",
+        track_rehab="y",
+        times_rehab="15:00",
+        homework="word cards\nstairs, twice",
+    )
+    assert post_form(client, f"/patients/{maya.id}/edit", form).status_code == 302
+
+    session.expire_all()
+    schedules = {
+        s.track: s
+        for s in session.scalars(select(TrackSchedule).where(TrackSchedule.patient_id == maya.id))
+    }
+    assert {t: s.local_times for t, s in schedules.items()} == {
+        "sleep": "21:00",
+        "rehab": "15:00",
+    }
+    # The clinician's times are the patient's own, planned again from now on.
+    assert schedules["sleep"].is_custom
+    assert schedules["sleep"].planned_through == NOW
+    assert schedules["rehab"].planned_through == NOW
+    # Texts planned at the old time, or for the stopped track, will not go out.
+    assert session.get_one(Nudge, old_sleep.id).state == NudgeState.CANCELLED
+    assert session.get_one(Nudge, old_exercise.id).state_reason == "track_stopped"
+    items = {
+        h.description: h.active
+        for h in session.scalars(select(HomeworkItem).where(HomeworkItem.patient_id == maya.id))
+    }
+    assert items == {"word cards": True, "balance": False, "stairs, twice": True}
+    detail = session.scalars(
+        select(AuditEntry.detail).where(AuditEntry.action == "patient.care_plan")
+    ).one()
+    assert detail is not None
+    assert "exercise:stopped" in detail
+    assert "sleep:times" in detail
+
+
+def test_a_bad_time_on_the_edit_page_saves_nothing(
+    client: Any, session: Session, clinician: int
+) -> None:
+    maya = _own(session, clinician, phone="+16175550123", tracks={"sleep": "08:30"})
+    form = _edit_form(first_name="Mia", track_sleep="y", times_sleep="25:99")
+    answer = post_form(client, f"/patients/{maya.id}/edit", form)
+    assert answer.status_code == 422
+    assert 'id="times_sleep-error"' in answer.get_data(as_text=True)
+    session.expire_all()
+    assert session.get_one(Patient, maya.id).first_name == "Maya"
+    no_tracks = post_form(client, f"/patients/{maya.id}/edit", _edit_form())
+    assert no_tracks.status_code == 422
+    assert "choose at least one track" in no_tracks.get_data(as_text=True)
+
+
+def test_homework_completion_is_counted_per_item_from_the_rehab_texts_that_named_it(
+    session: Session,
+) -> None:
+    maya = make_patient(session, tracks={"rehab": "15:00"})
+    cards = HomeworkItem(description="word cards", created_at=NOW - dt.timedelta(days=20))
+    stairs = HomeworkItem(description="stairs", created_at=NOW - dt.timedelta(days=2, hours=12))
+    maya.homework.extend([cards, stairs])
+    session.flush()
+    for day in range(1, 6):
+        due = NOW - dt.timedelta(days=day)
+        # Days 1-2 named both items; days 3-5 only the cards (the stairs came later).
+        body = "Rehab: word cards; stairs" if day <= 2 else "Rehab: word cards"
+        nudge = _nudge(session, maya, "rehab", due, NudgeState.DELIVERED, body)
+        if day in (1, 3, 4):
+            session.add(
+                AdherenceRecord(
+                    patient_id=maya.id,
+                    nudge_id=nudge.id,
+                    track="rehab",
+                    outcome="done",
+                    recorded_at=due + dt.timedelta(hours=1),
+                )
+            )
+    # A text sent before bodies were kept counts for items assigned before it was due.
+    _nudge(session, maya, "rehab", NOW - dt.timedelta(days=6), NudgeState.DELIVERED)
+    # Older than the 7-day window, and an unsent row: neither counts.
+    _nudge(session, maya, "rehab", NOW - dt.timedelta(days=9), NudgeState.DELIVERED, "word cards")
+    _nudge(session, maya, "rehab", NOW + dt.timedelta(hours=2))
+    session.commit()
+
+    figures = {
+        h.item.description: (h.done_7, h.prompted_7, h.pct_7)
+        for h in homework_completion(session, maya, NOW)
+    }
+    assert figures == {"word cards": (3, 6, 50), "stairs": (1, 2, 50)}
+
+
+def test_the_patient_page_shows_each_homework_item_with_its_completion(
+    client: Any, session: Session, clinician: int
+) -> None:
+    maya = _own(session, clinician, tracks={"rehab": "15:00"})
+    maya.homework.append(HomeworkItem(description="word cards", created_at=NOW))
+    session.commit()
+    html = client.get(f"/patients/{maya.id}").get_data(as_text=True)
+    assert "word cards" in html
+    assert "(0 of 0 rehab prompts that asked for it)" in html
+
+
+def test_bulk_enrolment_that_fails_part_way_leaves_nothing_enrolled_and_sends_nothing(
+    client: Any, session: Session, clinician: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = care.add_patient
+    calls = []
+
+    def crash_on_third(*args: Any, **kwargs: Any) -> Patient:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(care, "add_patient", crash_on_third)
+    rows = "".join(f"P{i},+1617555018{i},America/New_York,sleep\n" for i in range(4))
+    csv_text = "first_name,phone,timezone,tracks\n" + rows
+    with pytest.raises(RuntimeError):
+        post_form(
+            client,
+            "/patients/bulk",
+            {"csv_file": (io.BytesIO(csv_text.encode()), "patients.csv")},
+            content_type="multipart/form-data",
+        )
+    assert session.scalar(select(func.count(Patient.id))) == 0
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 0
+    assert not session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "patient.enroll")
+    ).all()
+
+
+def test_bulk_enrolment_reports_the_row_that_fails_while_writing(
+    client: Any, session: Session, clinician: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row that passed the check can still fail as it is written (a number enrolled by
+    someone else meanwhile): the report names it and nothing is kept."""
+    real = care.add_patient
+    calls = []
+
+    def taken_on_second(*args: Any, **kwargs: Any) -> Patient:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValidationFailed({"phone": "this number is already enrolled"})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(care, "add_patient", taken_on_second)
+    csv_text = (
+        "first_name,phone,timezone\n"
+        "Ada,+16175550181,America/New_York\n"
+        "Ben,+16175550182,America/New_York\n"
+    )
+    answer = post_form(
+        client,
+        "/patients/bulk",
+        {"csv_file": (io.BytesIO(csv_text.encode()), "patients.csv")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 422
+    assert "<td>3</td><td>phone</td>" in answer.get_data(as_text=True)
+    assert session.scalar(select(func.count(Patient.id))) == 0
+
+
+def test_bulk_enrolment_commits_every_row_before_the_first_welcome_is_sent(
+    client: Any, session: Session, clinician: int, runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real = care.send_welcome
+
+    def counting(db: Session, *args: Any, **kwargs: Any) -> None:
+        with runtime.read_session_factory() as other:
+            seen.append(other.scalar(select(func.count(Patient.id))) or 0)
+        real(db, *args, **kwargs)
+
+    monkeypatch.setattr(care, "send_welcome", counting)
+    csv_text = (
+        "first_name,phone,timezone\n"
+        "Ada,+16175550181,America/New_York\n"
+        "Ben,+16175550182,America/New_York\n"
+    )
+    answer = post_form(
+        client,
+        "/patients/bulk",
+        {"csv_file": (io.BytesIO(csv_text.encode()), "patients.csv")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 302
+    assert seen == [2, 2]
+    assert session.scalar(select(func.count(OutboundMessage.id))) == 2
+
+
+def test_the_list_and_the_patient_page_read_through_the_read_session(
+    client: Any, session: Session, clinician: int, runtime: Any
+) -> None:
+    maya = _own(session, clinician)
+    opened = []
+    real = runtime.read_session_factory
+
+    def counting() -> Session:
+        opened.append(1)
+        return real()  # type: ignore[no-any-return]
+
+    runtime.read_session_factory = counting
+    try:
+        assert client.get("/patients").status_code == 200
+        assert len(opened) == 1
+        assert client.get(f"/patients/{maya.id}").status_code == 200
+        assert len(opened) == 2
+    finally:
+        runtime.read_session_factory = real
