@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.provider_errors import TWILIO_CODE_OUTCOMES, Outcome
 from coachbot.domain.states import (
     DELIVERY_STATUS_RANK,
@@ -28,6 +27,7 @@ from coachbot.domain.states import (
 )
 from coachbot.models import DeliveryEvent, Nudge, OutboundMessage, Patient
 from coachbot.services.alerts import raise_alert
+from coachbot.services.programs import rules_for
 
 _NUDGE_STATE_FOR_STATUS = {
     "sent": NudgeState.SENT,
@@ -90,7 +90,9 @@ def record_outbound(
     """The timeline row for a nudge whose send was confirmed after the fact (a callback or
     reconciliation settled an ambiguous send)."""
     patient = session.get_one(Patient, nudge.patient_id)
-    nudge.reply_window_ends_at = now + TRACK_POLICIES[nudge.track].reply_window
+    nudge.reply_window_ends_at = (
+        now + rules_for(session, nudge.patient_id, nudge.track).reply_window
+    )
     message = OutboundMessage(
         patient_id=nudge.patient_id,
         to_e164=patient.phone_e164,

@@ -37,7 +37,6 @@ from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.program import (
     CLAIM_LEASE,
     PLANNING_HORIZON,
-    TRACK_POLICIES,
 )
 from coachbot.domain.provider_errors import Outcome
 from coachbot.domain.states import NudgeState, PatientStatus
@@ -56,6 +55,7 @@ from coachbot.services.delivery import (
     apply_stored_events,
 )
 from coachbot.services.messaging import status_callback_url
+from coachbot.services.programs import TrackRules, load_policy_book
 from coachbot.services.schedules import DispatchSettings, dispatch_settings, domain_schedule
 from coachbot.settings import Settings
 from coachbot.sms.gateway import (
@@ -154,6 +154,7 @@ def plan_nudges(session_factory: sessionmaker[Session], now: dt.datetime) -> int
         ):
             return 0
         window = dispatch_settings(session).window
+        book = load_policy_book(session)
         rows = session.scalars(
             select(TrackSchedule)
             .join(Patient)
@@ -180,7 +181,11 @@ def plan_nudges(session_factory: sessionmaker[Session], now: dt.datetime) -> int
             for occ in sched.occurrences_between(
                 schedule, zone, start, horizon_end, enrolled_on=enrolled_on
             ):
-                values.append(_nudge_values(patient, occ, zone, now, window))
+                values.append(
+                    _nudge_values(
+                        patient, occ, zone, now, window, book.rules(patient.id, occ.track)
+                    )
+                )
             row.planned_through = horizon_end
             if len(values) >= 1000:
                 inserted += _insert_ignoring_duplicates(session, values)
@@ -196,8 +201,8 @@ def _nudge_values(
     zone: ZoneInfo,
     now: dt.datetime,
     window: sched.LocalWindow,
+    rules: TrackRules,
 ) -> dict[str, object]:
-    track_policy = TRACK_POLICIES[occ.track]
     values: dict[str, object] = {
         "patient_id": patient.id,
         "track": occ.track,
@@ -211,7 +216,7 @@ def _nudge_values(
         "created_at": now,
         "updated_at": now,
     }
-    if now - occ.due_at > track_policy.stale_limit:
+    if now - occ.due_at > rules.stale_limit:
         values.update(state=NudgeState.MISSED, state_reason="too_late")
         return values
     decision = sched.place_in_window(
@@ -219,7 +224,7 @@ def _nudge_values(
         zone,
         window,
         _quiet_window(patient),
-        track_policy.quiet_policy,
+        rules.quiet_policy,
     )
     if decision.action == "skip":
         values.update(state=NudgeState.SKIPPED, state_reason=decision.reason)
@@ -306,6 +311,7 @@ class _Ready:
     template_id: str
     variant_id: str | None
     segments: int
+    reply_window: dt.timedelta
 
 
 def dispatch_due(
@@ -453,6 +459,7 @@ def _prepare(
             .order_by(Nudge.send_at, Nudge.id)
         ).all()
         zones = {row.patient_id: row.timezone for row in rows}
+        book = load_policy_book(session)
         sent_today, recent = _history(session, zones, now)
         homework = _homework_by_patient(
             session, [row.patient_id for row in rows if row.track == "rehab"]
@@ -468,14 +475,14 @@ def _prepare(
                 zone = ZoneInfo(row.timezone)
                 zoned = local_times[row.timezone] = (zone, now.astimezone(zone).strftime("%H:%M"))
             zone, local_time = zoned
-            policy = TRACK_POLICIES[row.track]
+            rules = book.rules(pid, row.track)
             # Consent, lateness, quiet hours and the cap may all have changed since the
             # row was planned.
             if row.status != PatientStatus.ACTIVE:
                 finished.append(_final(row.id, NudgeState.SKIPPED, f"patient_{row.status}", now))
                 summary.skipped += 1
                 continue
-            if now - row.due_at > policy.stale_limit:
+            if now - row.due_at > rules.stale_limit:
                 finished.append(_final(row.id, NudgeState.MISSED, "too_late", now))
                 summary.missed += 1
                 continue
@@ -484,7 +491,7 @@ def _prepare(
                 if row.quiet_start is not None and row.quiet_end is not None
                 else None
             )
-            decision = sched.place_in_window(now, zone, config.window, quiet, policy.quiet_policy)
+            decision = sched.place_in_window(now, zone, config.window, quiet, rules.quiet_policy)
             if decision.action == "skip":
                 finished.append(_final(row.id, NudgeState.SKIPPED, decision.reason, now))
                 summary.skipped += 1
@@ -527,6 +534,7 @@ def _prepare(
                     message.template_id,
                     message.variant_id,
                     message.segments.segments,
+                    rules.reply_window,
                 )
             )
         if finished:
@@ -804,7 +812,7 @@ def _record_accepted(
                 "now": now,
                 "ids": [item.nudge_id for item, _ in accepted],
                 "sids": sids,
-                "replies": [now + TRACK_POLICIES[item.track].reply_window for item, _ in accepted],
+                "replies": [now + item.reply_window for item, _ in accepted],
             },
         )
     else:
@@ -814,7 +822,7 @@ def _record_accepted(
                 {
                     "b_id": item.nudge_id,
                     "b_sid": receipt.provider_sid,
-                    "b_reply": now + TRACK_POLICIES[item.track].reply_window,
+                    "b_reply": now + item.reply_window,
                     "b_now": now,
                 }
                 for item, receipt in accepted

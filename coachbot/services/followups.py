@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.content import MessageLibrary
 from coachbot.domain import coaching
 from coachbot.domain import schedule as sched
-from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import (
     AdherenceOutcome,
     AlertKind,
@@ -39,6 +38,8 @@ from coachbot.domain.states import (
 )
 from coachbot.models import AdherenceRecord, Alert, Nudge, Patient
 from coachbot.services.alerts import raise_alert
+from coachbot.services.programs import PolicyBook, load_policy_book
+from coachbot.services.schedules import dispatch_settings
 from coachbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def process_reply_windows(
     summary = ReplyWindowSummary()
     while True:
         with session_factory() as session, session.begin():
+            # The operator's live window and each patient's programme rules, read once.
+            rules = _Rules(dispatch_settings(session).window, load_policy_book(session))
             closed = _closed_unanswered(session, now)
             patients: set[int] = set()
             for nudge in closed:
@@ -81,7 +84,7 @@ def process_reply_windows(
                     continue
                 summary.missed += 1
                 patients.add(nudge.patient_id)
-                _after_miss(session, library, nudge, now, summary)
+                _after_miss(session, library, rules, nudge, now, summary)
             for patient_id in sorted(patients):
                 if _alert_on_misses_in_a_row(session, patient_id, now):
                     summary.silence_alerts += 1
@@ -142,9 +145,16 @@ def _record_missed(session: Session, nudge: Nudge, now: dt.datetime) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Rules:
+    window: sched.LocalWindow
+    book: PolicyBook
+
+
 def _after_miss(
     session: Session,
     library: MessageLibrary,
+    rules: _Rules,
     nudge: Nudge,
     now: dt.datetime,
     summary: ReplyWindowSummary,
@@ -168,16 +178,16 @@ def _after_miss(
     template_id = f"followup.{nudge.track}"
     if not library.has_template(template_id, "en"):
         return
-    policy = TRACK_POLICIES[nudge.track]
+    policy = rules.book.rules(patient.id, nudge.track)
+    if not policy.followup:
+        return  # the programme asks for no follow-up on this track
     zone = ZoneInfo(patient.timezone)
     quiet = (
         sched.LocalWindow(patient.quiet_start, patient.quiet_end)
         if patient.quiet_start is not None and patient.quiet_end is not None
         else None
     )
-    decision = sched.place_in_window(
-        now, zone, sched.DEFAULT_ALLOWED_WINDOW, quiet, policy.quiet_policy
-    )
+    decision = sched.place_in_window(now, zone, rules.window, quiet, policy.quiet_policy)
     if decision.send_at is None or decision.send_at - now > policy.stale_limit:
         return
     if now - closed_at > policy.stale_limit:

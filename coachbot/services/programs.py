@@ -42,6 +42,7 @@ from coachbot.services.schedules import (
     follow_default,
     parse_phases,
     shortest_interval,
+    stale_limit_override,
     times_outside_window,
     validate_schedule,
 )
@@ -246,6 +247,64 @@ def policy_for(session: Session, patient_id: int, track: str) -> TrackSettings:
     if program is None:
         return built_in_settings(track)
     return version_settings(session, program, program.current_version)[track]
+
+
+@dataclass(frozen=True)
+class TrackRules:
+    """What dispatch, follow-ups and delivery obey for one patient's track."""
+
+    reply_window: dt.timedelta
+    stale_limit: dt.timedelta
+    quiet_policy: sched.QuietPolicy
+    followup: bool
+
+
+@dataclass(frozen=True)
+class PolicyBook:
+    """Every programme's current settings and who follows which, read once per transaction
+    so the hot paths look rules up in memory instead of querying per nudge."""
+
+    by_program: dict[int, dict[str, TrackSettings]]
+    assignments: dict[int, int]
+    standard_id: int | None
+    stale_limit: dt.timedelta | None
+
+    def rules(self, patient_id: int, track: str) -> TrackRules:
+        program_id = self.assignments.get(patient_id, self.standard_id)
+        tracks = self.by_program.get(program_id) if program_id is not None else None
+        settings = (tracks or {}).get(track) or built_in_settings(track)
+        return TrackRules(
+            reply_window=dt.timedelta(minutes=settings.reply_window_minutes),
+            stale_limit=self.stale_limit or TRACK_POLICIES[track].stale_limit,
+            quiet_policy=sched.QuietPolicy(settings.quiet_policy),
+            followup=settings.followup == "once",
+        )
+
+
+def rules_for(session: Session, patient_id: int, track: str) -> TrackRules:
+    """One patient's rules, for the rare per-nudge paths (a settled ambiguous send)."""
+    settings = policy_for(session, patient_id, track)
+    return PolicyBook(
+        by_program={0: {track: settings}},
+        assignments={patient_id: 0},
+        standard_id=None,
+        stale_limit=stale_limit_override(session),
+    ).rules(patient_id, track)
+
+
+def load_policy_book(session: Session) -> PolicyBook:
+    programs = session.scalars(select(Program)).all()
+    return PolicyBook(
+        by_program={p.id: version_settings(session, p, p.current_version) for p in programs},
+        assignments={
+            row.patient_id: row.program_id
+            for row in session.execute(
+                select(ProgramAssignment.patient_id, ProgramAssignment.program_id)
+            )
+        },
+        standard_id=next((p.id for p in programs if p.name == STANDARD), None),
+        stale_limit=stale_limit_override(session),
+    )
 
 
 # --- validating -----------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.phones import mask_phone
-from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import NudgeState
 from coachbot.models import Nudge, OutboundMessage, Patient
 from coachbot.services.delivery import apply_stored_events, record_outbound
+from coachbot.services.programs import rules_for
 from coachbot.sms.gateway import ProviderMessage, SendFailure, SmsGateway
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _settle(
             apply_stored_events(session, match.provider_sid, message, nudge, now)
             summary.found += 1
             return
-        policy = TRACK_POLICIES[nudge.track]
+        policy = rules_for(session, nudge.patient_id, nudge.track)
         if nudge.resent:
             nudge.state, nudge.state_reason = NudgeState.FAILED, "unconfirmed_after_resend"
             nudge.updated_at = now
