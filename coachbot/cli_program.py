@@ -8,7 +8,6 @@ import click
 
 from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
-from coachbot.services.errors import ValidationFailed
 
 ACTOR = "cli"
 
@@ -94,27 +93,11 @@ def _proposed(session: object, name: str, **given: object) -> object:
     """The current track settings with only the options given replaced, then validated."""
     from sqlalchemy.orm import Session
 
-    from coachbot.domain.program import TRACK_POLICIES
-    from coachbot.services.programs import show_program, validate_track
+    from coachbot.services.programs import propose_track
 
     assert isinstance(session, Session)
-    track = str(given["track"]).strip().lower()
-    if track not in TRACK_POLICIES:
-        raise ValidationFailed(
-            {"track": f"unknown track {track!r}; choose from {', '.join(TRACK_POLICIES)}"}
-        )
-    current = show_program(session, name).tracks[track]
-    pick = {k: v for k, v in given.items() if v is not None}
-    return validate_track(
-        session,
-        track=track,
-        times=str(pick.get("times", current.times)),
-        days=str(pick.get("days", current.days)),
-        phases=str(pick["phases"]) if "phases" in pick else current.phases,
-        reply_window_minutes=str(pick.get("reply_window", current.reply_window_minutes)),
-        followup=str(pick.get("followup", current.followup)),
-        quiet_policy=str(pick.get("quiet_policy", current.quiet_policy)),
-    )
+    track = str(given.pop("track"))
+    return propose_track(session, name, track, **given)
 
 
 @program.command("preview")

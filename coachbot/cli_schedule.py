@@ -91,14 +91,20 @@ _PHASES = click.option(
 @click.pass_context
 @friendly_errors
 def set_default(ctx: click.Context, track: str, times: str, days: str, phases: str | None) -> None:
-    """Change a track's programme default (patients on the default follow it)."""
-    from coachbot.services.schedules import set_program_default, validate_schedule
+    """Change a track's default in programme "standard" (a new version, like `program edit`;
+    patients on the default follow it at the next tick)."""
+    from coachbot.services.programs import STANDARD, propose_track, save_track, show_program
 
-    runtime = runtime_of(ctx)
-    spec = validate_schedule(track, times, days, phases)
-    with runtime.session_factory() as session:
-        changed = set_program_default(session, spec, actor=ACTOR, now=utcnow())
-    click.echo(f"default for {spec.track} set; {changed} patient schedules follow it")
+    with runtime_of(ctx).session_factory() as session:
+        version = show_program(session, STANDARD).version
+        proposed = propose_track(session, STANDARD, track, times=times, days=days, phases=phases)
+        result = save_track(
+            session, STANDARD, proposed, base_version=version, actor=ACTOR, now=utcnow()
+        )
+    click.echo(
+        f"default for {proposed.track} set (standard v{result.version});"
+        f" {result.schedules_changed} patient schedules follow it"
+    )
 
 
 @schedule.command("set")

@@ -582,6 +582,28 @@ def _commit_version(
     return SaveResult(program.name, new_version, schedules_changed, nudges)
 
 
+def propose_track(session: Session, name: str, track: str, **given: object) -> TrackSettings:
+    """A programme's current settings for `track` with only the given fields replaced
+    (None means "keep"), validated as a whole: what an edit would save."""
+    track = track.strip().lower()
+    if track not in TRACK_POLICIES:
+        raise ValidationFailed(
+            {"track": f"unknown track {track!r}; choose from {', '.join(TRACK_POLICIES)}"}
+        )
+    current = show_program(session, name).tracks[track]
+    pick = {k: v for k, v in given.items() if v is not None}
+    return validate_track(
+        session,
+        track=track,
+        times=str(pick.get("times", current.times)),
+        days=str(pick.get("days", current.days)),
+        phases=str(pick["phases"]) if "phases" in pick else current.phases,
+        reply_window_minutes=str(pick.get("reply_window", current.reply_window_minutes)),
+        followup=str(pick.get("followup", current.followup)),
+        quiet_policy=str(pick.get("quiet_policy", current.quiet_policy)),
+    )
+
+
 def save_track(
     session: Session,
     name: str,
