@@ -327,57 +327,6 @@ def set_patient_schedule(
     return cancelled
 
 
-def set_program_default(
-    session: Session, spec: ScheduleSpec, *, actor: str, now: dt.datetime
-) -> int:
-    """Changes a track's default; every schedule that followed the old default follows the
-    new one (custom schedules are left alone). Returns the schedules changed."""
-    old = program_default(session, spec.track)
-    row = session.get(ProgramDefault, spec.track)
-    if row is None:
-        row = ProgramDefault(track=spec.track, updated_at=now, updated_by=actor)
-        session.add(row)
-    row.local_times, row.days_of_week, row.phases = (
-        spec.local_times,
-        spec.days_of_week,
-        spec.phases,
-    )
-    row.updated_at, row.updated_by = now, actor
-    # A schedule follows the default when it was never customised and still reads exactly
-    # as the old default did (an enrolment with its own times differs, so it is kept).
-    followers = session.scalars(
-        select(TrackSchedule).where(
-            TrackSchedule.track == spec.track,
-            TrackSchedule.is_custom.is_(False),
-            TrackSchedule.local_times == old.local_times,
-            TrackSchedule.days_of_week == old.days_of_week,
-            (TrackSchedule.phases == old.phases)
-            if old.phases is not None
-            else TrackSchedule.phases.is_(None),
-        )
-    ).all()
-    for schedule in followers:
-        keep = ScheduleSpec(
-            spec.track,
-            spec.local_times,
-            spec.days_of_week,
-            spec.phases,
-            schedule.start_date,
-            schedule.end_date,
-        )
-        _apply_spec(schedule, keep, now)
-        _cancel_future(session, schedule.patient_id, spec.track, now)
-    audit.record(
-        session,
-        actor=actor,
-        action="schedule.set_default",
-        now=now,
-        detail=_describe(spec) + f" schedules={len(followers)}",
-    )
-    session.commit()
-    return len(followers)
-
-
 def set_window(
     session: Session,
     *,

@@ -19,10 +19,10 @@ from coachbot.clock import tick_once
 from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, TrackSchedule
 from coachbot.runtime import Runtime
+from coachbot.services import programs
 from coachbot.services.dispatch import PLANNER_LOCK_KEY, plan_nudges, run_tick
 from coachbot.services.schedules import (
     set_patient_schedule,
-    set_program_default,
     set_window,
     validate_schedule,
 )
@@ -239,8 +239,17 @@ def test_a_programme_default_change_moves_default_followers_only(
     now = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
     follower = make_patient(session, tracks={"sleep": "08:30"}, enrolled_at=now)
     own_times = make_patient(session, tracks={"sleep": "07:15"}, enrolled_at=now)
-    spec = validate_schedule("sleep", "09:45", "mon-fri")
-    assert set_program_default(session, spec, actor="test", now=now) == 1
+    # Enrolled with explicit times: the schedule is the patient's own (as the CLI marks it).
+    own_times.schedules[0].is_custom = True
+    session.commit()
+    version = programs.show_program(session, programs.STANDARD).version
+    proposed = programs.propose_track(
+        session, programs.STANDARD, "sleep", times="09:45", days="mon-fri"
+    )
+    saved = programs.save_track(
+        session, programs.STANDARD, proposed, base_version=version, actor="test", now=now
+    )
+    assert saved.schedules_changed == 1
     session.expire_all()
     by_patient = {
         row.patient_id: (row.local_times, row.days_of_week)
