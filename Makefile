@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 5000
 
-.PHONY: install run test lint typecheck pytest clean
+.PHONY: install run test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest
+
+## make bench: every benchmark under bench/, figures written to docs/performance.md
+## (QUICK=1 for short runs; needs PostgreSQL on 127.0.0.1:5432, node, and wrk for the webhook run)
+BENCH_FLAGS := $(if $(QUICK),--quick,)
+bench: install
+	$(BIN)/python -m bench.dispatch $(BENCH_FLAGS)
+	$(BIN)/python -m bench.webhook $(BENCH_FLAGS)
+	$(BIN)/python -m bench.dashboard $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
