@@ -126,7 +126,11 @@ class OutboundMessage(Base):
     """Every SMS we send, whatever the backend: the timeline and the console backend's record."""
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (Index("ix_outbound_patient_created", "patient_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbound_patient_created", "patient_id", "created_at"),
+        # The reply-loop guard counts recent replies to one number on every inbound text.
+        Index("ix_outbound_to_created", "to_e164", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))

@@ -606,8 +606,9 @@ def parse_checkin(body: str) -> CheckinAnswer:
         return CheckinAnswer(understood=True, flags=flags)
     covered = {i for h in hits for i in range(h.first, h.last + 1)}
     rest = [t for i, t in enumerate(tokens) if i not in covered and t not in ".,"]
-    numbers = [t for t in rest if t.isdigit()]
-    words = [t for t in rest if not t.isdigit()]
+    # ASCII digits only: "፩".isdigit() is True but int() refuses it.
+    numbers = [t for t in rest if t.isascii() and t.isdigit()]
+    words = [t for t in rest if not (t.isascii() and t.isdigit())]
     if numbers:
         if any(w not in _CHECKIN_FILLER for w in words):
             return CheckinAnswer(understood=False)

@@ -302,7 +302,7 @@ def _read_words(tokens: list[str], folded: str) -> _Words:
     words: list[str] = []
     corrected = False
     for tok in tokens:
-        if tok[0].isdigit() or tok in ":/~-" or tok in _NUMBER_WORDS:
+        if _digit_first(tok) or tok in ":/~-" or tok in _NUMBER_WORDS:
             continue
         if tok in _HOUR_UNITS or tok in _MINUTE_UNITS or tok in _NUMERIC_NOISE:
             continue
@@ -396,6 +396,14 @@ _CLOCK_BEFORE = frozenset(_split("at from since until till by before after las d
 _CLOCK_AFTER = frozenset(_split("am pm oclock"))
 
 
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def _digit_first(tok: str) -> bool:
+    # Not str.isdigit: "፩" and other non-decimal digits pass it, and float() refuses them.
+    return tok[:1] in _ASCII_DIGITS
+
+
 def _number(tok: str) -> float:
     return float(tok.replace(",", "."))
 
@@ -411,7 +419,7 @@ def _quantity(folded: str, *, hours_first: bool) -> _Quantity | None:
     n = len(toks)
     while i < n:
         tok = toks[i]
-        if not tok[0].isdigit():
+        if not _digit_first(tok):
             i += 1
             continue
         if len(tok) > 6:  # phone numbers, dates run together: not an amount
@@ -425,15 +433,15 @@ def _quantity(folded: str, *, hours_first: bool) -> _Quantity | None:
         if prev in _CLOCK_BEFORE or nxt in _CLOCK_AFTER or (nxt == "o" and after == "clock"):
             i += 1
             continue
-        if prev == "-" and (i < 2 or not toks[i - 2][0].isdigit()):
+        if prev == "-" and (i < 2 or not _digit_first(toks[i - 2])):
             invalid = True  # a negative amount
-        if nxt == ":" and after.isdigit() and len(after) == 2:
+        if nxt == ":" and after.isascii() and after.isdigit() and len(after) == 2:
             minutes = value * 60 + _number(after)
             durations.append(_Quantity(minutes, "minutes", composite=True))
             i += 3
             continue
         if nxt in _HOUR_UNITS:
-            if after[:1].isdigit() and "." not in after and "," not in after:
+            if _digit_first(after) and "." not in after and "," not in after:
                 tail = toks[i + 3] if i + 3 < n else ""
                 minutes = value * 60 + _number(after)
                 durations.append(_Quantity(minutes, "minutes", composite=True))
@@ -458,7 +466,7 @@ def _quantity(folded: str, *, hours_first: bool) -> _Quantity | None:
             ratings.append(_Quantity(value, "rating"))
             i += 3
             continue
-        if nxt in ("-", "to", "or", "a", "o") and after[:1].isdigit():
+        if nxt in ("-", "to", "or", "a", "o") and _digit_first(after):
             high = _number(after)
             unit_tok = toks[i + 3] if i + 3 < n else ""
             mid = (value + high) / 2

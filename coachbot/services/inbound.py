@@ -189,8 +189,8 @@ def _storable(sms: InboundSms) -> InboundSms:
     )
 
 
-# Statements are built once: building and caching a construct per request cost more CPU
-# than running it. Parameters are bound by name at execution.
+# Statements are built once, parameters bound by name at execution: building the open-nudge
+# condition alone was 3% of a request in bench/webhook_profile.py.
 _INSERT_ROW = insert(InboundMessage).returning(InboundMessage.id)
 _FINISH_ROW = update(InboundMessage).where(InboundMessage.id == bindparam("row_id"))
 

@@ -239,10 +239,12 @@ def policy_for(session: Session, patient_id: int, track: str) -> TrackSettings:
     """The reply window, follow-up and quiet-hour policy a patient's programme sets for a
     track: what dispatch, delivery and follow-ups should read instead of TRACK_POLICIES."""
     assignment = session.get(ProgramAssignment, patient_id)
+    # A plain read: this runs inside dispatch's and callbacks' transactions, so it must not
+    # recreate a missing "standard" (that commits); the built-in rules stand in meanwhile.
     program = (
         session.get(Program, assignment.program_id)
         if assignment is not None
-        else get_program(session, STANDARD)
+        else session.scalar(select(Program).where(Program.name == STANDARD))
     )
     if program is None:
         return built_in_settings(track)

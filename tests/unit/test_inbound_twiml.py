@@ -20,7 +20,7 @@ def _sdk(body: str) -> str:
 
 
 def test_twiml_message_escapes_markup_like_the_sdk() -> None:
-    body = 'Tom & Jerry <b>"done"</b> \'ok\' ]]> 👍 ñ\nline two'
+    body = "Tom & Jerry <b>\"done\"</b> 'ok' ]]> 👍 ñ\nline two"
     assert twiml_message(body) == _sdk(body)
 
 

@@ -386,6 +386,13 @@ def test_long_and_odd_bodies_never_raise(expects: Expectation) -> None:
         assert isinstance(parse_reply(body, expects).kind, ReplyKind)
 
 
+@pytest.mark.parametrize("expects", list(Expectation))
+@pytest.mark.parametrize("body", ["፩", "፩ hours", "7-፩", "1:፩፩", "٣", "²", "Ⅻ min"])
+def test_digits_that_are_not_ascii_never_crash_the_parser(body: str, expects: Expectation) -> None:
+    # "፩".isdigit() is True but float("፩") raises: hypothesis found it.
+    assert isinstance(parse_reply(body, expects).kind, ReplyKind)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=1600), st.sampled_from(list(Expectation)))
 def test_parse_reply_is_total(body: str, expects: Expectation) -> None:
