@@ -9,7 +9,7 @@ from coachbot.domain.states import Role
 from coachbot.models import Alert
 from coachbot.queries.dashboard import alerts_queue
 from coachbot.services.alerts import AlertActionRefused, acknowledge_alert, resolve_alert
-from coachbot.web.common import db, now, owned_patient, roles_required, staff
+from coachbot.web.common import db, now, owned_patient, read_db, roles_required, staff
 from coachbot.web.forms import NoteForm
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
@@ -21,7 +21,7 @@ _VIEWS = ("active", "resolved")
 def queue() -> ResponseReturnValue:
     view = request.args.get("view", "active")
     view = view if view in _VIEWS else "active"
-    items = alerts_queue(db(), clinician_id=staff().user_id, status=view)
+    items = alerts_queue(read_db(), clinician_id=staff().user_id, status=view)
     return render_template("alerts.html", items=items, view=view, form=NoteForm(), now=now())
 
 

@@ -20,7 +20,7 @@ bp = Blueprint("exports", __name__, url_prefix="/exports")
 def _streamed(produce: Callable[[Session], Iterator[str]]) -> Iterator[str]:
     """Streams from a session of its own, closed when the download ends: the request's
     session is gone by then, and a transaction left open would hold locks."""
-    factory = runtime().session_factory
+    factory = runtime().read_session_factory
 
     def generate() -> Iterator[str]:
         with factory() as session:
