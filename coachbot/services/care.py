@@ -7,14 +7,13 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.content import MessageLibrary
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
-from coachbot.domain.program import LANGUAGES, TRACK_POLICIES
+from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
@@ -22,6 +21,7 @@ from coachbot.services import audit
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     add_patient,
+    check_contact_fields,
     send_welcome,
     validate_enrollment,
 )
@@ -222,49 +222,20 @@ def update_patient(
     treated as a new person until they answer YES: the patient goes back to pending consent
     and the welcome is sent to the new number."""
     errors: dict[str, str] = {}
-    first_name = changes.first_name.strip()
-    if not first_name:
-        errors["first_name"] = "a first name is required"
-    elif len(first_name) > 40:
-        errors["first_name"] = "at most 40 characters (it goes into every text)"
-    phone = patient.phone_e164
-    try:
-        phone = parse_mobile(changes.phone, settings.default_region)
-    except InvalidPhoneNumber as exc:
-        errors["phone"] = str(exc)
-    else:
-        other = session.scalar(
-            select(Patient.id).where(Patient.phone_e164 == phone, Patient.id != patient.id)
-        )
-        if other is not None:
-            errors["phone"] = "this number is already enrolled"
-    try:
-        ZoneInfo(changes.timezone.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        errors["timezone"] = (
-            f"{changes.timezone!r} is not an IANA time zone such as America/New_York"
-        )
-    language = changes.language.strip().lower()
-    if language not in LANGUAGES:
-        errors["language"] = f"{changes.language!r} is not supported"
-    quiet: tuple[dt.time, dt.time] | None = None
-    if changes.quiet_hours and changes.quiet_hours.strip():
-        start, sep, end = changes.quiet_hours.partition("-")
-        try:
-            if not sep:
-                raise ValueError(f"{changes.quiet_hours!r} should look like 21:00-07:30")
-            quiet = (parse_hhmm(start), parse_hhmm(end))
-        except ValueError as exc:
-            errors["quiet_hours"] = str(exc)
-    caregiver = None
-    if changes.caregiver_phone and changes.caregiver_phone.strip():
-        try:
-            caregiver = parse_mobile(changes.caregiver_phone, settings.default_region)
-        except InvalidPhoneNumber as exc:
-            errors["caregiver_phone"] = str(exc)
-        else:
-            if caregiver == phone:
-                errors["caregiver_phone"] = "the caregiver number must differ from the patient's"
+    contact = check_contact_fields(
+        session,
+        settings,
+        errors,
+        first_name=changes.first_name,
+        phone=changes.phone,
+        timezone=changes.timezone,
+        language=changes.language,
+        quiet_hours=changes.quiet_hours,
+        caregiver_phone=changes.caregiver_phone,
+        patient_id=patient.id,
+    )
+    first_name, phone, language = contact.first_name, contact.phone, contact.language
+    quiet, caregiver = contact.quiet, contact.caregiver
     if errors:
         raise ValidationFailed(errors)
 

@@ -55,31 +55,95 @@ class _Validated:
     caregiver: str | None
 
 
-def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Settings) -> _Validated:
-    errors: dict[str, str] = {}
-    first_name = req.first_name.strip()
-    if not first_name:
+@dataclass(frozen=True)
+class ContactFields:
+    """The person-level fields that enrolment and a later edit both check the same way."""
+
+    first_name: str
+    phone: str
+    timezone: str
+    language: str
+    quiet: tuple[dt.time, dt.time] | None
+    caregiver: str | None
+
+
+def check_contact_fields(
+    session: Session,
+    settings: Settings,
+    errors: dict[str, str],
+    *,
+    first_name: str,
+    phone: str,
+    timezone: str,
+    language: str,
+    quiet_hours: str | None,
+    caregiver_phone: str | None,
+    patient_id: int | None = None,
+) -> ContactFields:
+    """Adds a message per bad field to `errors` and returns what could be parsed.
+    `patient_id` is the patient being edited, whose own number is not a clash."""
+    name = first_name.strip()
+    if not name:
         errors["first_name"] = "a first name is required"
-    elif len(first_name) > 40:
+    elif len(name) > 40:
         errors["first_name"] = "at most 40 characters (it goes into every text)"
 
-    phone = ""
+    e164 = ""
     try:
-        phone = parse_mobile(req.phone, settings.default_region)
+        e164 = parse_mobile(phone, settings.default_region)
     except InvalidPhoneNumber as exc:
         errors["phone"] = str(exc)
     else:
-        if session.scalar(select(Patient.id).where(Patient.phone_e164 == phone)) is not None:
+        clash = select(Patient.id).where(Patient.phone_e164 == e164)
+        if patient_id is not None:
+            clash = clash.where(Patient.id != patient_id)
+        if session.scalar(clash) is not None:
             errors["phone"] = "this number is already enrolled"
 
     try:
-        ZoneInfo(req.timezone.strip())
+        ZoneInfo(timezone.strip())
     except (ZoneInfoNotFoundError, ValueError):
-        errors["timezone"] = f"{req.timezone!r} is not an IANA time zone such as America/New_York"
+        errors["timezone"] = f"{timezone!r} is not an IANA time zone such as America/New_York"
 
-    language = req.language.strip().lower()
-    if language not in LANGUAGES:
-        errors["language"] = f"{req.language!r} is not supported; choose {' or '.join(LANGUAGES)}"
+    lang = language.strip().lower()
+    if lang not in LANGUAGES:
+        errors["language"] = f"{language!r} is not supported; choose {' or '.join(LANGUAGES)}"
+
+    quiet: tuple[dt.time, dt.time] | None = None
+    if quiet_hours and quiet_hours.strip():
+        start, sep, end = quiet_hours.partition("-")
+        try:
+            if not sep:
+                raise ValueError(f"{quiet_hours!r} should look like 21:00-07:30")
+            quiet = (parse_hhmm(start), parse_hhmm(end))
+        except ValueError as exc:
+            errors["quiet_hours"] = str(exc)
+
+    caregiver = None
+    if caregiver_phone and caregiver_phone.strip():
+        try:
+            caregiver = parse_mobile(caregiver_phone, settings.default_region)
+        except InvalidPhoneNumber as exc:
+            errors["caregiver_phone"] = str(exc)
+        else:
+            if caregiver == e164:
+                errors["caregiver_phone"] = "the caregiver number must differ from the patient's"
+    return ContactFields(name, e164, timezone.strip(), lang, quiet, caregiver)
+
+
+def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Settings) -> _Validated:
+    errors: dict[str, str] = {}
+    contact = check_contact_fields(
+        session,
+        settings,
+        errors,
+        first_name=req.first_name,
+        phone=req.phone,
+        timezone=req.timezone,
+        language=req.language,
+        quiet_hours=req.quiet_hours,
+        caregiver_phone=req.caregiver_phone,
+    )
 
     tracks: tuple[str, ...] = ()
     try:
@@ -94,16 +158,6 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
         except ValueError as exc:
             errors["times"] = str(exc)
 
-    quiet: tuple[dt.time, dt.time] | None = None
-    if req.quiet_hours:
-        start, sep, end = req.quiet_hours.partition("-")
-        try:
-            if not sep:
-                raise ValueError(f"{req.quiet_hours!r} should look like 21:00-07:30")
-            quiet = (parse_hhmm(start), parse_hhmm(end))
-        except ValueError as exc:
-            errors["quiet_hours"] = str(exc)
-
     clinician = None
     if req.clinician_email:
         clinician = session.scalar(
@@ -112,31 +166,21 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
         if clinician is None or clinician.role != Role.CLINICIAN:
             errors["clinician"] = f"no clinician account {req.clinician_email!r}"
 
-    caregiver = None
-    if req.caregiver_phone:
-        try:
-            caregiver = parse_mobile(req.caregiver_phone, settings.default_region)
-        except InvalidPhoneNumber as exc:
-            errors["caregiver_phone"] = str(exc)
-        else:
-            if caregiver == phone:
-                errors["caregiver_phone"] = "the caregiver number must differ from the patient's"
-
     if not req.consent.strip():
         errors["consent"] = "record how and when consent was given"
 
     if errors:
         raise ValidationFailed(errors)
     return _Validated(
-        first_name,
-        phone,
-        req.timezone.strip(),
-        language,
+        contact.first_name,
+        contact.phone,
+        contact.timezone,
+        contact.language,
         tracks,
         times,
-        quiet,
+        contact.quiet,
         clinician,
-        caregiver,
+        contact.caregiver,
     )
 
 
