@@ -75,8 +75,10 @@ PLANNING_LOOKBACK = dt.timedelta(hours=24)
 DEFAULT_BACKOFF = dt.timedelta(seconds=30)
 # States that count against the daily cap: anything that may have reached the phone.
 _CAPPED_STATES = (NudgeState.SENDING, NudgeState.SENT, NudgeState.DELIVERED, NudgeState.AMBIGUOUS)
-# Any constant shared by every clock process: whoever holds it plans, the others skip.
-PLANNER_LOCK_KEY = 0x636F6163_68626F74 >> 1
+# Whoever holds this lock plans, the other clocks skip. The second key is the schema, so the
+# lock is shared by clocks planning the same data and by nothing else on the server.
+PLANNER_LOCK_CLASS = 0x636F6163
+PLANNER_LOCK_ARGS = "(:cls, hashtext(current_schema()))"
 
 # Crash-test hook, called at "claimed" (claim committed), "accepted" (the provider returned a
 # receipt, nothing recorded yet) and "recorded" (the batch's outcome committed). The kill -9
@@ -150,7 +152,8 @@ def plan_nudges(session_factory: sessionmaker[Session], now: dt.datetime) -> int
     inserted = 0
     with session_factory() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PLANNER_LOCK_KEY}
+            text(f"SELECT pg_try_advisory_xact_lock{PLANNER_LOCK_ARGS}"),
+            {"cls": PLANNER_LOCK_CLASS},
         ):
             return 0
         window = dispatch_settings(session).window

@@ -20,7 +20,12 @@ from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, TrackSchedule
 from coachbot.runtime import Runtime
 from coachbot.services import programs
-from coachbot.services.dispatch import PLANNER_LOCK_KEY, plan_nudges, run_tick
+from coachbot.services.dispatch import (
+    PLANNER_LOCK_ARGS,
+    PLANNER_LOCK_CLASS,
+    plan_nudges,
+    run_tick,
+)
 from coachbot.services.schedules import (
     set_patient_schedule,
     set_window,
@@ -318,7 +323,9 @@ def test_only_the_advisory_lock_holder_plans_on_postgresql(
     make_patient(session, tracks={"sleep": "08:30"}, enrolled_at=now)
     session.commit()
     with runtime.engine.connect() as other_clock, other_clock.begin():
-        other_clock.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PLANNER_LOCK_KEY})
+        other_clock.execute(
+            text(f"SELECT pg_advisory_xact_lock{PLANNER_LOCK_ARGS}"), {"cls": PLANNER_LOCK_CLASS}
+        )
         assert plan_nudges(runtime.session_factory, now) == 0
     assert plan_nudges(runtime.session_factory, now) == 1
     summary = run_tick(
