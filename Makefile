@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 5000
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest bench proof proof-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest
+
+## make proof: the reliability suite (crash, provider faults, load, consent, fuzz) on SQLite and
+## PostgreSQL, loopback only; prints what held and writes docs/reliability.md (about 13 minutes)
+proof: install
+	$(BIN)/python -m proof --db both
+
+## make proof-quick: the short version CI runs (about 90 seconds)
+proof-quick: install
+	$(BIN)/python -m proof --quick --db both --no-doc
 
 ## make bench: every benchmark under bench/, figures written to docs/performance.md
 ## (QUICK=1 for short runs; needs PostgreSQL on 127.0.0.1:5432, node, and wrk for the webhook run)

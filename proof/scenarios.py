@@ -1,0 +1,639 @@
+"""The scenarios. Each takes a migrated database URL and returns a Result: what was tried,
+the numbers, and which invariants held."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from coachbot.domain.program import CLAIM_LEASE
+from coachbot.domain.states import FINAL_NUDGE_STATES, NudgeState, PatientStatus
+from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient, TrackSchedule
+from coachbot.runtime import Runtime, build_runtime
+from coachbot.services import dispatch
+from coachbot.services.dispatch import plan_nudges, run_tick
+from coachbot.services.reconcile import reconcile_ambiguous
+from coachbot.services.schedules import set_stale_limit
+from coachbot.settings import Settings
+from tests.support.builders import MONDAY_0830_NEW_YORK
+from tests.support.fake_twilio import FakeTwilio, Fault
+from tests.support.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, inbound_params, sign
+
+ACCOUNT_SID = "AC" + "c3" * 16
+FROM_NUMBER = "+16175550100"
+NOW = MONDAY_0830_NEW_YORK
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    scenario: str
+    tried: str
+    checks: dict[str, bool] = field(default_factory=dict)
+    numbers: dict[str, object] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.error is None and bool(self.checks) and all(self.checks.values())
+
+
+def base_settings(database_url: str, fake: FakeTwilio | None, timeout: float = 5.0) -> Settings:
+    settings = Settings(
+        database_url=database_url,
+        secret_key="proof-secret-key-that-is-long-enough-0",  # noqa: S106 - loopback only
+        twilio_auth_token=AUTH_TOKEN,
+        public_base_url=PUBLIC_BASE_URL,
+        clinic_name="Riverside Recovery Clinic",
+        clinic_phone="+16175550199",
+    )
+    if fake is None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        sms_backend="twilio",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=FROM_NUMBER,
+        twilio_api_base_url=fake.base_url,
+        twilio_timeout_seconds=timeout,
+    )
+
+
+def phone(i: int) -> str:
+    return f"+1617{5550000 + i:07d}"[:12]
+
+
+def make_cohort(factory: sessionmaker[Session], count: int) -> None:
+    """`count` active patients in New York, each with one due 08:30 sleep check."""
+    enrolled = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    with factory() as session, session.begin():
+        session.execute(
+            insert(Patient),
+            [
+                {
+                    "first_name": f"P{i}",
+                    "phone_e164": phone(i),
+                    "timezone": "America/New_York",
+                    "language": "en",
+                    "status": PatientStatus.ACTIVE,
+                    "consent_at": enrolled,
+                    "consent_method": "proof",
+                    "opted_in_at": enrolled,
+                    "enrolled_at": enrolled,
+                    "updated_at": enrolled,
+                }
+                for i in range(count)
+            ],
+        )
+        ids = session.scalars(select(Patient.id)).all()
+        session.execute(
+            insert(TrackSchedule),
+            [
+                {
+                    "patient_id": pid,
+                    "track": "sleep",
+                    "local_times": "08:30",
+                    "days_of_week": "0123456",
+                    "planned_through": NOW - dt.timedelta(minutes=1),
+                    "updated_at": enrolled,
+                }
+                for pid in ids
+            ],
+        )
+
+
+def nudge_states(factory: sessionmaker[Session]) -> dict[str, int]:
+    with factory() as session:
+        rows = session.execute(select(Nudge.state, func.count()).group_by(Nudge.state)).all()
+    return {str(state): int(n) for state, n in rows}
+
+
+def settle(runtime: Runtime, start: dt.datetime, rounds: int = 20) -> dt.datetime:
+    """Ticks past the claim lease and the reconciliation grace until nothing is open."""
+    now = start
+    for _ in range(rounds):
+        run_tick(runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, now)
+        while reconcile_ambiguous(runtime.session_factory, runtime.gateway, now, limit=500).found:
+            pass
+        open_states = set(nudge_states(runtime.session_factory)) - {
+            str(s) for s in FINAL_NUDGE_STATES
+        }
+        if not open_states:
+            break
+        now += dt.timedelta(minutes=3)
+    return now
+
+
+def delivery_checks(
+    result: Result, fake: FakeTwilio, factory: sessionmaker[Session], expected: int
+) -> None:
+    per_nudge = fake.count_by_callback_param("nudge")
+    states = nudge_states(factory)
+    final = {str(s) for s in FINAL_NUDGE_STATES}
+    total = sum(states.values())
+    sent_rows = states.get(NudgeState.SENT, 0) + states.get(NudgeState.DELIVERED, 0)
+    result.numbers.update(
+        nudges=total,
+        final_states=states,
+        accepted_at_server=sum(per_nudge.values()),
+        sent_twice=sum(1 for n in per_nudge.values() if n > 1),
+        duplicates=len(fake.duplicates()),
+    )
+    # Guards the other checks against passing on an empty run.
+    result.checks[f"all {expected} nudges planned"] = total == expected
+    result.checks["every nudge in a final state"] = set(states) <= final
+    result.checks["none sent twice (server count)"] = (
+        all(n == 1 for n in per_nudge.values()) and not fake.duplicates()
+    )
+    result.checks["every sent nudge reached the server once"] = sent_rows == len(per_nudge)
+
+
+# --------------------------------------------------------------------------- 1. crash
+
+
+def crash(database_url: str, *, nudges: int, kills: int, seed: int) -> Result:
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    result = Result(
+        "crash",
+        f"kill -9 a dispatcher {kills}x at random moments, {nudges} nudges, 50 ms API latency",
+    )
+    # Real API latency keeps each run long enough for a wall-clock kill to land mid-send.
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, latency=0.05) as fake:
+        config = base_settings(database_url, fake)
+        runtime = build_runtime(config)
+        try:
+            make_cohort(runtime.session_factory, nudges)
+            plan_nudges(runtime.session_factory, NOW)
+            with runtime.session_factory() as session:
+                # Restarts come after the dead run's lease ran out (as a supervisor's would),
+                # so the day's nudges must stay sendable for the whole run.
+                set_stale_limit(session, 24 * 60, actor="proof", now=NOW)
+            landed = finished = attempts = 0
+            # A run that finishes before its kill is not a kill: keep restarting until
+            # `kills` landed (bounded, for when the work runs out first).
+            while landed < kills and attempts < 3 * kills:
+                k, attempts = attempts, attempts + 1
+                options: dict[str, object] = {}
+                # Half the kills land at the code's worst points (just claimed, accepted by
+                # the provider but not recorded, just recorded) after a random count; the
+                # other half at a random wall-clock instant.
+                if k % 2 == 0:
+                    point = rng.choice(["claimed", "accepted", "recorded"])
+                    options["kill_at"] = point
+                    options["kill_after"] = rng.randint(1, 150 if point == "accepted" else 3)
+                restart_at = NOW + k * (CLAIM_LEASE + dt.timedelta(minutes=1))
+                worker = _start_worker(config, restart_at, options)
+                assert worker.stdout is not None
+                worker.stdout.readline()  # "ready": imports done, the runtime is built
+                if k % 2 == 1:
+                    deadline = time.monotonic() + rng.uniform(0.05, 1.0)
+                    while time.monotonic() < deadline and worker.poll() is None:
+                        time.sleep(0.01)
+                    if worker.poll() is None:
+                        os.kill(worker.pid, signal.SIGKILL)
+                worker.communicate(timeout=300)
+                if worker.returncode == -signal.SIGKILL:
+                    landed += 1
+                else:
+                    finished += 1
+            crashed = nudge_states(runtime.session_factory)
+            settle(runtime, NOW + attempts * (CLAIM_LEASE + dt.timedelta(minutes=1)))
+        finally:
+            runtime.close()
+        result.numbers.update(
+            kills_landed=landed, runs_finished_first=finished, after_kills=crashed
+        )
+        result.checks[f"{kills} kills landed mid-run"] = landed == kills
+        delivery_checks(result, fake, build_factory(database_url), nudges)
+    return result
+
+
+def _start_worker(
+    settings: Settings, now: dt.datetime, options: dict[str, object]
+) -> subprocess.Popen[str]:
+    payload = {
+        "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+        "now": now.isoformat(),
+        **options,
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(  # noqa: S603 - our own module, our own arguments
+        [sys.executable, "-m", "proof._worker", json.dumps(payload)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def build_factory(database_url: str) -> sessionmaker[Session]:
+    from coachbot.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(database_url))
+
+
+# --------------------------------------------------------------------------- 2. faults
+
+
+def faults(database_url: str, *, nudges: int, seed: int) -> Result:
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    result = Result(
+        "provider faults",
+        f"{nudges} nudges; 429 storm + Retry-After, 500/503, hangs past the 1 s timeout"
+        " (accepted and not), resets before/after the request was read",
+    )
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, hang_limit=3.0) as fake:
+        config = base_settings(database_url, fake, timeout=1.0)
+        runtime = build_runtime(config)
+        try:
+            make_cohort(runtime.session_factory, nudges)
+            plan_nudges(runtime.session_factory, NOW)
+            kinds: dict[str, Callable[[], Fault]] = {
+                "500": Fault.server_error,
+                "503": lambda: Fault.unavailable(retry_after=1),
+                "hang, accepted": lambda: Fault.hang(accept=True),
+                "hang, not accepted": lambda: Fault.hang(accept=False),
+                "reset after accept": Fault.reset_after,
+                "reset before read": Fault.reset_before,
+            }
+            victims = rng.sample(range(nudges), min(nudges, 8 * len(kinds)))
+            injected: dict[str, int] = {}
+            for n, i in enumerate(victims):
+                name = list(kinds)[n % len(kinds)]
+                fake.inject(kinds[name](), to=phone(i))
+                injected[name] = injected.get(name, 0) + 1
+            # A storm: every create is refused for a while, as Twilio does past the rate.
+            storm = min(50, nudges // 4)
+            fake.inject(Fault.rate_limited(retry_after=1), times=storm)
+            injected["429 storm"] = storm
+            ambiguous_sids = {phone(i) for n, i in enumerate(victims) if n % len(kinds) in (2, 4)}
+            settle(runtime, NOW)
+            settle(runtime, NOW + dt.timedelta(minutes=6))
+        finally:
+            runtime.close()
+        fake.release_hangs()
+        result.numbers["faults injected"] = injected
+        result.numbers["server outcomes"] = dict(fake.outcomes())
+        counts = fake.count_by_to()
+        result.numbers["ambiguous victims texted"] = sum(counts[p] for p in ambiguous_sids)
+        result.checks["accepted-then-lost sends not resent"] = all(
+            counts[p] == 1 for p in ambiguous_sids
+        )
+        delivery_checks(result, fake, build_factory(database_url), nudges)
+    return result
+
+
+# --------------------------------------------------------------------------- 4. consent
+
+
+def consent(database_url: str, *, nudges: int, stops: int, seed: int) -> Result:
+    from coachbot.app import create_app
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    result = Result(
+        "consent under load",
+        f"STOP from {stops} patients posted the moment their nudge's batch is claimed,"
+        f" {nudges} nudges going out",
+    )
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake:
+        config = base_settings(database_url, fake)
+        runtime = build_runtime(config)
+        app = create_app(runtime=runtime)
+        client = app.test_client()
+        statuses: list[int] = []
+        stopped: dict[str, int] = {}  # phone -> messages the server had for it at STOP
+        try:
+            make_cohort(runtime.session_factory, nudges)
+            plan_nudges(runtime.session_factory, NOW)
+            with runtime.session_factory() as session:
+                rows = session.execute(
+                    select(Nudge.id, Patient.phone_e164).join(
+                        Patient, Patient.id == Nudge.patient_id
+                    )
+                ).all()
+            targets = dict(rng.sample([(nid, ph) for nid, ph in rows], min(stops, len(rows))))
+            batch_of: dict[int, list[str]] = {}
+
+            def on_claim(point: str, first_id: int) -> None:
+                if point != "claimed":
+                    return
+                # The batch was claimed (committed) and is about to be gated and sent.
+                batch = [ph for nid, ph in targets.items() if first_id <= nid < first_id + 200]
+                batch_of[first_id] = batch
+                for ph in batch:
+                    if ph in stopped:
+                        continue
+                    params = inbound_params(ph, "STOP")
+                    response = client.post(
+                        "/sms/inbound",
+                        data=params,
+                        headers={"X-Twilio-Signature": sign("/sms/inbound", params)},
+                    )
+                    statuses.append(response.status_code)
+                    stopped[ph] = fake.count_by_to()[ph]
+
+            dispatch.crash_hook = on_claim
+            try:
+                settle(runtime, NOW)
+            finally:
+                dispatch.crash_hook = None
+        finally:
+            runtime.close()
+        counts = fake.count_by_to()
+        after = sum(counts[ph] - before for ph, before in stopped.items())
+        result.numbers.update(
+            stops_posted=len(stopped),
+            stop_responses=sorted(set(statuses)),
+            texts_after_stop=after,
+        )
+        result.checks["STOPs stored (HTTP 200)"] = bool(statuses) and set(statuses) == {200}
+        result.checks["nothing sent after STOP"] = after == 0
+        delivery_checks(result, fake, build_factory(database_url), nudges)
+    return result
+
+
+# --------------------------------------------------------------------------- 5. fuzz
+
+
+def fuzz(database_url: str, *, examples: int, seed: int) -> Result:
+    from hypothesis import HealthCheck, given
+    from hypothesis import seed as hseed
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    from coachbot.app import create_app
+
+    result = Result(
+        "bad input (webhooks)",
+        f"hypothesis: {examples} random posts to /sms/inbound and /sms/status: well-formed"
+        " Twilio forms with fuzzed values and random forms; signed or not; some repeated",
+    )
+    runtime = build_runtime(base_settings(database_url, None))
+    app = create_app(runtime=runtime)
+    client = app.test_client()
+    with runtime.session_factory() as session, session.begin():
+        session.add(
+            Patient(
+                first_name="Fuzz",
+                phone_e164="+16175559999",
+                timezone="America/New_York",
+                language="en",
+                status=PatientStatus.ACTIVE,
+                consent_at=NOW,
+                consent_method="proof",
+                opted_in_at=NOW,
+                enrolled_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    codes: dict[int, int] = {}
+    sids: set[str] = set()
+    text = st.text(max_size=200)
+    field_value = st.one_of(
+        text,
+        st.sampled_from(
+            ["+16175559999", "+16175550100", "STOP", "YES", "HELP", "START", "1", "0", "-1", ""]
+        ),
+        st.from_regex(r"SM[0-9a-f]{32}", fullmatch=True),
+    )
+    keys = st.sampled_from(
+        [
+            "MessageSid",
+            "SmsSid",
+            "From",
+            "To",
+            "Body",
+            "NumMedia",
+            "MessageStatus",
+            "SmsStatus",
+            "ErrorCode",
+            "AccountSid",
+        ]
+    )
+
+    @hseed(seed)
+    @hsettings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        path=st.sampled_from(["/sms/inbound", "/sms/status", "/sms/status?nudge=1"]),
+        params=st.one_of(
+            st.builds(
+                lambda sender, body, sid: inbound_params(sender, body, sid),
+                st.one_of(st.just("+16175559999"), field_value),
+                st.one_of(text, st.sampled_from(["STOP", "stop ", "YES", "HELP", "START", "2"])),
+                st.from_regex(r"SM[0-9a-f]{32}", fullmatch=True),
+            ),
+            st.dictionaries(st.one_of(keys, text), field_value, max_size=8),
+        ),
+        signed=st.sampled_from([True, True, True, False]),
+        repeat=st.booleans(),
+    )
+    def post(path: str, params: dict[str, str], signed: bool, repeat: bool) -> None:
+        headers = {"X-Twilio-Signature": sign(path, params) if signed else "bogus"}
+        for _ in range(2 if repeat else 1):
+            response = client.post(path, data=params, headers=headers)
+            codes[response.status_code] = codes.get(response.status_code, 0) + 1
+        if signed and path == "/sms/inbound" and response.status_code == 200:
+            sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+            if sid and (params.get("From") or "").strip():
+                sids.add(sid[:64])
+
+    try:
+        post()
+        with runtime.session_factory() as session:
+            stored = list(session.scalars(select(InboundMessage.provider_sid)))
+    finally:
+        runtime.close()
+    result.numbers.update(responses=dict(sorted(codes.items())), inbound_stored=len(stored))
+    result.checks["no 500"] = not any(code >= 500 for code in codes)
+    # Every accepted signed message is stored exactly once, repeats included.
+    once = len(stored) == len(set(stored))
+    result.checks["each accepted sid stored once"] = once and sids <= set(stored)
+    return result
+
+
+# --------------------------------------------------------------------------- 3. load
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int) -> Result:
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    result = Result(
+        "load",
+        f"signed replies + status callbacks (half repeats) at {rate}/s for {seconds:.0f} s"
+        f" against gunicorn (2 workers) while a dispatcher sends {nudges} nudges",
+    )
+    with (
+        FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake,
+        tempfile.TemporaryFile("w+") as log_file,
+    ):
+        config = base_settings(database_url, fake)
+        runtime = build_runtime(config)
+        try:
+            make_cohort(runtime.session_factory, nudges)
+            plan_nudges(runtime.session_factory, NOW)
+        finally:
+            runtime.close()
+        port = _free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
+            "SMS_BACKEND": "console",
+        }
+        web = subprocess.Popen(  # noqa: S603 - our own app under gunicorn
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "coachbot.app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        worker: subprocess.Popen[str] | None = None
+        codes: Counter[int] = Counter()
+        inbound_sids: set[str] = set()
+        callbacks: set[tuple[str, str]] = set()
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), 0.2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or web.poll() is not None:
+                        raise RuntimeError("gunicorn did not start") from None
+                    time.sleep(0.1)
+            worker = _start_worker(config, NOW, {})
+            sent: list[tuple[str, str, str]] = []  # (path, body, signature) posted once
+
+            def request_for(i: int) -> tuple[str, dict[str, str]] | None:
+                if sent and rng.random() < 0.5:
+                    return None  # a repeat, chosen by the caller
+                if rng.random() < 0.5:
+                    params = inbound_params(phone(rng.randrange(nudges)), rng.choice(["2", "done"]))
+                    inbound_sids.add(params["MessageSid"])
+                    return "/sms/inbound", params
+                messages = fake.messages
+                if not messages:
+                    return None
+                message = rng.choice(messages)
+                status = rng.choice(["sent", "delivered"])
+                url = message.status_callback or ""
+                path = url[len(PUBLIC_BASE_URL) :] if url.startswith(PUBLIC_BASE_URL) else url
+                callbacks.add((message.sid, status))
+                return path, fake.status_callback_params(message.sid, status)
+
+            def post(path: str, body: str, signature: str) -> None:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}{path}",
+                    data=body.encode(),
+                    headers={
+                        "X-Twilio-Signature": signature,
+                        "Content-Type": "application/x-www-form-urlencoded",
+                    },
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                        code = response.status
+                except urllib.error.HTTPError as exc:
+                    code = exc.code
+                except OSError:
+                    code = -1
+                with lock:
+                    codes[code] += 1
+
+            lock = threading.Lock()
+            with ThreadPoolExecutor(max_workers=32) as pool:
+                start = time.monotonic()
+                for i in range(int(rate * seconds)):
+                    delay = start + i / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)  # open loop: the schedule, not the replies, paces it
+                    made = request_for(i)
+                    if made is None:
+                        if not sent:
+                            continue
+                        path, body, signature = rng.choice(sent)
+                    else:
+                        path, params = made
+                        body = urlencode(params)
+                        signature = sign(path, params)
+                        sent.append((path, body, signature))
+                    pool.submit(post, path, body, signature)
+                elapsed = time.monotonic() - start
+            worker.communicate(timeout=600)
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            web.terminate()
+            web.wait(timeout=30)
+        log_file.seek(0)
+        logs = log_file.read()
+        factory = build_factory(database_url)
+        with factory() as session:
+            stored = list(session.scalars(select(InboundMessage.provider_sid)))
+            events = session.execute(select(DeliveryEvent.provider_sid, DeliveryEvent.status)).all()
+        result.numbers.update(
+            requests=sum(codes.values()),
+            achieved_rate=f"{sum(codes.values()) / elapsed:.0f}/s",
+            responses=dict(sorted(codes.items())),
+            database_locked=logs.count("database is locked"),
+            replies_posted=len(inbound_sids),
+            replies_stored=len(stored),
+            callbacks_posted=len(callbacks),
+            delivery_events=len(events),
+        )
+        result.checks["0 responses of 500"] = not any(c >= 500 or c < 0 for c in codes)
+        result.checks['0 "database is locked"'] = "database is locked" not in logs
+        result.checks["every reply stored once"] = sorted(stored) == sorted(inbound_sids)
+        result.checks["each callback recorded once"] = (
+            len(events) == len(set(events))
+            and {(sid, status) for sid, status in events} >= callbacks
+        )
+        delivery_checks(result, fake, factory, nudges)
+    return result
