@@ -12,7 +12,9 @@ window or inside the patient's quiet hours):
   the wrong message at the wrong time.
 
 Stale limit: after downtime a nudge overdue by more than its track's limit (2 hours; the
-check-in 6) ends as `missed (too_late)` instead of joining a burst.
+check-in 6) ends as `missed (too_late)` instead of joining a burst. Overdue is counted from
+the first instant the window and quiet hours allowed it (`schedule.overdue`), so a nudge
+deferred to the window's start is never dropped for the deferral itself.
 """
 
 from __future__ import annotations

@@ -360,6 +360,30 @@ def place_in_window(
     return SendDecision("defer", min(permitted), reason)
 
 
+def overdue(
+    due_at: dt.datetime,
+    now: dt.datetime,
+    stale_limit: dt.timedelta,
+    zone: ZoneInfo,
+    allowed: LocalWindow,
+    quiet: LocalWindow | None,
+    policy: QuietPolicy,
+) -> bool:
+    """Whether a nudge is later than its track's stale limit, counted from the first instant
+    the window and quiet hours let it go, not from its wall-clock slot.
+
+    A 05:59 sleep nudge deferred to the 08:00 window start is on time at 08:00; only a send
+    that slipped past the permitted instant (downtime, a backlog) is "too late". The
+    placement is computed only when the slot itself is older than the limit, so the common
+    on-time path costs one subtraction.
+    """
+    if now - due_at <= stale_limit:
+        return False
+    decision = place_in_window(due_at, zone, allowed, quiet, policy)
+    permitted_from = decision.send_at if decision.send_at is not None else due_at
+    return now - permitted_from > stale_limit
+
+
 def local_day_bounds(day: dt.date, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) in UTC of a local calendar day.
 

@@ -219,16 +219,11 @@ def _nudge_values(
         "created_at": now,
         "updated_at": now,
     }
-    if now - occ.due_at > rules.stale_limit:
+    quiet = _quiet_window(patient)
+    if sched.overdue(occ.due_at, now, rules.stale_limit, zone, window, quiet, rules.quiet_policy):
         values.update(state=NudgeState.MISSED, state_reason="too_late")
         return values
-    decision = sched.place_in_window(
-        occ.due_at,
-        zone,
-        window,
-        _quiet_window(patient),
-        rules.quiet_policy,
-    )
+    decision = sched.place_in_window(occ.due_at, zone, window, quiet, rules.quiet_policy)
     if decision.action == "skip":
         values.update(state=NudgeState.SKIPPED, state_reason=decision.reason)
     elif decision.send_at is not None:
@@ -485,15 +480,17 @@ def _prepare(
                 finished.append(_final(row.id, NudgeState.SKIPPED, f"patient_{row.status}", now))
                 summary.skipped += 1
                 continue
-            if now - row.due_at > rules.stale_limit:
-                finished.append(_final(row.id, NudgeState.MISSED, "too_late", now))
-                summary.missed += 1
-                continue
             quiet = (
                 sched.LocalWindow(row.quiet_start, row.quiet_end)
                 if row.quiet_start is not None and row.quiet_end is not None
                 else None
             )
+            if sched.overdue(
+                row.due_at, now, rules.stale_limit, zone, config.window, quiet, rules.quiet_policy
+            ):
+                finished.append(_final(row.id, NudgeState.MISSED, "too_late", now))
+                summary.missed += 1
+                continue
             decision = sched.place_in_window(now, zone, config.window, quiet, rules.quiet_policy)
             if decision.action == "skip":
                 finished.append(_final(row.id, NudgeState.SKIPPED, decision.reason, now))

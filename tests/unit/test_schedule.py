@@ -18,12 +18,15 @@ from hypothesis import strategies as st
 
 from coachbot.domain.schedule import (
     TRACKS,
+    LocalWindow,
     Occurrence,
     Phase,
+    QuietPolicy,
     TrackSchedule,
     count_in_local_day,
     local_day_bounds,
     occurrences_between,
+    overdue,
     parse_days,
     parse_hhmm,
 )
@@ -578,3 +581,46 @@ def test_property_one_fire_per_local_day_per_slot(
         schedule, zone, middle, end
     )
     assert halves == occs
+
+
+# --- staleness is counted from the first permitted instant -------------------------------
+
+_WINDOW = LocalWindow(dt.time(8, 0), dt.time(20, 0))
+_TWO_HOURS = dt.timedelta(hours=2)
+
+
+def _utc(local: str, zone: ZoneInfo = NEW_YORK) -> dt.datetime:
+    return dt.datetime.fromisoformat(local).replace(tzinfo=zone).astimezone(dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("due_local", "now_local", "quiet", "policy", "expected"),
+    [
+        # Deferred from 05:59 to the 08:00 window start: on time at 08:00, not 2 h late.
+        ("2026-11-23 05:59", "2026-11-23 08:00", None, QuietPolicy.DEFER, False),
+        ("2026-11-23 05:59", "2026-11-23 10:00", None, QuietPolicy.DEFER, False),
+        ("2026-11-23 05:59", "2026-11-23 10:01", None, QuietPolicy.DEFER, True),
+        # Deferred past the patient's quiet hours, which end 11:01.
+        (
+            "2026-11-23 09:00",
+            "2026-11-23 11:01",
+            LocalWindow(dt.time(8, 30), dt.time(11, 1)),
+            QuietPolicy.DEFER,
+            False,
+        ),
+        # Inside the window: the slot itself is the permitted instant.
+        ("2026-11-23 09:00", "2026-11-23 11:00", None, QuietPolicy.DEFER, False),
+        ("2026-11-23 09:00", "2026-11-23 11:01", None, QuietPolicy.DEFER, True),
+        # A skip-policy track has no later permitted instant: counted from its slot.
+        ("2026-11-23 05:59", "2026-11-23 08:00", None, QuietPolicy.SKIP, True),
+    ],
+)
+def test_overdue_counts_from_the_first_permitted_instant(
+    due_local: str,
+    now_local: str,
+    quiet: LocalWindow | None,
+    policy: QuietPolicy,
+    expected: bool,
+) -> None:
+    late = overdue(_utc(due_local), _utc(now_local), _TWO_HOURS, NEW_YORK, _WINDOW, quiet, policy)
+    assert late is expected
