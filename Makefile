@@ -44,12 +44,19 @@ proof-quick: install
 	$(BIN)/python -m proof --quick --db both --no-doc
 
 ## make bench: every benchmark under bench/, figures written to docs/performance.md
-## (QUICK=1 for short runs; needs PostgreSQL on 127.0.0.1:5432, node, and wrk for the webhook run)
+## (QUICK=1 for short runs; needs PostgreSQL on 127.0.0.1:5432, node, wrk for the webhook run
+## and Redis on 127.0.0.1:6379 for the Celery baseline of the compare run)
 BENCH_FLAGS := $(if $(QUICK),--quick,)
-bench: install
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
 	$(BIN)/python -m bench.dispatch $(BENCH_FLAGS)
 	$(BIN)/python -m bench.webhook $(BENCH_FLAGS)
 	$(BIN)/python -m bench.dashboard $(BENCH_FLAGS)
+	$(BIN)/python -m bench.compare $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

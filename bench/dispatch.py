@@ -82,15 +82,14 @@ print(json.dumps({"sent": summary.sent, "cpu": time.process_time() - cpu0,
 """
 
 NAIVE = r"""
-import datetime as dt, json, resource, sys, threading, time
+import datetime as dt, json, os, resource, signal, sys, threading, time
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from bench.baseline_job import send_one
 from coachbot.runtime import build_runtime
-from coachbot.models import Nudge, OutboundMessage, Patient
-from coachbot.services.messaging import status_callback_url
 from coachbot.settings import Settings
-from coachbot.sms.gateway import OutgoingSms, SendFailure
+from coachbot.sms.gateway import SendFailure
 
 args = json.loads(sys.argv[1])
 runtime = build_runtime(Settings(**args["settings"]))
@@ -98,28 +97,20 @@ jobstore_url = args["jobstore_url"]
 done = threading.Semaphore(0)
 
 def send_nudge(nudge_id):
-    # The naive job: load, render, send, record; one transaction per nudge.
+    # The naive job (bench.baseline_job): load, render, send, record.
     try:
-        with runtime.session_factory() as session, session.begin():
-            nudge = session.get(Nudge, nudge_id)
-            patient = nudge.patient
-            message = runtime.library.render(
-                f"nudge.{nudge.track}", patient.language,
-                {"first_name": patient.first_name, "clinic_name": "Clinic",
-                 "clinic_phone": "+16175550199", "local_time": "09:00"},
-                seed=f"{patient.id}:{nudge.occurrence_key}")
-            to = patient.phone_e164
-        receipt = runtime.gateway.send(OutgoingSms(
-            to=to, body=message.body,
-            status_callback=status_callback_url(runtime.settings.public_base_url, nudge_id)))
-        with runtime.session_factory() as session, session.begin():
-            nudge = session.get(Nudge, nudge_id)
-            nudge.state, nudge.provider_sid = "sent", receipt.provider_sid
-            nudge.sent_at = dt.datetime.now(dt.UTC)
+        send_one(runtime, nudge_id)
     except SendFailure:
         pass
     finally:
         done.release()
+
+def report(cpu0, cpu_add, add_seconds, added_at, cut):
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"sent": len(args["ids"]), "cpu": time.process_time() - cpu0,
+                      "cpu_total": usage.ru_utime + usage.ru_stime,
+                      "rss_kib": usage.ru_maxrss, "add_seconds": add_seconds,
+                      "added_at": added_at, "cpu_add": cpu_add, "cut": cut}), flush=True)
 
 if __name__ == "__main__":
     ids = args["ids"]
@@ -136,15 +127,17 @@ if __name__ == "__main__":
     for nudge_id in ids:
         scheduler.add_job(send_nudge, "date", run_date=due, args=[nudge_id],
                           id=f"nudge-{nudge_id}")
-    add_seconds = time.time() - t0
+    added_at = time.time()
+    add_seconds = added_at - t0
+    cpu_add = time.process_time() - cpu0
+    # A harness with a time budget stops the run with SIGTERM: report, then leave at once.
+    signal.signal(signal.SIGTERM,
+                  lambda *_: (report(cpu0, cpu_add, add_seconds, added_at, True), os._exit(0)))
     scheduler.resume()
     for _ in ids:
         done.acquire()
     scheduler.shutdown(wait=True)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"sent": len(ids), "cpu": time.process_time() - cpu0,
-                      "cpu_total": usage.ru_utime + usage.ru_stime,
-                      "rss_kib": usage.ru_maxrss, "add_seconds": add_seconds}))
+    report(cpu0, cpu_add, add_seconds, added_at, False)
 """
 
 
@@ -164,6 +157,15 @@ class Result:
     box_busy: float = 0.0
     other_cores: float = 0.0
     note: str = ""
+    # Distinct nudges the server accepted; fewer than `nudges` when a budget cut the run.
+    reached: int = 0
+    # Seconds after the due instant at which a time budget stopped the run, if it did.
+    cut_at: float | None = None
+    # The design's CPU from the due instant on (the naive design's job adding excluded).
+    send_cpu_us: float = 0.0
+    # Seconds between the moment every job/task was in place and the due instant
+    # (negative: some were still being added when they fell due); None for coachbot.
+    ready_margin: float | None = None
 
     def row(self, baseline: float | None) -> str:
         ratio = f"{self.rate / baseline:.1f}x" if baseline else "-"
@@ -236,9 +238,14 @@ class Servers:
     the test suite's server, kept for comparison. Either way the server, not the
     dispatcher, says what was accepted."""
 
-    def __init__(self, count: int, workdir: Path, kind: str = "node") -> None:
+    def __init__(
+        self, count: int, workdir: Path, kind: str = "node", latency_ms: float = 0.0
+    ) -> None:
+        if latency_ms and kind != "node":
+            raise ValueError("injected latency needs the node server")
         self.count = 1 if kind == "node" else count
         self.kind = kind
+        self.latency_ms = latency_ms
         self.workdir = workdir
         self.procs: list[subprocess.Popen[str]] = []
         self.records: list[Path] = []
@@ -256,6 +263,8 @@ class Servers:
                 ACCOUNT_SID,
                 "--auth-token",
                 AUTH_TOKEN,
+                "--latency-ms",
+                f"{self.latency_ms:g}",
             ]
         record = self.workdir / f"server-{uuid.uuid4().hex[:6]}-{index}.jsonl"
         self.records.append(record)
@@ -317,7 +326,9 @@ def make_servers(kind: str, count: int, workdir: Path) -> Servers:
     return Servers(count, workdir, kind)
 
 
-def seed(url: str, count: int, due: dt.datetime, pace: float | None) -> list[int]:
+def seed(
+    url: str, count: int, due: dt.datetime, pace: float | None, max_concurrency: int = 64
+) -> list[int]:
     engine = make_engine(url)
     factory = make_session_factory(engine)
     enrolled = due - dt.timedelta(days=10)
@@ -367,7 +378,7 @@ def seed(url: str, count: int, due: dt.datetime, pace: float | None) -> list[int
             start=dt.time(0, 0),
             end=dt.time(23, 59),
             daily_cap=None,
-            max_concurrency=64,
+            max_concurrency=max_concurrency,
             actor="bench",
             now=enrolled,
         )
@@ -414,6 +425,46 @@ def fresh_database(kind: str, workdir: Path, pg_url: str) -> tuple[str, Any]:
     return url, drop
 
 
+@dataclasses.dataclass
+class Tally:
+    """What the server's record says of a run: each nudge is identified by the nudge id in
+    its StatusCallback, lateness is the server's accept time minus the due instant."""
+
+    reached: int
+    rate: float
+    p50: float
+    p99: float
+    duplicates: int
+    missed: int
+
+
+def tally(rows: list[dict[str, Any]], ids: list[int], due_ts: float) -> Tally:
+    per_nudge = Counter(r["nudge"] for r in rows)
+    lateness = sorted(r["at"] - due_ts for r in rows)
+    last = max(lateness) if lateness else 0.0
+    return Tally(
+        reached=len(per_nudge),
+        # Nudges over the last accept: the rate at which the whole cohort went out.
+        rate=len(per_nudge) / last if last > 0 else 0.0,
+        p50=statistics.median(lateness) if lateness else 0.0,
+        p99=lateness[min(len(lateness) - 1, int(len(lateness) * 0.99))] if lateness else 0.0,
+        duplicates=sum(n - 1 for n in per_nudge.values() if n > 1),
+        missed=sum(1 for i in ids if str(i) not in per_nudge),
+    )
+
+
+# Time the naive design gets to import and add its jobs before they fall due: its imports
+# take 1-2 s and a job ~1.4 ms to add to the SQLite job store on this box when quiet (but
+# ~14 s for 10,000 when busy); the margin is for a busy box. Without it the baseline's
+# lateness would include its own set-up. Each row says whether it was enough.
+NAIVE_LEAD_SECONDS = 4.0
+NAIVE_ADD_SECONDS = 0.0025
+
+
+def naive_lead_seconds(count: int) -> float:
+    return NAIVE_LEAD_SECONDS + count * NAIVE_ADD_SECONDS
+
+
 def run_case(
     label: str,
     kind: str,
@@ -426,12 +477,21 @@ def run_case(
     server_kind: str = "node",
     naive: bool = False,
     pace: float | None = None,
+    latency_ms: float = 0.0,
+    max_concurrency: int = 64,
+    lead_seconds: float = 2.5,
+    budget_seconds: float | None = None,
 ) -> tuple[Result, list[dict[str, Any]], float]:
+    """One run: seed, start the server, start the dispatchers (or the naive scheduler),
+    wait for them. `lead_seconds` is the time between their start and the due instant
+    (imports; for the naive design also adding its jobs). With `budget_seconds`, a run
+    still going that long after the due instant is stopped (SIGTERM; the naive script
+    reports and exits) and only what the server accepted by then counts."""
     url, cleanup = fresh_database(kind, workdir, pg_url)
-    fake = Servers(servers, workdir, server_kind)
+    fake = Servers(servers, workdir, server_kind, latency_ms)
     try:
         due = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=4)
-        ids = seed(url, count, due, pace)
+        ids = seed(url, count, due, pace, max_concurrency)
         api = fake.start()
         payload: dict[str, Any] = {"settings": settings_for(url, api), "due": due.timestamp()}
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -444,7 +504,7 @@ def run_case(
         else:
             script = DISPATCHER
         # Give the dispatchers time to import before the due instant.
-        due_ts = max(due.timestamp(), time.time() + 2.5)
+        due_ts = max(due.timestamp(), time.time() + lead_seconds)
         payload["due"] = due_ts
         # The nudges were seeded for `due`; move them to the instant the run actually uses.
         engine = make_engine(url)
@@ -467,7 +527,17 @@ def run_case(
             )
             for _ in range(1 if naive else processes)
         ]
-        outs = [p.communicate(timeout=900) for p in procs]
+        deadline = None if budget_seconds is None else due_ts + budget_seconds
+        outs = []
+        cut = False
+        for proc in procs:
+            try:
+                wait = 900.0 if deadline is None else max(0.1, deadline - time.time())
+                outs.append(proc.communicate(timeout=wait))
+            except subprocess.TimeoutExpired:
+                cut = True
+                proc.send_signal(signal.SIGTERM)
+                outs.append(proc.communicate(timeout=60))
         for proc, (_out, err) in zip(procs, outs, strict=True):
             if proc.returncode != 0:
                 raise RuntimeError(f"{label}: dispatcher failed: {err[-2000:]}")
@@ -485,22 +555,21 @@ def run_case(
                 proc.wait()
         if cleanup is not None:
             cleanup()
-    per_nudge = Counter(r["nudge"] for r in rows)
-    duplicates = sum(n - 1 for n in per_nudge.values() if n > 1)
-    missed = sum(1 for i in ids if str(i) not in per_nudge)
-    lateness = sorted(r["at"] - due_ts for r in rows)
-    last = max(lateness) if lateness else 0.0
+    if cut and deadline is not None:
+        # What was in flight when the budget ran out does not count.
+        rows = [r for r in rows if r["at"] <= deadline]
+    counted = tally(rows, ids, due_ts)
     cpu = sum(s["cpu"] for s in stats)
     result = Result(
         label=label,
         nudges=count,
-        rate=len(per_nudge) / last if last > 0 else 0.0,
-        p50=statistics.median(lateness) if lateness else 0.0,
-        p99=lateness[min(len(lateness) - 1, int(len(lateness) * 0.99))] if lateness else 0.0,
+        rate=counted.rate,
+        p50=counted.p50,
+        p99=counted.p99,
         cpu_us=cpu / count * 1e6,
         rss_mib=max(s["rss_kib"] for s in stats) / 1024,
-        duplicates=duplicates,
-        missed=missed,
+        duplicates=counted.duplicates,
+        missed=counted.missed,
         server_us=server_cpu / count * 1e6,
         # PostgreSQL's own CPU over the run (every backend, including other sessions' on
         # a shared box); SQLite runs inside the dispatcher and is part of its CPU.
@@ -515,6 +584,13 @@ def run_case(
             - (database_cpu if kind == "postgresql" else 0.0),
         )
         / wall,
+        reached=counted.reached,
+        cut_at=budget_seconds if cut else None,
+        # The naive script's CPU includes adding its jobs (before the due instant).
+        send_cpu_us=(cpu - sum(s.get("cpu_add", 0.0) for s in stats))
+        / max(counted.reached, 1)
+        * 1e6,
+        ready_margin=due_ts - stats[0]["added_at"] if naive else None,
     )
     return result, rows, due_ts
 
@@ -609,7 +685,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.servers,
                 server_kind=args.server,
                 naive=naive,
+                lead_seconds=naive_lead_seconds(count) if naive else 2.5,
             )
+            if result.ready_margin is not None:
+                # Negative: jobs were still being added when they fell due (see the lead).
+                result.label += f" (jobs in place {result.ready_margin:.1f} s before due)"
             results.append(result)
             print(result.row(None), flush=True)
         # About eight seconds of sending at the cap: long enough to measure the rate.

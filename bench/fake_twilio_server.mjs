@@ -17,6 +17,11 @@
 // on node:net (Content-Length bodies only, which is all the SDK sends).
 //
 //   node bench/fake_twilio_server.mjs --port 0 --account-sid AC... --auth-token ... [--spec f]
+//        [--latency-ms N]
+//
+// --latency-ms N (default 0) injects N ms of API latency: each API request is recorded
+// (its "at") when it arrives and answered N ms later, as a distant provider would; the
+// /__ endpoints answer at once.
 //
 // Prints its base URL on stdout once listening; exits on SIGTERM/SIGINT.
 
@@ -34,15 +39,18 @@ function parseArgs(argv) {
     accountSid: "AC" + "c0ac4b07".repeat(4),
     authToken: "fake-twilio-auth-token-0123456789",
     spec: process.env.COACHBOT_TWILIO_SPEC || "/work/shared/twilio/twilio_api_v2010.json",
+    latencyMs: 0,
   };
   const names = { "--host": "host", "--port": "port", "--account-sid": "accountSid",
-    "--auth-token": "authToken", "--spec": "spec" };
+    "--auth-token": "authToken", "--spec": "spec", "--latency-ms": "latencyMs" };
   for (let i = 2; i < argv.length; i += 2) {
     const key = names[argv[i]];
     if (!key) throw new Error(`unknown option ${argv[i]}`);
     args[key] = argv[i + 1];
   }
   args.port = Number(args.port);
+  args.latencyMs = Number(args.latencyMs);
+  if (!(args.latencyMs >= 0)) throw new Error("--latency-ms must be a number >= 0");
   return args;
 }
 
@@ -379,6 +387,7 @@ function main() {
       let buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
       let out = "";
       let close = false;
+      let api = false;
       while (!close) {
         const headEnd = buf.indexOf(HEAD_END);
         if (headEnd < 0) break;
@@ -401,11 +410,19 @@ function main() {
         if (buf.length < end) break;
         const body = buf.subarray(headEnd + 4, end);
         buf = buf.subarray(end);
+        if (!url.startsWith("/__")) api = true;
         out += respond(serve({ method, url, headers }, body), close);
       }
       pending = buf.length && !close ? buf : null;
-      if (out) socket.write(out);
-      if (close) socket.end();
+      const flush = () => {
+        if (socket.destroyed) return;
+        if (out) socket.write(out);
+        if (close) socket.end();
+      };
+      // Timers of equal delay fire in the order they were set, so API answers on one
+      // connection keep the order of its requests (the harness asks /__ on its own).
+      if (api && args.latencyMs > 0) setTimeout(flush, args.latencyMs);
+      else flush();
     });
   });
   server.listen({ host: args.host, port: args.port, backlog: 1024 }, () => {
