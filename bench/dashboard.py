@@ -4,6 +4,7 @@ naive version (load the rows, aggregate in Python) in the same run.
 
     .venv/bin/python -m bench.dashboard            # 10,000 patients x 90 days, SQLite + PostgreSQL
     .venv/bin/python -m bench.dashboard --quick    # 1,000 patients x 90 days
+    .venv/bin/python -m bench.dashboard --quick --no-write   # print only, docs untouched
     BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test  (default shown)
 
 Rows are bulk-loaded (executemany on SQLite, COPY on PostgreSQL) after the real migrations.
@@ -47,20 +48,26 @@ from coachbot.queries.dashboard import (
     HEATMAP_DAYS,
     PER_PAGE,
     STREAK_LIMIT_DAYS,
-    TIMELINE_LIMIT,
+    TIMELINE_PAGE,
     ListFilter,
     PatientRow,
     TrackSummary,
     patient_detail,
     patients_page,
 )
-from coachbot.services.exports import PATIENT_CSV_COLUMNS, _csv_line, patient_csv
+from coachbot.services.exports import PATIENT_CSV_COLUMNS, csv_text, patient_csv
 
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 DAYS = 90
 TRACKS = ("sleep", "exercise", "rehab")
 PER_CLINICIAN = 200
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+WELCOME = "Welcome to Riverside Recovery's coaching texts. Reply YES to start, STOP to end."
+NUDGE_TEXTS = {
+    "sleep": "Good morning! How many hours did you sleep last night? Reply with a number.",
+    "exercise": "Time to move: did you do your exercise today? Reply DONE or SKIP.",
+    "rehab": "Rehab check: did you do today's exercises? Reply DONE or SKIP.",
+}
 
 
 def _rows(patients: int) -> dict[str, list[tuple[Any, ...]]]:
@@ -69,7 +76,12 @@ def _rows(patients: int) -> dict[str, list[tuple[Any, ...]]]:
         (c + 1, f"c{c}@bench.test", f"Clinician {c}", "clinician", "x", True, NOW)
         for c in range(patients // PER_CLINICIAN + 1)
     ]
-    pats, scheds, nudges, records, inbound = [], [], [], [], []
+    pats: list[tuple[Any, ...]] = []
+    scheds: list[tuple[Any, ...]] = []
+    nudges: list[tuple[Any, ...]] = []
+    records: list[tuple[Any, ...]] = []
+    inbound: list[tuple[Any, ...]] = []
+    outbound: list[tuple[Any, ...]] = []
     nid = rid = 0
     for p in range(1, patients + 1):
         enrolled = NOW - dt.timedelta(days=DAYS + 1)
@@ -87,6 +99,21 @@ def _rows(patients: int) -> dict[str, list[tuple[Any, ...]]]:
                 "bench",
                 enrolled,
                 enrolled,
+                enrolled,
+            )
+        )
+        phone = f"+1617{p:07d}"
+        outbound.append(
+            (
+                len(outbound) + 1,
+                p,
+                phone,
+                WELCOME,
+                "welcome",
+                None,
+                "console",
+                "delivered",
+                1,
                 enrolled,
             )
         )
@@ -109,6 +136,21 @@ def _rows(patients: int) -> dict[str, list[tuple[Any, ...]]]:
                         due,
                         due + dt.timedelta(hours=10),
                         due,
+                        due,
+                    )
+                )
+                # The nudge as sent: the timeline's other half, and the CSV's delivery status.
+                outbound.append(
+                    (
+                        len(outbound) + 1,
+                        p,
+                        phone,
+                        NUDGE_TEXTS[track],
+                        "nudge",
+                        nid,
+                        "console",
+                        "delivered",
+                        1,
                         due,
                     )
                 )
@@ -149,6 +191,7 @@ def _rows(patients: int) -> dict[str, list[tuple[Any, ...]]]:
         "patients": pats,
         "track_schedules": scheds,
         "nudges": nudges,
+        "outbound_messages": outbound,
         "inbound_messages": inbound,
         "adherence_records": records,
     }
@@ -161,6 +204,8 @@ COLUMNS = {
     "track_schedules": "id, patient_id, track, local_times, days_of_week, updated_at",
     "nudges": "id, patient_id, track, occurrence_key, due_at, send_at, state, attempts, sent_at,"
     " reply_window_ends_at, created_at, updated_at",
+    "outbound_messages": "id, patient_id, to_e164, body, kind, nudge_id, backend,"
+    " delivery_status, segments, created_at",
     "inbound_messages": "id, provider_sid, from_e164, to_e164, body, num_media, patient_id,"
     " is_proxy, nudge_id, outcome, received_at",
     "adherence_records": "id, patient_id, nudge_id, track, outcome, value, unit, is_proxy,"
@@ -357,38 +402,45 @@ def _naive_list(session: Session, clinician_id: int | None) -> list[PatientRow]:
 
 def _naive_patient(session: Session, patient_id: int) -> tuple[Any, ...]:
     """The patient page from every row of the record: messages, nudges, answers."""
-    patient = session.get_one(Patient, patient_id)
+    patient = session.execute(select(Patient.__table__).where(Patient.id == patient_id)).one()
     zone = ZoneInfo(patient.timezone)
-    outbound = list(
-        session.scalars(select(OutboundMessage).where(OutboundMessage.patient_id == patient_id))
-    )
-    inbound = list(
-        session.scalars(select(InboundMessage).where(InboundMessage.patient_id == patient_id))
-    )
-    outbound.sort(key=lambda m: (m.created_at, m.id), reverse=True)
-    inbound.sort(key=lambda m: (m.received_at, m.id), reverse=True)
-    timeline = [
-        (m.created_at, "out", m.kind, m.body, m.delivery_status or "-")
-        for m in outbound[:TIMELINE_LIMIT]
+    outbound = session.execute(
+        select(OutboundMessage.__table__).where(OutboundMessage.patient_id == patient_id)
+    ).all()
+    inbound = session.execute(
+        select(InboundMessage.__table__).where(InboundMessage.patient_id == patient_id)
+    ).all()
+    # Newest first; at the same instant replies first, then the newer id: the page's order.
+    messages = [
+        (m.created_at, False, m.id, m.kind, m.body, m.delivery_status or "-") for m in outbound
     ] + [
         (
             m.received_at,
-            "in",
+            True,
+            m.id,
             "caregiver" if m.is_proxy else "reply",
             m.body,
             m.outcome or "received",
         )
-        for m in inbound[:TIMELINE_LIMIT]
+        for m in inbound
     ]
-    timeline.sort(key=lambda item: (item[0], item[1] == "in"), reverse=True)
-    nudges = list(session.scalars(select(Nudge).where(Nudge.patient_id == patient_id)))
-    records = list(
-        session.scalars(select(AdherenceRecord).where(AdherenceRecord.patient_id == patient_id))
-    )
+    messages.sort(key=lambda m: (m[0], m[1], m[2]), reverse=True)
+    page = messages[:TIMELINE_PAGE]
+    timeline = [
+        (at, "in" if is_reply else "out", kind, body, status)
+        for at, is_reply, _id, kind, body, status in page
+    ]
+    older = page[-1][:3] if len(messages) > TIMELINE_PAGE else None
+    nudges = session.execute(select(Nudge.__table__).where(Nudge.patient_id == patient_id)).all()
+    records = session.execute(
+        select(AdherenceRecord.__table__).where(AdherenceRecord.patient_id == patient_id)
+    ).all()
     answers = {r.nudge_id: r for r in records if r.nudge_id is not None}
     since = NOW - dt.timedelta(days=HEATMAP_DAYS)
     rank = {"done": 4, "skipped": 3, "missed": 2, "waiting": 1, "none": 0}
-    tracks = [s.track for s in patient.schedules]
+    tracks = sorted(
+        session.scalars(select(TrackSchedule.track).where(TrackSchedule.patient_id == patient_id))
+    )
     grid: dict[str, dict[dt.date, str]] = {t: {} for t in tracks}
     for n in nudges:
         if not since <= n.due_at <= NOW:
@@ -411,7 +463,7 @@ def _naive_patient(session: Session, patient_id: int) -> tuple[Any, ...]:
     days = [today - dt.timedelta(days=i) for i in range(HEATMAP_DAYS - 1, -1, -1)]
     heatmap = {t: [(d, grid[t].get(d, "none")) for d in days] for t in grid}
     trends: dict[str, list[tuple[dt.datetime, float]]] = defaultdict(list)
-    for r in sorted(records, key=lambda r: r.recorded_at):
+    for r in sorted(records, key=lambda r: (r.recorded_at, r.id)):
         if r.value is not None and r.recorded_at >= since:
             trends[r.track].append((r.recorded_at, float(r.value)))
     summaries = []
@@ -421,59 +473,59 @@ def _naive_patient(session: Session, patient_id: int) -> tuple[Any, ...]:
         month = _counts(mine, answers, NOW - dt.timedelta(days=30))
         streak = _streak([r for r in records if r.track == t], zone)
         summaries.append(TrackSummary(t, *week, *month, streak))
-    return timeline, heatmap, dict(trends), summaries
+    return timeline, older, heatmap, dict(trends), summaries
 
 
 def _fast_patient(session: Session, patient: Patient) -> tuple[Any, ...]:
     d = patient_detail(session, patient, NOW)
     return (
         [(i.at, i.direction, i.kind, i.body, i.status) for i in d.timeline],
+        tuple(d.older) if d.older else None,
         {t: [(c.day, c.state) for c in cells] for t, cells in d.heatmap.items()},
         {t: [(p.at, p.value) for p in points] for t, points in d.trends.items()},
         d.summaries,
     )
 
 
-def _naive_csv(session: Session, patient: Patient) -> list[str]:
-    """The patient CSV from the nudges, answers and sent messages loaded whole."""
+def _naive_csv(session: Session, patient: Patient) -> str:
+    """The patient CSV from the nudges, answers and sent messages loaded whole, written
+    with the same CSV writer as the real export (only the reading differs)."""
     nudges = sorted(
-        session.scalars(select(Nudge).where(Nudge.patient_id == patient.id)),
+        session.execute(select(Nudge.__table__).where(Nudge.patient_id == patient.id)),
         key=lambda n: (n.due_at, n.id),
     )
     answers = {
         r.nudge_id: r
-        for r in session.scalars(
-            select(AdherenceRecord).where(AdherenceRecord.patient_id == patient.id)
+        for r in session.execute(
+            select(AdherenceRecord.__table__).where(AdherenceRecord.patient_id == patient.id)
         )
     }
     delivery: dict[int, tuple[int, str | None]] = {}
-    for m in session.scalars(
-        select(OutboundMessage).where(OutboundMessage.patient_id == patient.id)
+    for m in session.execute(
+        select(OutboundMessage.__table__).where(OutboundMessage.patient_id == patient.id)
     ):
         if m.nudge_id is not None and (
             m.nudge_id not in delivery or m.id > delivery[m.nudge_id][0]
         ):
             delivery[m.nudge_id] = (m.id, m.delivery_status)
-    lines = [_csv_line(list(PATIENT_CSV_COLUMNS))]
+    rows = []
     for n in nudges:
         a = answers.get(n.id)
-        lines.append(
-            _csv_line(
-                [
-                    patient.id,
-                    n.track,
-                    n.due_at.isoformat(),
-                    n.state,
-                    delivery.get(n.id, (0, None))[1],
-                    a.outcome if a else None,
-                    a.value if a else None,
-                    a.unit if a else None,
-                    a.recorded_at.isoformat() if a else None,
-                    "yes" if a and a.is_proxy else ("no" if a and a.outcome else None),
-                ]
-            )
+        rows.append(
+            [
+                patient.id,
+                n.track,
+                n.due_at.isoformat(),
+                n.state,
+                delivery.get(n.id, (0, None))[1],
+                a.outcome if a else None,
+                a.value if a else None,
+                a.unit if a else None,
+                a.recorded_at.isoformat() if a else None,
+                "yes" if a and a.is_proxy else ("no" if a and a.outcome else None),
+            ]
         )
-    return lines
+    return "".join(csv_text([list(PATIENT_CSV_COLUMNS), *rows]))
 
 
 def _measure(url: str, runs: int) -> list[tuple[str, float, float, float, float]]:
@@ -499,7 +551,7 @@ def _measure(url: str, runs: int) -> list[tuple[str, float, float, float, float]
             ),
             (
                 "patient CSV export",
-                lambda: list(patient_csv(session, target)),
+                lambda: "".join(patient_csv(session, target)),
                 lambda: _naive_csv(session, target),
             ),
         ]
@@ -525,6 +577,9 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=None)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the figures, leave docs/performance.md"
+    )
     args = parser.parse_args()
     patients = args.patients or (1_000 if args.quick else 10_000)
     started = time.perf_counter()
@@ -567,7 +622,8 @@ def main() -> None:
     out = io.StringIO()
     out.write(
         f"{patients:,} patients, {DAYS} days of history, {total:,} rows"
-        f" ({len(data['nudges']):,} nudges, {len(data['inbound_messages']):,} replies)."
+        f" ({len(data['nudges']):,} nudges, {len(data['outbound_messages']):,} texts sent,"
+        f" {len(data['inbound_messages']):,} replies)."
         f" Server time in ms over {args.runs} runs; naive = load rows, aggregate in Python.\n"
         f"Targets: list page p95 <= 50 ms, patient page <= 50 ms, >= 10x the naive version.\n\n"
     )
@@ -587,7 +643,8 @@ def main() -> None:
     title = (
         "## Dashboard (`bench/dashboard.py`" + (" --quick" if patients < 10_000 else "") + ")\n\n"
     )
-    write_section("dashboard", title + report)
+    if not args.no_write:
+        write_section("dashboard", title + report)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
             ),
             ("consent", lambda u: scenarios.consent(u, nudges=1000, stops=10, seed=seed)),
             ("fuzz", lambda u: scenarios.fuzz(u, examples=150, seed=seed)),
+            ("forms", lambda u: scenarios.forms(u, examples=250, seed=seed)),
         ]
     return [
         ("crash", lambda u: scenarios.crash(u, nudges=10_000, kills=20, seed=seed)),
@@ -77,6 +78,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
         ),
         ("consent", lambda u: scenarios.consent(u, nudges=5000, stops=50, seed=seed)),
         ("fuzz", lambda u: scenarios.fuzz(u, examples=1000, seed=seed)),
+        ("forms", lambda u: scenarios.forms(u, examples=2000, seed=seed)),
     ]
 
 

@@ -480,6 +480,79 @@ def fuzz(database_url: str, *, examples: int, seed: int) -> Result:
     return result
 
 
+# --------------------------------------------------------------------------- 6. forms
+
+
+def forms(database_url: str, *, examples: int, seed: int) -> Result:
+    """Bulk CSV enrolment, enrolment, patient edit and alert notes as a clinician, and the
+    programme schedule edit as an operator, through the real app with CSRF on (see
+    proof/fuzz_forms.py for the cases and what is checked after each post)."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import seed as hseed
+    from hypothesis import settings as hsettings
+
+    from coachbot.app import create_app
+    from proof import fuzz_forms as ff
+
+    per_form = max(1, examples // len(ff.FORMS))
+    result = Result(
+        "bad input (CSV import and forms)",
+        f"hypothesis: {per_form} posts to each of {', '.join(ff.FORMS)}: valid, invalid (one"
+        " bad field, row, header, size, encoding or CSRF token) and random (bytes, junk"
+        " values, repeated, missing or unknown keys)",
+    )
+    runtime = build_runtime(base_settings(database_url, None))
+    try:
+        bench = ff.Bench(runtime, create_app(runtime=runtime))
+        for form in ff.FORMS:
+
+            @hseed(seed)
+            @hsettings(
+                max_examples=per_form,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=ff.STRATEGIES[form])
+            def post(case: ff.Case) -> None:
+                bench.run(case)  # problems are collected, not raised: the table counts them
+
+            post()
+    finally:
+        runtime.close()
+    kinds = Counter(p.kind for p in bench.problems)
+    bulk = Counter(p.case.expect for p in bench.problems if p.case.form == "bulk")
+    outcome = bench.outcomes
+    result.numbers.update(
+        tried=dict(bench.tried),
+        responses=dict(sorted(bench.responses.items())),
+        accepted={
+            f: sum(n for k, n in outcome.items() if k.startswith(f"{f} ") and "accepted" in k)
+            for f in ff.FORMS
+            if f != "alert"
+        },
+        bad_csvs_refused=outcome["bulk invalid refused"],
+        valid_csvs_written=outcome["bulk valid accepted"],
+        alerts_changed=outcome["alert changed"],
+        problems=len(bench.problems),
+    )
+    if bench.problems:
+        result.numbers["first problems"] = "; ".join(str(p)[:200] for p in bench.problems[:3])
+    result.checks["no 5xx"] = not any(code >= 500 for code in bench.responses)
+    result.checks["refused submissions wrote nothing"] = not kinds[ff.WROTE]
+    result.checks["invalid submissions refused"] = not kinds[ff.ACCEPTED_INVALID]
+    result.checks["valid submissions accepted"] = not kinds[ff.REFUSED_VALID]
+    result.checks["accepted forms left complete records"] = not kinds[ff.RECORD]
+    # Guards against a run that never produced the cases the claims are about.
+    result.checks["a CSV with a bad row wrote nothing"] = (
+        outcome["bulk invalid refused"] > 0 and not bulk[ff.INVALID]
+    )
+    result.checks["an all-valid CSV wrote every row"] = (
+        outcome["bulk valid accepted"] > 0 and not bulk[ff.VALID]
+    )
+    return result
+
+
 # --------------------------------------------------------------------------- 3. load
 
 

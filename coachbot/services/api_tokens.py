@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from coachbot.models import ApiToken, StaffUser
@@ -67,7 +67,12 @@ def revoke_token(
     return True
 
 
-def authenticate_token(session: Session, secret: str, now: dt.datetime) -> StaffUser | None:
+def authenticate_token(
+    session: Session, secret: str, now: dt.datetime, *, writer: Session | None = None
+) -> StaffUser | None:
+    """Reads through `session`; the at-most-once-a-minute last-used stamp is written and
+    committed through `writer` (default: `session`), so a read-only session can serve the
+    lookup and most API calls write nothing."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(secret)))
@@ -77,8 +82,9 @@ def authenticate_token(session: Session, secret: str, now: dt.datetime) -> Staff
     if user is None or not user.is_active:
         return None
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
-        row.last_used_at = now
-        session.commit()
+        writer = writer or session
+        writer.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        writer.commit()
     return user
 
 

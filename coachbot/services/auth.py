@@ -15,10 +15,11 @@ import secrets
 from dataclasses import dataclass
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from coachbot.models import LoginAttempt, StaffSession, StaffUser
+from coachbot.queries.dashboard import aware
 from coachbot.services import audit
 from coachbot.services.staff import password_hasher
 
@@ -26,9 +27,11 @@ IDLE_TIMEOUT = dt.timedelta(minutes=30)
 THROTTLE_WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_IP = 20
-# Writing last_seen_at on every request would make every page view a write; a minute of
-# slack on a 30-minute timeout is harmless.
-_TOUCH_EVERY = dt.timedelta(seconds=60)
+# last_seen_at is written only when it is at least this old, so a page view (and the
+# requests it triggers) writes nothing and, on SQLite, takes no write lock. The stored
+# value then trails the last request by under a minute: a session ends between 29 and 30
+# minutes after its last request, never later than the 30 minutes promised.
+TOUCH_EVERY = dt.timedelta(seconds=60)
 # Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
 _DUMMY_HASH = password_hasher.hash("not-a-real-password-only-for-timing")
 
@@ -66,18 +69,8 @@ def _check_throttle(session: Session, email: str, ip: str, now: dt.datetime) -> 
         (by_ip, MAX_FAILURES_PER_IP),
     ):
         if count >= limit:
-            oldest_at = _aware(oldest) or now
+            oldest_at = aware(oldest) or now
             raise LoginThrottled(max(oldest_at + THROTTLE_WINDOW - now, dt.timedelta(seconds=1)))
-
-
-def _aware(value: object) -> dt.datetime | None:
-    # Aggregates bypass the column type on SQLite and come back naive or as text.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def sign_in(
@@ -120,9 +113,16 @@ def sign_in(
     return SignedIn(user, token)
 
 
-def resume_session(session: Session, token: str, now: dt.datetime) -> StaffUser | None:
+def resume_session(
+    session: Session, token: str, now: dt.datetime, *, writer: Session | None = None
+) -> StaffUser | None:
     """The user behind a cookie token, or None when the session ended, idled out or the
-    account was deactivated (the session is then ended for good)."""
+    account was deactivated (the session is then ended for good).
+
+    Reads through `session`; the rare writes (ending the session, the once-a-minute
+    last-seen stamp) go through `writer` (default: `session`) and commit there, so the web
+    app can read with its read-only session and write only when something changes."""
+    writer = writer or session
     row = session.scalar(select(StaffSession).where(StaffSession.token_hash == hash_token(token)))
     if row is None or row.ended_at is not None:
         return None
@@ -133,13 +133,21 @@ def resume_session(session: Session, token: str, now: dt.datetime) -> StaffUser 
     elif now - row.last_seen_at > IDLE_TIMEOUT:
         reason = "idle"
     if reason is not None:
-        row.ended_at = now
-        row.end_reason = reason
-        session.commit()
+        writer.execute(
+            update(StaffSession)
+            .where(StaffSession.id == row.id, StaffSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason)
+        )
+        writer.commit()
         return None
-    if now - row.last_seen_at >= _TOUCH_EVERY:
-        row.last_seen_at = now
-        session.commit()
+    if now - row.last_seen_at >= TOUCH_EVERY:
+        # Conditional, so two concurrent requests never move the stamp backwards.
+        writer.execute(
+            update(StaffSession)
+            .where(StaffSession.id == row.id, StaffSession.last_seen_at < now)
+            .values(last_seen_at=now)
+        )
+        writer.commit()
     return user
 
 

@@ -92,6 +92,26 @@ def _cancel_planned(
     return len(rows)
 
 
+def _stop_track(
+    session: Session, patient: Patient, schedule: TrackSchedule, now: dt.datetime
+) -> None:
+    """A track taken off the plan: the schedule goes, and so does everything planned for it."""
+    patient.schedules.remove(schedule)
+    _cancel_planned(session, patient.id, schedule.track, now, reason="track_stopped", all_=True)
+
+
+def _replan_from_now(
+    session: Session, patient: Patient, schedule: TrackSchedule, now: dt.datetime, reason: str
+) -> None:
+    """A schedule whose times or time zone changed: what was planned under the old ones is
+    cancelled (follow-ups stay) and planning restarts from now, so nothing in the past is
+    planned again. A schedule not yet planned (pending consent) is left to the planner."""
+    if schedule.planned_through is not None:
+        schedule.planned_through = now
+    schedule.updated_at = now
+    _cancel_planned(session, patient.id, schedule.track, now, reason=reason, all_=False)
+
+
 MAX_HOMEWORK = 20
 
 
@@ -117,12 +137,21 @@ def check_care_plan(plan: CarePlan) -> dict[str, str]:
 def update_care_plan(
     session: Session, patient: Patient, plan: CarePlan, *, now: dt.datetime, actor: str
 ) -> list[str]:
-    """Applies tracks, times and homework; returns what changed, e.g. ["rehab:times"].
+    """Applies tracks, times and homework and commits; returns what changed, e.g.
+    ["rehab:times"]. See `_apply_care_plan`."""
+    changed = _apply_care_plan(session, patient, plan, now=now, actor=actor)
+    session.commit()
+    return changed
 
-    Changed or new schedules become the patient's own (a later programme change leaves
+
+def _apply_care_plan(
+    session: Session, patient: Patient, plan: CarePlan, *, now: dt.datetime, actor: str
+) -> list[str]:
+    """Changed or new schedules become the patient's own (a later programme change leaves
     them alone) and are planned from now on: nothing in the past is planned again. Homework
     keeps its history: an unchanged line stays the same item, a removed line is retired
-    (so past completion still reads against it) and a new line is a new item."""
+    (so past completion still reads against it) and a new line is a new item. Raises
+    ValidationFailed before changing anything; the caller commits."""
     errors = check_care_plan(plan)
     if errors:
         raise ValidationFailed(errors)
@@ -135,8 +164,7 @@ def update_care_plan(
     resume_from = now if any(s.planned_through for s in current.values()) else None
     for track, existing in current.items():
         if track != "checkin" and track not in plan.tracks:
-            patient.schedules.remove(existing)
-            _cancel_planned(session, patient.id, track, now, reason="track_stopped", all_=True)
+            _stop_track(session, patient, existing, now)
             changed.append(f"{track}:stopped")
     for track, times in plan.tracks.items():
         schedule = current.get(track)
@@ -155,10 +183,7 @@ def update_care_plan(
         elif schedule.local_times != times:
             schedule.local_times = times
             schedule.is_custom = True
-            if schedule.planned_through is not None:
-                schedule.planned_through = now
-            schedule.updated_at = now
-            _cancel_planned(session, patient.id, track, now, reason="schedule_changed", all_=False)
+            _replan_from_now(session, patient, schedule, now, "schedule_changed")
             changed.append(f"{track}:times")
 
     active = {h.description: h for h in patient.homework if h.active}
@@ -187,7 +212,6 @@ def update_care_plan(
         now=now,
         detail=",".join(changed) or "no change",
     )
-    session.commit()
     return changed
 
 
@@ -207,10 +231,38 @@ class PatientChanges:
     checkin: bool
 
 
-def update_patient(
+def edit_patient(
     session: Session,
     gateway: SmsGateway,
     library: MessageLibrary,
+    settings: Settings,
+    patient: Patient,
+    changes: PatientChanges,
+    plan: CarePlan,
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """The edit page's save: details and care plan in one transaction, so a failure part-way
+    (a bad field, a number taken meanwhile, a crash) leaves the record as it was. Raises
+    ValidationFailed with every field error it can find and nothing written."""
+    errors = check_care_plan(plan)
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        changed = _apply_details(session, settings, patient, changes, now=now, actor=actor)
+        changed += _apply_care_plan(session, patient, plan, now=now, actor=actor)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    # After the commit: a text is never sent for an edit that did not happen.
+    _welcome_new_number(session, gateway, library, settings, patient, changed, now)
+    return changed
+
+
+def _apply_details(
+    session: Session,
     settings: Settings,
     patient: Patient,
     changes: PatientChanges,
@@ -218,9 +270,9 @@ def update_patient(
     now: dt.datetime,
     actor: str,
 ) -> list[str]:
-    """Applies the edit and returns the names of the fields that changed. A new number is
-    treated as a new person until they answer YES: the patient goes back to pending consent
-    and the welcome is sent to the new number."""
+    """A new number is treated as a new person until they answer YES: the patient goes back
+    to pending consent (the caller sends the welcome after its commit). Raises
+    ValidationFailed before changing anything; the caller commits."""
     errors: dict[str, str] = {}
     contact = check_contact_fields(
         session,
@@ -253,20 +305,21 @@ def update_patient(
         if getattr(patient, name) != value:
             setattr(patient, name, value)
             changed.append(name)
-    if changes.checkin and not any(s.track == "checkin" for s in patient.schedules):
+    checkin = next((s for s in patient.schedules if s.track == "checkin"), None)
+    if changes.checkin and checkin is None:
         times = ",".join(t.strftime("%H:%M") for t in TRACK_POLICIES["checkin"].default_times)
         patient.schedules.append(
             TrackSchedule(
                 track="checkin", local_times=times, days_of_week="0123456", updated_at=now
             )
         )
-    elif not changes.checkin:
-        patient.schedules[:] = [s for s in patient.schedules if s.track != "checkin"]
+    elif not changes.checkin and checkin is not None:
+        _stop_track(session, patient, checkin, now)
     if "timezone" in changed:
+        # The same wall times fall at other instants now.
         for schedule in patient.schedules:
-            schedule.planned_through = None
-    number_changed = phone != patient.phone_e164
-    if number_changed:
+            _replan_from_now(session, patient, schedule, now, "timezone_changed")
+    if phone != patient.phone_e164:
         patient.phone_e164 = phone
         changed.append("phone")
         if patient.status in (PatientStatus.ACTIVE, PatientStatus.PAUSED):
@@ -289,21 +342,20 @@ def update_patient(
         now=now,
         detail=",".join(changed) or "no change",
     )
-    session.commit()
-    if number_changed and patient.status == PatientStatus.PENDING_CONSENT:
-        _send_welcome(session, gateway, library, settings, patient, now)
     return changed
 
 
-def _send_welcome(
+def _welcome_new_number(
     session: Session,
     gateway: SmsGateway,
     library: MessageLibrary,
     settings: Settings,
     patient: Patient,
+    changed: list[str],
     now: dt.datetime,
 ) -> None:
-    send_welcome(session, gateway, library, settings, patient, now=now)
+    if "phone" in changed and patient.status == PatientStatus.PENDING_CONSENT:
+        send_welcome(session, gateway, library, settings, patient, now=now)
 
 
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {

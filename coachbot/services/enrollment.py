@@ -22,6 +22,32 @@ from coachbot.services.schedules import program_default
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
+MAX_HOMEWORK = 20
+# More than a dozen texts a day on one track is never a care plan; the cap also keeps the
+# stored list ("HH:MM,...", 200 characters) storable.
+MAX_TIMES_PER_TRACK = 12
+
+
+def zone_named(name: str) -> ZoneInfo | None:
+    """The IANA zone `name` (surrounding space ignored), or None when there is none. A name
+    that is no zone file at all (a directory such as "America", a name longer than the file
+    system allows) fails with OSError rather than ZoneInfoNotFoundError."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def parse_times(text: str) -> str:
+    """'8:30, 20:00' -> '08:30,20:00' (sorted, unique, one to MAX_TIMES_PER_TRACK);
+    raises ValueError with the reason."""
+    times = sorted({parse_hhmm(t) for t in text.split(",") if t.strip()})
+    if not times:
+        raise ValueError("at least one time is required, e.g. 08:30")
+    if len(times) > MAX_TIMES_PER_TRACK:
+        raise ValueError(f"at most {MAX_TIMES_PER_TRACK} times a day")
+    return ",".join(t.strftime("%H:%M") for t in times)
+
 
 @dataclass(frozen=True)
 class EnrollmentRequest:
@@ -31,6 +57,8 @@ class EnrollmentRequest:
     language: str = "en"
     tracks: str = "sleep,exercise,diet,mindfulness,rehab"
     times: str | None = None  # applies to every chosen track; None = each track's default
+    # Times for some of the chosen tracks, (track, "HH:MM,HH:MM"): they win over `times`.
+    track_times: tuple[tuple[str, str], ...] = ()
     quiet_hours: str | None = None  # "21:00-07:30"
     clinician_email: str | None = None
     consent: str = "verbal consent in clinic"
@@ -49,7 +77,8 @@ class _Validated:
     timezone: str
     language: str
     tracks: tuple[str, ...]
-    times: tuple[dt.time, ...] | None
+    times: str | None  # canonical, as parse_times returns it
+    track_times: dict[str, str]  # canonical
     quiet: tuple[dt.time, dt.time] | None
     clinician: StaffUser | None
     caregiver: str | None
@@ -100,9 +129,7 @@ def check_contact_fields(
         if session.scalar(clash) is not None:
             errors["phone"] = "this number is already enrolled"
 
-    try:
-        ZoneInfo(timezone.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    if zone_named(timezone) is None:
         errors["timezone"] = f"{timezone!r} is not an IANA time zone such as America/New_York"
 
     lang = language.strip().lower()
@@ -151,12 +178,24 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
     except ValueError as exc:
         errors["tracks"] = str(exc)
 
-    times: tuple[dt.time, ...] | None = None
+    times: str | None = None
     if req.times:
         try:
-            times = tuple(parse_hhmm(t) for t in req.times.split(",") if t.strip())
+            times = parse_times(req.times)
         except ValueError as exc:
             errors["times"] = str(exc)
+    track_times: dict[str, str] = {}
+    for track, text in req.track_times:
+        if track not in tracks:
+            errors["tracks"] = errors.get("tracks") or f"times given for {track!r}, not chosen"
+            continue
+        try:
+            track_times[track] = parse_times(text)
+        except ValueError as exc:
+            errors[f"times_{track}"] = str(exc)
+
+    if len([h for h in req.homework if h.strip()]) > MAX_HOMEWORK:
+        errors["homework"] = f"at most {MAX_HOMEWORK} homework items"
 
     clinician = None
     if req.clinician_email:
@@ -178,6 +217,7 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
         contact.language,
         tracks,
         times,
+        track_times,
         contact.quiet,
         clinician,
         contact.caregiver,
@@ -239,27 +279,30 @@ def add_patient(
     )
     tracks = v.tracks + (("checkin",) if req.checkin else ())
     for track in tracks:
-        if v.times:
+        if v.times and track not in v.track_times:
             # Explicit times make this patient's schedule their own: a later change to
             # the programme default does not move it.
             patient.schedules.append(
                 TrackSchedule(
                     track=track,
-                    local_times=",".join(t.strftime("%H:%M") for t in sorted(set(v.times))),
+                    local_times=v.times,
                     days_of_week="0123456",
                     is_custom=True,
                     updated_at=now,
                 )
             )
         else:
+            # The programme's days and phases; times of the track's own, if given and
+            # not the programme's, make the schedule the patient's own.
             default = program_default(session, track)
+            times = v.track_times.get(track, default.local_times)
             patient.schedules.append(
                 TrackSchedule(
                     track=track,
-                    local_times=default.local_times,
+                    local_times=times,
                     days_of_week=default.days_of_week,
                     phases=default.phases,
-                    is_custom=False,
+                    is_custom=times != default.local_times,
                     updated_at=now,
                 )
             )

@@ -2,6 +2,10 @@
 
 The API is CSRF-exempt because it never reads the session cookie: a browser cannot attach
 an Authorization header to a cross-site request on its own.
+
+Every endpoint only reads, so it reads through the read session (on SQLite no write lock
+while a page of patients is aggregated); the audit rows and the token's last-used stamp
+are the only writes, through the write session, committed at once.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from coachbot.queries.dashboard import ListFilter, alerts_queue, patients_page
 from coachbot.services import audit
 from coachbot.services.api_tokens import authenticate_token, create_token, revoke_token, tokens_of
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.common import db, login_required, now, staff
+from coachbot.web.common import db, login_required, now, read_db, staff
 from coachbot.web.forms import ActionForm, TokenForm
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -38,7 +42,9 @@ def token_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Re
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
         user = (
-            authenticate_token(db(), secret.strip(), now()) if scheme.lower() == "bearer" else None
+            authenticate_token(read_db(), secret.strip(), now(), writer=db())
+            if scheme.lower() == "bearer"
+            else None
         )
         if user is None:
             response = jsonify(error="a valid API token is required")
@@ -59,7 +65,7 @@ def _user() -> StaffUser:
 
 def _owned(patient_id: int, action: str) -> Patient | None:
     user = _user()
-    patient = db().get(Patient, patient_id)
+    patient = read_db().get(Patient, patient_id)
     ok = patient is not None and patient.clinician_id == user.id
     audit.record(
         db(),
@@ -86,7 +92,7 @@ def patients() -> ResponseReturnValue:
     except ValueError:
         page_number = 1
     page = patients_page(
-        db(),
+        read_db(),
         clinician_id=_user().id,
         now=now(),
         f=ListFilter(q=request.args.get("q", "")[:80], page=page_number),
@@ -148,7 +154,7 @@ def adherence(patient_id: int) -> ResponseReturnValue:
         days = min(365, max(1, int(request.args.get("days", "30"))))
     except ValueError:
         days = 30
-    rows = adherence_by_track(db(), now=now(), days=days, patient_ids=[p.id])
+    rows = adherence_by_track(read_db(), now=now(), days=days, patient_ids=[p.id])
     return jsonify(patient_id=p.id, days=days, tracks=[r.as_json() for r in rows])
 
 
@@ -157,7 +163,9 @@ def adherence(patient_id: int) -> ResponseReturnValue:
 def alerts() -> ResponseReturnValue:
     view = request.args.get("status", "active")
     items = alerts_queue(
-        db(), clinician_id=_user().id, status=view if view in ("active", "resolved") else "active"
+        read_db(),
+        clinician_id=_user().id,
+        status=view if view in ("active", "resolved") else "active",
     )
     return jsonify(
         alerts=[
@@ -200,7 +208,7 @@ def manage() -> ResponseReturnValue:
         form=form,
         issued=issued,
         errors=errors,
-        tokens=tokens_of(db(), staff().user_id),
+        tokens=tokens_of(read_db(), staff().user_id),
         action_form=ActionForm(),
     )
 

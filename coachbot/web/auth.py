@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from coachbot.services.auth import LoginThrottled, end_session, resume_session, sign_in
-from coachbot.web.common import Staff, db, login_required, now, staff
+from coachbot.web.common import Staff, db, login_required, now, read_db, staff
 from coachbot.web.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -19,10 +19,14 @@ login_manager.session_protection = None
 
 
 def _load(token: str) -> Staff | None:
-    user = resume_session(db(), token, now())
+    # Runs on every signed-in request: read without SQLite's write lock, and write (through
+    # the write session, committed at once) only when the session ends or its once-a-minute
+    # last-seen stamp is due.
+    user = resume_session(read_db(), token, now(), writer=db())
     signed_in = Staff(user, token) if user is not None else None
-    # Staff holds copies; ending the read here keeps SQLite's lock short for the whole request.
-    db().rollback()
+    # Staff holds copies; ending the read transaction lets the view's reads start a fresh
+    # snapshot (one that includes the view's own audit row, for instance).
+    read_db().commit()
     return signed_in
 
 

@@ -15,25 +15,48 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
+from coachbot.services.enrollment import MAX_TIMES_PER_TRACK
 
 # Plain strings as choices (WTForms 3.3 deprecates tuples); the stubs still expect tuples.
 _LANGUAGE_CHOICES: Any = list(LANGUAGES)
 _ROLE_CHOICES: Any = ["clinician", "operator", "admin"]
 
 
-class LoginForm(FlaskForm):  # type: ignore[misc]
+def _no_nul(_form: Any, field: Any) -> None:
+    """PostgreSQL text cannot hold NUL and nobody types one: the field is refused, rather
+    than the save failing later."""
+    if isinstance(field.data, str) and "\x00" in field.data:
+        raise ValidationError("this field holds a NUL character")
+
+
+def at_most_times(_form: Any, field: Any) -> None:
+    """A times box with more entries than a track may have ("HH:MM, HH:MM, ...")."""
+    if len([t for t in (field.data or "").split(",") if t.strip()]) > MAX_TIMES_PER_TRACK:
+        raise ValidationError(f"at most {MAX_TIMES_PER_TRACK} times a day")
+
+
+class CoachbotForm(FlaskForm):  # type: ignore[misc]
+    """The base of every staff form: each field also refuses NUL."""
+
+    class Meta:
+        def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
+            validators = [*unbound_field.kwargs.get("validators", ()), _no_nul]
+            return unbound_field.bind(form=form, validators=validators, **options)
+
+
+class LoginForm(CoachbotForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
-class ActionForm(FlaskForm):  # type: ignore[misc]
+class ActionForm(CoachbotForm):
     """A button that changes something: only the CSRF token."""
 
 
-class NoteForm(FlaskForm):  # type: ignore[misc]
+class NoteForm(CoachbotForm):
     note = TextAreaField("Note", validators=[Optional(), Length(max=2000)])
 
 
@@ -41,7 +64,7 @@ def _default_times(track: str) -> str:
     return ",".join(t.strftime("%H:%M") for t in TRACK_POLICIES[track].default_times)
 
 
-class EnrolForm(FlaskForm):  # type: ignore[misc]
+class EnrolForm(CoachbotForm):
     first_name = StringField("First name")
     phone = StringField("Mobile number")
     timezone = StringField("Time zone", default="America/New_York")
@@ -57,7 +80,7 @@ class EnrolForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class EditPatientForm(FlaskForm):  # type: ignore[misc]
+class EditPatientForm(CoachbotForm):
     first_name = StringField("First name")
     phone = StringField("Mobile number")
     timezone = StringField("Time zone")
@@ -77,24 +100,24 @@ for _form in (EnrolForm, EditPatientForm):
         )
 
 
-class BulkEnrolForm(FlaskForm):  # type: ignore[misc]
+class BulkEnrolForm(CoachbotForm):
     csv_file = FileField("CSV file", validators=[FileRequired()])
 
 
-class StaffForm(FlaskForm):  # type: ignore[misc]
+class StaffForm(CoachbotForm):
     email = EmailField("Email")
     display_name = StringField("Name")
     role = SelectField("Role", choices=_ROLE_CHOICES)
     password = PasswordField("Initial password")
 
 
-class RoleForm(FlaskForm):  # type: ignore[misc]
+class RoleForm(CoachbotForm):
     role = SelectField("Role", choices=_ROLE_CHOICES)
 
 
-class TokenForm(FlaskForm):  # type: ignore[misc]
+class TokenForm(CoachbotForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=80)])
 
 
-class ReplyForm(FlaskForm):  # type: ignore[misc]
+class ReplyForm(CoachbotForm):
     body = StringField("Reply", validators=[DataRequired(), Length(max=1600)])

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import Optional
@@ -21,7 +20,7 @@ from coachbot.queries.delivery_health import SPANS, Bucket, delivery_health
 from coachbot.services import operations, programs
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.common import db, now, roles_required, runtime, staff
-from coachbot.web.forms import ActionForm
+from coachbot.web.forms import ActionForm, CoachbotForm, at_most_times
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
 
@@ -31,10 +30,10 @@ _QUIET: Any = list(programs.QUIET_POLICIES)
 _console = roles_required(Role.OPERATOR, Role.ADMIN)
 
 
-class TrackForm(FlaskForm):  # type: ignore[misc]
+class TrackForm(CoachbotForm):
     # Choices are not enforced here: the service names an unknown track in its own error.
     track = SelectField("Track", choices=_TRACKS, validate_choice=False)
-    times = StringField("Times (HH:MM, comma separated)")
+    times = StringField("Times (HH:MM, comma separated)", validators=[at_most_times])
     days = StringField("Days (e.g. daily, mon-fri, mon,wed,fri)")
     phases = StringField(
         "Phases (days since enrolment, e.g. 0-28:daily;28-:mon,wed,fri)", validators=[Optional()]
@@ -47,17 +46,17 @@ class TrackForm(FlaskForm):  # type: ignore[misc]
     base_version = HiddenField()
 
 
-class RestoreForm(FlaskForm):  # type: ignore[misc]
+class RestoreForm(CoachbotForm):
     version = HiddenField()
     base_version = HiddenField()
 
 
-class NewProgramForm(FlaskForm):  # type: ignore[misc]
+class NewProgramForm(CoachbotForm):
     name = StringField("New programme name")
     description = StringField("Description", validators=[Optional()])
 
 
-class SettingsForm(FlaskForm):  # type: ignore[misc]
+class SettingsForm(CoachbotForm):
     window_start = StringField("Allowed send window starts (local HH:MM)")
     window_end = StringField("Allowed send window ends (local HH:MM)")
     daily_cap = StringField("Daily cap (automated texts per patient per day)")
@@ -204,7 +203,9 @@ def program_edit(name: str) -> ResponseReturnValue:
             errors, status = exc.errors, 422
         db().rollback()
     elif request.method == "POST":
-        errors, status = {"form": "the form expired; reload the page"}, 400
+        # A bad CSRF token never gets here (CSRFProtect answers 400 first): a field's own
+        # check refused it.
+        errors, status = {name: "; ".join(msgs) for name, msgs in form.errors.items()}, 422
     return render_template(
         "operator/edit.html",
         program=view,

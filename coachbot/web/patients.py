@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+import io
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -11,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
-from coachbot.queries.dashboard import patient_detail
+from coachbot.queries.dashboard import TimelineCursor, patient_detail
 from coachbot.services.care import (
     CarePlan,
     PatientChanges,
@@ -20,12 +21,15 @@ from coachbot.services.care import (
     bulk_enroll,
     change_status,
     check_care_plan,
-    parse_track_times,
-    set_track_times,
-    update_care_plan,
-    update_patient,
+    edit_patient,
 )
-from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, validate_enrollment
+from coachbot.services.enrollment import (
+    EnrollmentRequest,
+    enroll_patient,
+    parse_times,
+    validate_enrollment,
+    zone_named,
+)
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.charts import heatmap_svg, trend_svg
 from coachbot.web.common import (
@@ -41,14 +45,15 @@ from coachbot.web.common import (
 from coachbot.web.forms import ActionForm, BulkEnrolForm, EditPatientForm, EnrolForm, NoteForm
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
+MAX_UPLOAD_BYTES = 1_000_000
 
 
 def _attested_instant(local: dt.datetime, timezone: str) -> dt.datetime | None:
     """The form's wall time read in the patient's zone (a bad zone is reported on its own
-    field, so this stays quiet about it)."""
-    try:
-        zone = ZoneInfo(timezone.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    field, so this stays quiet about it). OverflowError for a wall time at the very end of
+    the calendar (year 1 east of UTC, year 9999 west of it)."""
+    zone = zone_named(timezone)
+    if zone is None:
         return None
     return local.replace(tzinfo=zone).astimezone(dt.UTC)
 
@@ -69,26 +74,26 @@ def new() -> ResponseReturnValue:
             getattr(form, f"track_{track}").data = True
     if form.validate_on_submit():
         chosen = [t for t in COACHING_TRACKS if getattr(form, f"track_{t}").data]
-        times: dict[str, str] = {}
-        for track in chosen:
-            try:
-                times[track] = parse_track_times(getattr(form, f"times_{track}").data or "")
-            except ValueError as exc:
-                errors[f"times_{track}"] = str(exc)
         consent = (form.consent_how.data or "").strip()
         consent_at = None
         if form.consent_when.data is None:
             errors["consent_when"] = "when consent was given is required"
         else:
-            consent_at = _attested_instant(form.consent_when.data, form.timezone.data or "")
+            try:
+                consent_at = _attested_instant(form.consent_when.data, form.timezone.data or "")
+            except OverflowError:
+                errors["consent_when"] = "not a date consent could have been given"
             if consent_at is not None and consent_at > now():
                 errors["consent_when"] = "consent cannot be given in the future"
+        # Everything, per-track times and homework included, is checked before the one
+        # transaction that writes the patient: a refused form writes nothing.
         req = EnrollmentRequest(
             first_name=form.first_name.data or "",
             phone=form.phone.data or "",
             timezone=form.timezone.data or "",
             language=form.language.data or "en",
             tracks=",".join(chosen),
+            track_times=tuple((t, getattr(form, f"times_{t}").data or "") for t in chosen),
             quiet_hours=(form.quiet_hours.data or "").strip() or None,
             clinician_email=_clinician_email(),
             consent=consent,
@@ -109,7 +114,6 @@ def new() -> ResponseReturnValue:
             patient = enroll_patient(
                 db(), rt.gateway, rt.library, rt.settings, req, now=now(), actor=staff().actor
             )
-            set_track_times(db(), patient, times, now=now(), actor=staff().actor)
             flash(f"{patient.first_name} is enrolled; the welcome text asks for YES.", "info")
             return redirect(url_for("patients.show", patient_id=patient.id))
     elif request.method == "POST":
@@ -125,23 +129,26 @@ def bulk() -> ResponseReturnValue:
     form = BulkEnrolForm()
     row_errors: list[RowError] = []
     if form.validate_on_submit():
-        raw = form.csv_file.data.read(1_000_000)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            flash("The file is not UTF-8 text.", "error")
+        text, problem = _csv_text(form.csv_file.data.read(MAX_UPLOAD_BYTES + 1))
+        if problem:
+            flash(problem, "error")
             return render_template("bulk.html", form=form, row_errors=[]), 422
         rt = runtime()
-        patients, row_errors = bulk_enroll(
-            db(),
-            rt.gateway,
-            rt.library,
-            rt.settings,
-            text,
-            clinician_email=_clinician_email(),
-            now=now(),
-            actor=staff().actor,
-        )
+        try:
+            patients, row_errors = bulk_enroll(
+                db(),
+                rt.gateway,
+                rt.library,
+                rt.settings,
+                text,
+                clinician_email=_clinician_email(),
+                now=now(),
+                actor=staff().actor,
+            )
+        except csv.Error as exc:  # e.g. a cell past the csv module's field limit
+            db().rollback()
+            flash(f"Nothing was enrolled: the file is not a readable CSV ({exc}).", "error")
+            return render_template("bulk.html", form=form, row_errors=[]), 422
         if not row_errors:
             flash(f"Enrolled {len(patients)} patients; each was texted the welcome.", "info")
             return redirect(url_for("dashboard.patients"))
@@ -149,6 +156,22 @@ def bulk() -> ResponseReturnValue:
     return render_template("bulk.html", form=form, row_errors=row_errors), (
         422 if row_errors else 200
     )
+
+
+def _csv_text(raw: bytes) -> tuple[str, str | None]:
+    """The upload as text, or why it is refused. A file is read whole or not at all: one cut
+    at the size limit could end on a row boundary and enrol the first rows only."""
+    if len(raw) > MAX_UPLOAD_BYTES:
+        return "", f"The file is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB: split it."
+    try:
+        # Universal newlines, as Python reads a text file: the csv module refuses a bare CR
+        # (Excel for Mac ends lines with one) unless it arrives as a line end.
+        text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline=None).read()
+    except UnicodeDecodeError:
+        return "", "The file is not UTF-8 text."
+    if "\x00" in text:  # no text file holds NUL, and PostgreSQL cannot store it
+        return "", "The file holds NUL characters: save it as CSV text."
+    return text, None
 
 
 @bp.get("/<int:patient_id>")
@@ -160,11 +183,15 @@ def show(patient_id: int) -> ResponseReturnValue:
     patient = owned_patient(patient_id, "patient.view", session=read_db())
     audit_ok("patient.view", patient.id)
     read_db().commit()
-    detail = patient_detail(read_db(), patient, now())
+    # The timeline pages back from `before` (a cursor from the "Older messages" link); a
+    # cursor that does not parse is the first page.
+    before = TimelineCursor.parse(request.args.get("before", "")[:64])
+    detail = patient_detail(read_db(), patient, now(), before)
     return render_template(
         "patient.html",
         d=detail,
         p=patient,
+        paged=before is not None,
         heatmaps={t: heatmap_svg(cells) for t, cells in detail.heatmap.items()},
         trends={t: trend_svg(points) for t, points in detail.trends.items()},
         action_form=ActionForm(),
@@ -216,7 +243,7 @@ def _care_plan(form: EditPatientForm) -> tuple[CarePlan, dict[str, str]]:
     for track in COACHING_TRACKS:
         if getattr(form, f"track_{track}").data:
             try:
-                tracks[track] = parse_track_times(getattr(form, f"times_{track}").data or "")
+                tracks[track] = parse_times(getattr(form, f"times_{track}").data or "")
             except ValueError as exc:
                 errors[f"times_{track}"] = str(exc)
     homework = tuple(
@@ -228,11 +255,10 @@ def _care_plan(form: EditPatientForm) -> tuple[CarePlan, dict[str, str]]:
 
 
 def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[str, str]:
-    """Details first, then the care plan; each service call validates before it writes, so
-    a bad care plan after saved details leaves the details saved and says so."""
+    """Details and care plan in one transaction: a failure saves neither."""
     rt = runtime()
     try:
-        changed = update_patient(
+        changed = edit_patient(
             db(),
             rt.gateway,
             rt.library,
@@ -247,16 +273,11 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
                 caregiver_phone=form.caregiver_phone.data,
                 checkin=bool(form.checkin.data),
             ),
+            plan,
             now=now(),
             actor=staff().actor,
         )
     except ValidationFailed as exc:
-        db().rollback()
-        return exc.errors
-    try:
-        changed += update_care_plan(db(), patient, plan, now=now(), actor=staff().actor)
-    except ValidationFailed as exc:
-        db().rollback()
         return exc.errors
     if "phone" in changed:
         flash("New number saved: texts resume once the patient answers YES.", "info")

@@ -13,16 +13,17 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from coachbot.domain.states import Role
 from coachbot.models import InboundMessage, OutboundMessage, Patient
-from coachbot.web.common import db, owned_patient, roles_required, runtime, staff
+from coachbot.web.common import owned_patient, read_db, roles_required, runtime, staff
 from coachbot.web.forms import ReplyForm
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 INBOUND_PATH = "/sms/inbound"
+THREAD_LENGTH = 30
 
 
 def simulator_enabled() -> bool:
@@ -39,8 +40,11 @@ def _only_in_development() -> None:
 @bp.get("")
 @roles_required(Role.CLINICIAN)
 def phones() -> ResponseReturnValue:
+    # Only reads: the read session takes no SQLite write lock, so the page never holds up
+    # the webhook a reply from this very page is about to call.
+    session = read_db()
     patients = list(
-        db().scalars(
+        session.scalars(
             select(Patient)
             .where(Patient.clinician_id == staff().user_id)
             .order_by(Patient.first_name, Patient.id)
@@ -48,31 +52,32 @@ def phones() -> ResponseReturnValue:
     )
     threads = {}
     for p in patients:
-        numbers = [p.phone_e164]
-        outbound = db().scalars(
+        # From the phone's side: what the clinic sent is "in", the patient's replies "out".
+        outbound = session.scalars(
             select(OutboundMessage)
-            .where(OutboundMessage.to_e164.in_(numbers))
+            .where(OutboundMessage.to_e164 == p.phone_e164)
             .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
-            .limit(30)
+            .limit(THREAD_LENGTH)
         )
-        inbound = db().scalars(
+        inbound = session.scalars(
             select(InboundMessage)
-            .where(or_(InboundMessage.from_e164 == p.phone_e164))
+            .where(InboundMessage.from_e164 == p.phone_e164)
             .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
-            .limit(30)
+            .limit(THREAD_LENGTH)
         )
         items = [("in", m.created_at, m.body) for m in outbound] + [
             ("out", m.received_at, m.body) for m in inbound
         ]
         items.sort(key=lambda item: item[1])
-        threads[p.id] = items[-30:]
+        threads[p.id] = items[-THREAD_LENGTH:]
     return render_template("simulator.html", patients=patients, threads=threads, form=ReplyForm())
 
 
 @bp.post("/<int:patient_id>/reply")
 @roles_required(Role.CLINICIAN)
 def reply(patient_id: int) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, "simulator.reply")
+    # Read without the write lock: the webhook this posts to must take it.
+    patient = owned_patient(patient_id, "simulator.reply", session=read_db())
     form = ReplyForm()
     if not form.validate_on_submit():
         flash("Type a reply first.", "error")
@@ -91,8 +96,8 @@ def reply(patient_id: int) -> ResponseReturnValue:
     signature = RequestValidator(settings.twilio_auth_token or "").compute_signature(
         settings.public_base_url + INBOUND_PATH, params
     )
-    # End this request's transaction first: on SQLite it holds the write lock the webhook needs.
-    db().rollback()
+    # Nothing of this request stays open while the webhook runs in the same thread.
+    read_db().commit()
     # A fresh application context, so the inner request shares nothing (g, the signed-in user).
     with current_app.app_context():
         answer = current_app.test_client().post(

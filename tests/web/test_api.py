@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from click.testing import CliRunner
+from freezegun import freeze_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.cli_dashboard import api_token
 from coachbot.models import ApiToken, AuditEntry
+from coachbot.runtime import Runtime
 from coachbot.settings import Settings
 from tests.support.builders import make_patient
-from tests.web.test_dashboard_support import give_history, make_staff, post_form, sign_in
+from tests.web.test_dashboard_support import (
+    NOW,
+    give_history,
+    make_staff,
+    post_form,
+    recorded_statements,
+    sign_in,
+    writes,
+)
 
 
 def _token_via_ui(client: Any, email: str) -> str:
@@ -24,15 +35,19 @@ def _token_via_ui(client: Any, email: str) -> str:
     return match.group(1)
 
 
-def test_a_token_made_in_the_ui_reads_own_patients_and_only_its_hash_is_stored(
-    app: Any, session: Session
-) -> None:
+def _anas_patient_with_history(session: Session) -> int:
     owner = make_staff(session, "ana@clinic.test")
     patient = make_patient(session, first_name="Maya")
     patient.clinician_id = owner
     session.commit()
     give_history(session, patient)
-    pid = patient.id
+    return patient.id
+
+
+def test_a_token_made_in_the_ui_reads_own_patients_and_only_its_hash_is_stored(
+    app: Any, session: Session
+) -> None:
+    pid = _anas_patient_with_history(session)
     secret = _token_via_ui(app.test_client(), "ana@clinic.test")
     api = app.test_client()
     auth = {"Authorization": f"Bearer {secret}"}
@@ -72,6 +87,34 @@ def test_another_clinicians_patient_is_404_and_audited_and_no_token_is_401(
         select(AuditEntry).where(AuditEntry.outcome == "denied", AuditEntry.patient_id == pid)
     ).all()
     assert [d.actor for d in denied] == [f"staff:{other}"] * 2
+
+
+def test_api_reads_take_no_write_lock_and_write_only_audit_rows_and_the_use_stamp(
+    app: Any, session: Session, runtime: Runtime
+) -> None:
+    pid = _anas_patient_with_history(session)
+    with freeze_time(NOW) as frozen:
+        secret = _token_via_ui(app.test_client(), "ana@clinic.test")
+        api = app.test_client()
+        auth = {"Authorization": f"Bearer {secret}"}
+
+        def changes_made_by(path: str) -> list[str]:
+            with recorded_statements(runtime.engine) as seen:
+                assert api.get(path, headers=auth).status_code == 200
+            assert any(s.startswith("SELECT") for s in seen)
+            if any(s.startswith("BEGIN IMMEDIATE") for s in seen):
+                assert any(s.startswith(("INSERT", "UPDATE")) for s in seen), "a lock for nothing"
+            return [s.split(" SET ")[0].split(" (")[0] for s in writes(seen) if s[:5] != "BEGIN"]
+
+        # The first use stamps the token; within the next minute a call writes nothing but
+        # the audit row of each view of a record, and takes the write lock only for that.
+        assert changes_made_by("/api/v1/patients") == ["UPDATE api_tokens"]
+        frozen.tick(dt.timedelta(seconds=30))
+        assert changes_made_by("/api/v1/patients") == []
+        assert changes_made_by("/api/v1/alerts") == []
+        assert changes_made_by(f"/api/v1/patients/{pid}") == ["INSERT INTO audit_log"]
+        assert changes_made_by(f"/api/v1/patients/{pid}/adherence") == ["INSERT INTO audit_log"]
+    assert session.scalars(select(ApiToken.last_used_at)).one() == NOW
 
 
 def test_a_revoked_token_is_refused(app: Any, session: Session) -> None:

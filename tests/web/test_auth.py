@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from coachbot.app import create_app
 from coachbot.models import AuditEntry, LoginAttempt, StaffSession, StaffUser
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.auth import MAX_FAILURES_PER_EMAIL, hash_token
+from coachbot.services.auth import MAX_FAILURES_PER_EMAIL, TOUCH_EVERY, hash_token
 from coachbot.settings import Settings
 from tests.web.test_dashboard_support import (
     NOW,
@@ -22,7 +22,9 @@ from tests.web.test_dashboard_support import (
     csrf_token,
     make_staff,
     post_form,
+    recorded_statements,
     sign_in,
+    writes,
 )
 
 
@@ -94,6 +96,30 @@ def test_a_session_idle_for_thirty_minutes_is_over(client: Any, session: Session
         assert client.get("/patients").status_code == 302
     session.expire_all()
     assert session.scalars(select(StaffSession.end_reason)).one() == "idle"
+
+
+def test_a_request_soon_after_the_last_writes_nothing_and_takes_no_write_lock(
+    client: Any, session: Session, runtime: Runtime
+) -> None:
+    make_staff(session, "ana@clinic.test")
+    with freeze_time(NOW) as frozen:
+        sign_in(client, "ana@clinic.test")
+        frozen.tick(TOUCH_EVERY - dt.timedelta(seconds=1))
+        with recorded_statements(runtime.engine) as soon:
+            assert client.get("/patients").status_code == 200
+        frozen.tick(dt.timedelta(seconds=2))
+        with recorded_statements(runtime.engine) as later:
+            assert client.get("/patients").status_code == 200
+    # The session was checked (read), but nothing was written or locked.
+    assert any("FROM staff_sessions" in s for s in soon)
+    assert writes(soon) == []
+    # Once the stamp is a minute old, it is moved: one UPDATE, and only that.
+    touched = [s for s in writes(later) if not s.startswith("BEGIN")]
+    assert len(touched) == 1
+    assert touched[0].startswith("UPDATE staff_sessions SET last_seen_at")
+    assert session.scalars(select(StaffSession.last_seen_at)).one() == NOW + TOUCH_EVERY + (
+        dt.timedelta(seconds=1)
+    )
 
 
 def test_throttling_holds_across_two_workers_sharing_the_database(

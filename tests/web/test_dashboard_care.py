@@ -23,7 +23,7 @@ from coachbot.models import (
     Patient,
     TrackSchedule,
 )
-from coachbot.queries.dashboard import homework_completion
+from coachbot.queries.dashboard import patient_detail
 from coachbot.services import care
 from coachbot.services.errors import ValidationFailed
 from tests.support.builders import make_patient
@@ -160,6 +160,76 @@ def test_a_bad_time_on_the_edit_page_saves_nothing(
     assert "choose at least one track" in no_tracks.get_data(as_text=True)
 
 
+def test_an_edit_that_fails_part_way_saves_neither_details_nor_care_plan(
+    client: Any, session: Session, clinician: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maya = _own(session, clinician, phone="+16175550123", tracks={"sleep": "08:30"})
+
+    def crash(*_args: Any, **_kwargs: Any) -> list[str]:
+        raise RuntimeError("the database went away")
+
+    # The details are applied first; the care plan then fails.
+    monkeypatch.setattr(care, "_apply_care_plan", crash)
+    form = _edit_form(first_name="Mia", track_sleep="y", times_sleep="21:00")
+    with pytest.raises(RuntimeError):
+        post_form(client, f"/patients/{maya.id}/edit", form)
+    session.expire_all()
+    assert session.get_one(Patient, maya.id).first_name == "Maya"
+    edits = session.scalars(
+        select(AuditEntry.action).where(
+            AuditEntry.action.in_(["patient.edit", "patient.care_plan"])
+        )
+    ).all()
+    assert edits == []
+
+
+def test_a_new_time_zone_cancels_what_was_planned_in_the_old_one_and_replans_from_now(
+    client: Any, session: Session, clinician: int
+) -> None:
+    maya = _own(session, clinician, phone="+16175550123", tracks={"sleep": "08:30"})
+    later = NOW + dt.timedelta(hours=5)
+    maya.schedules[0].planned_through = later
+    maya.checkin_enabled = True
+    maya.schedules.append(
+        TrackSchedule(
+            track="checkin",
+            local_times="20:00",
+            days_of_week="0123456",
+            planned_through=later,
+            updated_at=NOW,
+        )
+    )
+    session.flush()
+    sleep = _nudge(session, maya, "sleep", later)
+    checkin = _nudge(session, maya, "checkin", later)
+    session.commit()
+
+    form = _edit_form(timezone="America/Los_Angeles", track_sleep="y", times_sleep="08:30")
+    form["checkin"] = "y"
+    assert post_form(client, f"/patients/{maya.id}/edit", form).status_code == 302
+    session.expire_all()
+    assert session.get_one(Nudge, sleep.id).state_reason == "timezone_changed"
+    assert session.get_one(Nudge, checkin.id).state == NudgeState.CANCELLED
+    planned = session.scalars(
+        select(TrackSchedule.planned_through).where(TrackSchedule.patient_id == maya.id)
+    ).all()
+    assert planned == [NOW, NOW]
+    session.rollback()
+
+    # Switching the check-in off stops its track: nothing planned for it goes out.
+    replanned = _nudge(session, session.get_one(Patient, maya.id), "checkin", later)
+    session.commit()
+    form.pop("checkin")
+    form["timezone"] = "America/Los_Angeles"
+    assert post_form(client, f"/patients/{maya.id}/edit", form).status_code == 302
+    session.expire_all()
+    assert session.get_one(Nudge, replanned.id).state_reason == "track_stopped"
+    tracks = session.scalars(
+        select(TrackSchedule.track).where(TrackSchedule.patient_id == maya.id)
+    ).all()
+    assert tracks == ["sleep"]
+
+
 def test_homework_completion_is_counted_per_item_from_the_rehab_texts_that_named_it(
     session: Session,
 ) -> None:
@@ -192,7 +262,7 @@ def test_homework_completion_is_counted_per_item_from_the_rehab_texts_that_named
 
     figures = {
         h.item.description: (h.done_7, h.prompted_7, h.pct_7)
-        for h in homework_completion(session, maya, NOW)
+        for h in patient_detail(session, maya, NOW).homework
     }
     assert figures == {"word cards": (3, 6, 50), "stairs": (1, 2, 50)}
 

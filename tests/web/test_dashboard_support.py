@@ -3,10 +3,13 @@ staff accounts, signing in through the real form with its CSRF token, and a smal
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, AlertSeverity, NudgeState
@@ -44,6 +47,32 @@ def post_form(client: Any, path: str, data: dict[str, Any] | None = None, **kwar
     """Posts with the session's CSRF token, as the page's own form would."""
     token = csrf_token(client, "/account/tokens")
     return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+
+
+@contextlib.contextmanager
+def recorded_statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement the engine (and its read-only variant) sends inside the block,
+    SQLite's BEGIN IMMEDIATE included: what a request reads, writes and locks."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def writes(statements: list[str]) -> list[str]:
+    """The statements that change rows or take SQLite's write lock."""
+    return [
+        s
+        for s in statements
+        if s.split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")
+        or s.upper().startswith("BEGIN IMMEDIATE")
+    ]
 
 
 def give_history(session: Session, patient: Patient, days: int = 10) -> None:
