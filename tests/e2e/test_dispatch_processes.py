@@ -14,17 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.db import make_engine, make_session_factory
-from coachbot.domain.states import NudgeState, PatientStatus
-from coachbot.models import Nudge, Patient, TrackSchedule
+from coachbot.domain.states import NudgeState
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.services.dispatch import plan_nudges, run_tick
 from coachbot.services.reconcile import reconcile_ambiguous
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
+from tests.support.cohort import make_cohort, nudge_states
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.twilio_signing import AUTH_TOKEN
 
@@ -97,46 +96,6 @@ def start_worker(settings: Settings, now: dt.datetime, **options: object) -> sub
     )
 
 
-def make_cohort(factory: sessionmaker[Session], count: int) -> None:
-    """`count` active patients in New York, each with a daily 08:30 sleep check."""
-    enrolled = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    with factory() as session, session.begin():
-        session.execute(
-            insert(Patient),
-            [
-                {
-                    "first_name": f"P{i}",
-                    "phone_e164": f"+1617{5550000 + i:07d}"[:12],
-                    "timezone": "America/New_York",
-                    "language": "en",
-                    "status": PatientStatus.ACTIVE,
-                    "consent_at": enrolled,
-                    "consent_method": "test",
-                    "opted_in_at": enrolled,
-                    "enrolled_at": enrolled,
-                    "updated_at": enrolled,
-                }
-                for i in range(count)
-            ],
-        )
-        ids = session.scalars(select(Patient.id)).all()
-        session.execute(
-            insert(TrackSchedule),
-            [
-                {
-                    "patient_id": pid,
-                    "track": "sleep",
-                    "local_times": "08:30",
-                    "days_of_week": "0123456",
-                    # Planned from just before today's slot: one due nudge per patient.
-                    "planned_through": NOW - dt.timedelta(minutes=1),
-                    "updated_at": enrolled,
-                }
-                for pid in ids
-            ],
-        )
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeTwilio]:
     with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as server:
@@ -148,12 +107,6 @@ def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()
-
-
-def states(factory: sessionmaker[Session]) -> dict[str, int]:
-    with factory() as session:
-        rows = session.execute(select(Nudge.state, func.count()).group_by(Nudge.state)).all()
-    return dict(rows)  # type: ignore[arg-type]
 
 
 def test_two_dispatch_processes_on_postgresql_send_each_nudge_exactly_once(
@@ -170,7 +123,7 @@ def test_two_dispatch_processes_on_postgresql_send_each_nudge_exactly_once(
     assert len(per_nudge) == count
     assert set(per_nudge.values()) == {1}
     assert fake.duplicates() == {}
-    assert states(factory) == {NudgeState.SENT: count}
+    assert nudge_states(factory) == {NudgeState.SENT: count}
     # Both processes did real work: the claims interleaved rather than one doing it all.
     sent_by_each = [int(out.split("sent=")[1].split()[0]) for out, _ in outputs]
     assert all(n > 0 for n in sent_by_each), sent_by_each
@@ -189,7 +142,7 @@ def test_a_dispatcher_killed_mid_tick_leaves_every_nudge_final_and_texted_once(
     worker = start_worker(config, NOW, kill_at=point, kill_after=kill_after)
     worker.communicate(timeout=120)
     assert worker.returncode == -9
-    crashed = states(factory)
+    crashed = nudge_states(factory)
     stranded = {"claimed": NudgeState.CLAIMED, "accepted": NudgeState.SENDING}
     if point in stranded:
         assert crashed.get(stranded[point], 0) > 0, crashed
@@ -222,7 +175,7 @@ def test_a_dispatcher_killed_mid_tick_leaves_every_nudge_final_and_texted_once(
         restarted.close()
 
     today = {NudgeState.SENT: count}
-    assert states(factory) == today
+    assert nudge_states(factory) == today
     per_nudge = fake.count_by_callback_param("nudge")
     assert len(per_nudge) == count
     assert set(per_nudge.values()) == {1}
