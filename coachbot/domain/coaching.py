@@ -80,12 +80,20 @@ def fits_one_segment(text: str) -> bool:
 
 
 def tip_order(variant_ids: Sequence[str], seed: str, recent: Sequence[str] = ()) -> list[str]:
-    """Tip variants to try, in a stable order drawn from `seed`, recently sent ones last."""
-    recent_set = set(recent)
+    """Tip variants to try: those not sent recently in a stable order drawn from `seed`, then
+    the recently sent ones, least recently sent first. `recent` is newest first. Only a tip
+    that fits one segment beside the acknowledgement is used, so sometimes only recent ones
+    fit; ranking those by age (not by the seed) means the tip just sent is the last resort
+    and is never repeated back to back while another one fits."""
+    # How many sends ago each recent tip last went out (0 = the latest).
+    sends_ago: dict[str, int] = {}
+    for position, variant_id in enumerate(recent):
+        sends_ago.setdefault(variant_id, position)
 
-    def rank(variant_id: str) -> tuple[bool, bytes]:
-        digest = hashlib.sha256(f"{seed}:{variant_id}".encode()).digest()
-        return (variant_id in recent_set, digest)
+    def rank(variant_id: str) -> tuple[bool, int, bytes]:
+        if variant_id in sends_ago:
+            return (True, -sends_ago[variant_id], b"")
+        return (False, 0, hashlib.sha256(f"{seed}:{variant_id}".encode()).digest())
 
     return sorted(variant_ids, key=rank)
 

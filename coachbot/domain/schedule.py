@@ -23,6 +23,11 @@ TRACKS: tuple[str, ...] = ("sleep", "exercise", "diet", "mindfulness", "rehab", 
 
 ALL_DAYS: frozenset[int] = frozenset(range(7))
 
+# More than a dozen texts a day on one track is never a care plan; the cap also keeps the
+# stored list ("HH:MM,...", 200 characters) storable. Every way in (enrolment, the care plan,
+# programme defaults, a patient's own schedule) checks it.
+MAX_TIMES_PER_TRACK = 12
+
 _ONE_DAY = dt.timedelta(days=1)
 _ONE_SECOND = dt.timedelta(seconds=1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -14,14 +14,15 @@ from sqlalchemy.orm import Session
 from coachbot.content import MessageLibrary
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import TRACK_POLICIES
-from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
 from coachbot.services import audit
 from coachbot.services.enrollment import (
+    MAX_HOMEWORK,
     EnrollmentRequest,
     add_patient,
     check_contact_fields,
+    parse_times,
     send_welcome,
     validate_enrollment,
 )
@@ -34,18 +35,10 @@ class TransitionRefused(ValueError):
     pass
 
 
-def parse_track_times(text: str) -> str:
-    """'8:30, 20:00' -> '08:30,20:00' (sorted, unique); raises ValueError with the reason."""
-    times = sorted({parse_hhmm(t) for t in text.split(",") if t.strip()})
-    if not times:
-        raise ValueError("at least one time is required, e.g. 08:30")
-    return ",".join(t.strftime("%H:%M") for t in times)
-
-
 def set_track_times(
     session: Session, patient: Patient, times: dict[str, str], *, now: dt.datetime, actor: str
 ) -> None:
-    """Per-track local times (already parsed with parse_track_times)."""
+    """Per-track local times (already parsed with enrollment.parse_times)."""
     update_care_plan(
         session,
         patient,
@@ -65,7 +58,7 @@ def set_track_times(
 @dataclass(frozen=True)
 class CarePlan:
     """What the clinician prescribes: coaching tracks with their local times (parsed with
-    parse_track_times; a track left out is stopped) and the homework items. The check-in
+    enrollment.parse_times; a track left out is stopped) and the homework items. The check-in
     track is switched by the patient's details, not here."""
 
     tracks: dict[str, str]
@@ -112,9 +105,6 @@ def _replan_from_now(
     _cancel_planned(session, patient.id, schedule.track, now, reason=reason, all_=False)
 
 
-MAX_HOMEWORK = 20
-
-
 def check_care_plan(plan: CarePlan) -> dict[str, str]:
     """Field errors for a care plan, empty when it can be applied."""
     errors: dict[str, str] = {}
@@ -125,7 +115,7 @@ def check_care_plan(plan: CarePlan) -> dict[str, str]:
             errors["tracks"] = f"unknown track {track!r}"
         else:
             try:
-                if parse_track_times(times) != times:
+                if parse_times(times) != times:
                     raise ValueError(f"{times!r} should look like 08:30,20:00")
             except ValueError as exc:
                 errors[f"times_{track}"] = str(exc)
@@ -420,40 +410,56 @@ class RowError:
 def parse_bulk_csv(
     text: str, clinician_email: str
 ) -> tuple[list[EnrollmentRequest], list[RowError]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in ("first_name", "phone", "timezone") if c not in (reader.fieldnames or [])]
-    if missing:
-        return [], [RowError(1, "header", f"missing column(s): {', '.join(missing)}")]
+    """The rows as enrolment requests, and what is wrong with the file or a row. A file the
+    csv module cannot read on (a cell past its field size limit, say) is a file error at
+    the line where reading stopped, not an exception; any error means nothing is written."""
+    # newline="": the csv module reads line ends itself, a bare CR included, and keeps a
+    # line break inside a quoted cell.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     requests: list[EnrollmentRequest] = []
     errors: list[RowError] = []
-    for index, row in enumerate(reader, start=2):
-        if index - 1 > MAX_BULK_ROWS:
-            errors.append(RowError(index, "file", f"at most {MAX_BULK_ROWS} rows per file"))
-            break
-
-        def value(name: str, row: dict[str, str | None] = row) -> str:
-            return (row.get(name) or "").strip()
-
-        checkin = value("checkin").lower()
-        if checkin not in ("", "yes", "no", "true", "false", "1", "0"):
-            errors.append(RowError(index, "checkin", "use yes or no"))
-        requests.append(
-            EnrollmentRequest(
-                first_name=value("first_name"),
-                phone=value("phone"),
-                timezone=value("timezone"),
-                language=value("language") or "en",
-                tracks=value("tracks") or "sleep,exercise,diet,mindfulness,rehab",
-                times=value("times") or None,
-                quiet_hours=value("quiet_hours") or None,
-                clinician_email=clinician_email,
-                consent=value("consent") or "verbal consent in clinic",
-                caregiver_phone=value("caregiver_phone") or None,
-                checkin=checkin in ("yes", "true", "1"),
-                homework=tuple(h for h in value("homework").split("|") if h.strip()),
-            )
-        )
+    try:
+        fieldnames = reader.fieldnames or []
+        missing = [c for c in ("first_name", "phone", "timezone") if c not in fieldnames]
+        if missing:
+            return [], [RowError(1, "header", f"missing column(s): {', '.join(missing)}")]
+        for index, row in enumerate(reader, start=2):
+            if index - 1 > MAX_BULK_ROWS:
+                errors.append(RowError(index, "file", f"at most {MAX_BULK_ROWS} rows per file"))
+                break
+            requests.append(_bulk_row(row, index, clinician_email, errors))
+    except csv.Error as exc:
+        # The reader cannot go on past a line it could not read; the rows before it are
+        # still checked, so the report is as complete as it can be. The line is the csv
+        # reader's own: DictReader counts only the lines it returned.
+        line = max(reader.reader.line_num, 1)
+        errors.append(RowError(line, "file", f"not a readable CSV ({exc})"))
     return requests, errors
+
+
+def _bulk_row(
+    row: dict[str, str | None], line: int, clinician_email: str, errors: list[RowError]
+) -> EnrollmentRequest:
+    def value(name: str) -> str:
+        return (row.get(name) or "").strip()
+
+    checkin = value("checkin").lower()
+    if checkin not in ("", "yes", "no", "true", "false", "1", "0"):
+        errors.append(RowError(line, "checkin", "use yes or no"))
+    return EnrollmentRequest(
+        first_name=value("first_name"),
+        phone=value("phone"),
+        timezone=value("timezone"),
+        language=value("language") or "en",
+        tracks=value("tracks") or "sleep,exercise,diet,mindfulness,rehab",
+        times=value("times") or None,
+        quiet_hours=value("quiet_hours") or None,
+        clinician_email=clinician_email,
+        consent=value("consent") or "verbal consent in clinic",
+        caregiver_phone=value("caregiver_phone") or None,
+        checkin=checkin in ("yes", "true", "1"),
+        homework=tuple(h for h in value("homework").split("|") if h.strip()),
+    )
 
 
 def bulk_enroll(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from coachbot.content import MessageLibrary
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, parse_tracks
+from coachbot.domain.schedule import MAX_TIMES_PER_TRACK as MAX_TIMES_PER_TRACK  # re-exported
 from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
@@ -23,9 +24,6 @@ from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
 MAX_HOMEWORK = 20
-# More than a dozen texts a day on one track is never a care plan; the cap also keeps the
-# stored list ("HH:MM,...", 200 characters) storable.
-MAX_TIMES_PER_TRACK = 12
 
 
 def zone_named(name: str) -> ZoneInfo | None:

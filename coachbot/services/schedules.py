@@ -185,6 +185,8 @@ def validate_schedule(
         parsed_times = tuple(sorted(sched.parse_hhmm(t) for t in times.split(",") if t.strip()))
         if not parsed_times:
             errors["times"] = "at least one HH:MM time is required"
+        elif len(set(parsed_times)) > sched.MAX_TIMES_PER_TRACK:
+            errors["times"] = f"at most {sched.MAX_TIMES_PER_TRACK} times a day"
     except ValueError as exc:
         errors["times"] = str(exc)
     day_set: frozenset[int] = frozenset()

@@ -18,7 +18,6 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
-from coachbot.services.enrollment import MAX_TIMES_PER_TRACK
 
 # Plain strings as choices (WTForms 3.3 deprecates tuples); the stubs still expect tuples.
 _LANGUAGE_CHOICES: Any = list(LANGUAGES)
@@ -30,12 +29,6 @@ def _no_nul(_form: Any, field: Any) -> None:
     than the save failing later."""
     if isinstance(field.data, str) and "\x00" in field.data:
         raise ValidationError("this field holds a NUL character")
-
-
-def at_most_times(_form: Any, field: Any) -> None:
-    """A times box with more entries than a track may have ("HH:MM, HH:MM, ...")."""
-    if len([t for t in (field.data or "").split(",") if t.strip()]) > MAX_TIMES_PER_TRACK:
-        raise ValidationError(f"at most {MAX_TIMES_PER_TRACK} times a day")
 
 
 class CoachbotForm(FlaskForm):  # type: ignore[misc]

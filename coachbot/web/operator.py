@@ -20,7 +20,7 @@ from coachbot.queries.delivery_health import SPANS, Bucket, delivery_health
 from coachbot.services import operations, programs
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.common import db, now, roles_required, runtime, staff
-from coachbot.web.forms import ActionForm, CoachbotForm, at_most_times
+from coachbot.web.forms import ActionForm, CoachbotForm
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
 
@@ -33,7 +33,9 @@ _console = roles_required(Role.OPERATOR, Role.ADMIN)
 class TrackForm(CoachbotForm):
     # Choices are not enforced here: the service names an unknown track in its own error.
     track = SelectField("Track", choices=_TRACKS, validate_choice=False)
-    times = StringField("Times (HH:MM, comma separated)", validators=[at_most_times])
+    # The number of times a day is checked by the service (schedules.validate_schedule), as
+    # for the command line.
+    times = StringField("Times (HH:MM, comma separated)")
     days = StringField("Days (e.g. daily, mon-fri, mon,wed,fri)")
     phases = StringField(
         "Phases (days since enrolment, e.g. 0-28:daily;28-:mon,wed,fri)", validators=[Optional()]

@@ -4,6 +4,7 @@ track when it still fits in one SMS segment."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,9 +48,18 @@ def test_tip_order_is_stable_and_puts_recent_tips_last() -> None:
     first = coaching.tip_order(ids, "SM1")
     assert coaching.tip_order(ids, "SM1") == first
     assert sorted(first) == sorted(ids)
-    assert coaching.tip_order(ids, "SM1", recent=first[:3])[-3:] == sorted(
-        first[:3], key=first.index
-    )
+    # `recent` is newest first; the one just sent comes last of all.
+    assert coaching.tip_order(ids, "SM1", recent=first[:3])[-3:] == first[2::-1]
+
+
+def test_recent_tips_are_tried_least_recently_sent_first() -> None:
+    """When only recently sent tips fit beside the acknowledgement, the oldest of them goes
+    first, whatever the seed: the tip just sent is never chosen again while another fits."""
+    ids = [f"tip-{i}" for i in range(10)]
+    recent = ["tip-4", "tip-7", "tip-4", "tip-1"]  # newest first: tip-4 was sent last
+    for n in range(50):
+        order = coaching.tip_order(ids, f"SM{n:032x}", recent)
+        assert order[-3:] == ["tip-1", "tip-7", "tip-4"], n
 
 
 def test_followup_keys_round_trip() -> None:
@@ -79,7 +89,13 @@ def session(database_url: str) -> Iterator[Session]:
 
 
 def nudge_and_answer(
-    client: Any, session: Session, patient: Patient, at: dt.datetime, body: str, track: str
+    client: Any,
+    session: Session,
+    patient: Patient,
+    at: dt.datetime,
+    body: str,
+    track: str,
+    sid: str | None = None,
 ) -> OutboundMessage:
     session.add(
         Nudge(
@@ -97,7 +113,9 @@ def nudge_and_answer(
     )
     session.commit()
     with freeze_time(at + dt.timedelta(minutes=10)):
-        response = post_signed(client, "/sms/inbound", inbound_params(patient.phone_e164, body))
+        response = post_signed(
+            client, "/sms/inbound", inbound_params(patient.phone_e164, body, sid)
+        )
     assert response.status_code == 200
     session.expire_all()
     reply = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id.desc())).first()
@@ -131,15 +149,38 @@ def test_a_gap_resets_the_streak(client: Any, session: Session) -> None:
     assert after_gap.template_id.startswith("ack.done")
 
 
-def test_tips_are_not_repeated_back_to_back(client: Any, session: Session) -> None:
+@pytest.mark.parametrize(
+    ("first_sid", "different_tips"),
+    [
+        (1, 4),
+        # From this SID on, the twelfth day's streak text leaves room for only three tips
+        # (one segment in all), and all three went out in the last nine days: one must repeat.
+        (98, 3),
+    ],
+    ids=["unsent-tips-fit", "only-recent-tips-fit"],
+)
+def test_tips_are_not_repeated_back_to_back(
+    client: Any, session: Session, first_sid: int, different_tips: int
+) -> None:
+    # The message SID seeds the choice of acknowledgement and tip, so the test sets its own:
+    # drawn from the shared counter, they depended on how many tests ran before this one.
     patient = make_patient(session)
     tips = []
     for day in range(12):
-        reply = nudge_and_answer(client, session, patient, T0 + day * DAY, "25 min", "exercise")
+        reply = nudge_and_answer(
+            client,
+            session,
+            patient,
+            T0 + day * DAY,
+            "25 min",
+            "exercise",
+            sid=f"SM{first_sid + day:032x}",
+        )
         if reply.variant_id and "+" in reply.variant_id:
             tips.append(reply.variant_id.split("+")[1])
     assert len(tips) == 4
-    assert len(set(tips)) == 4
+    assert all(a != b for a, b in itertools.pairwise(tips)), tips
+    assert len(set(tips)) == different_tips, tips
 
 
 def test_a_typo_echo_never_carries_a_tip(client: Any, session: Session) -> None:

@@ -249,5 +249,8 @@ def test_a_programme_track_with_more_times_than_a_day_allows_is_refused(
         },
     )
     assert answer.status_code == 422
-    assert 'id="times-error"' in answer.get_data(as_text=True)
+    page = answer.get_data(as_text=True)
+    assert 'id="times-error"' in page
+    # The service's check (the same one the command line gets), not a form-only one.
+    assert "at most 12 times a day" in page
     assert _count(session, ProgramVersion) == 1
