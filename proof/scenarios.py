@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.program import CLAIM_LEASE
 from coachbot.domain.states import FINAL_NUDGE_STATES, NudgeState, PatientStatus
-from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient, TrackSchedule
+from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.services import dispatch
 from coachbot.services.dispatch import plan_nudges, run_tick
@@ -37,6 +37,7 @@ from coachbot.services.reconcile import reconcile_ambiguous
 from coachbot.services.schedules import set_stale_limit
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
+from tests.support.cohort import cohort_phone, make_cohort, nudge_states
 from tests.support.fake_twilio import FakeTwilio, Fault
 from tests.support.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, inbound_params, sign
 
@@ -80,55 +81,6 @@ def base_settings(database_url: str, fake: FakeTwilio | None, timeout: float = 5
         twilio_api_base_url=fake.base_url,
         twilio_timeout_seconds=timeout,
     )
-
-
-def phone(i: int) -> str:
-    return f"+1617{5550000 + i:07d}"[:12]
-
-
-def make_cohort(factory: sessionmaker[Session], count: int) -> None:
-    """`count` active patients in New York, each with one due 08:30 sleep check."""
-    enrolled = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    with factory() as session, session.begin():
-        session.execute(
-            insert(Patient),
-            [
-                {
-                    "first_name": f"P{i}",
-                    "phone_e164": phone(i),
-                    "timezone": "America/New_York",
-                    "language": "en",
-                    "status": PatientStatus.ACTIVE,
-                    "consent_at": enrolled,
-                    "consent_method": "proof",
-                    "opted_in_at": enrolled,
-                    "enrolled_at": enrolled,
-                    "updated_at": enrolled,
-                }
-                for i in range(count)
-            ],
-        )
-        ids = session.scalars(select(Patient.id)).all()
-        session.execute(
-            insert(TrackSchedule),
-            [
-                {
-                    "patient_id": pid,
-                    "track": "sleep",
-                    "local_times": "08:30",
-                    "days_of_week": "0123456",
-                    "planned_through": NOW - dt.timedelta(minutes=1),
-                    "updated_at": enrolled,
-                }
-                for pid in ids
-            ],
-        )
-
-
-def nudge_states(factory: sessionmaker[Session]) -> dict[str, int]:
-    with factory() as session:
-        rows = session.execute(select(Nudge.state, func.count()).group_by(Nudge.state)).all()
-    return {str(state): int(n) for state, n in rows}
 
 
 def settle(runtime: Runtime, start: dt.datetime, rounds: int = 20) -> dt.datetime:
@@ -185,7 +137,7 @@ def crash(database_url: str, *, nudges: int, kills: int, seed: int) -> Result:
         config = base_settings(database_url, fake)
         runtime = build_runtime(config)
         try:
-            make_cohort(runtime.session_factory, nudges)
+            make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
             with runtime.session_factory() as session:
                 # Restarts come after the dead run's lease ran out (as a supervisor's would),
@@ -270,7 +222,7 @@ def faults(database_url: str, *, nudges: int, seed: int) -> Result:
         config = base_settings(database_url, fake, timeout=1.0)
         runtime = build_runtime(config)
         try:
-            make_cohort(runtime.session_factory, nudges)
+            make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
             kinds: dict[str, Callable[[], Fault]] = {
                 "500": Fault.server_error,
@@ -284,13 +236,15 @@ def faults(database_url: str, *, nudges: int, seed: int) -> Result:
             injected: dict[str, int] = {}
             for n, i in enumerate(victims):
                 name = list(kinds)[n % len(kinds)]
-                fake.inject(kinds[name](), to=phone(i))
+                fake.inject(kinds[name](), to=cohort_phone(i))
                 injected[name] = injected.get(name, 0) + 1
             # A storm: every create is refused for a while, as Twilio does past the rate.
             storm = min(50, nudges // 4)
             fake.inject(Fault.rate_limited(retry_after=1), times=storm)
             injected["429 storm"] = storm
-            ambiguous_sids = {phone(i) for n, i in enumerate(victims) if n % len(kinds) in (2, 4)}
+            ambiguous_sids = {
+                cohort_phone(i) for n, i in enumerate(victims) if n % len(kinds) in (2, 4)
+            }
             settle(runtime, NOW)
             settle(runtime, NOW + dt.timedelta(minutes=6))
         finally:
@@ -327,7 +281,7 @@ def consent(database_url: str, *, nudges: int, stops: int, seed: int) -> Result:
         statuses: list[int] = []
         stopped: dict[str, int] = {}  # phone -> messages the server had for it at STOP
         try:
-            make_cohort(runtime.session_factory, nudges)
+            make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
             with runtime.session_factory() as session:
                 rows = session.execute(
@@ -576,7 +530,7 @@ def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int
         config = base_settings(database_url, fake)
         runtime = build_runtime(config)
         try:
-            make_cohort(runtime.session_factory, nudges)
+            make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
         finally:
             runtime.close()
@@ -627,7 +581,9 @@ def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int
                 if sent and rng.random() < 0.5:
                     return None  # a repeat, chosen by the caller
                 if rng.random() < 0.5:
-                    params = inbound_params(phone(rng.randrange(nudges)), rng.choice(["2", "done"]))
+                    params = inbound_params(
+                        cohort_phone(rng.randrange(nudges)), rng.choice(["2", "done"])
+                    )
                     inbound_sids.add(params["MessageSid"])
                     return "/sms/inbound", params
                 messages = fake.messages
