@@ -27,6 +27,7 @@ from coachbot.services.enrollment import (
     validate_enrollment,
 )
 from coachbot.services.errors import ValidationFailed
+from coachbot.services.schedules import program_default
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
@@ -284,7 +285,7 @@ def _apply_details(
     changed = []
     new_values = {
         "first_name": first_name,
-        "timezone": changes.timezone.strip(),
+        "timezone": contact.timezone,
         "language": language,
         "quiet_start": quiet[0] if quiet else None,
         "quiet_end": quiet[1] if quiet else None,
@@ -297,10 +298,16 @@ def _apply_details(
             changed.append(name)
     checkin = next((s for s in patient.schedules if s.track == "checkin"), None)
     if changes.checkin and checkin is None:
-        times = ",".join(t.strftime("%H:%M") for t in TRACK_POLICIES["checkin"].default_times)
+        # The programme's check-in (its phases too), as at enrolment: an operator's change
+        # to the default applies to patients who join the check-in later.
+        default = program_default(session, "checkin")
         patient.schedules.append(
             TrackSchedule(
-                track="checkin", local_times=times, days_of_week="0123456", updated_at=now
+                track="checkin",
+                local_times=default.local_times,
+                days_of_week=default.days_of_week,
+                phases=default.phases,
+                updated_at=now,
             )
         )
     elif not changes.checkin and checkin is not None:
