@@ -21,6 +21,7 @@ from coachbot.models import (
     Nudge,
     OutboundMessage,
     Patient,
+    ProgramDefault,
     TrackSchedule,
 )
 from coachbot.queries.dashboard import patient_detail
@@ -385,3 +386,37 @@ def test_the_list_and_the_patient_page_read_through_the_read_session(
         assert len(opened) == 2
     finally:
         runtime.read_session_factory = real
+
+
+def test_turning_the_check_in_on_in_an_edit_follows_the_programme_default(
+    client: Any, session: Session, clinician: int
+) -> None:
+    # An operator changed the programme's check-in: daily at 09:30 for the first 28 days,
+    # then Monday, Wednesday and Friday.
+    session.add(
+        ProgramDefault(
+            track="checkin",
+            local_times="09:30",
+            days_of_week="0123456",
+            phases="0-28:0123456;28-:024",
+            updated_at=NOW,
+            updated_by="staff:operator",
+        )
+    )
+    maya = _own(session, clinician, phone="+16175550124", tracks={"sleep": "08:30"})
+    session.commit()
+
+    form = _edit_form(track_sleep="y", times_sleep="08:30")
+    form["checkin"] = "y"
+    assert post_form(client, f"/patients/{maya.id}/edit", form).status_code == 302
+    session.expire_all()
+    checkin = session.scalars(
+        select(TrackSchedule).where(
+            TrackSchedule.patient_id == maya.id, TrackSchedule.track == "checkin"
+        )
+    ).one()
+    assert (checkin.local_times, checkin.days_of_week, checkin.phases) == (
+        "09:30",
+        "0123456",
+        "0-28:0123456;28-:024",
+    )
