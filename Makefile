@@ -21,7 +21,7 @@ run: install
 	$(BIN)/coachbot demo-seed
 	PORT=$(PORT) $(BIN)/coachbot serve --port $(PORT)
 
-## make test: ruff, mypy on coachbot/, then the whole pytest suite
+## make test: ruff, mypy (coachbot, bench, proof, tests), then the whole pytest suite
 test: lint typecheck pytest
 
 lint: install
@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy coachbot
+	$(BIN)/mypy coachbot bench proof tests
 
 pytest: install
 	$(BIN)/pytest

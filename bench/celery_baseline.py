@@ -67,7 +67,8 @@ app.conf.update(
 _runtime: Runtime | None = None
 
 
-@worker_process_init.connect
+# celery ships no type information, so its decorators are untyped.
+@worker_process_init.connect  # type: ignore[untyped-decorator]
 def _build_runtime(**_kwargs: Any) -> None:
     # Each pool process opens its own engine and HTTP connection pool once, when the
     # worker starts (a forked SQLite connection or requests session must not be shared),
@@ -78,7 +79,7 @@ def _build_runtime(**_kwargs: Any) -> None:
         _runtime = build_runtime(Settings(**json.loads(settings)))
 
 
-@app.task(name="bench.send_reminder")
+@app.task(name="bench.send_reminder")  # type: ignore[untyped-decorator]
 def send_reminder(nudge_id: int) -> None:
     if _runtime is None:
         raise RuntimeError("worker started without BENCH_CELERY_SETTINGS")

@@ -33,9 +33,9 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import Table, create_engine, insert, select, text
 
 from bench.report import machine_line, write_section
 from coachbot.db import make_engine, make_session_factory
@@ -510,7 +510,9 @@ def run_case(
         engine = make_engine(url)
         with engine.begin() as conn:
             new_due = dt.datetime.fromtimestamp(due_ts, dt.UTC)
-            conn.execute(Nudge.__table__.update().values(due_at=new_due, send_at=new_due))
+            conn.execute(
+                cast(Table, Nudge.__table__).update().values(due_at=new_due, send_at=new_due)
+            )
         engine.dispose()
         server_cpu0 = sum(process_cpu(p.pid) for p in fake.procs)
         database_cpu0 = cpu_of_command("postgres")

@@ -36,9 +36,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlencode
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Table, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
@@ -195,7 +196,7 @@ def forget_inbound(url: str) -> None:
 
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(InboundMessage.__table__.delete())
+        connection.execute(cast(Table, InboundMessage.__table__).delete())
     engine.dispose()
 
 

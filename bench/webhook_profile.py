@@ -69,7 +69,7 @@ def environs(count: int, seed_value: int = 7) -> list[dict[str, Any]]:
             method="POST",
             data=body.encode(),
             content_type="application/x-www-form-urlencoded",
-            headers={"X-Twilio-Signature": signature},
+            headers=[("X-Twilio-Signature", signature)],
         )
         out.append(builder.get_environ())
     return out

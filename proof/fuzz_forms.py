@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -216,9 +216,7 @@ def _phone(draw: st.DrawFn, kind: str = "fresh", slot: int = 0) -> Fill:
 
 @st.composite
 def quiet_hours(draw: st.DrawFn) -> tuple[str, str] | None:
-    picks = draw(
-        st.none() | st.tuples(*(st.integers(0, 23), st.integers(0, 59)) * 2)  # type: ignore[arg-type]
-    )
+    picks = draw(st.none() | st.tuples(*(st.integers(0, 23), st.integers(0, 59)) * 2))
     if picks is None:
         return None
     h1, m1, h2, m2 = picks
@@ -526,7 +524,7 @@ def _bulk_invalid(draw: st.DrawFn, table: Table, name: str) -> Table:
     if name == "duplicate phone":
         twin = dict(draw(st.sampled_from(rows)))
         twin["first_name"] = "Twin"
-        twin["phone"] = replace(twin["phone"], style=draw(st.integers(0, 4)))  # type: ignore[arg-type]
+        twin["phone"] = replace(cast(Fill, twin["phone"]), style=draw(st.integers(0, 4)))
         at = draw(st.integers(0, len(rows)))
         return header, [*rows[:at], twin, *rows[at:]]
     if name == "missing column":
@@ -1042,8 +1040,8 @@ class Bench:
         token = csrf_token(client, page)  # the token the form's own page carries
         base = ""
         if case.form == "schedule":
-            found = _BASE_VERSION.search(client.get(page).get_data(as_text=True))
-            base = found.group(1) if found else ""
+            version = _BASE_VERSION.search(client.get(page).get_data(as_text=True))
+            base = version.group(1) if version else ""
         data: MultiDict[str, Any] = MultiDict(
             [(k, self._text(v, numbers, base)) for k, v in case.pairs]
         )

@@ -58,7 +58,7 @@ def run_clock(runtime: Runtime, start: dt.datetime, hours: int, step_minutes: in
             frozen.move_to(moment)
 
 
-def scheduled_nudges() -> Select[tuple[Nudge]]:
+def scheduled_nudges() -> Select[Nudge]:
     """The schedule's own nudges: follow-ups planned by unanswered windows are left out."""
     return select(Nudge).where(~Nudge.occurrence_key.endswith(":followup"))
 

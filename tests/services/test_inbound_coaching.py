@@ -146,6 +146,7 @@ def test_a_gap_resets_the_streak(client: Any, session: Session) -> None:
     nudge_and_answer(client, session, patient, T0, "done", "diet")
     nudge_and_answer(client, session, patient, T0 + DAY, "done", "diet")
     after_gap = nudge_and_answer(client, session, patient, T0 + 3 * DAY, "done", "diet")
+    assert after_gap.template_id is not None
     assert after_gap.template_id.startswith("ack.done")
 
 

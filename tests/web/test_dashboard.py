@@ -275,6 +275,7 @@ def test_alerts_are_acknowledged_then_resolved_with_a_note_and_time_to_ack_is_ke
     done = session.get_one(Alert, alert_id)
     assert done.status == "resolved"
     assert done.resolution_note == "called, ED advised"
+    assert done.acknowledged_at is not None
     assert done.acknowledged_at - done.created_at == dt.timedelta(minutes=74)
     session.rollback()
     assert "74 min" in client.get("/alerts?view=resolved").get_data(as_text=True)

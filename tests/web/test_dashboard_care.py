@@ -25,7 +25,7 @@ from coachbot.models import (
     TrackSchedule,
 )
 from coachbot.queries.dashboard import patient_detail
-from coachbot.services import care
+from coachbot.services import care, enrollment
 from coachbot.services.errors import ValidationFailed
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, post_form, sign_in
@@ -282,7 +282,7 @@ def test_the_patient_page_shows_each_homework_item_with_its_completion(
 def test_bulk_enrolment_that_fails_part_way_leaves_nothing_enrolled_and_sends_nothing(
     client: Any, session: Session, clinician: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = care.add_patient
+    real = enrollment.add_patient  # the function care imported; care's name is patched
     calls = []
 
     def crash_on_third(*args: Any, **kwargs: Any) -> Patient:
@@ -313,7 +313,7 @@ def test_bulk_enrolment_reports_the_row_that_fails_while_writing(
 ) -> None:
     """A row that passed the check can still fail as it is written (a number enrolled by
     someone else meanwhile): the report names it and nothing is kept."""
-    real = care.add_patient
+    real = enrollment.add_patient  # the function care imported; care's name is patched
     calls = []
 
     def taken_on_second(*args: Any, **kwargs: Any) -> Patient:
@@ -343,7 +343,7 @@ def test_bulk_enrolment_commits_every_row_before_the_first_welcome_is_sent(
     client: Any, session: Session, clinician: int, runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[int] = []
-    real = care.send_welcome
+    real = enrollment.send_welcome  # the function care imported; care's name is patched
 
     def counting(db: Session, *args: Any, **kwargs: Any) -> None:
         with runtime.read_session_factory() as other:

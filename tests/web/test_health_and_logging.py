@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from coachbot.db import make_engine
 from coachbot.models import InboundMessage
@@ -41,9 +43,9 @@ def test_console_backend_logs_only_the_last_four_digits(caplog: pytest.LogCaptur
 
 @pytest.mark.parametrize("signature", [None, "", "   ", "forged-signature"])
 def test_a_missing_or_forged_signature_gets_403_and_nothing_is_stored(
-    client,
-    session,
-    signature: str | None,  # type: ignore[no-untyped-def]
+    client: Any,
+    session: Session,
+    signature: str | None,
 ) -> None:
     params = inbound_params("+16175550142", "DONE")
     headers = {} if signature is None else {"X-Twilio-Signature": signature}
@@ -63,8 +65,8 @@ def test_a_signature_for_other_parameters_is_refused(client, session) -> None:  
 
 
 def test_a_signed_message_from_an_unknown_number_is_stored_and_answered_generically(
-    client,
-    session,  # type: ignore[no-untyped-def]
+    client: Any,
+    session: Session,
 ) -> None:
     response = post_signed(client, "/sms/inbound", inbound_params("+16175550999", "hello?"))
     assert response.status_code == 200
