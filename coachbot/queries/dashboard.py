@@ -712,8 +712,9 @@ def patient_detail(
     homework: list[HomeworkCompletion] = []
     alerts: list[AlertLine] = []
     audit: list[AuditLine] = []
-    for sec, tag, i1, i2, i3, i4, at, s1, s2, s3, f in session.connection().execute(
-        statement, params
+    # All rows in one fetch (a hundred or so), not one driver call per row.
+    for sec, tag, i1, i2, i3, i4, at, s1, s2, s3, f in (
+        session.connection().execute(statement, params).all()
     ):
         if sec == _TIMELINE:
             timeline.append(TimelineItem(at, "in" if i1 else "out", tag, s1, s2, i2))
@@ -778,13 +779,10 @@ def patient_detail(
 def _heat_row(calendar: _Calendar, cells: str) -> list[HeatCell]:
     """The track's 90 days from its nudges' cells ("days ago * 8 + rank", comma-separated):
     each day shows the best rank among its nudges."""
-    ranks = [0] * HEATMAP_DAYS
-    for value in map(int, cells.split(",")) if cells else ():
-        ago, rank = divmod(value, 8)
-        index = HEATMAP_DAYS - 1 - ago
-        if index >= 0 and rank > ranks[index]:
-            ranks[index] = rank
-    return [day[rank] for day, rank in zip(calendar.cells, ranks, strict=True)]
+    # Ascending, so a day's last (kept) entry is its best rank.
+    best = {value >> 3: value & 7 for value in sorted(map(int, cells.split(",")))} if cells else {}
+    last = HEATMAP_DAYS - 1
+    return [day[best.get(last - index, 0)] for index, day in enumerate(calendar.cells)]
 
 
 def _streak_of(days: str) -> int:

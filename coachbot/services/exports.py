@@ -45,20 +45,39 @@ def csv_text(rows: Iterable[Sequence[Any]], batch: int = 500) -> Iterator[str]:
         buffer.truncate()
 
 
-# The answer is joined on; the delivery status is the last text sent for the nudge (a
-# probe of the outbound nudge_id index per row). Plain SQL, typed where it needs it, so
-# a download builds no statement and no ORM row per nudge.
-_PATIENT_CSV = text(
-    """
+# The answer is joined on; the delivery status is that of the last text sent for the
+# nudge (a resend is a second text). Plain SQL, typed where it needs it, so a download
+# builds no statement and no ORM row per nudge. The last text is found the way each
+# database does fastest (measured at 90 days of history, raw fetch of the 270 rows):
+# SQLite probes the outbound nudge_id index once per nudge in process (0.48 ms; a
+# grouped join is slower); PostgreSQL hashes the patient's texts once, DISTINCT ON the
+# newest per nudge, instead of sorting a one-row subplan per nudge (0.67 ms against 0.95).
+_LAST_TEXT_SQLITE = """
 SELECT n.track, n.due_at, n.state,
-  (SELECT o.delivery_status FROM outbound_messages o WHERE o.nudge_id = n.id
+  (SELECT o.delivery_status FROM outbound_messages o
+   WHERE o.nudge_id = n.id AND o.patient_id = n.patient_id
    ORDER BY o.id DESC LIMIT 1) AS delivery,
   a.outcome, a.value, a.unit, a.recorded_at, a.is_proxy
 FROM nudges n LEFT JOIN adherence_records a ON a.nudge_id = n.id
 WHERE n.patient_id = :pid
 ORDER BY n.due_at, n.id
 """
-).columns(due_at=UTCDateTime(), recorded_at=UTCDateTime())
+_LAST_TEXT_POSTGRESQL = """
+SELECT n.track, n.due_at, n.state, o.delivery_status AS delivery,
+  a.outcome, a.value, a.unit, a.recorded_at, a.is_proxy
+FROM nudges n
+LEFT JOIN adherence_records a ON a.nudge_id = n.id AND a.patient_id = :pid
+LEFT JOIN (
+  SELECT DISTINCT ON (nudge_id) nudge_id, delivery_status FROM outbound_messages
+  WHERE patient_id = :pid AND nudge_id IS NOT NULL ORDER BY nudge_id, id DESC
+) o ON o.nudge_id = n.id
+WHERE n.patient_id = :pid
+ORDER BY n.due_at, n.id
+"""
+_PATIENT_CSV = {
+    dialect: text(sql).columns(due_at=UTCDateTime(), recorded_at=UTCDateTime())
+    for dialect, sql in (("sqlite", _LAST_TEXT_SQLITE), ("postgresql", _LAST_TEXT_POSTGRESQL))
+}
 
 
 def patient_csv(session: Session, patient: Patient) -> Iterator[str]:
@@ -78,7 +97,10 @@ def patient_csv(session: Session, patient: Patient) -> Iterator[str]:
             "yes" if by_proxy else ("no" if outcome else None),
         ]
         for track, due_at, state, delivery, outcome, value, unit, recorded_at, by_proxy in (
-            session.connection().execute(_PATIENT_CSV, {"pid": pid})
+            # Rows fetched a batch at a time rather than one by one (a third of the cost).
+            session.connection()
+            .execute(_PATIENT_CSV[session.get_bind().dialect.name], {"pid": pid})
+            .yield_per(500)
         )
     )
     yield from csv_text(itertools.chain([PATIENT_CSV_COLUMNS], rows))

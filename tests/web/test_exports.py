@@ -4,6 +4,7 @@ R4B models (the R4 line that fhir.resources 8 ships; R5 is its default package).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -11,10 +12,10 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coachbot.models import AuditEntry
+from coachbot.models import AuditEntry, Nudge, OutboundMessage
 from coachbot.services.exports import COHORT_CSV_COLUMNS, PATIENT_CSV_COLUMNS
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, give_history, make_staff, sign_in
@@ -75,18 +76,61 @@ def test_the_fhir_bundle_validates_as_r4_with_observations_and_communications(
     assert answer.status_code == 200
     data = json.loads(answer.get_data(as_text=True))
     bundle = Bundle.model_validate(data)
-    kinds = [entry.resource.__resource_type__ for entry in bundle.entry]
+    assert bundle.entry is not None
+    # Each entry holds its concrete class (Observation, ...); the annotation says Resource.
+    resources: list[Any] = [entry.resource for entry in bundle.entry]
+    kinds = [resource.__resource_type__ for resource in resources]
     assert kinds.count("Patient") == 1
     # 7 answers: an adherence Observation and a reported-hours Observation each.
     assert kinds.count("Observation") == 14
     # 10 nudges sent and 7 replies received.
     assert kinds.count("Communication") == 17
     sleep = [
-        e.resource
-        for e in bundle.entry
-        if e.resource.__resource_type__ == "Observation" and e.resource.valueQuantity is not None
+        r for r in resources if r.__resource_type__ == "Observation" and r.valueQuantity is not None
     ]
     assert sleep[0].code.coding[0].code == "93832-4"
     assert sleep[0].valueQuantity.unit == "hours"
     actions = set(session.scalars(select(AuditEntry.action).where(AuditEntry.patient_id == pid)))
     assert "export.patient_fhir" in actions
+
+
+def test_the_patient_csv_reports_the_newest_texts_delivery_status_per_nudge(
+    maya: tuple[Any, int], session: Session
+) -> None:
+    """A resent nudge has two texts: the CSV shows the newer one's status. A nudge with no
+    text yet shows none, and another patient's texts never lend it theirs."""
+    client, pid = maya
+    nudges = session.scalars(select(Nudge).where(Nudge.patient_id == pid).order_by(Nudge.due_at))
+    first, second, *_ = nudges
+    session.add(
+        OutboundMessage(
+            patient_id=pid,
+            to_e164="+16175550199",
+            body="How many hours did you sleep?",
+            kind="nudge",
+            nudge_id=first.id,
+            backend="console",
+            delivery_status="undelivered",
+            created_at=first.due_at + dt.timedelta(minutes=5),
+        )
+    )
+    session.execute(delete(OutboundMessage).where(OutboundMessage.nudge_id == second.id))
+    other = make_patient(session, first_name="Other", phone="+16175550142")
+    session.add(
+        OutboundMessage(
+            patient_id=other.id,
+            to_e164=other.phone_e164,
+            body="Hello",
+            kind="nudge",
+            nudge_id=second.id,  # a stray link must not surface in Maya's export
+            backend="console",
+            delivery_status="failed",
+            created_at=second.due_at,
+        )
+    )
+    session.commit()
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"/exports/patients/{pid}.csv").get_data(True)))
+    )
+    assert [r["delivery_status"] for r in rows[:3]] == ["undelivered", "", "delivered"]
+    assert len(rows) == 10
