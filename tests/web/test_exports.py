@@ -94,6 +94,19 @@ def test_the_fhir_bundle_validates_as_r4_with_observations_and_communications(
     assert "export.patient_fhir" in actions
 
 
+def _sent_text(patient_id: int, to: str, nudge_id: int, status: str, at: Any) -> OutboundMessage:
+    return OutboundMessage(
+        patient_id=patient_id,
+        to_e164=to,
+        body="How many hours did you sleep?",
+        kind="nudge",
+        nudge_id=nudge_id,
+        backend="console",
+        delivery_status=status,
+        created_at=at,
+    )
+
+
 def test_the_patient_csv_reports_the_newest_texts_delivery_status_per_nudge(
     maya: tuple[Any, int], session: Session
 ) -> None:
@@ -102,32 +115,12 @@ def test_the_patient_csv_reports_the_newest_texts_delivery_status_per_nudge(
     client, pid = maya
     nudges = session.scalars(select(Nudge).where(Nudge.patient_id == pid).order_by(Nudge.due_at))
     first, second, *_ = nudges
-    session.add(
-        OutboundMessage(
-            patient_id=pid,
-            to_e164="+16175550199",
-            body="How many hours did you sleep?",
-            kind="nudge",
-            nudge_id=first.id,
-            backend="console",
-            delivery_status="undelivered",
-            created_at=first.due_at + dt.timedelta(minutes=5),
-        )
-    )
+    resent_at = first.due_at + dt.timedelta(minutes=5)
+    session.add(_sent_text(pid, "+16175550199", first.id, "undelivered", resent_at))
     session.execute(delete(OutboundMessage).where(OutboundMessage.nudge_id == second.id))
     other = make_patient(session, first_name="Other", phone="+16175550142")
-    session.add(
-        OutboundMessage(
-            patient_id=other.id,
-            to_e164=other.phone_e164,
-            body="Hello",
-            kind="nudge",
-            nudge_id=second.id,  # a stray link must not surface in Maya's export
-            backend="console",
-            delivery_status="failed",
-            created_at=second.due_at,
-        )
-    )
+    # A stray link to Maya's nudge must not surface in her export.
+    session.add(_sent_text(other.id, other.phone_e164, second.id, "failed", second.due_at))
     session.commit()
     rows = list(
         csv.DictReader(io.StringIO(client.get(f"/exports/patients/{pid}.csv").get_data(True)))
