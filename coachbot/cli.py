@@ -154,6 +154,7 @@ def adherence(
     """Per patient and track: sent, done, skipped, missed, last reply."""
     from coachbot.models import Patient
     from coachbot.queries.adherence import adherence_by_track
+    from coachbot.services import audit
 
     now = now or utcnow()
     runtime = runtime_of(ctx)
@@ -171,6 +172,11 @@ def adherence(
             if patient_id is not None
             else list(session.scalars(select(Patient.id).order_by(Patient.id)))
         )
+        # A report from the command line reads records as a page does: audited per patient.
+        audit.record_reads(
+            session, actor="cli", action="cli.adherence", now=utcnow(), patient_ids=ids
+        )
+        session.commit()
     by_patient: dict[int, list[dict[str, object]]] = {i: [] for i in ids}
     for row in rows:
         by_patient.setdefault(row.patient_id, []).append(row.as_json())

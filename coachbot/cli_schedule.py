@@ -40,6 +40,7 @@ def schedule() -> None:
 def show(ctx: click.Context, patient_id: int | None) -> None:
     """Print the programme defaults and dispatch settings, or one patient's schedules."""
     from coachbot.models import Patient, TrackSchedule
+    from coachbot.services import audit
     from coachbot.services.schedules import dispatch_settings, program_default
 
     runtime = runtime_of(ctx)
@@ -48,6 +49,14 @@ def show(ctx: click.Context, patient_id: int | None) -> None:
             patient = session.get(Patient, patient_id)
             if patient is None:
                 fail(f"--patient: no patient with id {patient_id}")
+            audit.record(
+                session,
+                actor="cli",
+                action="cli.schedule_show",
+                patient_id=patient.id,
+                now=utcnow(),
+            )
+            session.commit()
             click.echo(f"patient {patient.id} ({patient.timezone}, {patient.status})")
             for row in session.scalars(
                 select(TrackSchedule).where(TrackSchedule.patient_id == patient_id)

@@ -56,6 +56,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
+    # A database error's text would otherwise carry the statement's parameters (message
+    # bodies, phone numbers) into every log line that reports it.
+    kwargs.setdefault("hide_parameters", True)
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":

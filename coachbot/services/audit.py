@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from coachbot.models import AuditEntry
@@ -30,3 +32,29 @@ def record(
             detail=detail[:500] if detail else None,
         )
     )
+
+
+def record_reads(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    now: dt.datetime,
+    patient_ids: Iterable[int],
+    detail: str | None = None,
+) -> None:
+    """One entry per patient whose record was read, in one statement (a cohort report can
+    read thousands), in the caller's transaction."""
+    rows = [
+        {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "patient_id": pid,
+            "outcome": "ok",
+            "detail": detail[:500] if detail else None,
+        }
+        for pid in patient_ids
+    ]
+    if rows:
+        session.execute(insert(AuditEntry), rows)

@@ -51,6 +51,16 @@ def token_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Re
             response.headers["WWW-Authenticate"] = 'Bearer realm="coachbot"'
             return response, 401
         if user.role != Role.CLINICIAN:
+            audit.record(
+                db(),
+                actor=f"staff:{user.id}",
+                action=f"api.{view.__name__}",
+                patient_id=kwargs.get("patient_id"),
+                outcome="denied",
+                now=now(),
+                detail=f"api: role={user.role}",
+            )
+            db().commit()
             return jsonify(error="not found"), 404
         g.api_user = user
         return view(*args, **kwargs)

@@ -99,6 +99,8 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
                     db(),
                     actor=staff().actor,
                     action=f"page.{view.__name__}",
+                    # The record the attempt was aimed at, so it shows in that record's trail.
+                    patient_id=kwargs.get("patient_id"),
                     outcome="denied",
                     now=now(),
                     detail=f"role={staff().role}",

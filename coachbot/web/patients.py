@@ -202,6 +202,8 @@ def edit(patient_id: int) -> ResponseReturnValue:
     form = EditPatientForm()
     errors: dict[str, str] = {}
     if reading:
+        # The form shows the record (number, caregiver, homework): a view like any other.
+        audit_ok("patient.edit_view", patient.id)
         form.first_name.data = patient.first_name
         form.phone.data = patient.phone_e164
         form.timezone.data = patient.timezone

@@ -57,6 +57,14 @@ def inbound() -> Response:
     return _twiml(handle_inbound(runtime.session_factory, runtime.library, settings, sms, utcnow()))
 
 
+def _nudge_id(param: str) -> int | None:
+    """The nudge a status callback URL names, or None: only plain ASCII digits that fit the
+    integer column ("²".isdigit() is true, and int() refuses it)."""
+    if param.isascii() and param.isdigit() and len(param) <= 10 and int(param) < 2**31:
+        return int(param)
+    return None
+
+
 @bp.post("/status")
 def status() -> Response:
     runtime = _runtime()
@@ -70,7 +78,7 @@ def status() -> Response:
         provider_sid=sid[:64],
         status=state,
         error_code=(request.form.get("ErrorCode") or "").strip()[:10] or None,
-        nudge_id=int(nudge_param) if nudge_param.isdigit() else None,
+        nudge_id=_nudge_id(nudge_param),
     )
     if sid:
         try:
