@@ -140,12 +140,22 @@ def cohort_csv(session: Session, *, clinician_id: int | None, now: dt.datetime) 
     yield from csv_text(rows())
 
 
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): shown as text instead.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Free text typed by staff (a first name) as a CSV cell that Excel or Sheets shows as
+    text: a leading formula character gets a quote before it."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _cohort_rows(row: PatientRow) -> Iterator[list[Any]]:
     last = row.last_reply_at.isoformat() if row.last_reply_at else None
     for t in row.tracks or []:
         yield [
             row.id,
-            row.first_name,
+            spreadsheet_safe(row.first_name),
             row.status,
             t.track,
             t.sent_7,

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coachbot.models import AuditEntry, Nudge, OutboundMessage
+from coachbot.models import AuditEntry, Nudge, OutboundMessage, Patient
 from coachbot.services.exports import COHORT_CSV_COLUMNS, PATIENT_CSV_COLUMNS
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, give_history, make_staff, sign_in
@@ -127,3 +127,15 @@ def test_the_patient_csv_reports_the_newest_texts_delivery_status_per_nudge(
     )
     assert [r["delivery_status"] for r in rows[:3]] == ["undelivered", "", "delivered"]
     assert len(rows) == 10
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x.test","hi")', "+1+1", "-2", "@SUM(A1)"])
+def test_a_first_name_a_spreadsheet_would_run_is_exported_as_text(
+    maya: tuple[Any, int], session: Session, name: str
+) -> None:
+    client, pid = maya
+    patient = session.get_one(Patient, pid)
+    patient.first_name = name
+    session.commit()
+    rows = list(csv.DictReader(io.StringIO(client.get("/exports/cohort.csv").get_data(True))))
+    assert [r["first_name"] for r in rows] == ["'" + name]
