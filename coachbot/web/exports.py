@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterable, Iterator
 
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import Role
 from coachbot.models import Patient
+from coachbot.services import audit
 from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
 from coachbot.web.common import audit_ok, db, now, owned_patient, roles_required, runtime, staff
 
@@ -65,8 +67,18 @@ def patient_export_fhir(patient_id: int) -> ResponseReturnValue:
 @bp.get("/cohort.csv")
 @roles_required(Role.CLINICIAN)
 def cohort_export_csv() -> ResponseReturnValue:
-    audit_ok("export.cohort_csv", None, detail="own patients")
     clinician_id, as_of = staff().user_id, now()
+    # Each record in the download shows the export in its own trail, written before the
+    # first byte goes out (a download cut short still happened).
+    audit.record_reads(
+        db(),
+        actor=staff().actor,
+        action="export.cohort_csv",
+        now=as_of,
+        patient_ids=db().scalars(select(Patient.id).where(Patient.clinician_id == clinician_id)),
+        detail="cohort",
+    )
+    db().commit()
     return _download(
         _streamed(lambda session: cohort_csv(session, clinician_id=clinician_id, now=as_of)),
         "text/csv",

@@ -139,3 +139,21 @@ def test_a_first_name_a_spreadsheet_would_run_is_exported_as_text(
     session.commit()
     rows = list(csv.DictReader(io.StringIO(client.get("/exports/cohort.csv").get_data(True))))
     assert [r["first_name"] for r in rows] == ["'" + name]
+
+
+def test_the_cohort_csv_is_in_the_trail_of_each_record_it_holds(
+    maya: tuple[Any, int], session: Session
+) -> None:
+    client, pid = maya
+    other = make_patient(session, first_name="NotMine", phone="+16175550177")
+    session.commit()
+    assert client.get("/exports/cohort.csv").status_code == 200
+    session.expire_all()
+
+    def actions(patient_id: int) -> list[str]:
+        return list(
+            session.scalars(select(AuditEntry.action).where(AuditEntry.patient_id == patient_id))
+        )
+
+    assert "export.cohort_csv" in actions(pid)
+    assert "export.cohort_csv" not in actions(other.id)
