@@ -15,6 +15,18 @@ def require_aware(instant: dt.datetime, name: str = "instant") -> dt.datetime:
     return instant.astimezone(dt.UTC)
 
 
+def utc_offset_at(instant: dt.datetime, zone: dt.tzinfo) -> dt.timedelta:
+    """The zone's UTC offset in force at `instant` (aware): local wall reading minus UTC.
+
+    Read from the wall clock rather than from `.utcoffset()` of the local time, which
+    depends on its `fold` flag in the repeated hour when clocks go back; a datetime
+    subclass that drops `fold` (freezegun's FakeDatetime, which tests run under) would
+    otherwise report the summer offset for the whole repeated hour and hide the transition.
+    """
+    local = instant.astimezone(zone).replace(tzinfo=None)
+    return local - instant.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def parse_instant(text: str) -> dt.datetime:
     """ISO-8601 from the CLI; a value without an offset is refused rather than guessed."""
     try:

@@ -17,7 +17,7 @@ from itertools import pairwise
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from coachbot.domain.clock import require_aware
+from coachbot.domain.clock import require_aware, utc_offset_at
 
 TRACKS: tuple[str, ...] = ("sleep", "exercise", "diet", "mindfulness", "rehab", "checkin")
 
@@ -210,11 +210,11 @@ def _transitions(zone: ZoneInfo, lo: dt.datetime, hi: dt.datetime) -> list[dt.da
     a = lo
     while a < hi:
         b = min(a + _TRANSITION_PROBE, hi)
-        before = a.astimezone(zone).utcoffset()
-        if b.astimezone(zone).utcoffset() != before:
+        before = utc_offset_at(a, zone)
+        if utc_offset_at(b, zone) != before:
 
-            def changed(u: dt.datetime, before: dt.timedelta | None = before) -> bool:
-                return u.astimezone(zone).utcoffset() != before
+            def changed(u: dt.datetime, before: dt.timedelta = before) -> bool:
+                return utc_offset_at(u, zone) != before
 
             found.append(_first_second_where(a, b, changed))
         a = b

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from coachbot.db import UTCDateTime
+from coachbot.domain.clock import utc_offset_at
 from coachbot.domain.coaching import FOLLOWUP_SUFFIX
 from coachbot.domain.states import AdherenceOutcome, AlertStatus, NudgeState
 from coachbot.models import (
@@ -446,9 +447,7 @@ class _Calendar:
 
 
 def _offset(instant: dt.datetime, zone: ZoneInfo) -> int:
-    offset = instant.astimezone(zone).utcoffset()
-    assert offset is not None
-    return int(offset.total_seconds())
+    return int(utc_offset_at(instant, zone).total_seconds())
 
 
 @functools.lru_cache(maxsize=1024)

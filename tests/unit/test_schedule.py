@@ -13,9 +13,11 @@ import zoneinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+from freezegun import freeze_time
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from coachbot.domain.clock import utc_offset_at
 from coachbot.domain.schedule import (
     TRACKS,
     LocalWindow,
@@ -29,6 +31,7 @@ from coachbot.domain.schedule import (
     overdue,
     parse_days,
     parse_hhmm,
+    place_in_window,
 )
 
 UTC = dt.UTC
@@ -624,3 +627,22 @@ def test_overdue_counts_from_the_first_permitted_instant(
 ) -> None:
     late = overdue(_utc(due_local), _utc(now_local), _TWO_HOURS, NEW_YORK, _WINDOW, quiet, policy)
     assert late is expected
+
+
+def test_a_deferral_into_the_repeated_hour_is_found_under_freezegun() -> None:
+    """Found by the planning property test: Belgrade's clocks go back at 03:00 CEST on
+    2000-10-29, so 02:00-03:00 happens twice. A 02:30 nudge (first pass, outside a window
+    ending 02:01) may go at 02:00 CET, the second pass. Tests run the tick under freezegun,
+    whose datetimes drop `fold`; the transition must still be seen, or the nudge is skipped
+    as having no window."""
+    zone = ZoneInfo("Europe/Belgrade")
+    window = LocalWindow(dt.time(0, 0), dt.time(2, 1))
+    with freeze_time(dt.datetime(2000, 10, 28, 22, 0, tzinfo=dt.UTC)):
+        due = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2, minutes=30)  # a FakeDatetime
+        decision = place_in_window(due, zone, window, None, QuietPolicy.DEFER)
+        assert utc_offset_at(due + dt.timedelta(hours=1), zone) == dt.timedelta(hours=1)
+    assert due == dt.datetime(2000, 10, 29, 0, 30, tzinfo=dt.UTC)
+    assert (decision.action, decision.send_at) == (
+        "defer",
+        dt.datetime(2000, 10, 29, 1, 0, tzinfo=dt.UTC),
+    )
