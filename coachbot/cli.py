@@ -104,10 +104,11 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
 @friendly_errors
 def enroll(ctx: click.Context, /, **options: Any) -> None:
     """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
-    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
+    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, welcome_note
 
     runtime = runtime_of(ctx)
     request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
+    now = utcnow()
     with runtime.session_factory() as session:
         patient = enroll_patient(
             session,
@@ -115,10 +116,13 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
             runtime.library,
             runtime.settings,
             request,
-            now=utcnow(),
+            now=now,
             actor="cli",
         )
+        note = welcome_note(session, patient, now)
     click.echo(patient.id)
+    if note:  # on stderr: scripts read the id alone from stdout
+        click.echo(note, err=True)
 
 
 @main.command()

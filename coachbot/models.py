@@ -71,6 +71,9 @@ class Patient(Base):
     opted_out_at: Mapped[dt.datetime | None]
     enrolled_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    # Set while the welcome (the opt-in request) waits for the patient's first permitted
+    # instant (quiet hours, the send window); the clock tick sends it and clears the mark.
+    welcome_due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
 
     schedules: Mapped[list[TrackSchedule]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", order_by="TrackSchedule.track"

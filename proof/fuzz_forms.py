@@ -1185,6 +1185,8 @@ class Bench:
                     AuditEntry.patient_id == patient.id, AuditEntry.action == "patient.enroll"
                 )
             )
+            # Exactly one welcome: texted, or held for the patient's send window.
+            welcomes = (welcomes or 0) + (patient.welcome_due_at is not None)
             if (welcomes, enrolments) != (1, 1):
                 problems.append(f"{welcomes} welcome texts and {enrolments} enrolment audit rows")
         return problems

@@ -18,18 +18,42 @@ Decisions
   safety wording is addressed to the patient, and an extra outbound send inside the webhook
   would add a network call to Twilio's request. A caregiver who reports a flag gets the reply.
 * A reply to a follow-up counts for the nudge it follows up (see `coachbot.domain.coaching`).
+* YES resumes only an opted-out patient (and confirms a pending one). A paused patient was
+  paused by their clinician, by a plain-language revocation or by an invalid-number code:
+  only START / UNSTOP or the clinician resume them, and their "yes" is an ordinary reply
+  (so an open check-in's "yes", a symptom, escalates). In every status, a red flag on an
+  open check-in is looked for before any opt-in handling.
+* A caregiver's STOP removes that number as caregiver from every patient it is set on.
+  A STOP from a number we do not know gets no answer (carriers handle STOP themselves), and
+  once a number got its STOP confirmation, nothing but START is answered from it.
+
+Failures
+--------
+* A transient database error (a lock, a deadlock or serialization failure, a dropped
+  connection) is retried a few times after a short pause.
+* When every attempt fails the row is kept with outcome "error" and linked to the sender,
+  and, in that same fallback transaction, what protects the patient without a reply is
+  applied: a patient's STOP opts them out (unsent nudges skipped), a red flag raises the
+  clinician's alert. A caregiver's STOP is left to the recovery: caregivers get no
+  automated texts, so nothing goes to them meanwhile.
+* The clock tick runs the pipeline again for rows kept as "error"
+  (`coachbot.services.inbound_recovery`); effects the fallback already applied for that row
+  (its opt-out, its red-flag alert) are recognised by the alert the row raised and are not
+  applied twice, while the reply they owe (the STOP confirmation, the safety text) is sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import escape
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -48,7 +72,14 @@ from coachbot.domain.states import (
     NudgeState,
     PatientStatus,
 )
-from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage, Patient
+from coachbot.models import (
+    AdherenceRecord,
+    Alert,
+    InboundMessage,
+    Nudge,
+    OutboundMessage,
+    Patient,
+)
 from coachbot.queries.adherence import streak_from_instants
 from coachbot.services import audit
 from coachbot.services.alerts import raise_alert
@@ -66,7 +97,13 @@ _ALWAYS_SENT = frozenset({"red_flag", "stop_confirmation", "start_confirmation",
 _OPEN_STATES = (NudgeState.SENT, NudgeState.DELIVERED, NudgeState.AMBIGUOUS)
 # An ambiguous nudge may have reached the phone but has no window yet: the longest one bounds it.
 _LONGEST_WINDOW = max(p.reply_window for p in TRACK_POLICIES.values())
-_ATTEMPTS = 2
+# Three runs: a unique-key race needs a second one, a transient database error one or two.
+_ATTEMPTS = 3
+# Pause before run n+1 after a transient error: short (Twilio waits on the answer), jittered
+# so two requests that deadlocked each other do not meet again.
+_RETRY_PAUSE_SECONDS = 0.02
+FAILED = "error"  # the outcome of a row kept unprocessed; the clock tick's recovery re-runs it
+_RECOVERING = "recovering"  # a row claimed by one clock process's recovery (transaction-local)
 # Same bytes as str(MessagingResponse().message(body)): ElementTree escapes &, < and > only.
 _TWIML_HEAD = EMPTY_TWIML.removesuffix("<Response />") + "<Response><Message>"
 _TWIML_TAIL = "</Message></Response>"
@@ -130,6 +167,8 @@ class _Context:
     row: _Row
     now: dt.datetime
     patient: _Patient | None = None
+    # Re-running a row kept as failed: effects the fallback already applied are not repeated.
+    recovering: bool = False
     open_nudges: tuple[_Nudge, ...] = ()  # the sender's, most recent first
     recent_replies: int | None = None  # bot replies to this number in the last hour
 
@@ -150,27 +189,52 @@ def handle_inbound(
     now: dt.datetime,
 ) -> str:
     """Returns the TwiML answer for Twilio. Never raises."""
-    sms = _storable(sms)
-    for _attempt in range(_ATTEMPTS):
-        try:
-            return _handle_once(session_factory, library, settings, sms, now)
-        except IntegrityError:
-            # Usually a retried or concurrent duplicate: the INSERT of the row is the check.
-            answer = _answer_of_duplicate(session_factory, sms)
-            if answer is not None:
-                return answer
-            # Another unique key lost a race (two answers to one nudge at the same instant):
-            # the other transaction has committed now, so a second run sees its rows.
-            log.info("inbound %s raced on a unique key; running it again", sms.provider_sid)
-        except Exception:
-            log.exception(
-                "inbound %s from %s failed", sms.provider_sid, mask_phone(sms.from_number)
-            )
-            _keep_failed_row(session_factory, sms, now)
-            return EMPTY_TWIML
-    log.error("inbound %s still conflicting; kept unprocessed", sms.provider_sid)
-    _keep_failed_row(session_factory, sms, now)
+    try:
+        sms = _storable(sms)
+        for attempt in range(_ATTEMPTS):
+            try:
+                try:
+                    return _handle_once(session_factory, library, settings, sms, now)
+                except IntegrityError:
+                    # Usually a retried or concurrent duplicate: the INSERT of the row is the
+                    # check. Reading the stored answer can fail too: the same handling below.
+                    answer = _answer_of_duplicate(session_factory, sms)
+                    if answer is not None:
+                        return answer
+                    # Another unique key lost a race (two answers to one nudge at the same
+                    # instant): the other transaction has committed, a second run sees its rows.
+                    log.info("inbound %s raced on a unique key; running it again", sms.provider_sid)
+            except Exception as exc:
+                if is_transient_db_error(exc) and attempt + 1 < _ATTEMPTS:
+                    log.warning(
+                        "inbound %s hit a transient database error (%s); retrying",
+                        sms.provider_sid,
+                        type(exc).__name__,
+                    )
+                    jitter = 1 + random.random()  # noqa: S311 (timing, not security)
+                    time.sleep(_RETRY_PAUSE_SECONDS * (attempt + 1) * jitter)
+                    continue
+                log.exception(
+                    "inbound %s from %s failed", sms.provider_sid, mask_phone(sms.from_number)
+                )
+                break
+        else:
+            log.error("inbound %s still conflicting; kept unprocessed", sms.provider_sid)
+        _keep_failed_row(session_factory, library, settings, sms, now)
+    except Exception:
+        # Nothing may reach Twilio as a 500: it would only retry into the same failure.
+        log.exception("inbound %s could not be handled at all", sms.provider_sid)
     return EMPTY_TWIML
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """A database error that a new transaction may not meet again: SQLite's "database is
+    locked", a PostgreSQL deadlock or serialization failure, a dropped connection."""
+    if isinstance(exc, IntegrityError):
+        return False
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def _clean(text: str, limit: int) -> str:
@@ -276,8 +340,19 @@ def _answer_of_duplicate(session_factory: sessionmaker[Session], sms: InboundSms
 
 
 def _keep_failed_row(
-    session_factory: sessionmaker[Session], sms: InboundSms, now: dt.datetime
+    session_factory: sessionmaker[Session],
+    library: MessageLibrary,
+    settings: Settings,
+    sms: InboundSms,
+    now: dt.datetime,
 ) -> None:
+    """Keeps the row for the clock tick's recovery, with what protects the patient applied
+    (see the module's notes); failing that, the row alone; failing that, the log line."""
+    try:
+        _keep_protected(session_factory, library, settings, sms, now)
+        return
+    except Exception:
+        log.exception("inbound %s kept without its STOP or red flag applied", sms.provider_sid)
     try:
         with session_factory() as session, session.begin():
             exists = session.scalar(
@@ -292,13 +367,142 @@ def _keep_failed_row(
                         body=sms.body,
                         num_media=sms.num_media,
                         received_at=now,
-                        outcome="error",
+                        outcome=FAILED,
                         response_twiml=EMPTY_TWIML,
                     )
                 )
     except Exception:
         # The database itself is failing; Twilio will retry and operators see the log.
         log.exception("could not keep inbound %s", sms.provider_sid)
+
+
+def _keep_protected(
+    session_factory: sessionmaker[Session],
+    library: MessageLibrary,
+    settings: Settings,
+    sms: InboundSms,
+    now: dt.datetime,
+) -> None:
+    with session_factory() as session, session.begin():
+        connection = session.connection()
+        exists = session.scalar(
+            select(InboundMessage.id).where(InboundMessage.provider_sid == sms.provider_sid)
+        )
+        if exists is not None:
+            return  # a concurrent delivery of the same message was kept or handled
+        row_id = connection.execute(
+            _INSERT_ROW,
+            {
+                "provider_sid": sms.provider_sid,
+                "from_e164": sms.from_number,
+                "to_e164": sms.to_number,
+                "body": sms.body,
+                "num_media": sms.num_media,
+                "is_proxy": False,
+                "received_at": now,
+                "outcome": FAILED,
+                "response_twiml": EMPTY_TWIML,
+            },
+        ).scalar_one()
+        row = _Row(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
+        ctx = _Context(session, connection, library, settings, row, now)
+        _protect(ctx)
+        connection.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == row.id)
+            .values(patient_id=row.patient_id, is_proxy=row.is_proxy)
+        )
+
+
+def _protect(ctx: _Context) -> None:
+    """The part of the pipeline that needs no reply and must not wait for the recovery:
+    the sender's STOP and a red flag's alert."""
+    patient = _find_sender(ctx)
+    if patient is None:
+        return
+    ctx.patient = patient
+    ctx.row.patient_id = patient.id
+    if classify_compliance(ctx.row.body) is ComplianceKeyword.OPT_OUT:
+        if not ctx.row.is_proxy and patient.status != PatientStatus.OPTED_OUT:
+            _apply_opt_out(ctx, patient)
+        return
+    understood = _understand(ctx, patient)
+    if understood.is_red_flag:
+        _raise_red_flag(ctx, patient, understood.flags)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A row kept as failed, handled now; `message` is the reply it owes, if any."""
+
+    row_id: int
+    to_e164: str
+    patient_id: int | None
+    is_proxy: bool
+    received_at: dt.datetime
+    message: RenderedMessage | None
+
+
+_CLAIM_FAILED = (
+    update(InboundMessage)
+    .where(InboundMessage.id == bindparam("row_id"), InboundMessage.outcome == FAILED)
+    .values(outcome=_RECOVERING)
+    .returning(
+        InboundMessage.provider_sid,
+        InboundMessage.from_e164,
+        InboundMessage.body,
+        InboundMessage.num_media,
+        InboundMessage.received_at,
+    )
+)
+
+
+def recover_failed(
+    session_factory: sessionmaker[Session],
+    library: MessageLibrary,
+    settings: Settings,
+    row_id: int,
+) -> Recovered | None:
+    """Runs the pipeline for a row kept as failed, as of when it was received, and commits.
+    None when the row is no longer failed: the conditional UPDATE that claims it lets one
+    clock process only handle it (on PostgreSQL a second one waits for the first's commit,
+    then matches nothing; SQLite has one writer at a time). Raises on failure, the row then
+    stays failed."""
+    with session_factory() as session, session.begin():
+        connection = session.connection()
+        claimed = connection.execute(_CLAIM_FAILED, {"row_id": row_id}).first()
+        if claimed is None:
+            return None
+        row = _Row(row_id, claimed.provider_sid, claimed.from_e164, claimed.body, claimed.num_media)
+        ctx = _Context(
+            session, connection, library, settings, row, claimed.received_at, recovering=True
+        )
+        reply = _process(ctx)
+        # The TwiML answer stays the empty one Twilio got; the reply goes out as a text.
+        connection.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == row.id)
+            .values(
+                patient_id=row.patient_id,
+                is_proxy=row.is_proxy,
+                nudge_id=row.nudge_id,
+                outcome=row.outcome or "recovered",
+            )
+        )
+        return Recovered(
+            row.id, row.from_e164, row.patient_id, row.is_proxy, claimed.received_at, reply
+        )
+
+
+def _raised_for_row(ctx: _Context, kind: AlertKind) -> bool:
+    """True when this row already raised an alert of `kind` (only asked while recovering:
+    the fallback that kept the row may have applied its STOP or red flag)."""
+    if not ctx.recovering:
+        return False
+    found = ctx.connection.execute(
+        select(Alert.id).where(Alert.inbound_message_id == ctx.row.id, Alert.kind == kind).limit(1)
+    ).first()
+    return found is not None
 
 
 # --- the pipeline -------------------------------------------------------------------------
@@ -317,23 +521,31 @@ class _Understood:
 
 def _process(ctx: _Context) -> RenderedMessage | None:
     row = ctx.row
+    keyword = classify_compliance(row.body)
     patient = _find_sender(ctx)
     if patient is None:
-        row.outcome = "unknown_sender"
-        return _reply(ctx, "unknown_sender", "en", {})
+        return _unknown_sender(ctx, keyword)
     ctx.patient = patient
     row.patient_id = patient.id
 
-    keyword = classify_compliance(row.body)
     if keyword is ComplianceKeyword.OPT_OUT:
         return _opt_out(ctx, patient)
+    understood: _Understood | None = None
     if not row.is_proxy and (
         keyword is ComplianceKeyword.OPT_IN
-        or (keyword is ComplianceKeyword.YES and patient.status != PatientStatus.ACTIVE)
+        or (
+            # YES resumes an opted-out patient and confirms a pending one; from a paused
+            # patient it is an ordinary reply (see the module's notes).
+            keyword is ComplianceKeyword.YES
+            and patient.status in (PatientStatus.OPTED_OUT, PatientStatus.PENDING_CONSENT)
+        )
     ):
-        resumed = _opt_in(ctx, patient, keyword)
-        if resumed is not None or row.outcome is not None:
-            return resumed
+        # A red flag first: "yes" to an open check-in is a symptom, not a consent.
+        understood = _understand(ctx, patient)
+        if not understood.is_red_flag:
+            resumed = _opt_in(ctx, patient, keyword)
+            if resumed is not None or row.outcome is not None:
+                return resumed
     if keyword is ComplianceKeyword.HELP:
         if patient.status == PatientStatus.OPTED_OUT:
             row.outcome = "help_opted_out"
@@ -345,7 +557,8 @@ def _process(ctx: _Context) -> RenderedMessage | None:
     revoked = (
         keyword is None and patient.status != PatientStatus.OPTED_OUT and is_revocation(row.body)
     )
-    understood = _understand(ctx, patient)
+    if understood is None:
+        understood = _understand(ctx, patient)
 
     if patient.status == PatientStatus.OPTED_OUT:
         # Nothing of any kind goes to an opted-out number; the row is kept for the record.
@@ -588,26 +801,79 @@ def _update_patient(ctx: _Context, patient: _Patient, **values: Any) -> None:
     )
 
 
-def _opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
-    row = ctx.row
-    if row.is_proxy:
-        # A caregiver's STOP ends texts to the caregiver, not the patient's own program.
-        ctx.connection.execute(
-            update(Patient).where(Patient.id == patient.id).values(caregiver_phone_e164=None)
-        )
-        patient.caregiver_phone_e164 = None
-        row.outcome = "caregiver_opt_out"
+_LAST_TEXT_TO = (
+    select(OutboundMessage.template_id)
+    .where(OutboundMessage.to_e164 == bindparam("number"))
+    .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
+    .limit(1)
+)
+
+
+def _unknown_sender(ctx: _Context, keyword: ComplianceKeyword | None) -> RenderedMessage | None:
+    if keyword is ComplianceKeyword.OPT_OUT:
+        # Carriers act on STOP themselves; a number we do not know gets no answer, and a
+        # former caregiver's repeated STOP no second confirmation.
+        ctx.row.outcome = "unknown_sender_opt_out"
+        return None
+    if keyword is not ComplianceKeyword.OPT_IN:
+        last = ctx.connection.execute(_LAST_TEXT_TO, {"number": ctx.row.from_e164}).first()
+        if last is not None and last.template_id == "stop_confirmation":
+            # The number opted out (a caregiver's STOP): silence until it sends START.
+            ctx.row.outcome = "unknown_sender_opted_out"
+            return None
+    ctx.row.outcome = "unknown_sender"
+    return _reply(ctx, "unknown_sender", "en", {})
+
+
+_REMOVE_CAREGIVER = (
+    update(Patient)
+    .where(Patient.caregiver_phone_e164 == bindparam("number"))
+    .values(caregiver_phone_e164=None, updated_at=bindparam("now"))
+    .returning(Patient.id)
+)
+
+
+def _caregiver_opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
+    """A caregiver's STOP ends texts to that number, for every patient it is caregiver of,
+    not any patient's own programme."""
+    removed = (
+        ctx.connection.execute(_REMOVE_CAREGIVER, {"number": ctx.row.from_e164, "now": ctx.now})
+        .scalars()
+        .all()
+    )
+    patient.caregiver_phone_e164 = None
+    for patient_id in sorted(removed):
         audit.record(
             ctx.session,
             actor="caregiver",
             action="caregiver.opt_out",
-            patient_id=patient.id,
+            patient_id=patient_id,
             now=ctx.now,
         )
-        return _reply(ctx, "stop_confirmation", patient.language)
+    ctx.row.outcome = "caregiver_opt_out"
+    return _reply(ctx, "stop_confirmation", patient.language)
+
+
+def _opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
+    row = ctx.row
+    if row.is_proxy:
+        return _caregiver_opt_out(ctx, patient)
     if patient.status == PatientStatus.OPTED_OUT:
+        if _raised_for_row(ctx, AlertKind.OPT_OUT):
+            # This very STOP was applied by the fallback that kept the row: the one
+            # confirmation is still owed.
+            row.outcome = "opt_out"
+            return _reply(ctx, "stop_confirmation", patient.language)
         row.outcome = "opt_out_repeat"  # exactly one confirmation, ever
         return None
+    _apply_opt_out(ctx, patient)
+    row.outcome = "opt_out"
+    return _reply(ctx, "stop_confirmation", patient.language)
+
+
+def _apply_opt_out(ctx: _Context, patient: _Patient) -> None:
+    """The patient's STOP: opted out, unsent nudges skipped, the clinician told."""
+    row = ctx.row
     _update_patient(ctx, patient, status=PatientStatus.OPTED_OUT, opted_out_at=ctx.now)
     # Claimed but unsent nudges die here too; dispatch re-checks consent atomically.
     ctx.connection.execute(
@@ -630,11 +896,17 @@ def _opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
     audit.record(
         ctx.session, actor="patient", action="consent.opt_out", patient_id=patient.id, now=ctx.now
     )
-    row.outcome = "opt_out"
-    return _reply(ctx, "stop_confirmation", patient.language)
 
 
 def _opt_in(ctx: _Context, patient: _Patient, keyword: ComplianceKeyword) -> RenderedMessage | None:
+    if ctx.recovering and patient.status != PatientStatus.ACTIVE:
+        # An old START must not undo a STOP the patient sent after it.
+        opted_out_at = ctx.connection.execute(
+            select(Patient.opted_out_at).where(Patient.id == patient.id)
+        ).scalar_one_or_none()
+        if opted_out_at is not None and opted_out_at > ctx.now:
+            ctx.row.outcome = "opt_in_superseded"
+            return None
     if patient.status == PatientStatus.PENDING_CONSENT:
         template, action = "optin_confirmed", "consent.opt_in"
     elif patient.status in (PatientStatus.OPTED_OUT, PatientStatus.PAUSED):
@@ -718,6 +990,8 @@ def _answered_nudge(ctx: _Context, nudge: _Nudge) -> _Nudge:
 
 
 def _raise_red_flag(ctx: _Context, patient: _Patient, flags: tuple[RedFlag, ...]) -> None:
+    if _raised_for_row(ctx, AlertKind.RED_FLAG):
+        return  # raised by the fallback that kept this row
     # An empty tuple is a check-in "yes" without saying which symptom: escalate it too.
     level = severity(flags) if flags else Severity.HIGH
     raise_alert(

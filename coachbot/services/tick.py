@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.services.dispatch import TickSummary, run_tick
+from coachbot.services.enrollment import send_due_welcomes
 from coachbot.services.followups import ReplyWindowSummary, process_reply_windows
+from coachbot.services.inbound_recovery import recover_failed_inbound
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
@@ -36,9 +38,11 @@ def run_clock_tick(
     settings: Settings,
     now: dt.datetime,
 ) -> ClockTickSummary:
+    recover_failed_inbound(session_factory, gateway, library, settings, now)  # kept texts
     # Reply windows first: a follow-up planned now is sent by the dispatch step below,
     # through the same consent, quiet-hour and cap checks as any nudge.
     windows = process_reply_windows(session_factory, library, settings, now)
+    send_due_welcomes(session_factory, gateway, library, settings, now)  # held welcomes
     return ClockTickSummary(
         reply_windows=windows,
         dispatch=run_tick(session_factory, gateway, library, settings, now),

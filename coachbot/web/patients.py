@@ -27,6 +27,7 @@ from coachbot.services.enrollment import (
     enroll_patient,
     parse_times,
     validate_enrollment,
+    welcome_note,
     zone_named,
 )
 from coachbot.services.errors import ValidationFailed
@@ -113,7 +114,11 @@ def new() -> ResponseReturnValue:
             patient = enroll_patient(
                 db(), rt.gateway, rt.library, rt.settings, req, now=now(), actor=staff().actor
             )
-            flash(f"{patient.first_name} is enrolled; the welcome text asks for YES.", "info")
+            note = welcome_note(read_db(), patient, now()) or ""
+            flash(
+                f"{patient.first_name} is enrolled; the welcome text asks for YES. {note}".rstrip(),
+                "info",
+            )
             return redirect(url_for("patients.show", patient_id=patient.id))
     elif request.method == "POST":
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
@@ -145,7 +150,14 @@ def bulk() -> ResponseReturnValue:
             actor=staff().actor,
         )
         if not row_errors:
-            flash(f"Enrolled {len(patients)} patients; each was texted the welcome.", "info")
+            held = sum(p.welcome_due_at is not None for p in patients)
+            flash(
+                f"Enrolled {len(patients)} patients; each was texted the welcome."
+                if not held
+                else f"Enrolled {len(patients)} patients; {held} welcome texts wait for the"
+                " end of the patient's quiet hours or the send window and go then.",
+                "info",
+            )
             return redirect(url_for("dashboard.patients"))
         flash("Nothing was enrolled: fix the rows below and upload the file again.", "error")
     return render_template("bulk.html", form=form, row_errors=row_errors), (
@@ -277,7 +289,10 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
     except ValidationFailed as exc:
         return exc.errors
     if "phone" in changed:
-        flash("New number saved: texts resume once the patient answers YES.", "info")
+        note = welcome_note(read_db(), patient, now()) or ""
+        flash(
+            f"New number saved: texts resume once the patient answers YES. {note}".rstrip(), "info"
+        )
     else:
         flash("Saved.", "info")
     return {}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -48,6 +49,7 @@ def _counts(settings: Settings) -> tuple[int, int, int]:
 ENROLL = ["enroll", "--first-name", "Ana", "--phone", "+16175550177", "--tz", "America/Chicago"]
 
 
+@freeze_time("2026-11-23T18:00:00Z")  # noon in Chicago: inside the send window
 def test_enroll_prints_the_new_patient_id_and_texts_the_welcome(settings: Settings) -> None:
     result = _run(settings, *ENROLL, "--tracks", "sleep,diet", "--times", "09:15")
     assert result.exit_code == 0, result.output
@@ -61,6 +63,15 @@ def test_enroll_prints_the_new_patient_id_and_texts_the_welcome(settings: Settin
         (welcome,) = s.scalars(select(OutboundMessage)).all()
         assert welcome.to_e164 == "+16175550177"
     engine.dispose()
+
+
+@freeze_time("2026-11-24T05:00:00Z")  # 23:00 in Chicago: outside the send window
+def test_enroll_at_night_holds_the_welcome_and_says_when_it_goes(settings: Settings) -> None:
+    result = _run(settings, *ENROLL, "--tracks", "sleep", "--times", "09:15")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().isdigit()  # scripts still read the id alone
+    assert "The welcome text will go at 08:00 their time" in result.stderr
+    assert _counts(settings)[1] == 0  # nothing texted yet
 
 
 @pytest.mark.parametrize(

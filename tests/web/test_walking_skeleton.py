@@ -77,8 +77,8 @@ def test_enrol_opt_in_tick_reply_done_and_see_adherence(backend: tuple[Settings,
     runtime = build_runtime(settings)
     client = create_app(runtime=runtime).test_client()
 
-    # 07:00 in New York: enrol with a sleep check at 08:30.
-    with freeze_time("2026-11-23T12:00:00Z"):
+    # 08:00 in New York, as the send window opens: enrol with a sleep check at 08:30.
+    with freeze_time("2026-11-23T13:00:00Z"):
         patient_id = int(
             _cli(
                 env,
@@ -107,7 +107,7 @@ def test_enrol_opt_in_tick_reply_done_and_see_adherence(backend: tuple[Settings,
     # Before the YES nothing else is sent, even at the scheduled time.
     assert "sent=0" in _cli(env, "tick", "--now", "2026-11-23T13:30:00Z")
 
-    with freeze_time("2026-11-23T12:05:00Z"):
+    with freeze_time("2026-11-23T13:05:00Z"):
         answer = post_signed(client, "/sms/inbound", inbound_params(PATIENT_PHONE, "Yes"))
     assert answer.status_code == 200
     assert "<Message>" in answer.get_data(as_text=True)

@@ -1,0 +1,164 @@
+"""The clock tick's step for inbound texts the webhook could not handle.
+
+`services.inbound` keeps such a text with outcome "error" (after applying, in that fallback,
+a patient's STOP and a red flag's alert). Each tick runs the pipeline for those rows again,
+as of when each was received, through `inbound.recover_failed`, which claims a row with a
+conditional UPDATE so that of several clock processes one only handles it.
+
+The reply the pipeline gives is texted after that transaction commits (no network call
+inside it, as everywhere else): at most once, so a crash between the commit and the send
+loses the reply, never the STOP or the alert, and never texts twice.
+
+* Compliance and safety replies (the STOP confirmation, START / opt-in confirmations, the
+  fixed red-flag text) go at once, as they would have inside the TwiML answer: carriers
+  require the STOP confirmation immediately and the patient started that conversation.
+* Any other reply is an automated text by now, so it obeys the send window and the
+  patient's quiet hours, goes to active patients only, and only while it still answers
+  something (`FRESH_REPLY`); otherwise it is dropped (the answer itself is recorded).
+* A number we do not know gets no late reply.
+* A row that fails again on a transient database error stays failed for the next tick; on
+  any other error it is marked `UNRECOVERED` and logged once, rather than every tick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from coachbot.content import MessageLibrary
+from coachbot.domain import schedule as sched
+from coachbot.domain.phones import mask_phone
+from coachbot.domain.states import PatientStatus
+from coachbot.models import InboundMessage, OutboundMessage, Patient
+from coachbot.services import inbound
+from coachbot.services.messaging import status_callback_url
+from coachbot.services.schedules import dispatch_settings
+from coachbot.settings import Settings
+from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+FRESH_REPLY = dt.timedelta(hours=1)
+UNRECOVERED = "error_unrecovered"
+# Sent whatever the hour: carrier-required or safety text (as inbound._ALWAYS_SENT).
+IMMEDIATE = frozenset({"red_flag", "stop_confirmation", "start_confirmation", "optin_confirmed"})
+
+
+def recover_failed_inbound(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    library: MessageLibrary,
+    settings: Settings,
+    now: dt.datetime,
+) -> int:
+    """Handles up to BATCH rows kept as failed; returns how many this call handled."""
+    with session_factory() as session:
+        row_ids = list(
+            session.scalars(
+                select(InboundMessage.id)
+                .where(InboundMessage.outcome == inbound.FAILED)
+                .order_by(InboundMessage.id)
+                .limit(BATCH)
+            )
+        )
+    handled = 0
+    for row_id in row_ids:
+        try:
+            recovered = inbound.recover_failed(session_factory, library, settings, row_id)
+        except Exception as exc:
+            if inbound.is_transient_db_error(exc):
+                log.warning("inbound row %d still failing (%s)", row_id, type(exc).__name__)
+                continue
+            log.exception("inbound row %d could not be recovered", row_id)
+            _give_up(session_factory, row_id)
+            continue
+        if recovered is None:
+            continue  # another clock process has it
+        handled += 1
+        if recovered.message is not None:
+            _send_reply(session_factory, gateway, settings, recovered, now)
+    if handled:
+        log.info("failed inbound texts recovered: %d", handled)
+    return handled
+
+
+def _give_up(session_factory: sessionmaker[Session], row_id: int) -> None:
+    try:
+        with session_factory() as session, session.begin():
+            session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == row_id, InboundMessage.outcome == inbound.FAILED)
+                .values(outcome=UNRECOVERED)
+            )
+    except Exception:
+        log.exception("inbound row %d left failed", row_id)
+
+
+def _may_send(session: Session, recovered: inbound.Recovered, now: dt.datetime) -> bool:
+    message = recovered.message
+    if message is None or recovered.patient_id is None:
+        return False
+    patient = session.get(Patient, recovered.patient_id)
+    if patient is None:
+        return False
+    if message.template_id in IMMEDIATE:
+        return True
+    if patient.status != PatientStatus.ACTIVE or now - recovered.received_at > FRESH_REPLY:
+        return False
+    quiet = (
+        sched.LocalWindow(patient.quiet_start, patient.quiet_end)
+        if patient.quiet_start is not None and patient.quiet_end is not None
+        else None
+    )
+    window = dispatch_settings(session).window
+    return sched.may_send_at(now, ZoneInfo(patient.timezone), window, quiet)
+
+
+def _send_reply(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    settings: Settings,
+    recovered: inbound.Recovered,
+    now: dt.datetime,
+) -> None:
+    """Texts the reply to the number that wrote (the patient or their caregiver) and keeps
+    it as a "reply" row, like the TwiML answer it replaces (the loop guard counts it)."""
+    message = recovered.message
+    with session_factory() as session:
+        if message is None or not _may_send(session, recovered, now):
+            log.info("late reply to inbound row %d not sent", recovered.row_id)
+            return
+        session.commit()  # no transaction (nor SQLite write lock) across the send
+        row = OutboundMessage(
+            patient_id=recovered.patient_id,
+            to_e164=recovered.to_e164,
+            body=message.body,
+            kind="reply",
+            template_id=message.template_id,
+            variant_id=message.variant_id,
+            backend=gateway.name,
+            segments=message.segments.segments,
+            created_at=now,
+        )
+        try:
+            receipt = gateway.send(
+                OutgoingSms(
+                    to=recovered.to_e164,
+                    body=message.body,
+                    status_callback=status_callback_url(settings.public_base_url),
+                )
+            )
+        except SendFailure as exc:
+            log.warning("late reply to %s not sent: %s", mask_phone(recovered.to_e164), exc.outcome)
+            row.delivery_status = "failed"
+            row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
+        else:
+            row.provider_sid = receipt.provider_sid
+            row.delivery_status = receipt.status
+        session.add(row)
+        session.commit()
