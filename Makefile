@@ -34,7 +34,8 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest
 
-## make proof: the reliability suite (crash, provider faults, load, consent, fuzz) on SQLite and
+## make proof: the reliability suite (crash, provider faults, load, consent, database faults,
+## fuzz) on SQLite and
 ## PostgreSQL, loopback only; prints what held and writes docs/reliability.md (about 13 minutes)
 proof: install
 	$(BIN)/python -m proof --db both

@@ -66,6 +66,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
                 lambda u: scenarios.load(u, nudges=1000, rate=100, seconds=5, seed=seed),
             ),
             ("consent", lambda u: scenarios.consent(u, nudges=1000, stops=10, seed=seed)),
+            ("db_faults", lambda u: scenarios.db_faults(u, patients=300, posts=90, seed=seed)),
             ("fuzz", lambda u: scenarios.fuzz(u, examples=150, seed=seed)),
             ("forms", lambda u: scenarios.forms(u, examples=250, seed=seed)),
         ]
@@ -77,6 +78,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
             lambda u: scenarios.load(u, nudges=10_000, rate=200, seconds=120, seed=seed),
         ),
         ("consent", lambda u: scenarios.consent(u, nudges=5000, stops=50, seed=seed)),
+        ("db_faults", lambda u: scenarios.db_faults(u, patients=2000, posts=400, seed=seed)),
         ("fuzz", lambda u: scenarios.fuzz(u, examples=1000, seed=seed)),
         ("forms", lambda u: scenarios.forms(u, examples=2000, seed=seed)),
     ]

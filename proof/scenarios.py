@@ -330,6 +330,155 @@ def consent(database_url: str, *, nudges: int, stops: int, seed: int) -> Result:
     return result
 
 
+# --------------------------------------------------------------------------- 4b. database faults
+
+# What each reply in the database-faults scenario says, and what must come of it.
+_FAULT_REPLIES = {
+    "stop": "STOP",
+    "red_flag": "I fell and hit my head, very confused",
+    "answer": "done",
+}
+
+
+def _transient_error(database_url: str) -> Exception:
+    """The driver's own error for a transient failure: SQLite's lock, PostgreSQL's
+    serialization failure (as a deadlock or a concurrent update would raise)."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        return sqlite3.OperationalError("database is locked")
+    import psycopg
+
+    return psycopg.errors.SerializationFailure("could not serialize access (proof)")
+
+
+def db_faults(database_url: str, *, patients: int, posts: int, seed: int) -> Result:
+    """Signed replies posted while statements of the webhook's own transactions fail as a
+    lock or a serialization failure (up to 4 per request, at random statements): the reply
+    must be kept, a STOP honoured before the next send, a red flag alerted, and the clock
+    tick must finish what the webhook could not."""
+    from freezegun import freeze_time
+    from sqlalchemy import event, func
+
+    from coachbot.app import create_app
+    from coachbot.domain.states import AlertKind
+    from coachbot.models import Alert
+    from coachbot.services.tick import run_clock_tick
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    result = Result(
+        "inbound under database faults",
+        f"{posts} signed replies (STOP, red flag or an answer; a fifth redelivered) before"
+        f" {patients} nudges go out, up to 4 statements of each request failing as a"
+        " transient database error; then the clock tick",
+    )
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake:
+        runtime = build_runtime(base_settings(database_url, fake))
+        client = create_app(runtime=runtime).test_client()
+        error = _transient_error(database_url)
+        budget = {"left": 0, "injected": 0}
+
+        def fail_some(*_: object) -> None:
+            if budget["left"] > 0 and rng.random() < 0.5:
+                budget["left"] -= 1
+                budget["injected"] += 1
+                raise error
+
+        statuses: Counter[int] = Counter()
+        said: dict[str, str] = {}  # phone -> kind of reply
+        confirmed_in_answer: Counter[str] = Counter()
+        try:
+            make_cohort(runtime.session_factory, patients, consent_method="proof")
+            plan_nudges(runtime.session_factory, NOW)
+            phones = rng.sample([cohort_phone(i) for i in range(patients)], posts)
+            event.listen(runtime.engine, "before_cursor_execute", fail_some)
+            try:
+                with freeze_time(NOW - dt.timedelta(minutes=10)):
+                    for phone in phones:
+                        kind = rng.choice(list(_FAULT_REPLIES))
+                        said[phone] = kind
+                        params = inbound_params(phone, _FAULT_REPLIES[kind])
+                        for delivery in range(2 if rng.random() < 0.2 else 1):
+                            budget["left"] = rng.randint(0, 4)
+                            response = client.post(
+                                "/sms/inbound",
+                                data=params,
+                                headers={"X-Twilio-Signature": sign("/sms/inbound", params)},
+                            )
+                            statuses[response.status_code] += 1
+                            if delivery == 0 and "<Message>" in response.get_data(as_text=True):
+                                confirmed_in_answer[phone] += 1
+            finally:
+                budget["left"] = 0
+                event.remove(runtime.engine, "before_cursor_execute", fail_some)
+            factory = build_factory(database_url)
+            with factory() as session:
+                kept = session.scalar(
+                    select(func.count(InboundMessage.id)).where(InboundMessage.outcome == "error")
+                )
+            run_clock_tick(
+                runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, NOW
+            )
+            settle(runtime, NOW)
+            with factory() as session:
+                rows = Counter(
+                    session.scalars(
+                        select(InboundMessage.from_e164).where(InboundMessage.from_e164.in_(phones))
+                    )
+                )
+                unfinished = session.scalar(
+                    select(func.count(InboundMessage.id)).where(
+                        InboundMessage.outcome.in_(("error", "recovering", "error_unrecovered"))
+                    )
+                )
+                status_of = dict(
+                    session.execute(
+                        select(Patient.phone_e164, Patient.status).where(
+                            Patient.phone_e164.in_(phones)
+                        )
+                    ).all()
+                )
+                alerted = set(
+                    session.scalars(
+                        select(Patient.phone_e164)
+                        .join(Alert, Alert.patient_id == Patient.id)
+                        .where(Alert.kind == AlertKind.RED_FLAG)
+                    )
+                )
+        finally:
+            runtime.close()
+        stops = [ph for ph, kind in said.items() if kind == "stop"]
+        flags = [ph for ph, kind in said.items() if kind == "red_flag"]
+        nudged_after_stop = sum(
+            1 for ph in stops for m in fake.sent_to(ph) if "nudge=" in (m.status_callback or "")
+        )
+        confirmations = {
+            ph: confirmed_in_answer[ph]
+            + sum(1 for m in fake.sent_to(ph) if "nudge=" not in (m.status_callback or ""))
+            for ph in stops
+        }
+        result.numbers.update(
+            replies=dict(Counter(said.values())),
+            responses=dict(statuses),
+            faults_injected=budget["injected"],
+            kept_for_the_tick=kept,
+            stop_confirmations=dict(Counter(confirmations.values())),
+        )
+        result.checks["faults injected and texts kept for the tick"] = budget[
+            "injected"
+        ] > 0 and bool(kept)
+        result.checks["no 500"] = set(statuses) == {200}
+        result.checks["every reply stored once"] = len(rows) == posts and set(rows.values()) == {1}
+        result.checks["none left unprocessed after the tick"] = unfinished == 0
+        result.checks["every STOP honoured, no nudge after it"] = nudged_after_stop == 0 and all(
+            status_of[ph] == PatientStatus.OPTED_OUT for ph in stops
+        )
+        result.checks["exactly one STOP confirmation each"] = set(confirmations.values()) <= {1}
+        result.checks["every red flag alerted"] = all(ph in alerted for ph in flags)
+        delivery_checks(result, fake, build_factory(database_url), patients)
+    return result
+
+
 # --------------------------------------------------------------------------- 5. fuzz
 
 
