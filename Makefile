@@ -35,8 +35,8 @@ pytest: install
 	$(BIN)/pytest
 
 ## make proof: the reliability suite (crash, provider faults, load, consent, database faults,
-## fuzz) on SQLite and
-## PostgreSQL, loopback only; prints what held and writes docs/reliability.md (about 13 minutes)
+## fuzz) on SQLite and PostgreSQL, loopback only; prints what held and writes
+## docs/reliability.md (about 15 minutes)
 proof: install
 	$(BIN)/python -m proof --db both
 
