@@ -43,6 +43,8 @@ from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
 log = logging.getLogger(__name__)
 
 BATCH = 50
+# Bounds one tick's work after a long outage; the rest waits for the next tick.
+MAX_PER_TICK = 2000
 FRESH_REPLY = dt.timedelta(hours=1)
 UNRECOVERED = "error_unrecovered"
 # Sent whatever the hour: carrier-required or safety text (as inbound._ALWAYS_SENT).
@@ -56,35 +58,56 @@ def recover_failed_inbound(
     settings: Settings,
     now: dt.datetime,
 ) -> int:
-    """Handles up to BATCH rows kept as failed; returns how many this call handled."""
-    with session_factory() as session:
-        row_ids = list(
-            session.scalars(
-                select(InboundMessage.id)
-                .where(InboundMessage.outcome == inbound.FAILED)
-                .order_by(InboundMessage.id)
-                .limit(BATCH)
+    """Handles the rows kept as failed, oldest first, each at most once per call (one that
+    fails again waits for the next tick), up to MAX_PER_TICK; returns how many it handled.
+
+    The whole backlog, not one batch: the tick runs this before dispatch, so a STOP kept
+    in a failed row is applied before the next nudge goes out (a burst of database errors
+    can leave more than one batch behind)."""
+    handled = seen = last_id = 0
+    while seen < MAX_PER_TICK:
+        with session_factory() as session:
+            row_ids = list(
+                session.scalars(
+                    select(InboundMessage.id)
+                    .where(InboundMessage.outcome == inbound.FAILED, InboundMessage.id > last_id)
+                    .order_by(InboundMessage.id)
+                    .limit(BATCH)
+                )
             )
-        )
-    handled = 0
-    for row_id in row_ids:
-        try:
-            recovered = inbound.recover_failed(session_factory, library, settings, row_id)
-        except Exception as exc:
-            if inbound.is_transient_db_error(exc):
-                log.warning("inbound row %d still failing (%s)", row_id, type(exc).__name__)
-                continue
-            log.exception("inbound row %d could not be recovered", row_id)
-            _give_up(session_factory, row_id)
-            continue
-        if recovered is None:
-            continue  # another clock process has it
-        handled += 1
-        if recovered.message is not None:
-            _send_reply(session_factory, gateway, settings, recovered, now)
+        if not row_ids:
+            break
+        last_id, seen = row_ids[-1], seen + len(row_ids)
+        for row_id in row_ids:
+            handled += _recover_one(session_factory, gateway, library, settings, row_id, now)
     if handled:
         log.info("failed inbound texts recovered: %d", handled)
     return handled
+
+
+def _recover_one(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    library: MessageLibrary,
+    settings: Settings,
+    row_id: int,
+    now: dt.datetime,
+) -> int:
+    """1 when this call handled the row, 0 when it failed again or another clock has it."""
+    try:
+        recovered = inbound.recover_failed(session_factory, library, settings, row_id)
+    except Exception as exc:
+        if inbound.is_transient_db_error(exc):
+            log.warning("inbound row %d still failing (%s)", row_id, type(exc).__name__)
+            return 0
+        log.exception("inbound row %d could not be recovered", row_id)
+        _give_up(session_factory, row_id)
+        return 0
+    if recovered is None:
+        return 0  # another clock process has it
+    if recovered.message is not None:
+        _send_reply(session_factory, gateway, settings, recovered, now)
+    return 1
 
 
 def _give_up(session_factory: sessionmaker[Session], row_id: int) -> None:

@@ -326,6 +326,32 @@ def test_a_recovery_that_keeps_failing_transiently_is_tried_again_next_tick(
     assert only_inbound(session).outcome == "done"
 
 
+def test_one_tick_drains_more_than_a_batch_of_kept_stops_before_any_nudge_goes(
+    client: Any,
+    runtime: Runtime,
+    session: Session,
+    fault: Callable[..., Fault],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the proof's database-faults scenario: the tick recovered one batch of kept
+    texts, so with a longer backlog a STOP kept whole (even its fallback failed) waited
+    while that same tick sent the patient a nudge."""
+    monkeypatch.setattr("coachbot.services.inbound_recovery.BATCH", 2)
+    due = T0 + dt.timedelta(minutes=5)
+    patients = [make_patient(session, phone=f"+1617555{n:04d}") for n in range(5)]
+    for patient in patients:
+        planned_nudge(session, patient, due)
+        # Three attempts and the protected fallback fail; the bare row is kept.
+        failure = fault("INSERT INTO inbound_messages", times=4)
+        post(client, patient.phone_e164, "STOP", T0)
+        failure.remove()
+    assert count(session, InboundMessage, InboundMessage.outcome == inbound.FAILED) == 5
+    tick(runtime, due)
+    assert count(session, InboundMessage, InboundMessage.outcome == inbound.FAILED) == 0
+    assert count(session, Patient, Patient.status == PatientStatus.OPTED_OUT) == 5
+    assert count(session, Nudge, Nudge.state.in_((NudgeState.SENT, NudgeState.SENDING))) == 0
+
+
 # --- YES from a paused patient ------------------------------------------------------------
 
 
