@@ -259,6 +259,21 @@ _INSERT_ROW = insert(InboundMessage).returning(InboundMessage.id)
 _FINISH_ROW = update(InboundMessage).where(InboundMessage.id == bindparam("row_id"))
 
 
+def _insert_row(connection: Connection, sms: InboundSms, now: dt.datetime, **kept: str) -> int:
+    """Stores the text (its provider_sid is unique) and returns the row's id."""
+    values: dict[str, object] = {
+        "provider_sid": sms.provider_sid,
+        "from_e164": sms.from_number,
+        "to_e164": sms.to_number,
+        "body": sms.body,
+        "num_media": sms.num_media,
+        "is_proxy": False,
+        "received_at": now,
+        **kept,
+    }
+    return int(connection.execute(_INSERT_ROW, values).scalar_one())
+
+
 def _handle_once(
     session_factory: sessionmaker[Session],
     library: MessageLibrary,
@@ -271,18 +286,7 @@ def _handle_once(
         # The unique provider_sid is the idempotency check: a duplicate fails here (on
         # PostgreSQL a concurrent one waits for the first to commit, then fails) and takes
         # the IntegrityError branch, which answers with the stored reply.
-        row_id = connection.execute(
-            _INSERT_ROW,
-            {
-                "provider_sid": sms.provider_sid,
-                "from_e164": sms.from_number,
-                "to_e164": sms.to_number,
-                "body": sms.body,
-                "num_media": sms.num_media,
-                "is_proxy": False,
-                "received_at": now,
-            },
-        ).scalar_one()
+        row_id = _insert_row(connection, sms, now)
         row = _Row(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
         ctx = _Context(session, connection, library, settings, row, now)
         reply = _process(ctx)
@@ -390,20 +394,7 @@ def _keep_protected(
         )
         if exists is not None:
             return  # a concurrent delivery of the same message was kept or handled
-        row_id = connection.execute(
-            _INSERT_ROW,
-            {
-                "provider_sid": sms.provider_sid,
-                "from_e164": sms.from_number,
-                "to_e164": sms.to_number,
-                "body": sms.body,
-                "num_media": sms.num_media,
-                "is_proxy": False,
-                "received_at": now,
-                "outcome": FAILED,
-                "response_twiml": EMPTY_TWIML,
-            },
-        ).scalar_one()
+        row_id = _insert_row(connection, sms, now, outcome=FAILED, response_twiml=EMPTY_TWIML)
         row = _Row(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
         ctx = _Context(session, connection, library, settings, row, now)
         _protect(ctx)

@@ -31,14 +31,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.domain import schedule as sched
-from coachbot.domain.phones import mask_phone
 from coachbot.domain.states import PatientStatus
-from coachbot.models import InboundMessage, OutboundMessage, Patient
+from coachbot.models import InboundMessage, Patient
 from coachbot.services import inbound
-from coachbot.services.messaging import status_callback_url
+from coachbot.services.messaging import send_text, status_callback_url
 from coachbot.services.schedules import dispatch_settings
 from coachbot.settings import Settings
-from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+from coachbot.sms.gateway import SmsGateway
 
 log = logging.getLogger(__name__)
 
@@ -157,31 +156,14 @@ def _send_reply(
             log.info("late reply to inbound row %d not sent", recovered.row_id)
             return
         session.commit()  # no transaction (nor SQLite write lock) across the send
-        row = OutboundMessage(
+        send_text(
+            session,
+            gateway,
             patient_id=recovered.patient_id,
             to_e164=recovered.to_e164,
-            body=message.body,
+            message=message,
             kind="reply",
-            template_id=message.template_id,
-            variant_id=message.variant_id,
-            backend=gateway.name,
-            segments=message.segments.segments,
-            created_at=now,
+            now=now,
+            status_callback=status_callback_url(settings.public_base_url),
         )
-        try:
-            receipt = gateway.send(
-                OutgoingSms(
-                    to=recovered.to_e164,
-                    body=message.body,
-                    status_callback=status_callback_url(settings.public_base_url),
-                )
-            )
-        except SendFailure as exc:
-            log.warning("late reply to %s not sent: %s", mask_phone(recovered.to_e164), exc.outcome)
-            row.delivery_status = "failed"
-            row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
-        else:
-            row.provider_sid = receipt.provider_sid
-            row.delivery_status = receipt.status
-        session.add(row)
         session.commit()

@@ -33,9 +33,34 @@ def send_to_patient(
     status_callback: str | None,
 ) -> OutboundMessage:
     """Sends and adds the outbound row to the session; the caller commits."""
-    row = OutboundMessage(
+    return send_text(
+        session,
+        gateway,
         patient_id=patient.id,
         to_e164=patient.phone_e164,
+        message=message,
+        kind=kind,
+        now=now,
+        status_callback=status_callback,
+    )
+
+
+def send_text(
+    session: Session,
+    gateway: SmsGateway,
+    *,
+    patient_id: int | None,
+    to_e164: str,
+    message: RenderedMessage,
+    kind: str,
+    now: dt.datetime,
+    status_callback: str | None,
+) -> OutboundMessage:
+    """Sends to `to_e164` (the patient's number or their caregiver's) and adds the outbound
+    row to the session; the caller commits."""
+    row = OutboundMessage(
+        patient_id=patient_id,
+        to_e164=to_e164,
         body=message.body,
         kind=kind,
         template_id=message.template_id,
@@ -46,10 +71,10 @@ def send_to_patient(
     )
     try:
         receipt = gateway.send(
-            OutgoingSms(to=patient.phone_e164, body=message.body, status_callback=status_callback)
+            OutgoingSms(to=to_e164, body=message.body, status_callback=status_callback)
         )
     except SendFailure as exc:
-        log.warning("%s to %s not sent: %s", kind, mask_phone(patient.phone_e164), exc.outcome)
+        log.warning("%s to %s not sent: %s", kind, mask_phone(to_e164), exc.outcome)
         row.delivery_status = "failed"
         row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
     else:
