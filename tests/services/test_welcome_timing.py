@@ -97,6 +97,24 @@ def _welcomes(runtime: Runtime) -> list[tuple[str, dt.datetime]]:
         return [(to, at) for to, at in rows]
 
 
+def _edit(
+    runtime: Runtime, patient_id: int, phone: str, quiet_hours: str, *, now: dt.datetime
+) -> None:
+    """The clinician's edit form: Tom's number and quiet hours, the rest unchanged."""
+    with runtime.session_factory() as session:
+        edit_patient(
+            session,
+            runtime.gateway,
+            runtime.library,
+            runtime.settings,
+            session.get_one(Patient, patient_id),
+            PatientChanges("Tom", phone, "Europe/London", "en", quiet_hours, None, False),
+            CarePlan({"sleep": "08:30"}, ()),
+            now=now,
+            actor="test",
+        )
+
+
 def _held(runtime: Runtime, patient_id: int) -> dt.datetime | None:
     with runtime.read_session_factory() as session:
         return session.get_one(Patient, patient_id).welcome_due_at
@@ -156,19 +174,7 @@ def test_the_tick_checks_quiet_hours_again_and_holds_the_welcome_further(
     _window(runtime, "07:00", "21:00")
     patient_id = _enrol(runtime, LATE)
     # Overnight the clinician learns the patient sleeps until nine.
-    with runtime.session_factory() as session:
-        patient = session.get_one(Patient, patient_id)
-        edit_patient(
-            session,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            patient,
-            PatientChanges("Tom", PHONE, "Europe/London", "en", "21:00-09:00", None, False),
-            CarePlan({"sleep": "08:30"}, ()),
-            now=LATE + dt.timedelta(hours=1),
-            actor="test",
-        )
+    _edit(runtime, patient_id, PHONE, "21:00-09:00", now=LATE + dt.timedelta(hours=1))
     _tick(runtime, QUIET_ENDS)
     assert _welcomes(runtime) == []
     nine = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -207,19 +213,7 @@ def test_a_new_number_before_the_welcome_is_due_gets_its_own_welcome_and_the_old
 ) -> None:
     _window(runtime, "07:00", "21:00")
     patient_id = _enrol(runtime, LATE)
-    with runtime.session_factory() as session:
-        patient = session.get_one(Patient, patient_id)
-        edit_patient(
-            session,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            patient,
-            PatientChanges("Tom", NEW_PHONE, "Europe/London", "en", "21:00-07:30", None, False),
-            CarePlan({"sleep": "08:30"}, ()),
-            now=LATE + dt.timedelta(hours=2),
-            actor="test",
-        )
+    _edit(runtime, patient_id, NEW_PHONE, "21:00-07:30", now=LATE + dt.timedelta(hours=2))
     assert _welcomes(runtime) == []  # 01:30: the new number's welcome is held too
     assert _held(runtime, patient_id) == QUIET_ENDS
     _tick(runtime, QUIET_ENDS)
@@ -235,19 +229,7 @@ def test_a_new_number_in_the_day_is_welcomed_at_once_and_drops_the_held_welcome(
     # The held welcome was never claimed (the clock was down); the clinician changes the
     # number at 09:00 and that welcome goes at once, to the new number only.
     nine = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
-    with runtime.session_factory() as session:
-        patient = session.get_one(Patient, patient_id)
-        edit_patient(
-            session,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            patient,
-            PatientChanges("Tom", NEW_PHONE, "Europe/London", "en", "21:00-07:30", None, False),
-            CarePlan({"sleep": "08:30"}, ()),
-            now=nine,
-            actor="test",
-        )
+    _edit(runtime, patient_id, NEW_PHONE, "21:00-07:30", now=nine)
     assert _held(runtime, patient_id) is None
     _tick(runtime, nine + dt.timedelta(seconds=5))
     assert _welcomes(runtime) == [(NEW_PHONE, nine)]
