@@ -291,7 +291,9 @@ class ReportedValue(Base):
     must never erase an earlier "7 hours"."""
 
     __tablename__ = "reported_values"
-    __table_args__ = (Index("ix_reported_values_patient_track", "patient_id", "track", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_reported_values_patient_track", "patient_id", "track", "recorded_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
