@@ -59,11 +59,13 @@ from dataclasses import dataclass
 from coachbot.domain.keywords import fold
 
 __all__ = [
+    "CRISIS_FLAGS",
     "CheckinAnswer",
     "RedFlag",
     "Severity",
     "damerau_levenshtein_1",
     "find_red_flags",
+    "is_crisis",
     "parse_checkin",
     "severity",
 ]
@@ -99,6 +101,15 @@ _SEVERITY: dict[RedFlag, Severity] = {
     RedFlag.WEAKNESS: Severity.HIGH,
     RedFlag.FALL: Severity.URGENT,
 }
+
+
+# Mental-health crisis categories: the crisis line as well as a person (none yet in this table).
+CRISIS_FLAGS: frozenset[RedFlag] = frozenset()
+
+
+def is_crisis(flags: Iterable[RedFlag]) -> bool:
+    """True when any flag is a mental-health crisis."""
+    return any(f in CRISIS_FLAGS for f in flags)
 
 
 def severity(flags: Iterable[RedFlag]) -> Severity:

@@ -86,6 +86,7 @@ class ReplyKind(enum.Enum):
     DONE = "done"
     SKIP = "skip"
     NUMBER = "number"
+    PARTIAL = "partial"  # "2 of 3", "half": some of it done
     CHECKIN_CLEAR = "checkin_clear"
     RED_FLAG = "red_flag"
     FREE_TEXT = "free_text"
