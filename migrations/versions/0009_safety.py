@@ -62,8 +62,7 @@ def upgrade() -> None:
         # SQLite cannot add a constraint to an existing table, but it takes a column that
         # carries its own REFERENCES clause.
         op.execute(
-            "ALTER TABLE inbound_messages ADD COLUMN read_by_id INTEGER"
-            " REFERENCES staff_users (id)"
+            "ALTER TABLE inbound_messages ADD COLUMN read_by_id INTEGER REFERENCES staff_users (id)"
         )
     else:
         op.add_column("inbound_messages", sa.Column("read_by_id", sa.Integer(), nullable=True))
