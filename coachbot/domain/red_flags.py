@@ -113,7 +113,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from coachbot.domain.keywords import fold
+from coachbot.domain.keywords import damerau_levenshtein_1, fold
 from coachbot.domain.textnorm import FEVER_READING, expand
 
 __all__ = [
@@ -236,30 +236,6 @@ class CheckinAnswer:
     @property
     def clear(self) -> bool:
         return self.understood and not self.flags and not self.unspecified
-
-
-def damerau_levenshtein_1(a: str, b: str) -> bool:
-    """True when ``a`` and ``b`` differ by exactly one edit (insert, delete, substitute, swap)."""
-    if a == b:
-        return False
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    if la == lb:
-        diffs = [i for i in range(la) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        return (
-            len(diffs) == 2
-            and diffs[1] == diffs[0] + 1
-            and a[diffs[0]] == b[diffs[1]]
-            and a[diffs[1]] == b[diffs[0]]
-        )
-    short, long_ = (a, b) if la < lb else (b, a)
-    i = 0
-    while i < len(short) and short[i] == long_[i]:
-        i += 1
-    return short[i:] == long_[i + 1 :]
 
 
 # --- tokens -------------------------------------------------------------------------------------
