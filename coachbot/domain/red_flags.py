@@ -347,7 +347,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bwords? (?:are |is |were |was |come out |coming out |came out |keep coming out |"
         r"get |got |getting )?(?:all )?(?:jumbled|mixed up|wrong|scrambled|garbled|backwards"
         r"|slurred|stuck)\b",
-        r"\b(?:wrong|jumbled|mixed up|mixing up|mixes up) words?\b",
+        r"\b(?:wrong|jumbled|mixed up|mixing up|mixes up|mixing|mixes|confusing|confuses"
+        r"|scrambling|scrambles|forgetting|forgets|losing|loses) (?:up )?(?:her |his |my |their"
+        r" |the |simple |easy |basic )?words?\b",
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?(?:talk|talking|speak|speaking|understand (?:me|us|what"
         r"|people|anyone|others))\b",
         r"\b(?:not|stopped) (?:talking|speaking)\b",
@@ -416,7 +418,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?(?:walk|walking|stand|standing|lift|lifting|move|moving"
         r"|grip|gripping|hold|holding|get up|getting up|raise|raising|feel (?:my|her|his) "
         r"(?:arm|leg|face|hand|side))\b",
-        rf"\b{_LIMB} (?:is |are |feels |feel |went |gone |going |got |has gone |keeps )*"
+        rf"\b{_LIMB} (?:is |are |feels |feel |went |gone |going |got |has gone |keeps |keep"
+        r" |kept |just |suddenly |so |really |very )*"
         r"(?:weak|limp|heavy|dead|floppy|useless|droopy|drooping|giving out|gave out|gave way"
         r"|buckled|buckling)\b",
         rf"\b(?:face|lip|lips|mouth|tongue|arm|leg|one side|side of {_SUBJ} (?:face|body)|cheek)"
@@ -425,13 +428,16 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"half|her|his|my)? ?(?:side|face|arm|leg)\b",
         r"\bnumb (?:face|arm|leg|side)\b",
         r"\b(?:sudden|new) numbness\b",
-        r"\b(?:face|mouth|smile|eyelid|lip) (?:is |looks |seems )?(?:droop\w*|crooked|lopsided"
-        r"|uneven|sagging|dropped)\b|\bdroopy (?:face|eye|eyelid|mouth)\b|\bdrooping\b",
+        r"\b(?:face|mouth|smile|eyelids?|lips?|eyes?|cheeks?|side of (?:her|his|my|the) face)"
+        r" (?:is |are |looks |look |seems |seem |went |got |getting |has gone |a bit |kind of"
+        r" |kinda |so |really )*(?:droop\w*|crooked|lopsided|uneven|sagging|saggy|slack|dropped"
+        r"|twisted)\b|\bdroopy (?:face|eye|eyelid|mouth|lip)\b|\bdrooping\b",
         r"\bdebil(?:idad|es)?\b|\bsin fuerzas?\b|\bno tengo fuerzas?\b",
         r"\bno (?:puedo|puede|podia|pude|pudo) (?:caminar|andar|levantarme|levantarse|moverme"
         r"|moverse|mover (?:el|la|mi|su) \w+|pararme|pararse|agarrar|sostener)\b",
-        r"\b(?:brazo|pierna|piernas|mano|lado|cara|boca) (?:esta |se siente |se le |se me )?"
-        r"(?:debil|paralizad[oa]|caid[oa]|torcid[oa]|dormid[oa]|entumid[oa])\b",
+        r"\b(?:brazo|pierna|piernas|mano|lado|cara|boca|labio|labios|mejilla) (?:esta |se siente"
+        r" |se le |se me |la tengo |lo tengo )?(?:debil|paralizad[oa]|caid[oa]|torcid[oa]"
+        r"|dormid[oa]|entumid[oa]|entumecid[oa]|adormecid[oa]|adormilad[oa])\b",
         r"\b(?:entumecid[oa]|adormecid[oa]|dormid[oa]) (?:\w+ ){0,2}(?:la cara|un lado|el brazo"
         r"|la pierna|medio cuerpo|la boca)\b",
         r"\bpiernas? (?:no (?:me |le )?responden|(?:me |le )?fallan)\b",
@@ -466,7 +472,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     RedFlag.VISION: (
         r"\b(?:double|blurry|blurred|blurring|fuzzy|cloudy|dim|dimmed|lost|losing|loss of"
         r"|changes? in|change of|weird|strange|tunnel|patchy) (?:\w+ )?(?:vision|eyesight|sight)\b",
-        r"\b(?:vision|eyesight|sight) (?:is |went |has gone |keeps |getting |got |seems |looks )*"
+        r"\b(?:vision|eyesight|sight|eyes?) (?:is |are |went |has gone |have gone |keeps |keep"
+        r" |getting |got |seems |looks |look |gone |going |so |really |very |all )*"
         r"(?:blurry|blurred|fuzzy|double|dim|cloudy|weird|strange|off|worse|bad|gone|going"
         r"|black|grey|gray|dark|changed)\b",
         r"\bseeing (?:double|two of|spots|flashing|flashes)\b|\bsee double\b",
@@ -492,7 +499,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?{_BREATH_VERB}\b",
         r"\b(?:short|shortness|shortnes) (?:of|o) (?:breath|breathe|breth)\b",
         r"\bout of breath\b|\bbreathless\w*|\bwinded\b|\bgasping\b|\bwheez\w*",
-        r"\b(?:breathing|breath) (?:is |feels |has been |got |getting )*(?:hard|difficult|fast"
+        r"\b(?:breathing|breath) (?:is |feels |has been |got |getting |really |so |very |kinda"
+        r" |super |a bit |too )*(?:hard|difficult|fast"
         r"|rapid|labou?red|shallow|weird|heavy|funny|tight|short|bad|worse|noisy)\b",
         r"\b(?:hard|difficult|labou?red|rapid|fast|shallow|heavy) breathing\b",
         r"\b(?:suffocating|choking|smothering)\b|\bcant get (?:enough )?air\b|\bneed air\b",
@@ -554,6 +562,11 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:no|not any|nothing) (?:point|reason|use) (?:in |to )?(?:going on|living|being"
         r" here|carrying on|go on|live|keep going|anymore)\b",
         r"\bbetter off (?:dead|without me|gone)\b|\bwish i (?:was|were) (?:dead|gone|never born)\b",
+        r"\b(?:might as well|may as well|rather|should just|would rather|id rather) (?:be dead"
+        r"|die|not wake up|not be here|not exist)\b",
+        r"\b(?:whats|what is|wheres|where is) the (?:point|use|reason) (?:of |in |to )?(?:living"
+        r"|going on|life|carrying on|being alive|anything|it all|any of this|trying)\b",
+        r"\bpara que (?:vivir|seguir viviendo|seguir)\b|\bque sentido tiene (?:vivir|seguir)\b",
         r"\b(?:dont|do not|no longer) want to (?:live|be alive|be here|exist|wake up|go on)\b",
         r"\bcant (?:go on|do this anymore|take it anymore)\b|\bgive up on life\b",
         r"\bwant(?:s)? to die\b|\bready to die\b",
@@ -571,6 +584,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r" (?:to )?(?:hurt|harm|cut|hit|burn|punish) (?:my ?self|herself|himself)\b",
         r"\b(?:hurt|hurting|hit|hitting|burned|burnt) (?:my ?self|herself|himself) (?:on purpose"
         r"|deliberately|intentionally|again)\b",
+        r"\b(?:keep|keeps|kept|been|started|start|stop|cant stop) (?:hurting|hitting|burning"
+        r"|cutting|harming|scratching|punching|starving) (?:my ?self|herself|himself)\b",
         r"\bself ?harm\w*|\bself ?injur\w*",
         r"\b(?:took|taken|take|swallowed|overdos\w*) (?:all (?:of )?)?(?:my |the |a bunch of"
         r" |too many |extra )?(?:pills|tablets|meds|medication)\b|\boverdos\w*",
@@ -578,6 +593,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:cortarme|me corto|me corte|se corta|se corto|quemarme|me quemo|lastimarme"
         r"|me lastimo|golpearme)\b",
         r"\bautolesion\w*|\bsobredosis\b|\bme tome todas las pastillas\b",
+        r"\b(?:me|se) (?:estoy|esta|he|ha|sigo|sigue) (?:estado |seguido )?(?:cortando|lastimando"
+        r"|quemando|golpeando|haciendo dano|rasgu\w+)\b",
     ),
     RedFlag.VOMITING_DIARRHOEA: (
         r"\b(?:vomiting|throwing up|puking|being sick)\b",
@@ -608,7 +625,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bnothing (?:stays|will stay) down\b|\bcant keep (?:\w+ )?down\b",
         r"\bno (?:puedo|puede|pude|pudo|he podido|ha podido) (?:comer|tomar|beber|tragar)"
         r"(?: (?:nada|agua|ni agua|liquidos))?\b",
-        r"\bno (?:he|ha|hemos) (?:comido|tomado|bebido) (?:nada|en todo el dia|desde)\b",
+        r"\bno (?:he|ha|hemos|han) (?:comido|tomado|bebido|probado) (?:\w+ ){0,2}?(?:nada|en todo"
+        r" el dia|desde|en \d+ horas|en (?:dos|2) dias|hoy)\b",
         r"\bno (?:come|toma|bebe) nada\b|\bno retiene (?:nada|liquidos|la comida)\b",
     ),
     RedFlag.SEVERE_PAIN: (
@@ -696,7 +714,7 @@ _MASKS: tuple[str, ...] = (
     r"|in the kitchen|with the|while)\b",
     r"\b(?:weight|pain|fear|worries|stress|the kids|the dog) (?:\w+ )?fell\b",
     r"\btrip(?:ped)? (?:to|up)\b",
-    r"\bslipped (?:my mind|out|in)\b",
+    r"\bslipped (?:my mind|out|in a|it in)\b",
     r"\bsick of\b",
     r"\bsee (?:you|u|ya)\b",
     r"\binfect(?:ious)? (?:laugh|smile)\b",

@@ -97,6 +97,12 @@ _CONTEXT_AFTER = re.compile(rf"^\s*(?:de |of )?{_CONTEXT}\b")
 _SENTENCE_END = re.compile(r"[!?\n;]|\.(?!\d)")
 
 
+_HALF = re.compile(
+    r"\b(\d{2,3}) (?:y medio|y media|con (?:5|cinco)|and a half|point (?:5|five)"
+    r"|punto (?:5|cinco))\b"
+)
+
+
 def _classify(value: float, fahrenheit: bool | None) -> str | None:
     """The reading word for ``value``; ``fahrenheit`` None means the unit is to be guessed."""
     if fahrenheit is not True and 34 <= value < 45:
@@ -146,5 +152,6 @@ def expand(folded: str) -> str:
     for pattern, repl in _SHORTHAND:
         text = pattern.sub(repl, text)
     if any(ch.isdigit() for ch in text):
+        text = _HALF.sub(r"\1.5", text)  # "38 y medio", "38 con 5", "101 and a half"
         text = _readings(text)
     return text
