@@ -308,7 +308,7 @@ _INTENSE = (
     r"|awfull|nasty|wicked|ass)"
 )
 _HEADACHE = r"(?:headaches?|head aches?|migraines?|head pain)"
-_LIMB = r"(?:arm|arms|leg|legs|hand|hands|side|face|foot|feet|body)"
+_LIMB = r"(?:arm|arms|leg|legs|hand|hands|side|face|foot|feet|body|knee|knees|ankle|ankles|hip)"
 _SUBJ = r"(?:her|his|my|the|mom|moms|dad|dads|mum|mums|their)"
 _VERY = r"(?:very|so|really|super|extremely|too|unusually|excessively|abnormally|always|crazy)"
 _MUY = r"(?:muy|tan|bien|super|demasiado|re|mucho|muchisimo)"
@@ -325,8 +325,13 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:doesnt|does not|didnt|did not|dont|do not|cant|cannot|couldnt) (?:know|tell"
         r"|remember) (?:where (?:i am|im|she is|shes|he is|hes|they are|we are|i was|she was|he"
         r" was)|what day it is|what year it is|who i am|who she is|who he is)\b",
-        r"\b(?:doesnt|does not|didnt|did not|cant|cannot|couldnt|wont) (?:recogni[sz]e|know)"
-        r" (?:me|us|her|him|anyone|anybody|family|his wife|her husband|her kids|his kids)\b",
+        r"\b(?:doesnt|does not|didnt|did not|cant|cannot|couldnt|wont|dont|do not) recogni[sz]e"
+        r"\b|\b(?:doesnt|does not|didnt|did not|cant|cannot|couldnt|wont) know (?:me|us|her|him"
+        r"|anyone|anybody|family|his wife|her husband|her kids|his kids|who)\b",
+        r"\b(?:thinks|thought|believes|says) (?:its|it is|it was|we are|were|she is|shes|he is"
+        r"|hes|i am|im) (?:still )?(?:in )?(?:19[0-9][0-9]|20[0-9][0-9]|monday|tuesday|wednesday"
+        r"|thursday|friday|saturday|sunday|christmas|a different|another|at (?:home|work|school)"
+        r"|back (?:home|at))",
         r"\b(?:not making sense|making no sense|talking nonsense|not (?:her|him|my)self"
         r"|out of it|acting (?:strange|strangely|weird|odd|funny|confused|off)|foggy|in a fog"
         r"|mixed up|lost track of (?:time|the day)|keeps? getting lost|got lost)\b",
@@ -479,7 +484,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bseeing (?:double|two of|spots|flashing|flashes)\b|\bsee double\b",
         rf"\b{_CANT} see\b|\bblind\b|\bblindness\b|\bgoing blind\b",
         r"\beverything (?:looks |is )?(?:blurry|blurred|fuzzy|double)\b",
-        r"\bvision (?:doble|borrosa|nublada)\b|\bveo (?:doble|borroso|nublado|mal|todo borroso)\b",
+        r"\bvision (?:doble|borrosa|nublada)\b",
+        r"\b(?:veo|ve|ves|vemos|ven|viendo|vio|vi) (?:todo )?(?:doble|borroso|nublado|mal|manchas"
+        r"|luces|puntos|negro|oscuro)\b",
         r"\bno (?:puedo|puede|pude|pudo) ver\b|\bno veo\b|\bperd\w* (?:la )?vista\b",
         r"\bvista (?:borrosa|nublada|doble)\b|\bse me nubla la vista\b",
     ),
@@ -584,6 +591,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r" (?:to )?(?:hurt|harm|cut|hit|burn|punish) (?:my ?self|herself|himself)\b",
         r"\b(?:hurt|hurting|hit|hitting|burned|burnt) (?:my ?self|herself|himself) (?:on purpose"
         r"|deliberately|intentionally|again)\b",
+        r"\b(?:i|she|he|they) (?:cut|cuts|burn|burns|harm|harms|scratch|scratches|punch|punches"
+        r"|starve|starves) (?:my ?self|herself|himself)\b",
+        r"\b(?:hurt|hurting|hit|hitting|burn|burning|cut|cutting|harm|harming) (?:my ?self|herself"
+        r"|himself) (?:to|so (?:i|she|he) can) (?:feel|cope|punish|forget|calm|make)\b",
         r"\b(?:keep|keeps|kept|been|started|start|stop|cant stop) (?:hurting|hitting|burning"
         r"|cutting|harming|scratching|punching|starving) (?:my ?self|herself|himself)\b",
         r"\bself ?harm\w*|\bself ?injur\w*",
