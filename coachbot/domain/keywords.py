@@ -12,19 +12,34 @@ Decisions
 * A compliance keyword is the whole message once everything that is not a letter or digit is
   trimmed from both ends. Surrounding emoji count as punctuation: ``"STOP 🛑"`` opts out, because
   a patient who adds an emoji to STOP still means STOP and carriers honour it too.
-  Anything inside the core breaks the match: ``"stop texting me"`` is not a keyword (it is a
-  revocation), and neither is ``"stop 2"``.
+* Phones space and decorate keywords: when the trimmed message is not a keyword, its letters are
+  joined with every space, dot, dash or emoji between them removed (``"S T O P"``, ``"s.t.o.p"``,
+  ``"stop all"``, ``"opt out"``, ``"un subscribe"``), Cyrillic and Greek look-alike letters read
+  as Latin, and a zero between letters as an o (``"ST0P"``). The same word repeated
+  (``"stop stop"``) is that word. Anything else in the message breaks the match:
+  ``"stop texting me"`` is not a keyword (it is a revocation), and neither is ``"stop 2"``.
+* Misspellings: a one-letter mistake (insert, delete, substitute, swap) in an opt-out keyword of
+  six letters or more (STOPALL, UNSUBSCRIBE, CANCEL, REVOKE, OPTOUT, CANCELAR, DETENER) opts out:
+  ``"unsubscibe"``, ``"cancle"``, ``"revok"``. For the four-letter STOP and QUIT only a swap or a
+  doubled letter counts (``"stpo"``, ``"sotp"``, ``"stopp"``, ``"quti"``): their other one-edit
+  neighbours are everyday words ("step", "shop", "quiz"), while a swapped STOP is never an
+  answer to anything. ``"cancer"`` is one edit from CANCEL and is excluded. END and the short
+  Spanish words (BAJA, ALTO, PARA) are exact only ("alot" is not ALTO).
+* Spanish one-word stops are full opt-outs, exactly like STOP: PARAR, PARA, PARE, PAREN, ALTO,
+  BAJA, CANCELAR, CANCELA, DETENER, DETENTE, BASTA, DESUSCRIBIR(ME). Two or more words in plain
+  language (``"ya no quiero mensajes"``, ``"dame de baja"``) are revocations.
 * Accents are folded, so ``SÍ`` and ``si`` are YES and ``stöp`` opts out: for the opt-out family a
   false match errs on the side the law wants.
 * YES is reported for ``yes`` and Spanish ``si``/``sí``. The caller decides what it means: it
   opts a patient in (double opt-in, or after STOP) and otherwise falls through to reply parsing.
 * ``is_revocation`` never fires on an exact keyword (``classify_compliance`` owns those), so a
-  caller that checks both never handles one message twice. Spanish ``para``/``pare``/``basta``/
-  ``no más`` are revocations, not keywords: carriers do not honour them, so we pause the patient
-  and alert the clinician rather than send the carrier-style STOP confirmation.
+  caller that checks both never handles one message twice. It reads the message with misspelled
+  opt-out words corrected (``"stpo texting me"``, ``"unsubscibe me"``).
 * ``"wrong number"`` is a revocation: texting health nudges to a stranger must pause at once.
 * Complaints such as ``"stop texting me so early"`` count as revocations: pausing and letting a
   clinician call back is the safe reading. ``"don't stop the messages"`` is not.
+* ``"cancel my subscription"``, ``"I'm done with these texts"``, ``"quiero darme de baja"``,
+  ``"sáquenme de la lista"`` are revocations.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ __all__ = [
     "STOP_FAMILY",
     "ComplianceKeyword",
     "classify_compliance",
+    "damerau_levenshtein_1",
     "fold",
     "is_revocation",
 ]
@@ -52,6 +68,27 @@ class ComplianceKeyword(enum.Enum):
 _KEYWORDS: dict[str, ComplianceKeyword] = {
     **dict.fromkeys(
         ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"),
+        ComplianceKeyword.OPT_OUT,
+    ),
+    # The Spanish one-word stops: full opt-outs, exactly like STOP.
+    **dict.fromkeys(
+        (
+            "parar",
+            "para",
+            "pare",
+            "paren",
+            "alto",
+            "baja",
+            "cancelar",
+            "cancela",
+            "detener",
+            "detente",
+            "detengan",
+            "basta",
+            "desuscribir",
+            "desuscribirme",
+            "desuscribirse",
+        ),
         ComplianceKeyword.OPT_OUT,
     ),
     **dict.fromkeys(("start", "unstop"), ComplianceKeyword.OPT_IN),
@@ -98,6 +135,70 @@ def fold(text: str) -> str:
     return "".join(out)
 
 
+def damerau_levenshtein_1(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ by exactly one edit (insert, delete, substitute, swap)."""
+    if a == b:
+        return False
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diffs = [i for i in range(la) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return (
+            len(diffs) == 2
+            and diffs[1] == diffs[0] + 1
+            and a[diffs[0]] == b[diffs[1]]
+            and a[diffs[1]] == b[diffs[0]]
+        )
+    short, long_ = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1 :]
+
+
+# Opt-out words whose one-letter misspellings still opt out (see the module docstring).
+_TYPO_LONG = tuple(
+    w for w, k in _KEYWORDS.items() if k is ComplianceKeyword.OPT_OUT and len(w) >= 6
+)
+_TYPO_SHORT = ("stop", "quit")
+_NOT_TYPOS = frozenset(("cancer", "canceled", "cancels", "revoked", "detenerse", "stopall"))
+# Cyrillic and Greek capitals that look like Latin ones, as they are after casefold.
+_LOOKALIKES = str.maketrans(
+    {
+        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s",
+        "і": "i", "ј": "j", "к": "k", "м": "m", "т": "t", "н": "h", "в": "b", "ο": "o",
+        "ρ": "p", "τ": "t", "ν": "v", "ι": "i", "κ": "k", "ε": "e", "α": "a", "υ": "u",
+    }
+)  # fmt: skip
+
+
+def _swap_or_double(word: str, target: str) -> bool:
+    if len(word) == len(target) + 1:
+        return any(
+            word[:i] + word[i + 1 :] == target and word[i] == word[i - 1]
+            for i in range(1, len(word))
+        )
+    if len(word) == len(target):
+        return damerau_levenshtein_1(word, target) and sorted(word) == sorted(target)
+    return False
+
+
+def _opt_out_typo(word: str) -> str | None:
+    """The opt-out keyword ``word`` misspells, if any (never for an exact keyword)."""
+    if word in _KEYWORDS or word in _NOT_TYPOS or not word.isalpha():
+        return None
+    for target in _TYPO_LONG:
+        if damerau_levenshtein_1(word, target):
+            return target
+    for target in _TYPO_SHORT:
+        if _swap_or_double(word, target):
+            return target
+    return None
+
+
 def _trim(folded: str) -> str:
     start, end = 0, len(folded)
     while start < end and not folded[start].isalnum():
@@ -107,14 +208,35 @@ def _trim(folded: str) -> str:
     return folded[start:end]
 
 
+def _compact(core: str) -> str:
+    letters = core.translate(_LOOKALIKES)
+    letters = re.sub(r"(?<=[a-z])0(?=[a-z]|$)", "o", letters)
+    return "".join(ch for ch in letters if ch.isalnum())
+
+
 def classify_compliance(body: str) -> ComplianceKeyword | None:
     """The carrier-style keyword this message is, or None. See the module docstring."""
-    return _KEYWORDS.get(_trim(fold(body)))
+    core = _trim(fold(body))
+    found = _KEYWORDS.get(core)
+    if found is not None or not core:
+        return found
+    compact = _compact(core)
+    found = _KEYWORDS.get(compact)
+    if found is not None:
+        return found
+    words = re.findall(r"[^\W_]+", core.translate(_LOOKALIKES))
+    if len(words) > 1 and len(set(words)) == 1:
+        return _KEYWORDS.get(words[0])  # "stop stop"
+    if _opt_out_typo(compact) is not None:
+        return ComplianceKeyword.OPT_OUT
+    return None
 
 
 def _clean(body: str) -> str:
-    """Folded words separated by single spaces; punctuation and emoji become separators."""
-    return " ".join(re.findall(r"[^\W_]+", fold(body)))
+    """Folded words separated by single spaces; punctuation and emoji become separators;
+    misspelled opt-out words are corrected."""
+    words = re.findall(r"[^\W_]+", fold(body))
+    return " ".join(_opt_out_typo(w) or w for w in words)
 
 
 _MSG_NOUN = (
@@ -147,6 +269,13 @@ _ANYWHERE = tuple(
         r"\b(?:take|remove|delete|drop|get) (?:me|us|her|him|them|my number|this number)"
         r" (?:off|out of|from)\b",
         r"\bwrong (?:number|person)\b",
+        r"\b(?:cancel|end|stop|quit) (?:my|the|this|our|her|his) (?:subscription|membership"
+        r"|account|enrol+ment|registration|plan|participation)\b",
+        rf"\b(?:im|i am|we are|were) (?:done|finished|through) with (?:the |these |this |your |all"
+        rf" (?:the |these )?)?(?:{_MSG_NOUN}|program|programme|study|coaching)\b",
+        r"\b(?:i|we) (?:quit|want out|am out|m out)\b(?! (?:smoking|drinking|my job|work))",
+        r"\bi want out\b|\bcount me out\b|\bsign me out\b|\bsign (?:me|us) off\b",
+        r"\b(?:delete|remove|erase) my (?:number|info|data|details)\b",
         r"\b(?:want|wanna|like|need) to (?:stop|quit|unsubscribe|cancel|opt out|end)"
         rf" (?:(?:the|these|this|getting|receiving|all|your) )*{_MSG_NOUN}\b",
         rf"\benough (?:of )?(?:the |these |your )?{_MSG_NOUN}\b",
@@ -166,6 +295,12 @@ _ANYWHERE = tuple(
         r"|programa|textos|recordatorios)\b",
         r"\bdes(?:uscrib|inscrib|suscrib)\w*",
         r"\bnumero equivocado\b",
+        r"\b(?:quiero|queremos|quisiera|deseo) (?:darme de baja|darnos de baja|cancelar"
+        r"|salirme|salir del programa|dejar el programa|desuscribirme|que (?:me )?(?:borren"
+        r"|saquen|quiten|dejen))\b",
+        r"\b(?:borr|saqu|quit|elimin)(?:en|e|a)(?:me|nos|la|lo)? (?:de (?:la|su|esta) lista|mi"
+        r" numero|del programa)\b",
+        r"\bya no (?:quiero|deseo) (?:participar|seguir|recibir|mas)\b",
         r"\bequivocad[oa]s? de numero\b",
         r"\b(?:basta|suficiente) (?:de|con) (?:los |estos |tus |sus )?(?:mensajes|textos)\b",
         r"\b(?:suspender|suspendan|pausar|pausen|detener|detengan) (?:los |estos |sus )?"
@@ -178,10 +313,11 @@ _ANYWHERE = tuple(
 _POLITE = r"(?:please|pls|plz|ok|okay|just|now|already|ya|por favor|porfa|porfavor|pf|x favor|oye)"
 _WHOLE = re.compile(
     rf"(?:{_POLITE} )*"
-    r"(?:stop|stop it|quit|quit it|cancel|end|unsubscribe|enough|enough already|no more"
-    r"|go away|not interested|leave me alone|para|pare|paren|parale|parenle|basta|ya basta|alto"
-    r"|baja|no mas|cancelar|cancela|detente|detenganse|es suficiente|suficiente|ya no quiero"
-    r"|no me interesa|no estoy interesad[oa])"
+    r"(?:stop|stop it|quit|quit it|cancel|cancel it|end|unsubscribe|enough|enough already"
+    r"|no more|go away|not interested|leave me alone|para|pare|paren|parale|parenle|basta"
+    r"|ya basta|alto|baja|no mas|cancelar|cancela|detente|detenganse|es suficiente|suficiente"
+    r"|ya no quiero|no me interesa|no estoy interesad[oa]|stop all|stopall|stop everything"
+    r"|opt out|optout|parar|detener|de baja)"
     rf"(?: (?:{_POLITE}|it|asap|thanks|thank you|gracias|de una vez|no mas))*"
 )
 _NEGATORS_BEFORE = frozenset(("dont", "not", "never", "didnt", "wont", "doesnt", "no"))

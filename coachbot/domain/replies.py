@@ -1,5 +1,10 @@
 """What a patient's (or caregiver's) SMS reply means for the nudge it answers.
 
+The rule: a message is checked for danger first; it becomes an adherence answer only when it is
+confidently one; a number counts only when the message is essentially a number answer to an open
+numeric prompt; number words in prose are not answers; anything uncertain is free text for a
+person.
+
 Pure and total: ``parse_reply`` never raises, whatever the text (1,600-char bodies, NUL, zero-width
 joiners, RTL marks, combining accents). Message bodies are never logged.
 
@@ -8,7 +13,22 @@ then ``parse_reply`` (which puts red flags before everything else).
 
 Decisions
 ---------
+* Nothing that means stop is an answer: whatever ``classify_compliance`` reads as OPT_OUT,
+  OPT_IN or HELP (spaced, misspelled "stpo", Spanish "baja") and whatever ``is_revocation``
+  catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order.
 * Red flags win: any flag found by ``find_red_flags`` makes the reply RED_FLAG, even "done".
+* Every word must be known: done/skip/deferral words, filler (subjects such as "she", "mom",
+  "ella", "mi mamá"; "today", "thanks", "gracias"), track words ("walked", "slept", "dormí"),
+  units and number words, partial words ("half", "mitad"). One other content word makes the
+  reply FREE_TEXT, with or without a number: "pain 6/10", "threw up 3 times", "temp 37.1",
+  "numbness on one side of my face" (never 1 or DONE) are read by a person. Texting shorthand
+  and emoji are spelled out first (``textnorm``: "2day" is "today").
+* PARTIAL: "2 of 3", "2 out of 3", "2/3", "dos de tres", "half", "la mitad", "did some of it",
+  "hice una parte", "most of it", "casi todo". ``value`` is the fraction done, rounded to two
+  places (2 of 3 -> 0.67; half, some, part, a bit -> 0.5; most, casi todo -> 0.75) and ``unit``
+  is "fraction". "3 of 3" is DONE and "0 of 3" SKIP. A slash over 10 ("8/10") is a score, not
+  a fraction, and a rating prompt reads "4 out of 5" as a rating. A partial word together with a
+  skip word ("no, only half") is FREE_TEXT.
 * CHECKIN uses ``parse_checkin``: clear -> CHECKIN_CLEAR; flags -> RED_FLAG; a bare "yes"/"sí"
   (symptoms, unspecified) -> RED_FLAG with ``red_flags == ()``; anything else -> FREE_TEXT.
 * Done/skip words must make up the whole reply apart from filler (subjects such as "she", "mom",
@@ -23,8 +43,8 @@ Decisions
 * One-letter typos (Damerau-Levenshtein distance 1, including a swap) are accepted only when both
   the typed word and the done/skip word have four or more letters, the typed word is not a known
   everyday word ("some", "hope", "nice", "gone", "pecho", "manzana", ...), and it is not one edit
-  from a STOP-family word. The result says ``typo_corrected=True`` so the caller echoes what it
-  logged.
+  from a STOP-family word (English or Spanish): a misspelled stop is never SKIP. The result says
+  ``typo_corrected=True`` so the caller echoes what it logged.
 * Numbers: "7", "7.5h", "7,5 horas", "30m", "~20", "about 20 minutes", "1h30", "1:30",
   "half an hour", "media hora", "seven hours", "6-7 hours" (a range -> its midpoint). Clock times
   ("at 11", "a las 10", "10pm") are ignored. Several durations with units are added up ("20 min
@@ -50,13 +70,16 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from coachbot.domain.keywords import STOP_FAMILY, fold
-from coachbot.domain.red_flags import (
-    RedFlag,
+from coachbot.domain.keywords import (
+    STOP_FAMILY,
+    ComplianceKeyword,
+    classify_compliance,
     damerau_levenshtein_1,
-    find_red_flags,
-    parse_checkin,
+    fold,
+    is_revocation,
 )
+from coachbot.domain.red_flags import RedFlag, find_red_flags, parse_checkin
+from coachbot.domain.textnorm import expand
 
 __all__ = [
     "TRACK_NAMES",
@@ -86,14 +109,14 @@ class ReplyKind(enum.Enum):
     DONE = "done"
     SKIP = "skip"
     NUMBER = "number"
-    PARTIAL = "partial"  # "2 of 3", "half": some of it done
+    PARTIAL = "partial"
     CHECKIN_CLEAR = "checkin_clear"
     RED_FLAG = "red_flag"
     FREE_TEXT = "free_text"
     EMPTY = "empty"
 
 
-Unit = Literal["hours", "minutes", "rating"]
+Unit = Literal["hours", "minutes", "rating", "fraction"]
 TRACK_NAMES: tuple[str, ...] = ("sleep", "exercise", "diet", "mindfulness", "rehab")
 
 
@@ -213,6 +236,30 @@ _TRACK_WORDS: dict[str, str] = {
         "rehab",
     ),
 }
+# Words that may sit beside a number answer without making it prose: clock times ("bed at
+# 11pm"), what a rating measures ("stress is 2"), what a count counts ("10 reps", "3 glasses").
+_NUMBER_CONTEXT = frozenset(
+    _split(
+        """
+        at am pm oclock clock around by from until till las desde hasta stress estres level
+        nivel mood animo score puntuacion reps rep repetitions repeticiones sets series times
+        veces glasses vasos cups tazas portions porciones steps pasos km miles millas laps
+        vueltas pages paginas
+        """
+    )
+)
+# Partial-completion words and the fraction each one stands for.
+_PARTIAL_WORDS: dict[str, float] = {
+    **dict.fromkeys(
+        _split("half halfway mitad some part partly partially parte bit little poco algo"), 0.5
+    ),
+    **dict.fromkeys(_split("most mostly mayoria"), 0.75),
+}
+_PARTIAL_PHRASES = re.compile(r"\bcasi (?:todo|toda|todos|todas)\b|\bmost of (?:it|them)\b")
+_SLEEP_PHRASES = re.compile(
+    r"\b(?:fell|fall|falling) asleep\b|\b(?:went|go|got|going) to (?:bed|sleep)\b"
+    r"|\bme (?:dormi|acoste)\b"
+)
 _HOUR_UNITS = frozenset(_split("h hr hrs hour hours hora horas hs"))
 _MINUTE_UNITS = frozenset(_split("m min mins minute minutes minuto minutos mn mnts mints"))
 _NUMERIC_NOISE = frozenset(
@@ -297,15 +344,23 @@ class _Words:
     polarity: _Pol | None
     corrected: bool
     track: str | None
+    unknown: bool = False  # a content word the parser does not know: a person reads it
+    partial: float | None = None
 
 
 def _read_words(tokens: list[str], folded: str) -> _Words:
     words: list[str] = []
     corrected = False
+    partial: float | None = 0.75 if _PARTIAL_PHRASES.search(folded) else None
     for tok in tokens:
         if _digit_first(tok) or tok in ":/~-" or tok in _NUMBER_WORDS:
             continue
         if tok in _HOUR_UNITS or tok in _MINUTE_UNITS or tok in _NUMERIC_NOISE:
+            continue
+        if tok in _NUMBER_CONTEXT:
+            continue
+        if tok in _PARTIAL_WORDS:
+            partial = partial if partial is not None else _PARTIAL_WORDS[tok]
             continue
         fixed = _correct(tok)
         if fixed is not None:
@@ -321,6 +376,8 @@ def _read_words(tokens: list[str], folded: str) -> _Words:
 
     if words == ["y"] or words == ["n"]:
         return _Words(_Pol.DONE if words == ["y"] else _Pol.SKIP, False, track)
+    if partial is not None and words and words[-1] == "of":
+        words = words[:-1]  # "half of", "some of" before a track word
     seen: set[_Pol] = set()
     used_fix = False
     i = 0
@@ -336,16 +393,16 @@ def _read_words(tokens: list[str], folded: str) -> _Words:
             if w in _FILLER or w in _TRACK_WORDS or w in ("y", "n") or (w == "out" and worked_out):
                 i += 1
                 continue
-            return _Words(None, False, track)
+            return _Words(None, False, track, unknown=True)
     used_fix = corrected and bool(seen)
     if not seen:
         # "walked", "meditated", "dormí": reporting the activity in the past tense is doing it.
         if worked_out or any(w in _DONE_VERBS for w in words):
-            return _Words(_Pol.DONE, False, track)
-        return _Words(_emoji_polarity(folded), False, track)
+            return _Words(_Pol.DONE, False, track, partial=partial)
+        return _Words(_emoji_polarity(folded), False, track, partial=partial)
     if len(seen) > 1:
-        return _Words(None, False, track)
-    return _Words(next(iter(seen)), used_fix, track)
+        return _Words(None, False, track, partial=partial)
+    return _Words(next(iter(seen)), used_fix, track, partial=partial)
 
 
 def _emoji_polarity(folded: str) -> _Pol | None:
@@ -538,11 +595,73 @@ def _in_expected_unit(q: _Quantity, expects: Expectation) -> _Quantity:
 # --- entry point ---------------------------------------------------------------------------------
 
 
+_FRACTION = re.compile(r"\b(\d{1,2}) ?(?:/|of|out of|de|outta) ?(?:the |los |las )?(\d{1,2})\b")
+_STOP_LIKE = frozenset(
+    (ComplianceKeyword.OPT_OUT, ComplianceKeyword.OPT_IN, ComplianceKeyword.HELP)
+)
+
+
+def _means_stop(body: str) -> bool:
+    return classify_compliance(body) in _STOP_LIKE or is_revocation(body)
+
+
+def _fraction(text: str, expects: Expectation) -> tuple[float | None, str]:
+    """A stated "done of total" ("2 of 3", "2/3") and the text without it; (None, text) if none.
+
+    -1.0 means a fraction that cannot be an answer (more done than asked, a zero total).
+    """
+    m = _FRACTION.search(text)
+    if m is None:
+        return None, text
+    done, total = int(m.group(1)), int(m.group(2))
+    if total == 10 and "/" in m.group(0):
+        return None, text  # "8/10" is a score
+    if expects is Expectation.RATING and total == 5:
+        return None, text  # "4 out of 5" answers a rating prompt
+    rest = text[: m.start()] + " " + text[m.end() :]
+    if total == 0 or done > total or _FRACTION.search(rest):
+        return -1.0, rest
+    return round(done / total, 2), rest
+
+
+def _partial(
+    fraction: float | None,
+    words: _Words,
+    polarity: _Pol | None,
+    deferred: bool,
+    qty: _Quantity | None,
+    track: str | None,
+) -> ParsedReply:
+    value = fraction if fraction is not None else words.partial
+    if (
+        value is None
+        or value < 0
+        or deferred
+        or (polarity is _Pol.SKIP and value > 0)
+        or (fraction is not None and words.partial is not None)
+        or qty is not None
+    ):
+        return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
+    if value >= 1:
+        return ParsedReply(ReplyKind.DONE, named_track=track)
+    if value == 0:
+        return ParsedReply(ReplyKind.SKIP, named_track=track)
+    return ParsedReply(ReplyKind.PARTIAL, value, "fraction", words.corrected, track)
+
+
 def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     """Understand one reply given what the open nudge asked. See the module docstring."""
     folded = fold(body)
     if not folded.strip():
         return ParsedReply(ReplyKind.EMPTY)
+    if _means_stop(body):
+        return ParsedReply(ReplyKind.FREE_TEXT)
+    # Number words and phrases become digits first ("media hora" -> "30 min", "dos de tres"
+    # -> "2 de 3"), so what remains of the words is what the reply says besides its amount.
+    folded = _digits(_SLEEP_PHRASES.sub(" asleep ", expand(folded)))
+    fraction, folded = (
+        _fraction(folded, expects) if expects is not Expectation.CHECKIN else (None, folded)
+    )
     tokens = _WORDS.findall(folded)
     words = _read_words(tokens, folded)
     track = words.track
@@ -559,10 +678,19 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
             return ParsedReply(ReplyKind.CHECKIN_CLEAR, named_track=track)
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
 
+    if words.unknown:
+        return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
     hours_first = expects is Expectation.SLEEP_HOURS or track == "sleep"
     qty = _quantity(folded, hours_first=hours_first)
     polarity = words.polarity if words.polarity is not _Pol.DEFER else None
     deferred = words.polarity is _Pol.DEFER
+
+    if fraction is not None or words.partial is not None:
+        numeric = expects in (Expectation.SLEEP_HOURS, Expectation.MINUTES)
+        if numeric and qty is not None and qty is not _AMBIGUOUS and fraction is None:
+            pass  # "did half, 15 min": the number answers a numeric prompt (read below)
+        else:
+            return _partial(fraction, words, polarity, deferred, qty, track)
 
     def answered(pol: _Pol) -> ParsedReply:
         kind = ReplyKind.DONE if pol is _Pol.DONE else ReplyKind.SKIP

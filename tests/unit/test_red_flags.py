@@ -7,10 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coachbot.domain.red_flags import (
+    CRISIS_FLAGS,
+    LABELS,
     CheckinAnswer,
     RedFlag,
     Severity,
     find_red_flags,
+    is_crisis,
     parse_checkin,
     severity,
 )
@@ -19,7 +22,8 @@ R = RedFlag
 
 
 def test_numbering_matches_the_checkin_question() -> None:
-    assert [f.name for f in RedFlag] == [
+    # The check-in's "Reply 1,4" numbering is RedFlag(1..7); later categories come after.
+    assert [f.name for f in RedFlag][:7] == [
         "CONFUSION",
         "WORD_FINDING",
         "HANDWRITING",
@@ -28,7 +32,20 @@ def test_numbering_matches_the_checkin_question() -> None:
         "WEAKNESS",
         "FALL",
     ]
-    assert [int(f) for f in RedFlag] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(f) for f in RedFlag] == list(range(1, len(RedFlag) + 1))
+
+
+def test_every_flag_has_a_label_and_a_severity() -> None:
+    assert set(LABELS) == set(RedFlag)
+    assert LABELS[R.FEVER] == "fever"
+    assert all(severity((f,)) in (Severity.HIGH, Severity.URGENT) for f in RedFlag)
+
+
+def test_crisis_flags_are_suicidal_thoughts_and_self_harm() -> None:
+    assert frozenset({R.SUICIDAL, R.SELF_HARM}) == CRISIS_FLAGS
+    assert is_crisis((R.FEVER, R.SELF_HARM))
+    assert not is_crisis((R.FEVER, R.FALL))
+    assert not is_crisis(())
 
 
 FLAGS: list[tuple[str, tuple[RedFlag, ...]]] = [
@@ -37,7 +54,7 @@ FLAGS: list[tuple[str, tuple[RedFlag, ...]]] = [
     ("confusion this morning", (R.CONFUSION,)),
     ("he doesn't know where he is", (R.CONFUSION,)),
     ("she didn't recognize me", (R.CONFUSION,)),
-    ("hard to wake him up", (R.CONFUSION,)),
+    ("hard to wake him up", (R.DROWSINESS,)),
     ("estoy confundida", (R.CONFUSION,)),
     ("está desorientado", (R.CONFUSION,)),
     ("no me reconoce", (R.CONFUSION,)),
@@ -69,7 +86,8 @@ FLAGS: list[tuple[str, tuple[RedFlag, ...]]] = [
     ("dolor de cabeza muy fuerte", (R.SEVERE_HEADACHE,)),
     ("feeling weak", (R.WEAKNESS,)),
     ("weakness in my left arm", (R.WEAKNESS,)),
-    ("numbness spreading up my leg", (R.WEAKNESS,)),
+    ("numbness spreading up my leg", (R.NEUROPATHY,)),
+    ("numbness on one side of my face", (R.WEAKNESS,)),
     ("her face is drooping", (R.WEAKNESS,)),
     ("can't walk", (R.WEAKNESS,)),
     ("mucha debilidad", (R.WEAKNESS,)),
@@ -78,7 +96,7 @@ FLAGS: list[tuple[str, tuple[RedFlag, ...]]] = [
     ("she fell in the bathroom", (R.FALL,)),
     ("he has fallen twice", (R.FALL,)),
     ("had a fall", (R.FALL,)),
-    ("passed out", (R.FALL,)),
+    ("passed out", (R.FAINTING,)),
     ("me caí", (R.FALL,)),
     ("se cayó", (R.FALL,)),
     ("una caída", (R.FALL,)),
@@ -140,14 +158,18 @@ def test_find_red_flags(body: str, flags: tuple[RedFlag, ...]) -> None:
     [
         ((), Severity.NONE),
         ((R.HANDWRITING,), Severity.HIGH),
-        ((R.WEAKNESS,), Severity.HIGH),
+        ((R.WEAKNESS,), Severity.URGENT),
+        ((R.FEVER,), Severity.URGENT),
+        ((R.SUICIDAL,), Severity.URGENT),
+        ((R.INFECTION,), Severity.HIGH),
+        ((R.NEUROPATHY, R.VOMITING_DIARRHOEA), Severity.HIGH),
         ((R.CONFUSION,), Severity.URGENT),
         ((R.WORD_FINDING,), Severity.URGENT),
         ((R.SEIZURE,), Severity.URGENT),
         ((R.SEVERE_HEADACHE,), Severity.URGENT),
         ((R.FALL,), Severity.URGENT),
         ((R.WEAKNESS, R.FALL), Severity.URGENT),
-        ((R.HANDWRITING, R.WEAKNESS), Severity.HIGH),
+        ((R.HANDWRITING, R.INFECTION), Severity.HIGH),
     ],
 )
 def test_severity(flags: tuple[RedFlag, ...], expected: Severity) -> None:

@@ -328,7 +328,9 @@ def test_one_letter_typos_are_accepted_and_flagged(body: str, kind: ReplyKind) -
 def test_typo_matching_leaves_these_alone(body: str) -> None:
     parsed = parse_reply(body, E.DONE_SKIP)
     assert not parsed.typo_corrected
-    if body not in ("done", "yes"):
+    if body == "some":
+        assert parsed.kind is K.PARTIAL  # "some" (of it) is a partial answer now (#13 item 9)
+    elif body not in ("done", "yes"):
         assert parsed.kind is K.FREE_TEXT
 
 
@@ -398,7 +400,7 @@ def test_digits_that_are_not_ascii_never_crash_the_parser(body: str, expects: Ex
 def test_parse_reply_is_total(body: str, expects: Expectation) -> None:
     parsed = parse_reply(body, expects)
     assert isinstance(parsed.kind, ReplyKind)
-    assert parsed.unit in (None, "hours", "minutes", "rating")
+    assert parsed.unit in (None, "hours", "minutes", "rating", "fraction")
     assert all(isinstance(f, RedFlag) for f in parsed.red_flags)
     if parsed.kind is K.NUMBER:
         assert parsed.value is not None
@@ -418,3 +420,112 @@ def test_parse_reply_is_total(body: str, expects: Expectation) -> None:
 )
 def test_parse_reply_is_total_on_reply_like_text(words: list[str], expects: Expectation) -> None:
     assert isinstance(parse_reply(" ".join(words), expects).kind, ReplyKind)
+
+
+# Issue #13: a number is an answer only when the message is essentially a number answer.
+PROSE_WITH_NUMBERS: list[tuple[str, Expectation]] = [
+    ("pain 6/10", E.DONE_SKIP),
+    ("pain 8/10", E.NONE),
+    ("my pain is a 7", E.RATING),
+    ("threw up 3 times", E.DONE_SKIP),
+    ("threw up twice", E.MINUTES),
+    ("temp 37.1", E.DONE_SKIP),
+    ("temperature 36.9", E.SLEEP_HOURS),
+    ("numbness on one side of my face", E.DONE_SKIP),
+    ("one of my pills made me sick", E.DONE_SKIP),
+    ("appointment at 3 tomorrow?", E.NONE),
+    ("bp 120/80", E.DONE_SKIP),
+    ("lost 2 kg this week", E.DONE_SKIP),
+    ("vomité 2 veces", E.DONE_SKIP),
+    ("tengo dolor 5", E.RATING),
+    ("room 12", E.MINUTES),
+]
+
+
+@pytest.mark.parametrize(("body", "expects"), PROSE_WITH_NUMBERS)
+def test_numbers_inside_prose_are_never_answers(body: str, expects: Expectation) -> None:
+    # Free text for a person, or a red flag when it names one (one-sided numbness).
+    assert parse_reply(body, expects).kind in (K.FREE_TEXT, K.RED_FLAG)
+
+
+PARTIALS: list[tuple[str, Expectation, float]] = [
+    ("2 of 3", E.DONE_SKIP, 0.67),
+    ("2 out of 3", E.DONE_SKIP, 0.67),
+    ("2/3", E.DONE_SKIP, 0.67),
+    ("did 2 of the 3 exercises", E.DONE_SKIP, 0.67),
+    ("half", E.DONE_SKIP, 0.5),
+    ("did half", E.MINUTES, 0.5),
+    ("some of it", E.DONE_SKIP, 0.5),
+    ("most of it", E.DONE_SKIP, 0.75),
+    ("hice la mitad", E.DONE_SKIP, 0.5),
+    ("2 de 3", E.DONE_SKIP, 0.67),
+    ("dos de tres", E.DONE_SKIP, 0.67),
+    ("casi todo", E.DONE_SKIP, 0.75),
+    ("4 out of 5", E.DONE_SKIP, 0.8),
+]
+
+
+@pytest.mark.parametrize(("body", "expects", "value"), PARTIALS)
+def test_partial_answers_carry_the_fraction_done(
+    body: str, expects: Expectation, value: float
+) -> None:
+    assert parse_reply(body, expects) == ParsedReply(K.PARTIAL, value, "fraction")
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("3 of 3", K.DONE),
+        ("0 of 3", K.SKIP),
+        ("4 of 3", K.FREE_TEXT),
+        ("no, only half", K.FREE_TEXT),
+    ],
+)
+def test_whole_empty_and_impossible_fractions(body: str, kind: ReplyKind) -> None:
+    assert parse_reply(body, E.DONE_SKIP).kind is kind
+
+
+def test_a_rating_prompt_still_reads_out_of_five_as_a_rating() -> None:
+    assert parse_reply("4 out of 5", E.RATING) == ParsedReply(K.NUMBER, 4, "rating")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "STOP",
+        "S T O P",
+        "stpo",
+        "stopp",
+        "unsubscibe",
+        "baja",
+        "PARAR",
+        "cancel my subscription",
+        "please stop texting me",
+        "no me manden más mensajes",
+        "help",
+        "start",
+        "stop all",
+    ],
+)
+@pytest.mark.parametrize("expects", [E.DONE_SKIP, E.MINUTES, E.SLEEP_HOURS, E.NONE])
+def test_nothing_that_means_stop_is_an_answer(body: str, expects: Expectation) -> None:
+    assert parse_reply(body, expects).kind is K.FREE_TEXT
+
+
+@pytest.mark.parametrize(
+    ("body", "expects", "kind"),
+    [
+        ("skip 2day", E.DONE_SKIP, K.SKIP),
+        ("done 2day", E.DONE_SKIP, K.DONE),
+        ("38.9", E.DONE_SKIP, K.RED_FLAG),
+        ("38.9", E.MINUTES, K.RED_FLAG),
+        ("102", E.MINUTES, K.NUMBER),
+        ("fell asleep at 11, slept 7h", E.SLEEP_HOURS, K.NUMBER),
+        ("can't breathe", E.DONE_SKIP, K.RED_FLAG),
+        ("cant", E.DONE_SKIP, K.SKIP),
+    ],
+)
+def test_shorthand_temperatures_and_danger(
+    body: str, expects: Expectation, kind: ReplyKind
+) -> None:
+    assert parse_reply(body, expects).kind is kind
