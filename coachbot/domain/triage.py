@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coachbot.domain.keywords import ComplianceKeyword, classify_compliance, is_revocation
-from coachbot.domain.red_flags import RedFlag, Severity, is_crisis, severity
+from coachbot.domain.red_flags import RedFlag, Severity, find_red_flags, is_crisis, severity
 from coachbot.domain.replies import Expectation, ParsedReply, ReplyKind, parse_reply
 from coachbot.domain.states import AdherenceOutcome, AlertKind, AlertSeverity, PatientStatus
 
@@ -185,7 +185,7 @@ def decide(
         return Decision(MessageClass.HELP, _help_outcome(sender), reply="help")
 
     parsed, prompt = _read(body, prompts)
-    danger = _danger(parsed, prompt)
+    danger = _danger(body, parsed, prompt)
     if keyword is not None and danger is None:
         consent = _consent(keyword, sender)
         if consent is not None:
@@ -215,8 +215,10 @@ def _read(body: str, prompts: Sequence[OpenPrompt]) -> tuple[ParsedReply, OpenPr
     return parsed, prompt
 
 
-def _danger(parsed: ParsedReply, prompt: OpenPrompt | None) -> Decision | None:
-    flags = parsed.red_flags
+def _danger(body: str, parsed: ParsedReply, prompt: OpenPrompt | None) -> Decision | None:
+    # Read from the text itself, not only through parse_reply: whatever else the text is (a
+    # request to stop, an answer), danger is looked for first.
+    flags = find_red_flags(body) or parsed.red_flags
     if parsed.kind is not ReplyKind.RED_FLAG and not flags:
         return None
     # A check-in answered "yes" (symptoms, unspecified) arrives as RED_FLAG with no flag.
