@@ -59,6 +59,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import coaching
+from coachbot.domain.emergency import template_variables
 from coachbot.domain.keywords import ComplianceKeyword, classify_compliance, is_revocation
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.program import TRACK_POLICIES
@@ -756,6 +757,8 @@ def _render(
     values: dict[str, object] = {
         "clinic_name": ctx.settings.clinic_name,
         "clinic_phone": ctx.settings.clinic_phone,
+        # Bridge (branch content) until the lead's pipeline passes these itself.
+        **template_variables(ctx.settings.emergency_numbers_for(ctx.row.from_e164)),
     }
     if ctx.patient is not None:
         values["first_name"] = ctx.patient.first_name
