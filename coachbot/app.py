@@ -70,6 +70,7 @@ def register_dashboard(app: Flask) -> None:
         common,
         dashboard,
         exports,
+        inbox,
         operator,
         patients,
         simulator,
@@ -91,6 +92,7 @@ def register_dashboard(app: Flask) -> None:
         api.tokens_bp,
         simulator.bp,
         operator.bp,
+        inbox.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from coachbot.domain.emergency import (
+    EmergencyNumbers,
+    EmergencyNumbersError,
+    numbers_for,
+    parse_overrides,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/coachbot.db"
 # A recognisable placeholder: development works out of the box, production refuses it.
@@ -50,10 +57,16 @@ class Settings:
     clinic_phone: str = "+16175550199"
     default_region: str = "US"
     tick_seconds: float = 5.0
+    # The clinic's corrections to the emergency / crisis-line table, by phone region.
+    emergency_numbers: Mapping[str, EmergencyNumbers] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def emergency_numbers_for(self, phone_e164: str | None) -> EmergencyNumbers:
+        """The emergency number and crisis line for a sender, with this clinic's overrides."""
+        return numbers_for(phone_e164, self.emergency_numbers, default_region=self.default_region)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -171,6 +184,15 @@ class Settings:
             problems.append("TICK_SECONDS: must be a number of seconds between 0.5 and 300")
             tick_seconds = 5.0
 
+        emergency_numbers: dict[str, EmergencyNumbers] = {}
+        try:
+            emergency_numbers = parse_overrides(get("EMERGENCY_NUMBERS"))
+        except EmergencyNumbersError as exc:
+            problems.append(
+                f"EMERGENCY_NUMBERS: {exc} (format: REGION=EMERGENCY[;CRISIS_LINE[;NAME]],..."
+                " e.g. GB=999;116 123;Samaritans,US=911;988)"
+            )
+
         if coachbot_env == "production":
             if secret_key == DEFAULT_SECRET_KEY or len(secret_key) < 32:
                 problems.append(
@@ -205,6 +227,7 @@ class Settings:
             clinic_phone=clinic_phone,
             default_region=default_region,
             tick_seconds=tick_seconds,
+            emergency_numbers=emergency_numbers,
         )
 
 

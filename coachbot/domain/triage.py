@@ -157,6 +157,7 @@ ALWAYS_SENT: frozenset[str] = frozenset(
         "revocation_paused",
         "red_flag",
         "crisis",
+        "crisis_no_line",
     }
 )
 

@@ -42,6 +42,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import coaching
+from coachbot.domain.emergency import crisis_template, template_variables
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.segments import count_segments
@@ -543,7 +544,18 @@ def _process(ctx: _Context) -> RenderedMessage | None:
         template, row.outcome = "stop_confirmation", "opt_out"
     if template is None:
         return None
+    if decision.is_danger:
+        return _safety_reply(ctx, template, language)
     return _reply(ctx, template, language)
+
+
+def _safety_reply(ctx: _Context, template: str, language: str) -> RenderedMessage | None:
+    """The fixed safety text, naming the emergency number (and for a crisis, the crisis line)
+    of the sender's country."""
+    numbers = ctx.settings.emergency_numbers_for(ctx.row.from_e164)
+    if template == "crisis":
+        template = crisis_template(numbers)
+    return _reply(ctx, template, language, template_variables(numbers))
 
 
 def _decide(ctx: _Context, patient: _Patient | None) -> Decision:
