@@ -116,10 +116,15 @@ def page_step_due(
     return PageStep(attempt, include_backup=attempt * repage >= backup_after)
 
 
-def page_text(alert_id: int, severity: str, clinic_name: str, base_url: str) -> str:
-    """What a page says: no patient name, symptom or diagnosis, only where to look."""
+def page_text(
+    alert_id: int, severity: str, clinic_name: str, base_url: str, attempt: int = 0
+) -> str:
+    """What a page says: no patient name, symptom or diagnosis, only where to look. A
+    re-page says which one it is, so each attempt's text is unique (an ambiguous send is
+    looked up at the provider by its body)."""
+    repeat = f" (page {attempt + 1})" if attempt else ""
     return (
-        f"{clinic_name}: {severity.upper()} alert #{alert_id}. "
+        f"{clinic_name}: {severity.upper()} alert #{alert_id}{repeat}. "
         f"Open {base_url}/alerts/{alert_id} . Reply ACK {alert_id} to acknowledge."
     )
 

@@ -155,6 +155,7 @@ def test_a_page_names_no_patient_only_the_alert_the_clinic_and_the_link() -> Non
         " Reply ACK 42 to acknowledge."
     )
     assert len(text) <= 160
+    assert "alert #42 (page 3)." in page_text(42, "high", "Riverside", "https://x.org", attempt=2)
 
 
 @pytest.mark.parametrize(
