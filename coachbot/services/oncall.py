@@ -150,6 +150,25 @@ def delete_shift(session: Session, shift_id: int, *, now: dt.datetime, actor: st
     return True
 
 
+def staff_phone(
+    session: Session, raw_phone: str | None, *, default_region: str, user_id: int | None = None
+) -> str | None:
+    """The E.164 form of a staff mobile (None when empty), or ValidationFailed on `phone`:
+    not a mobile, or another account's (an ACK must name one person)."""
+    if not raw_phone or not raw_phone.strip():
+        return None
+    try:
+        phone = parse_mobile(raw_phone, default_region)
+    except InvalidPhoneNumber as exc:
+        raise ValidationFailed({"phone": str(exc)}) from None
+    query = select(StaffUser.id).where(StaffUser.phone_e164 == phone)
+    if user_id is not None:
+        query = query.where(StaffUser.id != user_id)
+    if session.scalar(query) is not None:
+        raise ValidationFailed({"phone": "another staff account has this number"})
+    return phone
+
+
 def set_staff_phone(
     session: Session,
     user: StaffUser,
@@ -160,18 +179,8 @@ def set_staff_phone(
     actor: str,
 ) -> None:
     """The mobile a page goes to and an ACK is accepted from; empty removes it. The caller
-    commits (it may be part of creating the account)."""
-    phone = None
-    if raw_phone and raw_phone.strip():
-        try:
-            phone = parse_mobile(raw_phone, default_region)
-        except InvalidPhoneNumber as exc:
-            raise ValidationFailed({"phone": str(exc)}) from None
-        taken = session.scalar(
-            select(StaffUser.id).where(StaffUser.phone_e164 == phone, StaffUser.id != user.id)
-        )
-        if taken is not None:
-            raise ValidationFailed({"phone": "another staff account has this number"})
+    commits."""
+    phone = staff_phone(session, raw_phone, default_region=default_region, user_id=user.id)
     if phone == user.phone_e164:
         return
     user.phone_e164 = phone

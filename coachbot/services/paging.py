@@ -84,8 +84,12 @@ class PagingSummary:
     # Pageable alerts nobody could be paged for, because nobody is on call.
     unstaffed: int = 0
 
+    @property
+    def eventful(self) -> bool:
+        return bool(self.sent or self.failed or self.retried or self.unstaffed)
+
     def as_text(self) -> str:
-        text = f"pages: sent={self.sent} failed={self.failed} retried={self.retried}"
+        text = f"paged={self.sent} page_failures={self.failed} page_retries={self.retried}"
         return text + (f" NOBODY ON CALL for {self.unstaffed} alert(s)" if self.unstaffed else "")
 
 
