@@ -133,10 +133,15 @@ def run_due(
 
 def _expire_lost_sends(session: Session, now: dt.datetime) -> None:
     """A `sending` row older than any provider timeout belongs to a runner that died: its
-    page may or may not have gone out."""
+    page may or may not have gone out. Read first: on SQLite an UPDATE takes the write lock
+    even when it changes nothing, and the pager runs after every kick."""
+    stale = Page.state == PageState.SENDING, Page.updated_at < now - SENDING_LEASE
+    if session.scalar(select(Page.id).where(*stale).limit(1)) is None:
+        session.rollback()
+        return
     session.execute(
         update(Page)
-        .where(Page.state == PageState.SENDING, Page.updated_at < now - SENDING_LEASE)
+        .where(*stale)
         .values(state=PageState.AMBIGUOUS, error="lost_mid_send", updated_at=now)
     )
     session.commit()
@@ -446,14 +451,15 @@ def handle_staff_sms(session: Session, from_e164: str, body: str, now: dt.dateti
 def was_paged(
     session: Session, staff_id: int, *, alert_id: int | None = None, patient_id: int | None = None
 ) -> bool:
-    """True when `staff_id` was paged for this alert, or for an open alert of this patient:
-    the on-call's access to records beyond their own patients."""
+    """True when `staff_id` was paged for this alert, or for an alert of this patient that
+    is not resolved yet (open or acknowledged: the person on it keeps seeing the record
+    until it is resolved): the on-call's access to records beyond their own patients."""
     query = select(Page.id).where(Page.recipient_id == staff_id)
     if alert_id is not None:
         query = query.where(Page.alert_id == alert_id)
     if patient_id is not None:
         query = query.join(Alert, Alert.id == Page.alert_id).where(
-            Alert.patient_id == patient_id, Alert.status == AlertStatus.OPEN
+            Alert.patient_id == patient_id, Alert.status != AlertStatus.RESOLVED
         )
     return session.scalar(query.limit(1)) is not None
 
@@ -512,6 +518,24 @@ def pages_for(session: Session, alert_ids: Sequence[int]) -> dict[int, list[Page
             )
         )
     return out
+
+
+def paged_alerts(
+    session: Session, staff_id: int, limit: int = 200
+) -> list[tuple[Alert, str | None]]:
+    """Unresolved alerts paged to `staff_id`, newest first, with the patient's first name
+    (None: an alert with no patient)."""
+    from coachbot.models import Patient
+
+    paged = select(Page.alert_id).where(Page.recipient_id == staff_id).distinct()
+    rows = session.execute(
+        select(Alert, Patient.first_name)
+        .outerjoin(Patient, Patient.id == Alert.patient_id)
+        .where(Alert.id.in_(paged), Alert.status != AlertStatus.RESOLVED)
+        .order_by(Alert.created_at.desc(), Alert.id.desc())
+        .limit(limit)
+    )
+    return [(alert, name) for alert, name in rows]
 
 
 # --- the web process's sender ----------------------------------------------------------
