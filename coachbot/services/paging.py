@@ -58,7 +58,7 @@ from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
 log = logging.getLogger(__name__)
 
 MAX_TRIES = 3  # per page row: the first send and two retries
-RETRY_BACKOFF = dt.timedelta(seconds=10)  # times the tries so far
+RETRY_BACKOFF = dt.timedelta(seconds=5)  # times the tries so far
 SENDING_LEASE = dt.timedelta(minutes=2)  # longer than any provider timeout
 LOOKUP_SLACK = dt.timedelta(minutes=1)  # the provider's clock may differ from ours
 

@@ -272,9 +272,9 @@ def test_a_500_is_retried_once_proven_absent_and_the_email_goes_at_once(world: W
     assert len(world.smtp.to("dr.night@clinic.example")) == 1
     sms = next(p for p in world.pages() if p.channel == "sms")
     assert (sms.state, sms.tries) == ("ambiguous", 1)
-    world.run(NOW + dt.timedelta(seconds=5))  # backing off
+    world.run(NOW + dt.timedelta(seconds=4))  # backing off
     assert world.fake.sent_to(PRIMARY_PHONE) == []
-    world.run(NOW + dt.timedelta(seconds=10))
+    world.run(NOW + dt.timedelta(seconds=5))
     [text] = world.fake.sent_to(PRIMARY_PHONE)
     assert f"#{alert_id}" in text.body
     sms = next(p for p in world.pages() if p.channel == "sms")
@@ -337,7 +337,7 @@ def test_a_send_lost_mid_flight_becomes_ambiguous_and_is_looked_up(world: World)
     world.run(NOW + dt.timedelta(minutes=1))
     assert world.fake.sent_to(PRIMARY_PHONE) == []  # the claim holds within the lease
     world.run(NOW + dt.timedelta(minutes=3))  # now ambiguous, looked up after the backoff
-    world.run(NOW + dt.timedelta(minutes=3, seconds=10))
+    world.run(NOW + dt.timedelta(minutes=3, seconds=5))
     assert len(world.fake.sent_to(PRIMARY_PHONE)) == 1
     with world.runtime.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Page)) == 2  # sms + email
