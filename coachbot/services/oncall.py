@@ -29,9 +29,21 @@ def current_on_call(session: Session, settings: Settings, now: dt.datetime) -> O
         Shift(s.weekday, s.start_time, s.end_time, s.primary_id, s.backup_id)
         for s in session.scalars(select(OnCallShift).order_by(OnCallShift.id))
     ]
-    return on_call_at(
-        now, override=override, shifts=shifts, zone=ZoneInfo(settings.clinic_timezone)
+    who = on_call_at(now, override=override, shifts=shifts, zone=ZoneInfo(settings.clinic_timezone))
+    if who is None:
+        return None
+    # A deactivated account pages no one: then nobody is on call, and the pages say so.
+    active = set(
+        session.scalars(
+            select(StaffUser.id).where(
+                StaffUser.id.in_([i for i in (who.primary_id, who.backup_id) if i is not None]),
+                StaffUser.is_active.is_(True),
+            )
+        )
     )
+    if who.primary_id not in active:
+        return None
+    return OnCall(who.primary_id, who.backup_id if who.backup_id in active else None, who.source)
 
 
 def _on_call_user(session: Session, email: str, field: str) -> StaffUser:

@@ -408,3 +408,15 @@ def test_weekly_shifts_decide_when_no_override_is_set(world: World) -> None:
     world.raise_red_flag()
     world.run()
     assert len(world.fake.sent_to(BACKUP_PHONE)) == 1
+
+
+def test_a_deactivated_on_call_counts_as_nobody_on_call(world: World) -> None:
+    with world.runtime.session_factory() as session:
+        user = session.get(StaffUser, world.primary)
+        assert user is not None
+        user.is_active = False
+        session.commit()
+        assert oncall.nobody_on_call(session, world.runtime.settings, NOW)
+    world.raise_red_flag()
+    assert world.run().unstaffed == 1
+    assert world.fake.sent_to(BACKUP_PHONE) == []
