@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.cli_dashboard import api_token
+from coachbot.cli_oncall import alerts, oncall
 from coachbot.cli_program import program
 from coachbot.cli_program import settings as settings_group
 from coachbot.cli_reply import reply
@@ -40,6 +41,8 @@ main.add_command(api_token)
 main.add_command(program)
 main.add_command(settings_group)
 main.add_command(reply)
+main.add_command(oncall)
+main.add_command(alerts)
 
 
 @main.group()
@@ -66,9 +69,12 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(["clinician", "operator", "admin"]))
 @click.option("--name", "display_name", default=None, help="Display name (default: from email).")
+@click.option("--phone", default=None, help="Mobile for on-call pages (E.164, e.g. +16175550142).")
 @click.pass_context
 @friendly_errors
-def create_user(ctx: click.Context, email: str, role: str, display_name: str | None) -> None:
+def create_user(
+    ctx: click.Context, email: str, role: str, display_name: str | None, phone: str | None
+) -> None:
     """Create a staff account; the password comes from COACHBOT_PASSWORD or a prompt."""
     from coachbot.services.staff import create_staff_user
 
@@ -85,6 +91,8 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
             now=utcnow(),
             actor="cli",
             display_name=display_name,
+            phone=phone,
+            default_region=runtime.settings.default_region,
         )
     click.echo(f"created {user.role} {user.email} (id {user.id})")
 

@@ -73,7 +73,7 @@ from coachbot.models import (
     ReportedValue,
 )
 from coachbot.queries.adherence import streak_from_instants
-from coachbot.services import audit
+from coachbot.services import audit, paging
 from coachbot.services.alerts import raise_alert
 from coachbot.settings import Settings
 
@@ -520,6 +520,13 @@ def _process(ctx: _Context) -> RenderedMessage | None:
     """Reads the sender and their open prompts, asks the domain what the text means
     (`coachbot.domain.triage.decide`), and carries the decision out."""
     row = ctx.row
+    staff_reply = paging.handle_staff_sms(ctx.session, row.from_e164, row.body, ctx.now)
+    if staff_reply is not None:
+        # The on-call acknowledging a page from their registered phone, not a patient's text.
+        row.outcome = "staff_ack"
+        return RenderedMessage(
+            "staff_ack", "staff_ack", "en", staff_reply, count_segments(staff_reply)
+        )
     patient = _find_sender(ctx)
     if patient is not None:
         ctx.patient = patient

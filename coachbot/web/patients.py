@@ -187,7 +187,7 @@ def show(patient_id: int) -> ResponseReturnValue:
     # Read from the read session (no SQLite write lock while the page is built); only the
     # audit row is written, through the write session. Ending the read transaction after
     # the audit commit lets the page's own snapshot include this very view.
-    patient = owned_patient(patient_id, "patient.view", session=read_db())
+    patient = owned_patient(patient_id, "patient.view", session=read_db(), on_call=True)
     audit_ok("patient.view", patient.id)
     read_db().commit()
     # The timeline pages back from `before` (a cursor from the "Older messages" link); a
