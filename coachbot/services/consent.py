@@ -150,6 +150,24 @@ def lift(
     return lifted
 
 
+def carrier_opt_out(
+    session: Session, number: str, patient_id: int | None, code: str | None, now: dt.datetime
+) -> None:
+    """Twilio's 21610 (the recipient unsubscribed at the carrier) suppresses the number,
+    whichever message met it (nudge, welcome, caregiver text), as a STOP would."""
+    record_event(
+        session,
+        number=number,
+        patient_id=patient_id,
+        event=CARRIER_21610,
+        text=None,
+        now=now,
+        source=f"twilio_{code}",
+        actor="system",
+    )
+    suppress(session, number, source=CARRIER_21610, text=None, now=now, patient_id=patient_id)
+
+
 def is_suppressed(session: Session, number: str) -> bool:
     return (
         session.scalar(
