@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.cli_dashboard import api_token
+from coachbot.cli_patient import patient
 from coachbot.cli_program import program
 from coachbot.cli_program import settings as settings_group
 from coachbot.cli_schedule import reconcile, schedule
@@ -38,6 +39,7 @@ main.add_command(reconcile)
 main.add_command(api_token)
 main.add_command(program)
 main.add_command(settings_group)
+main.add_command(patient)
 
 
 @main.group()

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 import phonenumbers
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -188,6 +188,45 @@ def suppressed_among(session: Session, numbers: Collection[str]) -> set[str]:
             )
         )
     )
+
+
+def ledger(
+    session: Session, patient_id: int, number: str, *, limit: int | None = None
+) -> list[ConsentEvent]:
+    """The consent events of a patient and of their current number (a STOP from it before
+    it was theirs still holds), newest first. Only reads."""
+    query = (
+        select(ConsentEvent)
+        .where(or_(ConsentEvent.patient_id == patient_id, ConsentEvent.number_e164 == number))
+        .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+LEDGER_COLUMNS = ("at", "event", "number", "patient_id", "source", "actor", "text")
+
+
+def ledger_csv(events: list[ConsentEvent]) -> Iterator[str]:
+    """The ledger as CSV for audits and disputes: full number, exact words (a cell that a
+    spreadsheet would run as a formula is shown as text)."""
+    from coachbot.services.exports import csv_text, spreadsheet_safe
+
+    rows: list[list[object]] = [list(LEDGER_COLUMNS)]
+    rows.extend(
+        [
+            e.at.isoformat(),
+            e.event,
+            e.number_e164,
+            e.patient_id,
+            e.source,
+            e.actor,
+            spreadsheet_safe(e.text) if e.text else None,
+        ]
+        for e in reversed(events)  # oldest first, as a ledger reads
+    )
+    return csv_text(rows)
 
 
 def start_number(settings: Settings) -> str:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
 from coachbot.queries.dashboard import TimelineCursor, patient_detail
+from coachbot.services import consent
 from coachbot.services.care import (
     CarePlan,
     PatientChanges,
@@ -21,6 +31,7 @@ from coachbot.services.care import (
     change_status,
     check_care_plan,
     edit_patient,
+    resume_block,
 )
 from coachbot.services.enrollment import (
     EnrollmentRequest,
@@ -46,6 +57,7 @@ from coachbot.web.forms import ActionForm, BulkEnrolForm, EditPatientForm, Enrol
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 MAX_UPLOAD_BYTES = 1_000_000
+LEDGER_ROWS = 50  # the page shows the newest; the CSV export has them all
 
 
 def _attested_instant(local: dt.datetime, timezone: str) -> dt.datetime | None:
@@ -198,12 +210,30 @@ def show(patient_id: int) -> ResponseReturnValue:
         "patient.html",
         d=detail,
         p=patient,
+        resume_refusal=resume_block(read_db(), patient, runtime().settings),
+        ledger=consent.ledger(read_db(), patient.id, patient.phone_e164, limit=LEDGER_ROWS),
         paged=before is not None,
         heatmaps={t: heatmap_svg(cells) for t, cells in detail.heatmap.items()},
         trends={t: trend_svg(points) for t, points in detail.trends.items()},
         action_form=ActionForm(),
         note_form=NoteForm(),
     )
+
+
+@bp.get("/<int:patient_id>/consent.csv")
+@roles_required(Role.CLINICIAN)
+def consent_csv(patient_id: int) -> ResponseReturnValue:
+    """The patient's whole consent ledger, for audits and disputes (the download audited)."""
+    patient = owned_patient(patient_id, "export.consent_csv", session=read_db())
+    audit_ok("export.consent_csv", patient.id)
+    events = consent.ledger(read_db(), patient.id, patient.phone_e164)
+    read_db().commit()
+    response = Response("".join(consent.ledger_csv(events)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="patient-{patient.id}-consent.csv"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
@@ -305,7 +335,9 @@ def status(patient_id: int, action: str) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        change_status(db(), patient, action, now=now(), actor=staff().actor)
+        change_status(
+            db(), patient, action, now=now(), actor=staff().actor, settings=runtime().settings
+        )
     except TransitionRefused as exc:
         db().rollback()
         flash(str(exc), "error")

@@ -46,6 +46,18 @@ def upgrade() -> None:
     op.create_index("ix_consent_events_number_at", "consent_events", ["number_e164", "at"])
     # A plain ADD COLUMN: SQLite supports it, and batch mode would copy the patients table.
     op.add_column("patients", sa.Column("paused_by", sa.String(length=20), nullable=True))
+    # Who paused the patients paused today, from the audit log: the latest of a revocation in
+    # their own words (only they may restart) and a clinician's pause; neither means an
+    # invalid-number code paused them (the system).
+    op.execute(
+        "UPDATE patients SET paused_by = CASE ("
+        "SELECT a.action FROM audit_log AS a WHERE a.patient_id = patients.id "
+        "AND a.action IN ('consent.revocation_pause', 'patient.pause') "
+        "ORDER BY a.at DESC, a.id DESC LIMIT 1) "
+        "WHEN 'consent.revocation_pause' THEN 'patient' "
+        "WHEN 'patient.pause' THEN 'clinician' ELSE 'system' END "
+        "WHERE status = 'paused'"
+    )
 
     # Existing opt-outs become suppressed numbers, so no send path can reach them after the
     # upgrade; the ledger says where each row came from.
