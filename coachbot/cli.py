@@ -106,7 +106,12 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
 @friendly_errors
 def enroll(ctx: click.Context, /, **options: Any) -> None:
     """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
-    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, welcome_note
+    from coachbot.services.enrollment import (
+        EnrollmentRequest,
+        enroll_patient,
+        opted_out_notes,
+        welcome_note,
+    )
 
     runtime = runtime_of(ctx)
     request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
@@ -122,9 +127,10 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
             actor="cli",
         )
         note = welcome_note(session, patient, now)
+        opted_out = opted_out_notes(session, runtime.settings, patient)
     click.echo(patient.id)
-    if note:  # on stderr: scripts read the id alone from stdout
-        click.echo(note, err=True)
+    for line in ([note] if note else []) + opted_out:  # on stderr: stdout is the id alone
+        click.echo(line, err=True)
 
 
 @main.command()

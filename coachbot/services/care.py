@@ -334,6 +334,15 @@ def _apply_details(
             now=now,
             detail="fresh opt-in requested",
         )
+        consent.record_event(
+            session,
+            number=phone,
+            patient_id=patient.id,
+            event=consent.NUMBER_CHANGED,
+            text=None,
+            now=now,
+            actor=actor,
+        )
     patient.updated_at = now
     audit.record(
         session,

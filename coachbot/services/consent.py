@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Ledger event names. The lead's inbound pipeline and the services below use these; a new
 # kind of event gets a name here, so the patient page and the export show one vocabulary.
+ENROLLED = "enrolled"  # the consent a clinician attested at enrolment (their words)
 OPT_IN = "opt_in"  # the patient's YES to the welcome
 OPT_OUT = "opt_out"  # a STOP keyword (any language)
 REVOCATION = "revocation"  # "please stop texting me" in the patient's own words

@@ -36,6 +36,7 @@ from coachbot.services.care import (
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
+    opted_out_notes,
     parse_times,
     validate_enrollment,
     welcome_note,
@@ -86,7 +87,7 @@ def new() -> ResponseReturnValue:
             getattr(form, f"track_{track}").data = True
     if form.validate_on_submit():
         chosen = [t for t in COACHING_TRACKS if getattr(form, f"track_{t}").data]
-        consent = (form.consent_how.data or "").strip()
+        consent_how = (form.consent_how.data or "").strip()
         consent_at = None
         if form.consent_when.data is None:
             errors["consent_when"] = "when consent was given is required"
@@ -108,7 +109,7 @@ def new() -> ResponseReturnValue:
             track_times=tuple((t, getattr(form, f"times_{t}").data or "") for t in chosen),
             quiet_hours=(form.quiet_hours.data or "").strip() or None,
             clinician_email=_clinician_email(),
-            consent=consent,
+            consent=consent_how,
             consent_at=consent_at,
             caregiver_phone=(form.caregiver_phone.data or "").strip() or None,
             checkin=bool(form.checkin.data),
@@ -127,10 +128,11 @@ def new() -> ResponseReturnValue:
                 db(), rt.gateway, rt.library, rt.settings, req, now=now(), actor=staff().actor
             )
             note = welcome_note(read_db(), patient, now()) or ""
-            flash(
-                f"{patient.first_name} is enrolled; the welcome text asks for YES. {note}".rstrip(),
-                "info",
-            )
+            said = f"{patient.first_name} is enrolled; the welcome text asks for YES."
+            if consent.is_suppressed(read_db(), patient.phone_e164):
+                said, note = f"{patient.first_name} is enrolled; no welcome was texted.", ""
+            opted_out = opted_out_notes(read_db(), rt.settings, patient)
+            flash(" ".join([said, note, *opted_out]).replace("  ", " ").strip(), "info")
             return redirect(url_for("patients.show", patient_id=patient.id))
     elif request.method == "POST":
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
@@ -162,6 +164,7 @@ def bulk() -> ResponseReturnValue:
             actor=staff().actor,
         )
         if not row_errors:
+            _flash_opted_out_rows(patients)
             held = sum(p.welcome_due_at is not None for p in patients)
             flash(
                 f"Enrolled {len(patients)} patients; each was texted the welcome."
@@ -175,6 +178,26 @@ def bulk() -> ResponseReturnValue:
     return render_template("bulk.html", form=form, row_errors=row_errors), (
         422 if row_errors else 200
     )
+
+
+def _flash_opted_out_rows(patients: list[Patient]) -> None:
+    """The rows enrolled on a number (patient's or caregiver's) that opted out: nothing is
+    sent to it until it texts START. Rows are numbered as in the file (header = line 1)."""
+    numbers = [p.phone_e164 for p in patients] + [
+        p.caregiver_phone_e164 for p in patients if p.caregiver_phone_e164
+    ]
+    stopped = consent.suppressed_among(read_db(), numbers)
+    lines = [
+        str(line)
+        for line, p in enumerate(patients, start=2)
+        if p.phone_e164 in stopped or p.caregiver_phone_e164 in stopped
+    ]
+    if lines:
+        flash(
+            f"Line(s) {', '.join(lines)}: {consent.opted_out_notice(runtime().settings)};"
+            " nothing is texted to that number until then.",
+            "error",
+        )
 
 
 def _csv_text(raw: bytes) -> tuple[str, str | None]:
@@ -318,11 +341,15 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
         )
     except ValidationFailed as exc:
         return exc.errors
+    opted_out = opted_out_notes(read_db(), rt.settings, patient)
     if "phone" in changed:
         note = welcome_note(read_db(), patient, now()) or ""
-        flash(
-            f"New number saved: texts resume once the patient answers YES. {note}".rstrip(), "info"
-        )
+        said = "New number saved: texts resume once the patient answers YES."
+        if consent.is_suppressed(read_db(), patient.phone_e164):
+            said, note = "New number saved; no welcome was texted.", ""
+        flash(" ".join([said, note, *opted_out]).replace("  ", " ").strip(), "info")
+    elif "caregiver_phone_e164" in changed and opted_out:
+        flash(" ".join(["Saved.", *opted_out]), "info")
     else:
         flash("Saved.", "info")
     return {}

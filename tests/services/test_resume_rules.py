@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.cli import main
 from coachbot.domain.states import PatientStatus
-from coachbot.models import AuditEntry, ConsentEvent, Patient
+from coachbot.models import AuditEntry, ConsentEvent, OutboundMessage, Patient
 from coachbot.runtime import Runtime
 from coachbot.services import consent
 from coachbot.services.care import ResumeRefused, TransitionRefused, change_status
@@ -175,3 +175,28 @@ def test_cli_names_a_patient_that_does_not_exist(settings: Settings, session: Se
     result = _cli(settings, "pause", "--id", "999")
     assert result.exit_code == 2
     assert "no patient with id 999" in result.output
+
+
+def test_cli_enrol_of_a_suppressed_number_enrols_texts_nothing_and_says_to_text_start(
+    runtime: Runtime, settings: Settings
+) -> None:
+    with runtime.session_factory() as s:
+        consent.suppress(s, "+16175550177", source="keyword", text="STOP", now=NOW)
+        s.commit()
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "SMS_BACKEND": "console",
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+    }
+    result = CliRunner().invoke(
+        main,
+        ["enroll", "--first-name", "Ana", "--phone", "+16175550177", "--tz", "America/Chicago"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "The patient's number: this number has opted out; ask them to text START to"
+        " +1 617-555-0100." in result.output
+    )
+    with runtime.session_factory() as s:
+        assert s.scalars(select(OutboundMessage)).all() == []

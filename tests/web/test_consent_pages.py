@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
-from coachbot.models import AuditEntry, Patient
+from coachbot.models import AuditEntry, OutboundMessage, Patient
 from coachbot.runtime import Runtime
 from coachbot.services import consent
 from tests.support.builders import make_patient
@@ -131,3 +131,94 @@ def test_another_clinicians_patient_ledger_is_a_404_and_audited(
             select(AuditEntry.outcome).where(AuditEntry.action == "export.consent_csv")
         ).one()
         assert outcome == "denied"
+
+
+# --- enrolling a suppressed number --------------------------------------------------------
+
+ENROL_FORM = {
+    "first_name": "Tom",
+    "phone": "+16175550191",
+    "timezone": "America/New_York",
+    "language": "en",
+    "track_sleep": "y",
+    "times_sleep": "8:15",
+    "consent_how": "signed form in clinic",
+    "consent_when": "2026-11-23T08:00",
+}
+
+
+def _suppress(runtime: Runtime, number: str) -> None:
+    with runtime.session_factory() as s:
+        consent.suppress(s, number, source="keyword", text="STOP", now=NOW)
+        s.commit()
+
+
+def test_enrolling_a_suppressed_number_is_allowed_but_texts_nothing_and_says_so(
+    client: Any, clinician: int, runtime: Runtime
+) -> None:
+    _suppress(runtime, "+16175550191")
+    _suppress(runtime, "+16175550192")
+    page = post_form(
+        client,
+        "/patients/new",
+        {**ENROL_FORM, "caregiver_phone": "+16175550192"},
+        follow_redirects=True,
+    )
+    html = page.get_data(as_text=True)
+    assert "Tom is enrolled; no welcome was texted." in html
+    assert (
+        "The patient&#39;s number: this number has opted out; ask them to text START to the"
+        " number coachbot texts them from." in html
+    )
+    assert "The caregiver&#39;s number: this number has opted out" in html
+    with runtime.session_factory() as s:
+        assert s.scalars(select(OutboundMessage)).all() == []
+        patient = s.scalars(select(Patient)).one()
+        assert (patient.status, patient.welcome_due_at) == (PatientStatus.PENDING_CONSENT, None)
+
+
+def test_a_bulk_upload_names_the_rows_whose_numbers_opted_out(
+    client: Any, clinician: int, runtime: Runtime
+) -> None:
+    _suppress(runtime, "+16175550194")
+    csv_text = (
+        "first_name,phone,timezone\n"
+        "Ada,+16175550193,America/New_York\n"
+        "Ben,+16175550194,America/New_York\n"
+    )
+    page = post_form(
+        client,
+        "/patients/bulk",
+        {"csv_file": (io.BytesIO(csv_text.encode()), "patients.csv")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    html = page.get_data(as_text=True)
+    assert "Line(s) 3: this number has opted out; ask them to text START to" in html
+    with runtime.session_factory() as s:
+        assert s.scalars(select(OutboundMessage.to_e164)).all() == ["+16175550193"]
+
+
+def test_a_number_changed_on_the_edit_page_to_a_suppressed_one_is_told_and_texted_nothing(
+    client: Any, clinician: int, runtime: Runtime
+) -> None:
+    patient_id = _own(runtime, clinician, phone="+16175550195")
+    _suppress(runtime, "+16175550196")
+    page = post_form(
+        client,
+        f"/patients/{patient_id}/edit",
+        {
+            "first_name": "Maya",
+            "phone": "+16175550196",
+            "timezone": "America/New_York",
+            "language": "en",
+            "track_sleep": "y",
+            "times_sleep": "08:30",
+        },
+        follow_redirects=True,
+    )
+    html = page.get_data(as_text=True)
+    assert "New number saved; no welcome was texted." in html
+    assert "this number has opted out; ask them to text START to" in html
+    with runtime.session_factory() as s:
+        assert s.scalars(select(OutboundMessage)).all() == []
