@@ -86,6 +86,31 @@ PRIVACY_TERMS: tuple[str, ...] = (
     "cytarabine",
     "fludarabine",
     "cyclophosphamide",
+    "lenalidomide",
+    "pomalidomide",
+    "rituximab",
+    "blinatumomab",
+    "pembrolizumab",
+    "nivolumab",
+    "ipilimumab",
+    "bendamustine",
+    "carmustine",
+    "temozolomide",
+    "levetiracetam",
+    "Keppra",
+    # CAR-T products, named as patients know them
+    "Yescarta",
+    "Kymriah",
+    "Tecartus",
+    "Breyanzi",
+    "Abecma",
+    "Carvykti",
+    "axicabtagene",
+    "tisagenlecleucel",
+    "lisocabtagene",
+    "idecabtagene",
+    "ciltacabtagene",
+    "brexucabtagene",
     # Spanish
     "neurotoxicidad",
     "neurotóxico",
@@ -215,6 +240,17 @@ _ProblemFactory = Callable[[str, str], LintProblem]
 def privacy_terms_in(text: str) -> list[str]:
     """The privacy terms found in `text`, as written there, each once."""
     return list(dict.fromkeys(match.group(0) for match in _PRIVACY_RE.finditer(text)))
+
+
+def clinician_text_problem(text: str) -> str | None:
+    """Why free text a clinician typed (a homework item, anything else that goes into an SMS)
+    may not be texted, naming the offending words; None when it passes. The same term list
+    as the templates: one place decides what an SMS must not say."""
+    found = privacy_terms_in(text)
+    if not found:
+        return None
+    words = ", ".join(f'"{term}"' for term in found)
+    return f"texts must not name a diagnosis, cause or drug (privacy): remove {words}"
 
 
 def lint_library(library: MessageLibrary) -> list[LintProblem]:

@@ -22,6 +22,7 @@ from coachbot.services.enrollment import (
     EnrollmentRequest,
     add_patient,
     check_contact_fields,
+    homework_problem,
     parse_times,
     send_welcome,
     validate_enrollment,
@@ -126,6 +127,8 @@ def check_care_plan(plan: CarePlan) -> dict[str, str]:
                 errors[f"times_{track}"] = str(exc)
     if len([h for h in plan.homework if h.strip()]) > MAX_HOMEWORK:
         errors["homework"] = f"at most {MAX_HOMEWORK} homework items"
+    elif problem := homework_problem(plan.homework):
+        errors["homework"] = problem
     return errors
 
 

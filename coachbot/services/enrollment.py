@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
+from coachbot.content.lint import clinician_text_problem
 from coachbot.domain import schedule as sched
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, parse_tracks
@@ -52,6 +53,14 @@ def zone_named(name: str) -> ZoneInfo | None:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+def homework_problem(items: tuple[str, ...]) -> str | None:
+    """Homework goes into the rehab texts word for word: each item passes the privacy lint."""
+    for item in items:
+        if problem := clinician_text_problem(item):
+            return problem
+    return None
 
 
 def parse_times(text: str) -> str:
@@ -212,6 +221,8 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
 
     if len([h for h in req.homework if h.strip()]) > MAX_HOMEWORK:
         errors["homework"] = f"at most {MAX_HOMEWORK} homework items"
+    elif problem := homework_problem(req.homework):
+        errors["homework"] = problem
 
     clinician = None
     if req.clinician_email:
