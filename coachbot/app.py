@@ -73,6 +73,7 @@ def register_dashboard(app: Flask) -> None:
         operator,
         patients,
         simulator,
+        suppression,
         webhooks,
     )
 
@@ -91,6 +92,7 @@ def register_dashboard(app: Flask) -> None:
         api.tokens_bp,
         simulator.bp,
         operator.bp,
+        suppression.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

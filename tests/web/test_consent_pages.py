@@ -222,3 +222,34 @@ def test_a_number_changed_on_the_edit_page_to_a_suppressed_one_is_told_and_texte
     assert "this number has opted out; ask them to text START to" in html
     with runtime.session_factory() as s:
         assert s.scalars(select(OutboundMessage)).all() == []
+
+
+# --- the suppression list for admins ------------------------------------------------------
+
+
+def test_admins_see_the_suppression_list_and_export_it_audited(
+    client: Any, runtime: Runtime, session: Session
+) -> None:
+    make_staff(session, "root@clinic.test", role="admin")
+    _suppress(runtime, "+16175550197")
+    assert sign_in(client, "root@clinic.test").status_code == 302
+    html = client.get("/admin/suppressions").get_data(as_text=True)
+    assert "+16175550197" in html
+    assert "keyword" in html
+    answer = client.get("/admin/suppressions.csv")
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    assert rows == [
+        ["number", "source", "suppressed_at"],
+        ["+16175550197", "keyword", NOW.isoformat()],
+    ]
+    with runtime.session_factory() as s:
+        actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert [a for a in actions if a.startswith(("suppression", "export.suppression"))] == [
+        "suppression.view",
+        "export.suppression_csv",
+    ]
+
+
+def test_a_clinician_does_not_get_the_suppression_list(client: Any, clinician: int) -> None:
+    assert client.get("/admin/suppressions").status_code == 404
+    assert client.get("/admin/suppressions.csv").status_code == 404
