@@ -75,7 +75,9 @@ def _check_upgrade_and_downgrade(url: str) -> None:
     upgrade(url)
     engine = create_engine(url)
     with engine.connect() as c:
-        paused_by = dict(c.execute(text("SELECT phone_e164, paused_by FROM patients")).all())
+        paused_by: dict[str, str | None] = {}
+        for phone, by in c.execute(text("SELECT phone_e164, paused_by FROM patients")):
+            paused_by[phone] = by
         suppressed = c.execute(
             text("SELECT number_e164, source, patient_id FROM suppressed_numbers")
         ).all()
