@@ -17,7 +17,7 @@ import logging
 from collections.abc import Collection, Iterator
 
 import phonenumbers
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -194,11 +194,18 @@ def suppressed_among(session: Session, numbers: Collection[str]) -> set[str]:
 def ledger(
     session: Session, patient_id: int, number: str, *, limit: int | None = None
 ) -> list[ConsentEvent]:
-    """The consent events of a patient and of their current number (a STOP from it before
-    it was theirs still holds), newest first. Only reads."""
+    """The consent events of a patient, and those of their current number that belong to no
+    patient (a STOP from it before it was theirs still holds), newest first. Another
+    patient's events on the same number stay theirs: a clinician sees only their own
+    patients. Only reads."""
     query = (
         select(ConsentEvent)
-        .where(or_(ConsentEvent.patient_id == patient_id, ConsentEvent.number_e164 == number))
+        .where(
+            or_(
+                ConsentEvent.patient_id == patient_id,
+                and_(ConsentEvent.patient_id.is_(None), ConsentEvent.number_e164 == number),
+            )
+        )
         .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
     )
     if limit is not None:

@@ -104,6 +104,19 @@ def test_the_ledger_is_on_the_page_and_exported_whole_with_an_audit_entry(
     assert "no more texts" in html
     assert "…0190" in html
 
+    with runtime.session_factory() as s:
+        # The number's earlier owner's words stay in their own record.
+        consent.record_event(
+            s,
+            number="+16175550190",
+            patient_id=patient_id + 1000,
+            event=consent.REVOCATION,
+            text="someone else's words",
+            now=NOW,
+        )
+        s.commit()
+    assert "someone else" not in client.get(f"/patients/{patient_id}").get_data(as_text=True)
+
     answer = client.get(f"/patients/{patient_id}/consent.csv")
     assert answer.status_code == 200
     assert answer.headers["Content-Disposition"].endswith(f'patient-{patient_id}-consent.csv"')
@@ -253,3 +266,28 @@ def test_admins_see_the_suppression_list_and_export_it_audited(
 def test_a_clinician_does_not_get_the_suppression_list(client: Any, clinician: int) -> None:
     assert client.get("/admin/suppressions").status_code == 404
     assert client.get("/admin/suppressions.csv").status_code == 404
+
+
+def test_a_caregiver_number_that_opted_out_is_named_when_saved_on_the_edit_page(
+    client: Any, clinician: int, runtime: Runtime
+) -> None:
+    patient_id = _own(runtime, clinician, phone="+16175550198")
+    _suppress(runtime, "+16175550199")
+    page = post_form(
+        client,
+        f"/patients/{patient_id}/edit",
+        {
+            "first_name": "Maya",
+            "phone": "+16175550198",
+            "timezone": "America/New_York",
+            "language": "en",
+            "caregiver_phone": "+16175550199",
+            "track_sleep": "y",
+            "times_sleep": "08:30",
+        },
+        follow_redirects=True,
+    )
+    html = page.get_data(as_text=True)
+    assert "Saved. The caregiver&#39;s number: this number has opted out; ask them to text" in html
+    with runtime.session_factory() as s:
+        assert s.get_one(Patient, patient_id).caregiver_phone_e164 == "+16175550199"
