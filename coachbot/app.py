@@ -93,6 +93,7 @@ def register_dashboard(app: Flask) -> None:
         operator,
         patients,
         simulator,
+        suppression,
         webhooks,
     )
 
@@ -113,6 +114,7 @@ def register_dashboard(app: Flask) -> None:
         operator.bp,
         inbox.bp,
         oncall.bp,
+        suppression.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

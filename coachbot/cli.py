@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.cli_dashboard import api_token
 from coachbot.cli_oncall import alerts, oncall
+from coachbot.cli_patient import patient
 from coachbot.cli_program import program
 from coachbot.cli_program import settings as settings_group
 from coachbot.cli_reply import reply
@@ -43,6 +44,7 @@ main.add_command(settings_group)
 main.add_command(reply)
 main.add_command(oncall)
 main.add_command(alerts)
+main.add_command(patient)
 
 
 @main.group()
@@ -114,7 +116,12 @@ def create_user(
 @friendly_errors
 def enroll(ctx: click.Context, /, **options: Any) -> None:
     """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
-    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, welcome_note
+    from coachbot.services.enrollment import (
+        EnrollmentRequest,
+        enroll_patient,
+        opted_out_notes,
+        welcome_note,
+    )
 
     runtime = runtime_of(ctx)
     request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
@@ -130,9 +137,10 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
             actor="cli",
         )
         note = welcome_note(session, patient, now)
+        opted_out = opted_out_notes(session, runtime.settings, patient)
     click.echo(patient.id)
-    if note:  # on stderr: scripts read the id alone from stdout
-        click.echo(note, err=True)
+    for line in ([note] if note else []) + opted_out:  # on stderr: stdout is the id alone
+        click.echo(line, err=True)
 
 
 @main.command()

@@ -76,6 +76,9 @@ class Patient(Base):
     # Set while the welcome (the opt-in request) waits for the patient's first permitted
     # instant (quiet hours, the send window); the clock tick sends it and clears the mark.
     welcome_due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    # Who paused the patient: "patient" (a revocation in their own words), "clinician" or
+    # "system" (a number that cannot receive texts). Only the patient restarts their own pause.
+    paused_by: Mapped[str | None] = mapped_column(String(20))
 
     schedules: Mapped[list[TrackSchedule]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", order_by="TrackSchedule.track"
@@ -557,3 +560,51 @@ class Page(Base):
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+
+
+# --- Consent by phone number (issue #14) ------------------------------------------------
+
+
+class SuppressedNumber(Base):
+    """A number nothing may be sent to (a STOP keyword, the carrier's 21610), whichever
+    record it belongs to; only a START / UNSTOP / YES from it removes the row. The history
+    of additions and removals is in `ConsentEvent`."""
+
+    __tablename__ = "suppressed_numbers"
+
+    number_e164: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))  # keyword | carrier_21610 | migrated ...
+    patient_id: Mapped[int | None] = mapped_column(Integer)  # no FK: outlives the record
+    suppressed_at: Mapped[dt.datetime]
+
+
+class ConsentEvent(Base):
+    """The consent ledger, append-only (here and by database triggers, as the audit log):
+    every opt-in, opt-out, revocation, resume, keyword, 21610 and suppression change, with
+    the exact words that caused it."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        Index("ix_consent_events_patient_at", "patient_id", "at"),
+        Index("ix_consent_events_number_at", "number_e164", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime]
+    number_e164: Mapped[str | None] = mapped_column(String(32))
+    patient_id: Mapped[int | None] = mapped_column(Integer)  # no FK: the ledger outlives records
+    event: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(String(120))
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+@event.listens_for(ConsentEvent, "before_update")
+@event.listens_for(ConsentEvent, "before_delete")
+def _refuse_consent_change(
+    _mapper: Mapper[ConsentEvent], _connection: object, _target: object
+) -> None:
+    raise AppendOnlyError("consent_events is append-only")
+
+
+# --- end consent -------------------------------------------------------------------------

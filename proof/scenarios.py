@@ -1100,3 +1100,80 @@ def paging(
         result.checks["every page row sent"] = {p.state for p in page_rows} == {"sent"}
         delivery_checks(result, fake, factory, nudges)
     return result
+
+
+# --------------------------------------------------------------------------- 7. suppression
+
+
+def suppression(database_url: str, *, nudges: int, suppressed: int, seed: int) -> Result:
+    """Issue #14: numbers on the suppression list get nothing while a whole cohort's nudges
+    go out. The patients stay active (as when the STOP came from that number while it was a
+    caregiver's or unknown), so only the gateway guard stands between them and a text; some
+    other numbers meet the carrier's 21610 on the way and must end up suppressed too."""
+    from coachbot.services import consent as consent_service
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    carrier = max(1, suppressed // 5)
+    result = Result(
+        "suppression list",
+        f"{nudges} nudges go out; {suppressed} more patients' numbers are suppressed in"
+        f" advance and {carrier} meet Twilio's 21610 mid-run",
+    )
+    total = nudges + suppressed
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake:
+        config = base_settings(database_url, fake)
+        runtime = build_runtime(config)
+        try:
+            make_cohort(runtime.session_factory, total, consent_method="proof")
+            plan_nudges(runtime.session_factory, NOW)
+            picked = rng.sample(range(total), suppressed + carrier)
+            stopped = [cohort_phone(i) for i in picked[:suppressed]]
+            unsubscribed = [cohort_phone(i) for i in picked[suppressed:]]
+            with runtime.session_factory() as session:
+                for number in stopped:
+                    consent_service.suppress(
+                        session,
+                        number,
+                        source="keyword",
+                        text="STOP",
+                        now=NOW - dt.timedelta(days=1),
+                    )
+                session.commit()
+            for number in unsubscribed:
+                fake.inject(Fault.unsubscribed(), to=number)
+            settle(runtime, NOW)
+            # The next day: nothing for the carrier's unsubscribers either, now suppressed.
+            plan_nudges(runtime.session_factory, NOW + dt.timedelta(days=1))
+            settle(runtime, NOW + dt.timedelta(days=1))
+            with runtime.session_factory() as session:
+                listed = consent_service.suppressed_among(session, stopped + unsubscribed)
+                reasons = Counter(
+                    session.scalars(
+                        select(Nudge.state_reason).where(Nudge.state == NudgeState.SKIPPED)
+                    )
+                )
+        finally:
+            runtime.close()
+        counts = fake.count_by_to()
+        to_suppressed = sum(counts[n] for n in stopped + unsubscribed)
+        result.numbers.update(
+            texts_to_suppressed=to_suppressed,
+            skipped_suppressed=reasons.get("suppressed", 0),
+            carrier_refusals=fake.outcomes().get("400", 0),
+            accepted_at_server=sum(counts.values()),
+        )
+        result.checks["0 texts to a suppressed number"] = to_suppressed == 0
+        result.checks["21610 numbers end up on the suppression list"] = listed == set(
+            stopped + unsubscribed
+        )
+        untouched = set(range(total)) - set(picked)
+        result.checks[f"the other {len(untouched)} patients texted both days"] = all(
+            counts[cohort_phone(i)] == 2 for i in untouched
+        )
+        # Both days for the numbers suppressed in advance (their records stay active); the
+        # carrier's unsubscribers are opted out after their 21610 and not planned again.
+        result.checks["suppressed nudges skipped as such"] = (
+            reasons.get("suppressed", 0) == 2 * suppressed
+        )
+        delivery_checks(result, fake, build_factory(database_url), 2 * total - carrier)
+    return result

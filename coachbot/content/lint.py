@@ -89,6 +89,31 @@ PRIVACY_TERMS: tuple[str, ...] = (
     "cytarabine",
     "fludarabine",
     "cyclophosphamide",
+    "lenalidomide",
+    "pomalidomide",
+    "rituximab",
+    "blinatumomab",
+    "pembrolizumab",
+    "nivolumab",
+    "ipilimumab",
+    "bendamustine",
+    "carmustine",
+    "temozolomide",
+    "levetiracetam",
+    "Keppra",
+    # CAR-T products, named as patients know them
+    "Yescarta",
+    "Kymriah",
+    "Tecartus",
+    "Breyanzi",
+    "Abecma",
+    "Carvykti",
+    "axicabtagene",
+    "tisagenlecleucel",
+    "lisocabtagene",
+    "idecabtagene",
+    "ciltacabtagene",
+    "brexucabtagene",
     # Spanish
     "neurotoxicidad",
     "neurotóxico",
@@ -237,6 +262,17 @@ def literal_numbers_in(source: str) -> list[str]:
     body outside its Jinja expressions and tags: a phone number nobody can localise."""
     text = _JINJA_CODE_RE.sub(" ", source)
     return list(dict.fromkeys(match.group(0) for match in _LITERAL_NUMBER_RE.finditer(text)))
+
+
+def clinician_text_problem(text: str) -> str | None:
+    """Why free text a clinician typed (a homework item, anything else that goes into an SMS)
+    may not be texted, naming the offending words; None when it passes. The same term list
+    as the templates: one place decides what an SMS must not say."""
+    found = privacy_terms_in(text)
+    if not found:
+        return None
+    words = ", ".join(f'"{term}"' for term in found)
+    return f"texts must not name a diagnosis, cause or drug (privacy): remove {words}"
 
 
 def lint_library(library: MessageLibrary) -> list[LintProblem]:
