@@ -54,6 +54,7 @@ from coachbot.domain.states import AdherenceOutcome, AlertKind, AlertSeverity, P
 
 __all__ = [
     "ALWAYS_SENT",
+    "OWED_AFTER_STOP",
     "AlertSpec",
     "Answer",
     "Decision",
@@ -147,19 +148,15 @@ class Decision:
         return self.message_class in (MessageClass.RED_FLAG, MessageClass.CRISIS)
 
 
-# Replies no cap may mute: safety and compliance.
-ALWAYS_SENT: frozenset[str] = frozenset(
-    {
-        "help",
-        "stop_confirmation",
-        "start_confirmation",
-        "optin_confirmed",
-        "revocation_paused",
-        "red_flag",
-        "crisis",
-        "crisis_no_line",
-    }
+# Replies owed to whoever texted us even after their number opted out: HELP, the one STOP
+# or pause confirmation, and the safety texts (the SMS gateway's suppression guard lets
+# exactly these through).
+OWED_AFTER_STOP: frozenset[str] = frozenset(
+    {"help", "stop_confirmation", "revocation_paused", "red_flag", "crisis", "crisis_no_line"}
 )
+# Replies no cap may mute: safety and compliance (the opt-in confirmations go only once the
+# number has restarted).
+ALWAYS_SENT: frozenset[str] = OWED_AFTER_STOP | {"start_confirmation", "optin_confirmed"}
 
 _ANSWER_KINDS: dict[ReplyKind, AdherenceOutcome] = {
     ReplyKind.DONE: AdherenceOutcome.DONE,

@@ -8,7 +8,7 @@ in one query; a suppressed number fails with `SendFailure(Outcome.OPTED_OUT)` ma
 
 Only messages marked `compliance` pass a suppressed number: the replies a person who
 texted us is owed even after STOP (HELP, the STOP confirmation, the revocation
-confirmation, the red-flag safety text). `services.messaging` sets the mark from the
+confirmation, the red-flag and crisis safety texts). `services.messaging` sets the mark from the
 template id (`COMPLIANCE_TEMPLATES`).
 
 When the list cannot be read (the database is down) nothing is sent: the batch fails
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.provider_errors import Outcome
+from coachbot.domain.triage import OWED_AFTER_STOP
 from coachbot.services.consent import suppressed_among
 from coachbot.sms.gateway import (
     BatchSender,
@@ -45,8 +46,9 @@ from coachbot.sms.gateway import (
 log = logging.getLogger(__name__)
 
 SUPPRESSED = "suppressed"
-# Replies owed to a person who texted us, even from a suppressed number.
-COMPLIANCE_TEMPLATES = frozenset({"help", "stop_confirmation", "revocation_paused", "red_flag"})
+# Replies owed to a person who texted us, even from a suppressed number (one list, kept with
+# the inbound decision that sends them).
+COMPLIANCE_TEMPLATES = OWED_AFTER_STOP
 
 
 def is_suppression_refusal(failure: SendFailure) -> bool:

@@ -74,6 +74,7 @@ def _message(runtime: Runtime, template: str, **variables: object) -> RenderedMe
         "first_name": "Maya",
         "clinic_name": "Riverside",
         "clinic_phone": "+16175550199",
+        "emergency_number": "911",
     }
     values.update(variables)
     return runtime.library.render(template, "en", values, seed="1")
