@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.twiml.messaging_response import MessagingResponse
@@ -58,6 +58,7 @@ from coachbot.domain.triage import (
     Answer,
     Decision,
     Effect,
+    MessageClass,
     OpenPrompt,
     SenderContext,
     SenderRole,
@@ -71,9 +72,10 @@ from coachbot.models import (
     OutboundMessage,
     Patient,
     ReportedValue,
+    SuppressedNumber,
 )
 from coachbot.queries.adherence import streak_from_instants
-from coachbot.services import audit, paging
+from coachbot.services import audit, consent, paging
 from coachbot.services.alerts import raise_alert
 from coachbot.settings import Settings
 
@@ -137,6 +139,8 @@ class _Patient:
     timezone: str
     caregiver_phone_e164: str | None
     opted_in_at: dt.datetime | None
+    paused_by: str | None = None
+    number_suppressed: bool = False  # the number that texted is on the suppression list
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,7 @@ def _protect(ctx: _Context) -> None:
     ctx.row.patient_id = patient.id
     decision = _decide(ctx, patient)
     if decision.effect is Effect.OPT_OUT and not ctx.row.is_proxy:
+        _suppress_number(ctx, decision)
         _apply_opt_out(ctx, patient)
         _raise_alerts(ctx, decision)
     elif decision.is_danger:
@@ -574,30 +579,16 @@ def _decide(ctx: _Context, patient: _Patient | None) -> Decision:
 
 def _sender_context(ctx: _Context, patient: _Patient | None) -> SenderContext:
     if patient is None:
-        return SenderContext(SenderRole.UNKNOWN, number_suppressed=_number_stopped(ctx))
+        suppressed = consent.is_suppressed(ctx.session, ctx.row.from_e164)
+        return SenderContext(SenderRole.UNKNOWN, number_suppressed=suppressed)
     status = PatientStatus(patient.status)
-    if ctx.row.is_proxy:
-        return SenderContext(SenderRole.CAREGIVER, status)
+    role = SenderRole.CAREGIVER if ctx.row.is_proxy else SenderRole.PATIENT
     return SenderContext(
-        SenderRole.PATIENT, status, number_suppressed=status == PatientStatus.OPTED_OUT
+        role,
+        status,
+        paused_by_patient=patient.paused_by == consent.PAUSED_BY_PATIENT,
+        number_suppressed=patient.number_suppressed,
     )
-
-
-_LAST_CONSENT_TEXT_TO = (
-    select(OutboundMessage.template_id)
-    .where(
-        OutboundMessage.to_e164 == bindparam("number"),
-        OutboundMessage.template_id.in_(("stop_confirmation", "start_confirmation")),
-    )
-    .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
-    .limit(1)
-)
-
-
-def _number_stopped(ctx: _Context) -> bool:
-    """A number no record holds any more (a former caregiver) was last confirmed a STOP."""
-    last = ctx.connection.execute(_LAST_CONSENT_TEXT_TO, {"number": ctx.row.from_e164}).first()
-    return last is not None and last.template_id == "stop_confirmation"
 
 
 def _owes_stop_confirmation(ctx: _Context, decision: Decision) -> bool:
@@ -607,28 +598,88 @@ def _owes_stop_confirmation(ctx: _Context, decision: Decision) -> bool:
 
 
 def _apply_effect(ctx: _Context, patient: _Patient | None, decision: Decision) -> bool:
-    """Applies the consent or status change; False when the reply it owes is void."""
+    """Applies the consent or status change and writes it to the consent ledger; False when
+    the reply it owes is void."""
     effect = decision.effect
-    if effect is None:
-        return True
-    if effect is Effect.CAREGIVER_REMOVED:
+    own = patient if patient is not None and not ctx.row.is_proxy else None
+    applied = True
+    if effect is Effect.OPT_OUT:
+        _suppress_number(ctx, decision)
+        if own is not None:
+            _apply_opt_out(ctx, own)
+    elif effect is Effect.CAREGIVER_REMOVED:
+        _suppress_number(ctx, decision)
         _remove_caregiver(ctx)
-    elif patient is None or ctx.row.is_proxy:
-        return True  # a number's own consent only
-    elif effect is Effect.OPT_OUT:
-        _apply_opt_out(ctx, patient)
+    elif effect is Effect.OPT_IN and own is not None and _start_superseded(ctx, own):
+        ctx.row.outcome = "opt_in_superseded"
+        applied = False
     elif effect is Effect.OPT_IN:
-        return _opt_in(ctx, patient)
-    elif effect is Effect.PATIENT_PAUSE:
-        _update_patient(ctx, patient, status=PatientStatus.PAUSED)
+        consent.lift(
+            ctx.session,
+            ctx.row.from_e164,
+            source="keyword",
+            text=ctx.row.body,
+            now=ctx.now,
+            patient_id=own.id if own is not None else None,
+        )
+        if own is not None:
+            _opt_in(ctx, own)
+    elif effect is Effect.PATIENT_PAUSE and own is not None:
+        _update_patient(ctx, own, status=PatientStatus.PAUSED, paused_by=consent.PAUSED_BY_PATIENT)
         audit.record(
             ctx.session,
             actor="patient",
             action="consent.revocation_pause",
-            patient_id=patient.id,
+            patient_id=own.id,
             now=ctx.now,
         )
-    return True
+    _record_consent(ctx, own, decision, applied)
+    return applied
+
+
+# The ledger's name for what a consent message did; anything else consent-related that
+# changed nothing (HELP, a repeated STOP, START while active) is a "keyword" event.
+_LEDGER_EVENTS: dict[Effect, str] = {
+    Effect.OPT_OUT: consent.OPT_OUT,
+    Effect.CAREGIVER_REMOVED: consent.OPT_OUT,
+    Effect.OPT_IN: consent.RESUME,
+    Effect.PATIENT_PAUSE: consent.REVOCATION,
+}
+_CONSENT_CLASSES = frozenset(
+    {MessageClass.OPT_OUT, MessageClass.OPT_IN, MessageClass.HELP, MessageClass.REVOCATION}
+)
+
+
+def _record_consent(ctx: _Context, own: _Patient | None, decision: Decision, applied: bool) -> None:
+    if decision.message_class not in _CONSENT_CLASSES and decision.effect is None:
+        return
+    event = consent.KEYWORD
+    if decision.effect is not None and applied:
+        event = _LEDGER_EVENTS[decision.effect]
+        if decision.outcome == "opt_in":
+            event = consent.OPT_IN  # the first YES to the welcome
+    consent.record_event(
+        ctx.session,
+        number=ctx.row.from_e164,
+        patient_id=ctx.patient.id if ctx.patient is not None else None,
+        event=event,
+        text=ctx.row.body,
+        now=ctx.now,
+        source=decision.outcome,
+        actor="caregiver" if ctx.row.is_proxy else ("patient" if own else "unknown"),
+    )
+
+
+def _suppress_number(ctx: _Context, decision: Decision) -> None:
+    """The texting number's own consent ends, whichever records hold it."""
+    consent.suppress(
+        ctx.session,
+        ctx.row.from_e164,
+        source=decision.message_class.value,
+        text=ctx.row.body,
+        now=ctx.now,
+        patient_id=ctx.patient.id if ctx.patient is not None else None,
+    )
 
 
 def _raise_alerts(ctx: _Context, decision: Decision) -> None:
@@ -676,6 +727,11 @@ _SENDER = (
         Patient.timezone,
         Patient.caregiver_phone_e164,
         Patient.opted_in_at,
+        Patient.paused_by,
+        # Whether the texting number opted out, in the same round trip.
+        exists()
+        .where(SuppressedNumber.number_e164 == bindparam("number"))
+        .label("number_suppressed"),
         Nudge.id.label("nudge_id"),
         Nudge.track,
         Nudge.occurrence_key,
@@ -715,6 +771,8 @@ def _find_sender(ctx: _Context) -> _Patient | None:
                 r.timezone,
                 r.caregiver_phone_e164,
                 r.opted_in_at,
+                r.paused_by,
+                bool(r.number_suppressed),
             )
             nudges[r.id] = []
         if r.nudge_id is not None:
@@ -878,18 +936,21 @@ def _apply_opt_out(ctx: _Context, patient: _Patient) -> None:
     )
 
 
-def _opt_in(ctx: _Context, patient: _Patient) -> bool:
-    """Pending or stopped/paused -> active; False when the START is older than a later STOP."""
-    if ctx.recovering and patient.status != PatientStatus.ACTIVE:
-        # An old START must not undo a STOP the patient sent after it.
-        opted_out_at = ctx.connection.execute(
-            select(Patient.opted_out_at).where(Patient.id == patient.id)
-        ).scalar_one_or_none()
-        if opted_out_at is not None and opted_out_at > ctx.now:
-            ctx.row.outcome = "opt_in_superseded"
-            return False
+def _start_superseded(ctx: _Context, patient: _Patient) -> bool:
+    """A START re-run by the recovery that is older than a STOP the patient sent after it:
+    it must not undo that STOP."""
+    if not ctx.recovering or patient.status == PatientStatus.ACTIVE:
+        return False
+    opted_out_at = ctx.connection.execute(
+        select(Patient.opted_out_at).where(Patient.id == patient.id)
+    ).scalar_one_or_none()
+    return opted_out_at is not None and opted_out_at > ctx.now
+
+
+def _opt_in(ctx: _Context, patient: _Patient) -> None:
+    """Pending or stopped/paused -> active."""
     if patient.status == PatientStatus.DISCHARGED:
-        return True  # the number may restart; a discharged programme does not
+        return  # the number may restart; a discharged programme does not
     action = (
         "consent.opt_in" if patient.status == PatientStatus.PENDING_CONSENT else "consent.resume"
     )
@@ -899,9 +960,9 @@ def _opt_in(ctx: _Context, patient: _Patient) -> bool:
         status=PatientStatus.ACTIVE,
         opted_in_at=patient.opted_in_at or ctx.now,
         opted_out_at=None,
+        paused_by=None,
     )
     audit.record(ctx.session, actor="patient", action=action, patient_id=patient.id, now=ctx.now)
-    return True
 
 
 def _open_nudge(ctx: _Context, track: str | None) -> _Nudge | None:
