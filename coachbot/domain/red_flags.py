@@ -800,6 +800,10 @@ _HISTORY_MARKERS = tuple(
         r"\bantecedentes\b|\bhace (?:muchos )?anos\b|\bde (?:joven|nin[oa]|pequen[oa]|chic[oa])\b"
         r"|\ben (?:la|mi|su) familia\b",
         r"\bin (?:19|20)[0-9][0-9]\b|\ben (?:19|20)[0-9][0-9]\b",
+        # People who are never the patient, on an old event.
+        r"\b(?:friend|neighbou?r|coworker|colleague|cousin|amig[oa]|vecin[oa]|prim[oa]"
+        r"|companer[oa])s?\b[^.]*\b(?:last (?:year|month|summer|winter)|(?:years|months) ago"
+        r"|ano pasado|mes pasado|hace (?:un|una|dos|tres|\d+|unos|unas|muchos|muchas) \w+)\b",
     )
 )
 _RELATIVE_HABITUAL = re.compile(
@@ -808,6 +812,14 @@ _RELATIVE_HABITUAL = re.compile(
     r"|madre|padre|mama|papa|abuela|abuelo|hermano|hermana|tio|tia|prim[oa]|amig[oa]|vecin[oa]"
     r"|hij[oa])s? (?:\w+ ){0,2}?(?:had|has had|used to have|used to get|suffered|suffers|died"
     r"|passed away|tuvo|tenia|sufria|sufrio|padecia|murio|padece)\b"
+)
+_RELATIVE_HAS = re.compile(
+    r"\b(?:my|his|her|our|their|mi|su|mis|sus) (?:mother|father|mom|mum|dad|grandma|grandpa"
+    r"|grandmother|grandfather|brother|sister|uncle|aunt|cousin|friend|neighbou?r|son|daughter"
+    r"|madre|padre|mama|papa|abuela|abuelo|hermano|hermana|tio|tia|prim[oa]|amig[oa]|vecin[oa]"
+    r"|hij[oa])s? (?:also |too )?(?:has|have|suffers from|tiene|padece|sufre de)"
+    r" (?:\w+ ){0,2}?(?:epilepsy|epilepsia|dementia|demencia|asthma|asma|migraines|migranas"
+    r"|parkinsons?|alzheimers?)\b"
 )
 _PLURAL_OR_CHRONIC = re.compile(
     r"\b(?:seizures|convulsions|epilepsy|migraines|strokes|falls|fevers|convulsiones|epilepsia"
@@ -974,9 +986,13 @@ def _discounted_segments(tokens: list[str], text: str) -> _Discount:
         segment = " ".join(tokens[a:b])
         if not segment or _NOW.search(segment):
             continue
-        history = any(p.search(segment) for p in _HISTORY_MARKERS) or (
-            _RELATIVE_HABITUAL.search(segment) is not None
-            and _PLURAL_OR_CHRONIC.search(segment) is not None
+        history = (
+            any(p.search(segment) for p in _HISTORY_MARKERS)
+            or _RELATIVE_HAS.search(segment) is not None
+            or (
+                _RELATIVE_HABITUAL.search(segment) is not None
+                and _PLURAL_OR_CHRONIC.search(segment) is not None
+            )
         )
         if history:
             void.append((a, b))
@@ -1021,6 +1037,8 @@ _CLEAR_WORDS = frozenset(
         nuevos today hoy im i am she he is shes hes feeling feel estoy esta me siento of them de
         those these eso esos ellos at thanks gracias thank you ty same as usual igual changes change
         cambios novedad novedades so far por ahora sin above the los las de anteriores them
+        had have has having any been experienced there were was tuvo tuve ha he han tenido hubo
+        hay ninguna
         """
     )
 )

@@ -244,7 +244,7 @@ _NUMBER_CONTEXT = frozenset(
         at am pm oclock clock around by from until till las desde hasta stress estres level
         nivel mood animo score puntuacion reps rep repetitions repeticiones sets series times
         veces glasses vasos cups tazas portions porciones steps pasos km miles millas laps
-        vueltas pages paginas
+        vueltas pages paginas early late solid straight temprano seguidas
         """
     )
 )
