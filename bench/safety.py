@@ -15,6 +15,7 @@ tests/safety/evaluation.py (keywords, then danger, then revocation, then the rep
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections import Counter
@@ -30,23 +31,30 @@ REPORT = Path(__file__).resolve().parent.parent / "docs" / "safety.md"
 DECIDED_CLASSES = (*CLASSES, "opt_in")
 
 
-def _per_message_ns(
+def _per_message_us(
     fn: Callable[[Row], object], rows: list[Row], rounds: int
-) -> tuple[list[int], float]:
-    """Every call's time in ns (all rounds), and the mean per message."""
-    samples: list[int] = []
+) -> tuple[list[float], list[float]]:
+    """Each message's median time over the rounds, and every single call, in microseconds.
+
+    The rounds interleave messages, so a pause of the machine (2 shared cores) hits one call of
+    a message, not all of its calls: the per-message median is the message's own cost, and
+    the all-calls list keeps the pauses for the record.
+    """
+    calls: list[list[int]] = [[] for _ in rows]
     clock = time.perf_counter_ns
     for _ in range(rounds):
-        for row in rows:
+        for i, row in enumerate(rows):
             start = clock()
             fn(row)
-            samples.append(clock() - start)
-    return samples, statistics.fmean(samples)
+            calls[i].append(clock() - start)
+    medians = [statistics.median(c) / 1000 for c in calls]
+    every = [t / 1000 for c in calls for t in c]
+    return medians, every
 
 
-def _quantile(samples: list[int], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # microseconds
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _fmt(value: float) -> str:
@@ -141,34 +149,32 @@ def timing(rows: list[Row], rounds: int) -> str:
     def folded(row: Row) -> object:
         return fold(row.text)
 
-    for fn in (decide, casefold, folded):  # warm caches and regex compilation
-        _per_message_ns(fn, rows, 1)
-    results = {
-        name: _per_message_ns(fn, rows, rounds)
-        for name, fn in (("decision", decide), ("casefold", casefold), ("fold", folded))
-    }
-    d_samples, d_mean = results["decision"]
+    paths = (("decision", decide), ("casefold", casefold), ("fold", folded))
+    for _, fn in paths:  # warm caches and regex compilation
+        _per_message_us(fn, rows, 1)
+    results = {name: _per_message_us(fn, rows, rounds) for name, fn in paths}
+    base_casefold = statistics.fmean(results["casefold"][0])
+    base_fold = statistics.fmean(results["fold"][0])
     lines = [
-        f"{len(rows)} messages x {rounds} rounds, one `perf_counter_ns` pair per call.",
+        f"{len(rows)} messages x {rounds} rounds. Per message: its median over the rounds;"
+        " p50 / p99 are across messages. The last column is the p99 over every single call,"
+        f" machine pauses included (load average {os.getloadavg()[0]:.1f} on"
+        f" {os.cpu_count()} CPUs when the run ended).",
         "",
-        "| path | p50 µs | p99 µs | max µs | mean µs | mean vs casefold | mean vs fold |",
+        "| path | p50 µs | p99 µs | mean µs | mean vs casefold | mean vs fold"
+        " | p99 of all calls µs |",
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
-    base_casefold = results["casefold"][1]
-    base_fold = results["fold"][1]
-    for name, (samples, mean) in results.items():
+    for name, (medians, every) in results.items():
+        mean = statistics.fmean(medians)
         lines.append(
-            f"| {name} | {_quantile(samples, 0.5):.1f} | {_quantile(samples, 0.99):.1f} |"
-            f" {max(samples) / 1000:.1f} | {mean / 1000:.1f} | {mean / base_casefold:.0f}x |"
-            f" {mean / base_fold:.1f}x |"
+            f"| {name} | {_quantile(medians, 0.5):.1f} | {_quantile(medians, 0.99):.1f} |"
+            f" {mean:.1f} | {mean / base_casefold:.0f}x | {mean / base_fold:.1f}x |"
+            f" {_quantile(every, 0.99):.1f} |"
         )
-    p99 = _quantile(d_samples, 0.99)
+    p99 = _quantile(results["decision"][0], 0.99)
     verdict = "within" if p99 <= 1000 else "OVER"
-    lines += [
-        "",
-        f"Decision p99 {p99:.0f} µs per message: {verdict} the 1 ms budget"
-        f" (mean {d_mean / 1000:.0f} µs).",
-    ]
+    lines += ["", f"Decision p99 {p99:.0f} µs per message: {verdict} the 1 ms budget."]
     return "\n".join(lines)
 
 

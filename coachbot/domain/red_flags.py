@@ -112,6 +112,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from coachbot.domain.keywords import damerau_levenshtein_1, fold
 from coachbot.domain.textnorm import FEVER_READING, expand
@@ -257,6 +258,10 @@ _FUZZY_TARGETS: tuple[str, ...] = _split(
     """
 )
 _FUZZY_SET = frozenset(_FUZZY_TARGETS)
+# One edit changes the length by at most one: only targets of a near length can match.
+_FUZZY_BY_LENGTH: dict[int, tuple[str, ...]] = {
+    n: tuple(t for t in _FUZZY_TARGETS if abs(len(t) - n) <= 1) for n in range(4, 40)
+}
 # Real words one edit from a target: left as they are.
 _FUZZY_KEEP = frozenset(
     _split(
@@ -282,13 +287,22 @@ def _tokens(text: str) -> list[str]:
             tok = "."  # other emoji, dashes and symbols end a negation's scope
         if tok == "." and out and out[-1] == ".":
             continue
-        if len(tok) >= 6 and tok.isalpha() and tok not in _FUZZY_SET and tok not in _FUZZY_KEEP:
-            for target in _FUZZY_TARGETS:
-                if damerau_levenshtein_1(tok, target):
-                    tok = target
-                    break
+        if len(tok) >= 6 and tok.isalpha():
+            tok = _spelled(tok)
         out.append(tok)
     return out
+
+
+@lru_cache(maxsize=8192)
+def _spelled(tok: str) -> str:
+    """The symptom word ``tok`` misspells (one edit), or ``tok`` itself. Cached: pure, and
+    texts repeat the same words."""
+    if tok in _FUZZY_SET or tok in _FUZZY_KEEP:
+        return tok
+    for target in _FUZZY_BY_LENGTH.get(len(tok), ()):
+        if damerau_levenshtein_1(tok, target):
+            return target
+    return tok
 
 
 # --- patterns ------------------------------------------------------------------------------------
