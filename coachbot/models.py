@@ -230,7 +230,10 @@ class SenderPace(Base):
 
 class InboundMessage(Base):
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_patient_received", "patient_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_patient_received", "patient_id", "received_at"),
+        Index("ix_inbound_to_read", "needs_reading", "read_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -245,6 +248,11 @@ class InboundMessage(Base):
     # The TwiML answer, kept so a retried webhook gets exactly the same reply.
     response_twiml: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime]
+    # A text the bot did not act on (free text, an unclear answer): a person must read it, and
+    # the "To read" inbox lists it until someone marks it read.
+    needs_reading: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    read_at: Mapped[dt.datetime | None]
+    read_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
 
 class DeliveryEvent(Base):
@@ -271,6 +279,27 @@ class AdherenceRecord(Base):
     track: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(20))
     value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(20))
+    is_proxy: Mapped[bool] = mapped_column(Boolean, default=False)
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    recorded_at: Mapped[dt.datetime]
+
+
+class ReportedValue(Base):
+    """Every number a reply reported (hours slept, minutes walked, a fraction done), one row
+    each: the adherence record holds a nudge's latest outcome, and a later answer ("done")
+    must never erase an earlier "7 hours"."""
+
+    __tablename__ = "reported_values"
+    __table_args__ = (
+        Index("ix_reported_values_patient_track", "patient_id", "track", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    nudge_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id"), index=True)
+    track: Mapped[str] = mapped_column(String(20))
+    value: Mapped[float] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(20))
     is_proxy: Mapped[bool] = mapped_column(Boolean, default=False)
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))

@@ -52,11 +52,13 @@ FINAL_NUDGE_STATES = frozenset(
 class AdherenceOutcome(StrEnum):
     DONE = "done"
     SKIPPED = "skipped"
+    PARTIAL = "partial"  # "2 of 3", "half": some of it done
     MISSED = "missed"  # no reply by the end of the reply window
 
 
 class AlertKind(StrEnum):
     RED_FLAG = "red_flag"
+    CRISIS = "crisis"  # suicidal thoughts or self-harm: the crisis line and a person at once
     SILENCE = "silence"
     INVALID_NUMBER = "invalid_number"
     OPT_OUT = "opt_out"

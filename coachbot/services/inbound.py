@@ -4,28 +4,10 @@ red flags, reply parsing, adherence, coaching reply.
 One transaction per message. A failure anywhere still answers Twilio with empty TwiML and
 keeps the inbound row, so no reply is ever lost and Twilio never sees a 500.
 
-Decisions
----------
-* Opted out means silence: after the one STOP confirmation nothing goes back to that number,
-  HELP included (Twilio blocks it anyway, error 21610, and answers HELP itself when Advanced
-  Opt-Out is on). START, UNSTOP and YES are the only ways back. A red flag from an opted-out
-  or not-yet-consented patient still raises the clinician's alert: an alert is not a message.
-* A paused (revocation) or discharged patient's answers are recorded without a coaching reply;
-  a red flag still gets the fixed safety reply, because the patient started that conversation.
-* A revocation that also mentions a red flag pauses, raises both alerts, and answers with the
-  safety text, which matters more than the pause notice.
-* The caregiver is not texted on a red flag: the schema records no caregiver consent, the fixed
-  safety wording is addressed to the patient, and an extra outbound send inside the webhook
-  would add a network call to Twilio's request. A caregiver who reports a flag gets the reply.
-* A reply to a follow-up counts for the nudge it follows up (see `coachbot.domain.coaching`).
-* YES resumes only an opted-out patient (and confirms a pending one). A paused patient was
-  paused by their clinician, by a plain-language revocation or by an invalid-number code:
-  only START / UNSTOP or the clinician resume them, and their "yes" is an ordinary reply
-  (so an open check-in's "yes", a symptom, escalates). In every status, a red flag on an
-  open check-in is looked for before any opt-in handling.
-* A caregiver's STOP removes that number as caregiver from every patient it is set on.
-  A STOP from a number we do not know gets no answer (carriers handle STOP themselves), and
-  once a number got its STOP confirmation, nothing but START is answered from it.
+What a text means, and so what happens (its class, alerts, answer, reply), is decided by the
+pure `coachbot.domain.triage.decide`; its docstring holds the rules (danger before adherence,
+consent, unknown senders). This module reads the sender and their open nudges, calls it, and
+carries the decision out.
 
 Failures
 --------
@@ -48,6 +30,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import escape
@@ -59,11 +42,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import coaching
-from coachbot.domain.keywords import ComplianceKeyword, classify_compliance, is_revocation
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.program import TRACK_POLICIES
-from coachbot.domain.red_flags import RedFlag, Severity, severity
-from coachbot.domain.replies import Expectation, ParsedReply, ReplyKind, parse_reply
 from coachbot.domain.segments import count_segments
 from coachbot.domain.states import (
     AdherenceOutcome,
@@ -72,6 +52,16 @@ from coachbot.domain.states import (
     NudgeState,
     PatientStatus,
 )
+from coachbot.domain.triage import (
+    ALWAYS_SENT,
+    Answer,
+    Decision,
+    Effect,
+    OpenPrompt,
+    SenderContext,
+    SenderRole,
+    decide,
+)
 from coachbot.models import (
     AdherenceRecord,
     Alert,
@@ -79,6 +69,7 @@ from coachbot.models import (
     Nudge,
     OutboundMessage,
     Patient,
+    ReportedValue,
 )
 from coachbot.queries.adherence import streak_from_instants
 from coachbot.services import audit
@@ -92,8 +83,6 @@ BOT_REPLIES_PER_HOUR = 3
 MAX_MEDIA = 10  # Twilio's own limit per MMS
 MAX_STORED_BODY = 5000  # Twilio caps bodies at 1,600; anything longer is not Twilio
 STREAK_DAYS = 60  # a streak longer than this is reported as this
-# Replies that must go out whatever the loop guard says: safety and compliance.
-_ALWAYS_SENT = frozenset({"red_flag", "stop_confirmation", "start_confirmation", "optin_confirmed"})
 _OPEN_STATES = (NudgeState.SENT, NudgeState.DELIVERED, NudgeState.AMBIGUOUS)
 # An ambiguous nudge may have reached the phone but has no window yet: the longest one bounds it.
 _LONGEST_WINDOW = max(p.reply_window for p in TRACK_POLICIES.values())
@@ -132,6 +121,7 @@ class _Row:
     is_proxy: bool = False
     nudge_id: int | None = None
     outcome: str | None = None
+    needs_reading: bool = False
 
 
 @dataclass
@@ -171,6 +161,13 @@ class _Context:
     recovering: bool = False
     open_nudges: tuple[_Nudge, ...] = ()  # the sender's, most recent first
     recent_replies: int | None = None  # bot replies to this number in the last hour
+    decision: Decision | None = None
+    pageable: bool = False  # raised an alert a person must be paged for
+    done_facts: _DoneFacts | None = None  # read before an answer is written, for its coaching
+
+    def require_decision(self) -> Decision:
+        assert self.decision is not None, "decided before it is carried out"
+        return self.decision
 
 
 def twiml_message(body: str) -> str:
@@ -187,14 +184,21 @@ def handle_inbound(
     settings: Settings,
     sms: InboundSms,
     now: dt.datetime,
+    *,
+    after_commit: Callable[[], None] | None = None,
 ) -> str:
-    """Returns the TwiML answer for Twilio. Never raises."""
+    """Returns the TwiML answer for Twilio. Never raises. `after_commit` is called once the
+    message is committed when it raised an alert a person must be paged for (the web process
+    wakes its pager with it)."""
     try:
         sms = _storable(sms)
         for attempt in range(_ATTEMPTS):
             try:
                 try:
-                    return _handle_once(session_factory, library, settings, sms, now)
+                    twiml, pageable = _handle_once(session_factory, library, settings, sms, now)
+                    if pageable and after_commit is not None:
+                        _call_after_commit(after_commit, sms)
+                    return twiml
                 except IntegrityError:
                     # Usually a retried or concurrent duplicate: the INSERT of the row is the
                     # check. Reading the stored answer can fail too: the same handling below.
@@ -225,6 +229,14 @@ def handle_inbound(
         # Nothing may reach Twilio as a 500: it would only retry into the same failure.
         log.exception("inbound %s could not be handled at all", sms.provider_sid)
     return EMPTY_TWIML
+
+
+def _call_after_commit(after_commit: Callable[[], None], sms: InboundSms) -> None:
+    try:
+        after_commit()
+    except Exception:
+        # The alert is committed: the clock tick pages it if the wake-up failed.
+        log.exception("inbound %s: waking the pager failed", sms.provider_sid)
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -280,7 +292,7 @@ def _handle_once(
     settings: Settings,
     sms: InboundSms,
     now: dt.datetime,
-) -> str:
+) -> tuple[str, bool]:
     with session_factory() as session, session.begin():
         connection = session.connection()
         # The unique provider_sid is the idempotency check: a duplicate fails here (on
@@ -302,10 +314,11 @@ def _handle_once(
                 "is_proxy": row.is_proxy,
                 "nudge_id": row.nudge_id,
                 "outcome": row.outcome,
+                "needs_reading": row.needs_reading,
                 "response_twiml": twiml,
             },
         )
-        return twiml
+        return twiml, ctx.pageable
 
 
 _INSERT_OUTBOUND = insert(OutboundMessage)
@@ -413,13 +426,12 @@ def _protect(ctx: _Context) -> None:
         return
     ctx.patient = patient
     ctx.row.patient_id = patient.id
-    if classify_compliance(ctx.row.body) is ComplianceKeyword.OPT_OUT:
-        if not ctx.row.is_proxy and patient.status != PatientStatus.OPTED_OUT:
-            _apply_opt_out(ctx, patient)
-        return
-    understood = _understand(ctx, patient)
-    if understood.is_red_flag:
-        _raise_red_flag(ctx, patient, understood.flags)
+    decision = _decide(ctx, patient)
+    if decision.effect is Effect.OPT_OUT and not ctx.row.is_proxy:
+        _apply_opt_out(ctx, patient)
+        _raise_alerts(ctx, decision)
+    elif decision.is_danger:
+        _raise_alerts(ctx, decision)
 
 
 @dataclass(frozen=True)
@@ -478,6 +490,7 @@ def recover_failed(
                 is_proxy=row.is_proxy,
                 nudge_id=row.nudge_id,
                 outcome=row.outcome or "recovered",
+                needs_reading=row.needs_reading,
             )
         )
         return Recovered(
@@ -499,89 +512,122 @@ def _raised_for_row(ctx: _Context, kind: AlertKind) -> bool:
 # --- the pipeline -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Understood:
-    nudge: _Nudge | None
-    parsed: ParsedReply
-    flags: tuple[RedFlag, ...]
-
-    @property
-    def is_red_flag(self) -> bool:
-        return bool(self.flags) or self.parsed.kind is ReplyKind.RED_FLAG
+# --- the pipeline -------------------------------------------------------------------------
 
 
 def _process(ctx: _Context) -> RenderedMessage | None:
+    """Reads the sender and their open prompts, asks the domain what the text means
+    (`coachbot.domain.triage.decide`), and carries the decision out."""
     row = ctx.row
-    keyword = classify_compliance(row.body)
     patient = _find_sender(ctx)
-    if patient is None:
-        return _unknown_sender(ctx, keyword)
-    ctx.patient = patient
-    row.patient_id = patient.id
+    if patient is not None:
+        ctx.patient = patient
+        row.patient_id = patient.id
+    decision = _decide(ctx, patient)
+    ctx.decision = decision
+    row.outcome = decision.outcome
+    row.needs_reading = decision.needs_reading
+    if decision.prompt is not None:
+        row.nudge_id = decision.prompt.nudge_id
+    keep_reply = _apply_effect(ctx, patient, decision)
+    _raise_alerts(ctx, decision)
+    answered = None
+    if decision.answer is not None and patient is not None:
+        answered = _record_answer(ctx, patient, decision.answer)
+    language = patient.language if patient is not None else "en"
+    if decision.coach and patient is not None and answered is not None:
+        assert decision.answer is not None  # coach implies an answer
+        return _coach(ctx, patient, answered, decision.answer)
+    template = decision.reply if keep_reply else None
+    if template is None and _owes_stop_confirmation(ctx, decision):
+        template, row.outcome = "stop_confirmation", "opt_out"
+    if template is None:
+        return None
+    return _reply(ctx, template, language)
 
-    if keyword is ComplianceKeyword.OPT_OUT:
-        return _opt_out(ctx, patient)
-    understood: _Understood | None = None
-    if not row.is_proxy and (
-        keyword is ComplianceKeyword.OPT_IN
-        or (
-            # YES resumes an opted-out patient and confirms a pending one; from a paused
-            # patient it is an ordinary reply (see the module's notes).
-            keyword is ComplianceKeyword.YES
-            and patient.status in (PatientStatus.OPTED_OUT, PatientStatus.PENDING_CONSENT)
-        )
-    ):
-        # A red flag first: "yes" to an open check-in is a symptom, not a consent.
-        understood = _understand(ctx, patient)
-        if not understood.is_red_flag:
-            resumed = _opt_in(ctx, patient, keyword)
-            if resumed is not None or row.outcome is not None:
-                return resumed
-    if keyword is ComplianceKeyword.HELP:
-        if patient.status == PatientStatus.OPTED_OUT:
-            row.outcome = "help_opted_out"
-            return None
-        row.outcome = "help"
-        return _reply(ctx, "help", patient.language)
 
-    # A keyword is never a revocation (see keywords.is_revocation): skip the scan.
-    revoked = (
-        keyword is None and patient.status != PatientStatus.OPTED_OUT and is_revocation(row.body)
+def _decide(ctx: _Context, patient: _Patient | None) -> Decision:
+    prompts = tuple(
+        OpenPrompt(n.id, n.track, TRACK_POLICIES[n.track].expectation) for n in ctx.open_nudges
     )
-    if understood is None:
-        understood = _understand(ctx, patient)
+    return decide(ctx.row.body, _sender_context(ctx, patient), prompts, num_media=ctx.row.num_media)
 
-    if patient.status == PatientStatus.OPTED_OUT:
-        # Nothing of any kind goes to an opted-out number; the row is kept for the record.
-        if understood.is_red_flag:
-            _raise_red_flag(ctx, patient, understood.flags)
-            row.outcome = "red_flag_opted_out"
-        else:
-            row.outcome = "ignored_opted_out"
-        return None
-    if revoked:
-        paused = _revocation(ctx, patient)
-        if understood.is_red_flag:
-            return _red_flag(ctx, patient, understood.nudge, understood.flags)
-        return paused
-    if understood.is_red_flag:
-        return _red_flag(ctx, patient, understood.nudge, understood.flags)
-    if patient.status == PatientStatus.PENDING_CONSENT:
-        row.outcome = "awaiting_consent"
-        return None
 
-    parsed, nudge = understood.parsed, understood.nudge
-    if parsed.kind is ReplyKind.EMPTY:
-        if row.num_media > 0:
-            # A picture we cannot read: say so rather than leave the patient guessing.
-            row.outcome = "media_only"
-            return _coach_or_silent(ctx, patient, "not_understood")
-        row.outcome = "empty"
-        return None
-    if nudge is None or parsed.kind is ReplyKind.FREE_TEXT:
-        row.outcome = "free_text"
-        return _coach_or_silent(ctx, patient, "ack.free_text")
-    return _record_adherence(ctx, patient, nudge, parsed)
+def _sender_context(ctx: _Context, patient: _Patient | None) -> SenderContext:
+    if patient is None:
+        return SenderContext(SenderRole.UNKNOWN, number_suppressed=_number_stopped(ctx))
+    status = PatientStatus(patient.status)
+    if ctx.row.is_proxy:
+        return SenderContext(SenderRole.CAREGIVER, status)
+    return SenderContext(
+        SenderRole.PATIENT, status, number_suppressed=status == PatientStatus.OPTED_OUT
+    )
+
+
+_LAST_CONSENT_TEXT_TO = (
+    select(OutboundMessage.template_id)
+    .where(
+        OutboundMessage.to_e164 == bindparam("number"),
+        OutboundMessage.template_id.in_(("stop_confirmation", "start_confirmation")),
+    )
+    .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
+    .limit(1)
+)
+
+
+def _number_stopped(ctx: _Context) -> bool:
+    """A number no record holds any more (a former caregiver) was last confirmed a STOP."""
+    last = ctx.connection.execute(_LAST_CONSENT_TEXT_TO, {"number": ctx.row.from_e164}).first()
+    return last is not None and last.template_id == "stop_confirmation"
+
+
+def _owes_stop_confirmation(ctx: _Context, decision: Decision) -> bool:
+    """A STOP the fallback already applied (the row was kept when the database failed) still
+    owes its one confirmation when the recovery re-runs it."""
+    return decision.outcome == "opt_out_repeat" and _raised_for_row(ctx, AlertKind.OPT_OUT)
+
+
+def _apply_effect(ctx: _Context, patient: _Patient | None, decision: Decision) -> bool:
+    """Applies the consent or status change; False when the reply it owes is void."""
+    effect = decision.effect
+    if effect is None:
+        return True
+    if effect is Effect.CAREGIVER_REMOVED:
+        _remove_caregiver(ctx)
+    elif patient is None or ctx.row.is_proxy:
+        return True  # a number's own consent only
+    elif effect is Effect.OPT_OUT:
+        _apply_opt_out(ctx, patient)
+    elif effect is Effect.OPT_IN:
+        return _opt_in(ctx, patient)
+    elif effect is Effect.PATIENT_PAUSE:
+        _update_patient(ctx, patient, status=PatientStatus.PAUSED)
+        audit.record(
+            ctx.session,
+            actor="patient",
+            action="consent.revocation_pause",
+            patient_id=patient.id,
+            now=ctx.now,
+        )
+    return True
+
+
+def _raise_alerts(ctx: _Context, decision: Decision) -> None:
+    patient_id = ctx.patient.id if ctx.patient is not None else None
+    for spec in decision.alerts:
+        if _raised_for_row(ctx, spec.kind):
+            continue  # raised by the fallback that kept this row
+        raise_alert(
+            ctx.session,
+            patient_id=patient_id,
+            kind=spec.kind,
+            severity=spec.severity,
+            detail=spec.detail,
+            now=ctx.now,
+            inbound_message_id=ctx.row.id,
+        )
+        if spec.severity in (AlertSeverity.URGENT, AlertSeverity.HIGH) and decision.is_danger:
+            ctx.pageable = True
 
 
 def _open_condition() -> Any:
@@ -678,21 +724,6 @@ def _recency(nudge: _Nudge) -> tuple[dt.datetime, int]:
     return (nudge.sent_at or dt.datetime.min.replace(tzinfo=dt.UTC), nudge.id)
 
 
-def _understand(ctx: _Context, patient: _Patient) -> _Understood:
-    body = ctx.row.body
-    nudge = _open_nudge(ctx, None)
-    expectation = TRACK_POLICIES[nudge.track].expectation if nudge is not None else Expectation.NONE
-    parsed = parse_reply(body, expectation)
-    if parsed.named_track is not None and (nudge is None or nudge.track != parsed.named_track):
-        named = _open_nudge(ctx, parsed.named_track)
-        if named is not None:
-            nudge = named
-            parsed = parse_reply(body, TRACK_POLICIES[named.track].expectation)
-    # parse_reply puts red flags first, so its flags are find_red_flags(body) whenever the
-    # body has any; an EMPTY body has none.
-    return _Understood(nudge, parsed, parsed.red_flags)
-
-
 _RECENT_REPLIES = select(func.count(OutboundMessage.id)).where(
     OutboundMessage.to_e164 == bindparam("number"),
     OutboundMessage.kind == "reply",
@@ -715,7 +746,7 @@ def _recent_replies(ctx: _Context) -> int:
 def _may_reply(ctx: _Context, template_id: str) -> bool:
     """False once this number got too many bot replies this hour (an auto-responder on the
     other end would otherwise ping-pong with us forever); raises the alert once."""
-    if template_id in _ALWAYS_SENT:
+    if template_id in ALWAYS_SENT:
         return True
     recent = _recent_replies(ctx)
     if recent < BOT_REPLIES_PER_HOUR:
@@ -774,46 +805,12 @@ def _reply(
     return _render(ctx, template_id, language, variables)
 
 
-def _coach_or_silent(
-    ctx: _Context, patient: _Patient, template_id: str, variables: dict[str, object] | None = None
-) -> RenderedMessage | None:
-    """Coaching goes to active patients only; a paused or discharged one is just recorded."""
-    if patient.status != PatientStatus.ACTIVE:
-        ctx.row.outcome = f"{ctx.row.outcome}_{patient.status}"
-        return None
-    return _reply(ctx, template_id, patient.language, variables)
-
-
 def _update_patient(ctx: _Context, patient: _Patient, **values: Any) -> None:
     for name, value in values.items():
         setattr(patient, name, value)
     ctx.connection.execute(
         update(Patient).where(Patient.id == patient.id).values(updated_at=ctx.now, **values)
     )
-
-
-_LAST_TEXT_TO = (
-    select(OutboundMessage.template_id)
-    .where(OutboundMessage.to_e164 == bindparam("number"))
-    .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
-    .limit(1)
-)
-
-
-def _unknown_sender(ctx: _Context, keyword: ComplianceKeyword | None) -> RenderedMessage | None:
-    if keyword is ComplianceKeyword.OPT_OUT:
-        # Carriers act on STOP themselves; a number we do not know gets no answer, and a
-        # former caregiver's repeated STOP no second confirmation.
-        ctx.row.outcome = "unknown_sender_opt_out"
-        return None
-    if keyword is not ComplianceKeyword.OPT_IN:
-        last = ctx.connection.execute(_LAST_TEXT_TO, {"number": ctx.row.from_e164}).first()
-        if last is not None and last.template_id == "stop_confirmation":
-            # The number opted out (a caregiver's STOP): silence until it sends START.
-            ctx.row.outcome = "unknown_sender_opted_out"
-            return None
-    ctx.row.outcome = "unknown_sender"
-    return _reply(ctx, "unknown_sender", "en", {})
 
 
 _REMOVE_CAREGIVER = (
@@ -824,15 +821,16 @@ _REMOVE_CAREGIVER = (
 )
 
 
-def _caregiver_opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
-    """A caregiver's STOP ends texts to that number, for every patient it is caregiver of,
-    not any patient's own programme."""
+def _remove_caregiver(ctx: _Context) -> None:
+    """A caregiver's STOP or revocation ends texts to that number, for every patient it is
+    caregiver of, not any patient's own programme."""
     removed = (
         ctx.connection.execute(_REMOVE_CAREGIVER, {"number": ctx.row.from_e164, "now": ctx.now})
         .scalars()
         .all()
     )
-    patient.caregiver_phone_e164 = None
+    if ctx.patient is not None:
+        ctx.patient.caregiver_phone_e164 = None
     for patient_id in sorted(removed):
         audit.record(
             ctx.session,
@@ -841,30 +839,11 @@ def _caregiver_opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | No
             patient_id=patient_id,
             now=ctx.now,
         )
-    ctx.row.outcome = "caregiver_opt_out"
-    return _reply(ctx, "stop_confirmation", patient.language)
-
-
-def _opt_out(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
-    row = ctx.row
-    if row.is_proxy:
-        return _caregiver_opt_out(ctx, patient)
-    if patient.status == PatientStatus.OPTED_OUT:
-        if _raised_for_row(ctx, AlertKind.OPT_OUT):
-            # This very STOP was applied by the fallback that kept the row: the one
-            # confirmation is still owed.
-            row.outcome = "opt_out"
-            return _reply(ctx, "stop_confirmation", patient.language)
-        row.outcome = "opt_out_repeat"  # exactly one confirmation, ever
-        return None
-    _apply_opt_out(ctx, patient)
-    row.outcome = "opt_out"
-    return _reply(ctx, "stop_confirmation", patient.language)
 
 
 def _apply_opt_out(ctx: _Context, patient: _Patient) -> None:
-    """The patient's STOP: opted out, unsent nudges skipped, the clinician told."""
-    row = ctx.row
+    """The patient's STOP: opted out, unsent nudges skipped (the decision's alert tells the
+    clinician)."""
     _update_patient(ctx, patient, status=PatientStatus.OPTED_OUT, opted_out_at=ctx.now)
     # Claimed but unsent nudges die here too; dispatch re-checks consent atomically.
     ctx.connection.execute(
@@ -875,21 +854,13 @@ def _apply_opt_out(ctx: _Context, patient: _Patient) -> None:
         )
         .values(state=NudgeState.SKIPPED, state_reason="opted_out", updated_at=ctx.now)
     )
-    raise_alert(
-        ctx.session,
-        patient_id=patient.id,
-        kind=AlertKind.OPT_OUT,
-        severity=AlertSeverity.NORMAL,
-        detail="stop_keyword",
-        now=ctx.now,
-        inbound_message_id=row.id,
-    )
     audit.record(
         ctx.session, actor="patient", action="consent.opt_out", patient_id=patient.id, now=ctx.now
     )
 
 
-def _opt_in(ctx: _Context, patient: _Patient, keyword: ComplianceKeyword) -> RenderedMessage | None:
+def _opt_in(ctx: _Context, patient: _Patient) -> bool:
+    """Pending or stopped/paused -> active; False when the START is older than a later STOP."""
     if ctx.recovering and patient.status != PatientStatus.ACTIVE:
         # An old START must not undo a STOP the patient sent after it.
         opted_out_at = ctx.connection.execute(
@@ -897,16 +868,12 @@ def _opt_in(ctx: _Context, patient: _Patient, keyword: ComplianceKeyword) -> Ren
         ).scalar_one_or_none()
         if opted_out_at is not None and opted_out_at > ctx.now:
             ctx.row.outcome = "opt_in_superseded"
-            return None
-    if patient.status == PatientStatus.PENDING_CONSENT:
-        template, action = "optin_confirmed", "consent.opt_in"
-    elif patient.status in (PatientStatus.OPTED_OUT, PatientStatus.PAUSED):
-        template, action = "start_confirmation", "consent.resume"
-    elif keyword is ComplianceKeyword.OPT_IN and patient.status == PatientStatus.ACTIVE:
-        ctx.row.outcome = "opt_in_repeat"  # START while active: confirm, change nothing
-        return _reply(ctx, "start_confirmation", patient.language)
-    else:
-        return None  # "yes" from an active patient is an ordinary answer to a nudge
+            return False
+    if patient.status == PatientStatus.DISCHARGED:
+        return True  # the number may restart; a discharged programme does not
+    action = (
+        "consent.opt_in" if patient.status == PatientStatus.PENDING_CONSENT else "consent.resume"
+    )
     _update_patient(
         ctx,
         patient,
@@ -915,30 +882,7 @@ def _opt_in(ctx: _Context, patient: _Patient, keyword: ComplianceKeyword) -> Ren
         opted_out_at=None,
     )
     audit.record(ctx.session, actor="patient", action=action, patient_id=patient.id, now=ctx.now)
-    ctx.row.outcome = action.split(".")[1]
-    return _reply(ctx, template, patient.language)
-
-
-def _revocation(ctx: _Context, patient: _Patient) -> RenderedMessage | None:
-    _update_patient(ctx, patient, status=PatientStatus.PAUSED)
-    raise_alert(
-        ctx.session,
-        patient_id=patient.id,
-        kind=AlertKind.REVOCATION,
-        severity=AlertSeverity.HIGH,
-        detail="plain_language_revocation",
-        now=ctx.now,
-        inbound_message_id=ctx.row.id,
-    )
-    audit.record(
-        ctx.session,
-        actor="patient",
-        action="consent.revocation_pause",
-        patient_id=patient.id,
-        now=ctx.now,
-    )
-    ctx.row.outcome = "revocation_paused"
-    return _reply(ctx, "revocation_paused", patient.language)
+    return True
 
 
 def _open_nudge(ctx: _Context, track: str | None) -> _Nudge | None:
@@ -980,54 +924,38 @@ def _answered_nudge(ctx: _Context, nudge: _Nudge) -> _Nudge:
     )
 
 
-def _raise_red_flag(ctx: _Context, patient: _Patient, flags: tuple[RedFlag, ...]) -> None:
-    if _raised_for_row(ctx, AlertKind.RED_FLAG):
-        return  # raised by the fallback that kept this row
-    # An empty tuple is a check-in "yes" without saying which symptom: escalate it too.
-    level = severity(flags) if flags else Severity.HIGH
-    raise_alert(
-        ctx.session,
-        patient_id=patient.id,
-        kind=AlertKind.RED_FLAG,
-        severity=AlertSeverity.URGENT if level is Severity.URGENT else AlertSeverity.HIGH,
-        detail=",".join(f.name.lower() for f in flags) or "unspecified_symptom",
-        now=ctx.now,
-        inbound_message_id=ctx.row.id,
-    )
-
-
-def _red_flag(
-    ctx: _Context, patient: _Patient, nudge: _Nudge | None, flags: tuple[RedFlag, ...]
-) -> RenderedMessage | None:
-    _raise_red_flag(ctx, patient, flags)
-    if nudge is not None:
-        nudge = _answered_nudge(ctx, nudge)
-        if nudge.track == "checkin":
-            _upsert_adherence(ctx, patient, nudge, AdherenceOutcome.DONE, None, None)
-    ctx.row.nudge_id = nudge.id if nudge is not None else None
-    ctx.row.outcome = "red_flag"
-    # Fixed, clinician-reviewed wording; never a coaching reply after a red flag.
-    return _reply(ctx, "red_flag", patient.language)
-
-
 _INSERT_RECORD = insert(AdherenceRecord)
-_UPDATE_RECORD = update(AdherenceRecord).where(AdherenceRecord.id == bindparam("record_id"))
+# A later answer to the same nudge sets the outcome ("skip", then "did it after all") but never
+# erases a number an earlier answer reported: every number also has its own row.
+_UPDATE_RECORD = (
+    update(AdherenceRecord)
+    .where(AdherenceRecord.id == bindparam("record_id"))
+    .values(
+        outcome=bindparam("outcome"),
+        value=func.coalesce(bindparam("value"), AdherenceRecord.value),
+        unit=func.coalesce(bindparam("unit"), AdherenceRecord.unit),
+        is_proxy=bindparam("is_proxy"),
+        inbound_message_id=bindparam("inbound_message_id"),
+        recorded_at=bindparam("recorded_at"),
+    )
+)
+_INSERT_VALUE = insert(ReportedValue)
 
 
-def _upsert_adherence(
-    ctx: _Context,
-    patient: _Patient,
-    nudge: _Nudge,
-    outcome: AdherenceOutcome,
-    value: float | None,
-    unit: str | None,
-) -> None:
-    # The latest answer to a nudge wins: "skip" then "did it after all" ends as done, and an
-    # answer to the follow-up replaces the "missed" its silence left.
+def _record_answer(ctx: _Context, patient: _Patient, answer: Answer) -> _Nudge | None:
+    """Records the answer against the nudge it counts for (a follow-up's original) and
+    returns that nudge."""
+    nudge = _open_nudge_by_id(ctx, answer.prompt.nudge_id)
+    if nudge is None:
+        return None
+    nudge = _answered_nudge(ctx, nudge)
+    ctx.row.nudge_id = nudge.id
+    if ctx.require_decision().coach and answer.outcome is not AdherenceOutcome.SKIPPED:
+        ctx.done_facts = _done_facts(ctx, patient, nudge)
     values = {
-        "outcome": outcome,
-        "value": value,
-        "unit": unit,
+        "outcome": answer.outcome,
+        "value": answer.value,
+        "unit": answer.unit,
         "is_proxy": ctx.row.is_proxy,
         "inbound_message_id": ctx.row.id,
         "recorded_at": ctx.now,
@@ -1040,6 +968,25 @@ def _upsert_adherence(
             _INSERT_RECORD,
             {"patient_id": patient.id, "nudge_id": nudge.id, "track": nudge.track, **values},
         )
+    if answer.value is not None:
+        ctx.connection.execute(
+            _INSERT_VALUE,
+            {
+                "patient_id": patient.id,
+                "nudge_id": nudge.id,
+                "track": nudge.track,
+                "value": answer.value,
+                "unit": answer.unit,
+                "is_proxy": ctx.row.is_proxy,
+                "inbound_message_id": ctx.row.id,
+                "recorded_at": ctx.now,
+            },
+        )
+    return nudge
+
+
+def _open_nudge_by_id(ctx: _Context, nudge_id: int) -> _Nudge | None:
+    return next((n for n in ctx.open_nudges if n.id == nudge_id), None)
 
 
 @dataclass(frozen=True)
@@ -1092,27 +1039,19 @@ def _done_facts(ctx: _Context, patient: _Patient, nudge: _Nudge) -> _DoneFacts:
     )
 
 
-def _record_adherence(
-    ctx: _Context, patient: _Patient, nudge: _Nudge, parsed: ParsedReply
+def _coach(
+    ctx: _Context, patient: _Patient, nudge: _Nudge, answer: Answer
 ) -> RenderedMessage | None:
-    nudge = _answered_nudge(ctx, nudge)
-    ctx.row.nudge_id = nudge.id
-    if parsed.kind is ReplyKind.SKIP:
-        _upsert_adherence(ctx, patient, nudge, AdherenceOutcome.SKIPPED, None, None)
-        ctx.row.outcome = "skipped"
-        return _coach_or_silent(ctx, patient, "ack.skip")
-    value = parsed.value if parsed.kind is ReplyKind.NUMBER else None
-    ctx.row.outcome = "done" if value is None else "value"
-    if patient.status != PatientStatus.ACTIVE:
-        _upsert_adherence(ctx, patient, nudge, AdherenceOutcome.DONE, value, parsed.unit)
-        return _coach_or_silent(ctx, patient, "ack.done")
-    facts = _done_facts(ctx, patient, nudge)
-    _upsert_adherence(ctx, patient, nudge, AdherenceOutcome.DONE, value, parsed.unit)
+    """The acknowledgement of an answer from an active patient: a streak, sometimes a tip."""
+    if answer.outcome is AdherenceOutcome.SKIPPED:
+        return _reply(ctx, "ack.skip", patient.language)
+    facts = ctx.done_facts
+    assert facts is not None  # read by _record_answer before the answer was written
     ctx.recent_replies = facts.recent_replies
-    if parsed.typo_corrected:
+    if answer.typo_corrected:
         kind: coaching.AnswerKind = "typo_done"
     else:
-        kind = "value" if value is not None else "done"
+        kind = "value" if answer.value is not None else "done"
     plan = coaching.plan_reply(
         kind,
         # This answer is a DONE recorded now: today counts, and it is one more on the track.

@@ -98,14 +98,14 @@ def alerts(session: Session, kind: AlertKind) -> list[Alert]:
 # --- sender -------------------------------------------------------------------------------
 
 
-def test_unknown_sender_gets_a_generic_reply_and_is_stored(client: Any, session: Session) -> None:
+def test_unknown_sender_gets_no_reply_and_a_person_reads_the_text(
+    client: Any, session: Session
+) -> None:
     make_patient(session, first_name="Maya", phone="+16175550142")
-    answer = text_of(post(client, "+16175559999", "hello who is this", T0))
-    assert "<Message>" in answer
-    assert "Maya" not in answer
-    assert "Riverside" not in answer
+    assert text_of(post(client, "+16175559999", "hello who is this", T0)) == EMPTY
     row = last_inbound(session)
     assert (row.patient_id, row.outcome, row.body) == (None, "unknown_sender", "hello who is this")
+    assert row.needs_reading is True
 
 
 # --- compliance keywords ------------------------------------------------------------------
@@ -132,17 +132,21 @@ def test_stop_family_confirms_once_then_silence_and_skips_unsent_nudges(
     first = text_of(post(client, patient.phone_e164, word, T0 + dt.timedelta(minutes=5)))
     assert "unsubscribed" in first
     assert "START" in first
-    for later in ("STOP", "done", "HELP", "please call me", "7"):
+    for later in ("STOP", "done", "please call me", "7"):
         assert text_of(post(client, patient.phone_e164, later, T0 + dt.timedelta(minutes=6))) == (
             EMPTY
         )
+    # HELP is always answered, and answering it restarts nothing.
+    help_text = text_of(post(client, patient.phone_e164, "HELP", T0 + dt.timedelta(minutes=7)))
+    assert "STOP" in help_text
+    assert "START" in help_text
 
     session.expire_all()
     assert session.get_one(Patient, patient.id).status == PatientStatus.OPTED_OUT
     assert session.get_one(Nudge, planned.id).state == NudgeState.SKIPPED
     assert session.get_one(Nudge, claimed.id).state == NudgeState.SKIPPED
     assert session.get_one(Nudge, open_nudge.id).state == NudgeState.SENT
-    assert count(session, OutboundMessage, OutboundMessage.kind == "reply") == 1
+    assert count(session, OutboundMessage, OutboundMessage.kind == "reply") == 2
     assert count(session, AdherenceRecord) == 0
     assert count(session, InboundMessage) == 6
     assert len(alerts(session, AlertKind.OPT_OUT)) == 1
@@ -302,13 +306,17 @@ def test_a_red_flag_is_answered_even_after_the_loop_guard_muted_replies(
     assert "911" in answer
 
 
-def test_a_red_flag_from_an_opted_out_patient_alerts_without_texting_back(
+def test_a_red_flag_from_an_opted_out_patient_alerts_and_gets_the_safety_reply(
     client: Any, session: Session
 ) -> None:
+    """Someone in danger started this conversation: the safety text goes even after STOP."""
     patient = make_patient(session, status=PatientStatus.OPTED_OUT)
-    assert text_of(post(client, patient.phone_e164, "she fell and hit her head", T0)) == EMPTY
+    answer = text_of(post(client, patient.phone_e164, "she fell and hit her head", T0))
+    assert "911" in answer
     assert [a.severity for a in alerts(session, AlertKind.RED_FLAG)] == ["urgent"]
-    assert count(session, OutboundMessage) == 0
+    assert count(session, OutboundMessage) == 1
+    session.expire_all()
+    assert session.get_one(Patient, patient.id).status == PatientStatus.OPTED_OUT
 
 
 def test_a_revocation_with_a_red_flag_pauses_and_answers_with_the_safety_text(
@@ -474,13 +482,15 @@ def test_the_loop_guard_allows_three_replies_an_hour_then_silence_and_one_alert(
     assert later != EMPTY
 
 
-def test_the_loop_guard_covers_unknown_senders_too(client: Any, session: Session) -> None:
+def test_an_unknown_sender_gets_no_automatic_replies_so_no_loop_can_start(
+    client: Any, session: Session
+) -> None:
     answers = [
         text_of(post(client, "+16175559999", "ping", T0 + dt.timedelta(minutes=m)))
         for m in range(5)
     ]
-    assert sum(a != EMPTY for a in answers) == 3
-    assert len(alerts(session, AlertKind.REPLY_LOOP)) == 1
+    assert answers == [EMPTY] * 5
+    assert count(session, OutboundMessage) == 0
 
 
 ODD_BODIES = [
@@ -556,7 +566,7 @@ def test_an_internal_failure_answers_empty_twiml_and_keeps_the_row(
     def broken(*_args: object) -> None:
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(inbound, "_understand", broken)
+    monkeypatch.setattr(inbound, "_decide", broken)
     response = post(client, patient.phone_e164, "done", T0)
     assert text_of(response) == EMPTY
     row = last_inbound(session)

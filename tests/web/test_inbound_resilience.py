@@ -390,7 +390,8 @@ def test_an_opted_out_patients_yes_to_an_open_checkin_is_a_red_flag_first(
 ) -> None:
     patient = make_patient(session, tracks={"checkin": "08:30"}, status=PatientStatus.OPTED_OUT)
     sent_nudge(session, patient, "checkin", T0)
-    assert post(client, patient.phone_e164, "yes", T0 + dt.timedelta(minutes=10)) == EMPTY
+    answer = post(client, patient.phone_e164, "yes", T0 + dt.timedelta(minutes=10))
+    assert "911" in answer  # the safety text, not the opt-in confirmation
     session.expire_all()
     assert session.get_one(Patient, patient.id).status == PatientStatus.OPTED_OUT
     assert count(session, Alert, Alert.kind == AlertKind.RED_FLAG) == 1
@@ -415,9 +416,11 @@ def test_a_caregivers_stop_removes_the_number_from_every_patient_then_silence(
     assert set(audited) == {maya.id, tom.id}
     assert len(audited) == 2
     # Nothing more to that number: not to a second STOP, not to anything else.
-    for later in ("STOP", "thanks, how is it going", "done", "HELP"):
+    for later in ("STOP", "thanks, how is it going", "done"):
         assert post(client, CAREGIVER, later, T0 + dt.timedelta(minutes=1)) == EMPTY
-    assert len(texts_to(session, CAREGIVER)) == 1
+    # HELP alone is always answered.
+    assert "START" in post(client, CAREGIVER, "HELP", T0 + dt.timedelta(minutes=1))
+    assert len(texts_to(session, CAREGIVER)) == 2
     # START from the number is answered again.
     assert "<Message>" in post(client, CAREGIVER, "START", T0 + dt.timedelta(minutes=2))
 
