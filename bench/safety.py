@@ -8,8 +8,8 @@ and ``keywords.fold`` (the normalisation every parser shares).
     .venv/bin/python -m bench.safety --no-write   # print only, docs/safety.md untouched
 
 Writes its sections of docs/safety.md between markers (the rest of the page is prose).
-The decision is ``coachbot.domain.triage.decide`` when it exists, otherwise the composition in
-tests/safety/evaluation.py (keywords, then danger, then revocation, then the reply parser).
+The decision is ``coachbot.domain.triage.decide`` for an active patient with the row's prompt
+open (tests/safety/evaluation.py maps its classes onto the set's labels).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Decisions
 ---------
 * Nothing that means stop is an answer: whatever ``classify_compliance`` reads as OPT_OUT,
   OPT_IN or HELP (spaced, misspelled "stpo", Spanish "baja") and whatever ``is_revocation``
-  catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order.
+  catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order. Red flags
+  are still read first: a stop that reports danger is RED_FLAG.
 * Red flags win: any flag found by ``find_red_flags`` makes the reply RED_FLAG, even "done".
 * Every word must be known: done/skip/deferral words, filler (subjects such as "she", "mom",
   "ella", "mi mamá"; "today", "thanks", "gracias"), track words ("walked", "slept", "dormí"),
@@ -654,8 +655,6 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     folded = fold(body)
     if not folded.strip():
         return ParsedReply(ReplyKind.EMPTY)
-    if _means_stop(body):
-        return ParsedReply(ReplyKind.FREE_TEXT)
     # Number words and phrases become digits first ("media hora" -> "30 min", "dos de tres"
     # -> "2 de 3"), so what remains of the words is what the reply says besides its amount.
     folded = _digits(_SLEEP_PHRASES.sub(" asleep ", expand(folded)))
@@ -669,6 +668,10 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     flags = find_red_flags(body)
     if flags:
         return ParsedReply(ReplyKind.RED_FLAG, named_track=track, red_flags=flags)
+    # Danger first, then the stop defence: "stop texting me, I can't breathe" is a red flag
+    # (the caller pauses the texts too), never a free text that hides the flag.
+    if _means_stop(body):
+        return ParsedReply(ReplyKind.FREE_TEXT)
 
     if expects is Expectation.CHECKIN:
         answer = parse_checkin(body)

@@ -529,3 +529,10 @@ def test_shorthand_temperatures_and_danger(
     body: str, expects: Expectation, kind: ReplyKind
 ) -> None:
     assert parse_reply(body, expects).kind is kind
+
+
+@pytest.mark.parametrize(
+    "body", ["please stop texting me, I can't breathe", "dejen de escribirme, tengo fiebre"]
+)
+def test_a_stop_that_reports_danger_is_still_a_red_flag(body: str) -> None:
+    assert parse_reply(body, E.DONE_SKIP).kind is K.RED_FLAG
