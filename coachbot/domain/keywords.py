@@ -303,7 +303,8 @@ _ANYWHERE = tuple(
         r"\bya no (?:quiero|deseo) (?:participar|seguir|recibir|mas)\b",
         r"\bequivocad[oa]s? de numero\b",
         r"\b(?:basta|suficiente) (?:de|con) (?:los |estos |tus |sus )?(?:mensajes|textos)\b",
-        r"\b(?:suspender|suspendan|pausar|pausen|detener|detengan) (?:los |estos |sus )?"
+        r"\b(?:suspender|suspendan|pausar|pausen|detener|detengan|parar|paren|pare|cancelar"
+        r"|cancelen|cancele) (?:los |estos |sus |mis |tus )?"
         r"(?:mensajes|textos|recordatorios)\b",
     )
 )

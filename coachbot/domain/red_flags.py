@@ -537,7 +537,7 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"|heaviness|ache|aches|aching|squeez\w*|crush\w*|burn\w*|sore|pounding|discomfort)\b",
         r"\b(?:pain|pains|pressure|tightness|heaviness|ache|squeezing|discomfort|burning) (?:in|on"
         r"|across|around) (?:my |her |his |the )?chest\b",
-        r"\bangina\b",
+        r"\bangina\b|\b(?:tight|heavy|sore|painful|aching|crushing|burning|pounding) chest\b",
         r"\b(?:dolor|dolores|presion|opresion|punzada|ardor|pesadez) (?:\w+ ){0,2}?(?:de|en|del)"
         r" (?:el |mi |su )?pecho\b",
         r"\b(?:me|le) (?:duele|dolia|aprieta|arde) (?:mucho |el )?pecho\b|\bpecho apretado\b",
@@ -588,6 +588,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:whats|what is|wheres|where is) the (?:point|use|reason) (?:of |in |to )?(?:living"
         r"|going on|life|carrying on|being alive|anything|it all|any of this|trying)\b",
         r"\bpara que (?:vivir|seguir viviendo|seguir)\b|\bque sentido tiene (?:vivir|seguir)\b",
+        r"\b(?:no le (?:veo|encuentro)|no tiene|sin) sentido (?:a |la |el )?(?:vivir|la vida|seguir"
+        r"|seguir viviendo)\b",
         r"\b(?:dont|do not|no longer) want to (?:live|be alive|be here|exist|wake up|go on)\b",
         r"\bcant (?:go on|do this anymore|take it anymore)\b|\bgive up on life\b",
         r"\bwant(?:s)? to die\b|\bready to die\b",
@@ -636,6 +638,7 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:[6-9]|[1-9][0-9]|six|seven|eight|nine|ten|twelve|seis|siete|ocho|nueve|diez)"
         r" (?:times|episodes|veces) (?:of )?(?:diarrh?o?ea|diarrea|vomit\w*)\b",
         r"\bvomitando\b|\bno (?:para|paro|puedo parar) de (?:vomitar|devolver|ir al bano)\b",
+        r"\bno (?:puedo|puede|podia|pudo) (?:dejar|parar) de (?:vomitar|devolver|ir al bano)\b",
         r"\bdiarrea (?:muy )?(?:fuerte|severa|constante|con sangre|todo el dia|toda la noche)\b",
         r"\b(?:vomit\w*|devolv\w*|diarrea) (?:\w+ ){0,3}?todo el dia\b|\bvomitos? con sangre\b",
     ),
@@ -647,6 +650,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"|drink|eat) )?(?:anything|a thing|nothing|any food|any water|food or water|in \w+|for"
         r" \w+|since|all day)\b",
         r"\bnot (?:eating|drinking) (?:or|and|nor) (?:eating|drinking)\b",
+        r"\b(?:wont|refuses to|doesnt want to|will not|refused to) (?:eat|drink) (?:or|and|nor)"
+        r" (?:eat|drink)\b",
+        r"\bno (?:quiere|puede|come|bebe|toma|como|bebo|tomo) (?:comer|beber|tomar|nada)? ?ni"
+        r" (?:comer|beber|tomar|come|bebe|toma|como|bebo|tomo|agua|liquidos)\b",
         r"\bnothing (?:stays|will stay) down\b|\bcant keep (?:\w+ )?down\b",
         r"\bno (?:puedo|puede|pude|pudo|he podido|ha podido) (?:comer|tomar|beber|tragar)"
         r"(?: (?:nada|agua|ni agua|liquidos))?\b",
@@ -670,6 +677,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:burn\w*|stings?|stinging|hurts?|pain|painful) (?:\w+ ){0,2}?(?:when|while|to)"
         r" (?:i |she |he )?(?:pee|peeing|pees|urinat\w*|wee|go to the bathroom)\b",
         r"\b(?:peeing|urinating|pee) (?:burns|hurts|stings)\b|\buti\b|\bbladder infection\b",
+        r"\b(?:burning|painful|pain (?:with|on|during)|stinging) (?:urination|peeing|pee)\b"
+        r"|\bdysuria\b",
         r"\b(?:mouth|tongue|gum|lip) (?:sores?|ulcers?)\b|\bsores? in (?:my |her |his )?mouth\b"
         r"|\bcold sores?\b|\bthrush\b|\bulcers? in (?:my |her |his )?mouth\b",
         r"\binfect\w*",

@@ -602,6 +602,14 @@ _STOP_LIKE = frozenset(
 )
 
 
+def _written_as_digit(body: str) -> bool:
+    # "1" and "0" are the check-in style done / skip; "one" in a sentence is a word, not a vote.
+    return any(ch in _ASCII_DIGITS for ch in body)
+
+
+_OF_UNKNOWN_TOTAL = re.compile(r"\b\d+ (?:of|de) (?:them|it|those|these|ellos|ellas|esos|esas)\b")
+
+
 def _means_stop(body: str) -> bool:
     return classify_compliance(body) in _STOP_LIKE or is_revocation(body)
 
@@ -664,6 +672,7 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     tokens = _WORDS.findall(folded)
     words = _read_words(tokens, folded)
     track = words.track
+    vague_count = _OF_UNKNOWN_TOTAL.search(folded) is not None  # "one of them": how many?
 
     flags = find_red_flags(body)
     if flags:
@@ -681,7 +690,7 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
             return ParsedReply(ReplyKind.CHECKIN_CLEAR, named_track=track)
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
 
-    if words.unknown:
+    if words.unknown or vague_count:
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
     hours_first = expects is Expectation.SLEEP_HOURS or track == "sleep"
     qty = _quantity(folded, hours_first=hours_first)
@@ -721,7 +730,7 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     if qty is None or deferred or qty is _AMBIGUOUS or not _valid(qty, expects):
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
     if expects is Expectation.DONE_SKIP:
-        if qty.unit is None and qty.value in (0.0, 1.0):
+        if qty.unit is None and qty.value in (0.0, 1.0) and _written_as_digit(body):
             kind = ReplyKind.DONE if qty.value == 1.0 else ReplyKind.SKIP
             return ParsedReply(kind, named_track=track)
         if qty.unit in ("hours", "minutes"):
