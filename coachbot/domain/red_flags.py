@@ -716,6 +716,8 @@ _MASKS: tuple[str, ...] = (
     r"|silent|quiet|pregnant|victim)\b",
     r"\b(?:hair|pelo|cabello) (?:\w+ ){0,3}?(?:fell|falling|falls|fallen|fall)\b",
     r"\b(?:this|last|next|until|till|since last|in the|by) fall\b",
+    r"\bfall (?:walk|walks|colou?rs|leaves|weather|season|day|morning|afternoon|evening|air"
+    r"|semester|break)\b",
     r"\bcaidas? de(?:l| la| el)? (?:cabello|pelo|presion|bolsa|precios|internet|senal|sistema)\b",
     r"\bcara caida\b",
     r"\bse (?:cayo|cae) (?:el|la) (?:internet|sistema|red|senal|llamada|pagina|app|aplicacion"
@@ -1048,7 +1050,7 @@ _CHECKIN_FILLER = frozenset(
     _split(
         """
         and y e plus number numbers numero numeros num no nr today hoy only just solo solamente
-        yes si the los las el la
+        yes si the los las el la thanks thank you ty thx gracias
         """
     )
 )
@@ -1060,6 +1062,7 @@ _CLEAR_WORDS = frozenset(
         nuevos today hoy im i am she he is shes hes feeling feel estoy esta me siento of them de
         those these eso esos ellos at thanks gracias thank you ty same as usual igual changes change
         cambios novedad novedades so far por ahora sin above the los las de anteriores them
+        here aqui issues issue problems problem problemas concerns thanks ty gracias
         had have has having any been experienced there were was tuvo tuve ha he han tenido hubo
         hay ninguna
         """

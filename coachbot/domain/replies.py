@@ -18,6 +18,8 @@ Decisions
   catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order. Red flags
   are still read first: a stop that reports danger is RED_FLAG.
 * Red flags win: any flag found by ``find_red_flags`` makes the reply RED_FLAG, even "done".
+* A question ("?" or "¿" anywhere) is never an adherence answer: FREE_TEXT (a check-in answer
+  such as "1,4?" still reports its symptoms).
 * Every word must be known: done/skip/deferral words, filler (subjects such as "she", "mom",
   "ella", "mi mamá"; "today", "thanks", "gracias"), track words ("walked", "slept", "dormí"),
   units and number words, partial words ("half", "mitad"). One other content word makes the
@@ -181,6 +183,10 @@ _FILLER = frozenset(
         ella el yo mi mis su sus tu mama mami papa papi esposo esposa marido abuela abuelo hijo hija
         nosotros ellos hoy ahora gracias por favor porfa tambien todo toda la los las un una de con
         ya y bien muy super exercises ejercicios activity actividad them mine yours
+        feeling felt feel feels fine calm better happy energized relaxed here aqui through night
+        on in around outside afuera inside dog dogs perro perra park parque stretches
+        me siento sentia busy day raining rain weather lluvia llueve ocupado ocupada dia cansado
+        cansada tired mejor
         """
     )
 )
@@ -690,7 +696,9 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
             return ParsedReply(ReplyKind.CHECKIN_CLEAR, named_track=track)
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
 
-    if words.unknown or vague_count:
+    if words.unknown or vague_count or "?" in folded or "¿" in folded:
+        # A question is not an answer either ("is it ok to walk in the rain?"); check-in
+        # answers were read above, so "1,4?" still reports its symptoms.
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
     hours_first = expects is Expectation.SLEEP_HOURS or track == "sleep"
     qty = _quantity(folded, hours_first=hours_first)

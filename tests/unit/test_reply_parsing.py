@@ -536,3 +536,19 @@ def test_shorthand_temperatures_and_danger(
 )
 def test_a_stop_that_reports_danger_is_still_a_red_flag(body: str) -> None:
     assert parse_reply(body, E.DONE_SKIP).kind is K.RED_FLAG
+
+
+@pytest.mark.parametrize(
+    ("body", "expects"),
+    [
+        ("is it ok to walk in the rain?", E.MINUTES),
+        ("done?", E.DONE_SKIP),
+        ("¿7 horas?", E.SLEEP_HOURS),
+    ],
+)
+def test_a_question_is_never_an_answer(body: str, expects: Expectation) -> None:
+    assert parse_reply(body, expects).kind is K.FREE_TEXT
+
+
+def test_a_checkin_answer_with_a_question_mark_still_reports_its_symptoms() -> None:
+    assert parse_reply("1,4?", E.CHECKIN).red_flags == (RedFlag.CONFUSION, RedFlag.SEIZURE)
