@@ -358,6 +358,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bno tiene sentido lo que (?:dice|habla)\b",
         r"\bincoheren\w*",
         r"\b(?:perdid[oa]|ida|ido) (?:de la realidad|mentalmente)\b|\bse pierde\b",
+        r"\bno (?:es|esta|parece) (?:la misma|el mismo|ella misma|el mismo)\b",
+        r"\b(?:dice|habla|decia|hablaba) (?:cosas )?(?:sin sentido|incoherencias|disparates"
+        r"|locuras|tonterias raras)\b",
     ),
     RedFlag.WORD_FINDING: (
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?(?:find|finding|get|getting|say|saying|remember"
@@ -393,7 +396,11 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"|tiny|illegible|unreadable|scribbly)\b",
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?(?:write|writing|sign|signing|hold (?:a |the |my )?pen"
         r"|read|reading)\b",
-        r"\bletra (?:esta |se ve |es |salio |sale )?(?:diferente|rara|raro|fea|temblorosa"
+        r"\b(?:hand ?writing|writing|signature) (?:is |looks |has |got |seems |went )*(?:all over"
+        r" the place|a mess|like a (?:child|kid)s?|unrecogni[sz]able|scribbles?)\b",
+        r"\bletra (?:esta |se ve |es |salio |sale |muy |bien |super |tan |mas |toda |le |me |se"
+        r" |ya |ahora |se le ve |se me ve )*"
+        r"(?:diferente|rara|raro|fea|temblorosa"
         r"|chueca|cambiada|ilegible|distinta|mal|peor|pequena|chiquita)\b",
         r"\bcambios? (?:en |de )?(?:la |mi |su )?(?:letra|escritura)\b",
         r"\bno (?:puedo|puede|pude|pudo|podia) (?:escribir|firmar|leer)\b",
@@ -502,7 +509,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:veo|ve|ves|vemos|ven|viendo|vio|vi) (?:todo )?(?:doble|borroso|nublado|mal|manchas"
         r"|luces|puntos|negro|oscuro)\b",
         r"\bno (?:puedo|puede|pude|pudo) ver\b|\bno veo\b|\bperd\w* (?:la )?vista\b",
-        r"\bvista (?:borrosa|nublada|doble)\b|\bse me nubla la vista\b",
+        r"\bvista (?:borrosa|nublada|doble)\b|\bse (?:me|le) (?:nubl\w*|pone borrosa)\b",
+        r"\beyes? (?:wont|cant|cannot|dont|do not|will not) focus\b|\bcant focus (?:my|her|his)"
+        r" eyes\b",
     ),
     RedFlag.FEVER: (
         rf"\b{FEVER_READING}\b",
@@ -514,7 +523,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     ),
     RedFlag.CHILLS: (
         r"\bchills\b|\brigou?rs?\b|\bshivering\b|\bshivers\b|\bshiver\b|\bcant get warm\b",
-        r"\bescalofrios?\b|\btiritando\b|\btirita\b",
+        r"\bescalofrios?\b|\btiritando\b|\btirita\b|\bteeth (?:are )?chattering\b",
+        r"\b(?:temblando|tiembla|tiemblo|shaking|shivering) (?:de|from the|with) (?:frio|cold)\b",
     ),
     RedFlag.BREATHING: (
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?{_BREATH_VERB}\b",
@@ -530,16 +540,17 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bme ahog\w*|\bse ahog\w*",
         r"\bahog(?:o|a|ando|andome)\b|\bdificultad (?:para|al) respirar\b|\brespir\w* mal\b",
         r"\bno me entra (?:el )?aire\b|\bme cuesta respirar\b|\ble cuesta respirar\b",
-        r"\bagitad[oa]\b|\bsin aliento\b",
+        r"\bagitad[oa]\b|\bsin aliento\b|\basfixi\w*",
     ),
     RedFlag.CHEST_PAIN: (
-        r"\bchest (?:\w+ ){0,3}?(?:pain|pains|hurts?|hurting|tight|tightness|pressure|heavy"
+        r"\bchest (?:\w+ ){0,3}?(?:pain|pains|pian|pians|paim|hurts?|hurting|tight|tightness"
+        r"|pressure|heavy"
         r"|heaviness|ache|aches|aching|squeez\w*|crush\w*|burn\w*|sore|pounding|discomfort)\b",
         r"\b(?:pain|pains|pressure|tightness|heaviness|ache|squeezing|discomfort|burning) (?:in|on"
         r"|across|around) (?:my |her |his |the )?chest\b",
         r"\bangina\b|\b(?:tight|heavy|sore|painful|aching|crushing|burning|pounding) chest\b",
         r"\b(?:dolor|dolores|presion|opresion|punzada|ardor|pesadez) (?:\w+ ){0,2}?(?:de|en|del)"
-        r" (?:el |mi |su )?pecho\b",
+        r" (?:el |mi |su )?(?:pecho|pesho)\b",
         r"\b(?:me|le) (?:duele|dolia|aprieta|arde) (?:mucho |el )?pecho\b|\bpecho apretado\b",
         r"\bpecho (?:me |le )?(?:duele|aprieta|arde|pesa)\b",
     ),
@@ -551,6 +562,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"|pulse|heart rate)\b",
         r"\bpalpitat\w*|\btachycardi\w*|\barrhythmi\w*|\bafib\b|\ba fib\b",
         r"\bpalpitacion\w*|\btaquicardi\w*|\barritmi\w*",
+        r"\bheart (?:feels |is |is doing |keeps |seems )?(?:funny|weird|strange|off|odd|wrong"
+        r"|flip ?flopping)\b",
+        r"\b(?:late|latiendo|palpita) (?:muy )?(?:raro|rapido|rapidisimo|fuerte|irregular|a mil"
+        r"|descontrolado|acelerado)\b",
         r"\bcorazon (?:\w+ ){0,3}?(?:acelerado|rapido|rapidisimo|muy rapido|fuerte|loco"
         r"|desbocado|irregular|brinca|salta)\b",
         r"\b(?:pulse|heart rate|hr|bpm|pulso|frecuencia cardiaca) (?:is |was |of |at |de |es )?"
@@ -566,7 +581,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bperdio el conocimiento\b|\bse (?:me |le )?va la cabeza\b",
     ),
     RedFlag.HEAD_INJURY: (
-        r"\b(?:hit|bumped|banged|bashed|smacked|knocked|cracked|struck|hurt) (?:\w+ ){0,2}?"
+        r"\b(?:hit|bumped|banged|bashed|smacked|knocked|cracked|struck|hurt|whacked|slammed"
+        r"|smashed|conked|thumped|bonked|busted) (?:\w+ ){0,2}?"
         r"(?:head|skull|forehead)\b",
         r"\bhead (?:injury|injured|trauma|wound|bump|knock)\b|\bconcuss\w*",
         r"\b(?:golpe|golpazo|trancazo|chichon) (?:\w+ ){0,2}?(?:en|de) (?:la |mi |su )?"
@@ -664,8 +680,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     RedFlag.SEVERE_PAIN: (
         r"\b(?:severe|terrible|unbearable|excruciating|horrible|worst|intense|extreme|awful"
         r"|agonizing|crippling|sharp severe|really bad|so much|so bad) (?:\w+ )?(?:pain|pains)\b",
-        r"\bpain (?:is |has been |got |getting )*(?:unbearable|excruciating|severe|terrible"
-        r"|horrible|the worst|worse and worse|out of control|killing me)\b",
+        r"\bpain (?:is |has been |got |getting |so |really |very |too )*(?:unbearable"
+        r"|excruciating|severe|terrible|horrible|the worst|worse and worse|out of control"
+        r"|killing me|bad|awful|intense)\b",
         r"\bin (?:so much|agony|terrible|a lot of|severe) pain\b|\bagony\b",
         r"\bdolor (?:muy |tan |bien )?(?:fuerte|insoportable|terrible|horrible|intenso|severo"
         r"|muy fuerte|espantoso)\b|\b(?:mucho|muchisimo|terrible|insoportable) dolor\b",
@@ -846,6 +863,10 @@ _RELATIVE_HAS = re.compile(
     r" (?:\w+ ){0,2}?(?:epilepsy|epilepsia|dementia|demencia|asthma|asma|migraines|migranas"
     r"|parkinsons?|alzheimers?)\b"
 )
+_RELATIVE_DIED = re.compile(
+    r"\b(?:my|his|her|our|their|mi|su|mis|sus) (?:\w+ ){0,2}?(?:died|passed away|murio|fallecio)"
+    r" (?:of|from|de|por|after|after a|tras)\b"
+)
 _PLURAL_OR_CHRONIC = re.compile(
     r"\b(?:seizures|convulsions|epilepsy|migraines|strokes|falls|fevers|convulsiones|epilepsia"
     r"|migranas|caidas|ataques|derrames|dementia|demencia|asthma|asma|cancer|depression"
@@ -1014,6 +1035,7 @@ def _discounted_segments(tokens: list[str], text: str) -> _Discount:
         history = (
             any(p.search(segment) for p in _HISTORY_MARKERS)
             or _RELATIVE_HAS.search(segment) is not None
+            or _RELATIVE_DIED.search(segment) is not None
             or (
                 _RELATIVE_HABITUAL.search(segment) is not None
                 and _PLURAL_OR_CHRONIC.search(segment) is not None
