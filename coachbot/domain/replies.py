@@ -26,6 +26,8 @@ Decisions
   reply FREE_TEXT, with or without a number: "pain 6/10", "threw up 3 times", "temp 37.1",
   "numbness on one side of my face" (never 1 or DONE) are read by a person. Texting shorthand
   and emoji are spelled out first (``textnorm``: "2day" is "today").
+* Stretched words (a letter held three times or more) read as their plain form when that is a
+  known word ("doneee", "noooo", "siii", "okkk", "allll done"); this is not a typo correction.
 * PARTIAL: "2 of 3", "2 out of 3", "2/3", "dos de tres", "half", "la mitad", "did some of it",
   "hice una parte", "most of it", "casi todo". ``value`` is the fraction done, rounded to two
   places (2 of 3 -> 0.67; half, some, part, a bit -> 0.5; most, casi todo -> 0.75) and ``unit``
@@ -330,6 +332,20 @@ _TYPO_TARGETS: tuple[str, ...] = (
 _KNOWN = frozenset(w for p in _PHRASES for w in p) | _FILLER | frozenset(_TRACK_WORDS)
 
 
+_STRETCH = re.compile(r"(.)\1{2,}")
+
+
+def _unstretched(word: str) -> str:
+    """``word`` with a letter held down ("doneee", "noooo", "allll", "goood") read as the
+    known word it stretches; unchanged when there is none. Doubles are left to typo matching."""
+    if not _STRETCH.search(word):
+        return word
+    for candidate in (_STRETCH.sub(r"\1\1", word), _STRETCH.sub(r"\1", word)):
+        if candidate in _KNOWN:
+            return candidate
+    return word
+
+
 def _correct(word: str) -> str | None:
     """The done/skip word ``word`` is one typo away from, if that reading is safe."""
     if len(word) < 4 or word in _KNOWN or word in _REAL_WORDS or not word.isalpha():
@@ -369,6 +385,8 @@ def _read_words(tokens: list[str], folded: str) -> _Words:
         if tok in _PARTIAL_WORDS:
             partial = partial if partial is not None else _PARTIAL_WORDS[tok]
             continue
+        if tok not in _KNOWN:
+            tok = _unstretched(tok)
         fixed = _correct(tok)
         if fixed is not None:
             words.append(fixed)

@@ -552,3 +552,18 @@ def test_a_question_is_never_an_answer(body: str, expects: Expectation) -> None:
 
 def test_a_checkin_answer_with_a_question_mark_still_reports_its_symptoms() -> None:
     assert parse_reply("1,4?", E.CHECKIN).red_flags == (RedFlag.CONFUSION, RedFlag.SEIZURE)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("doneee", K.DONE),
+        ("noooo", K.SKIP),
+        ("siii", K.DONE),
+        ("allll done", K.DONE),
+        ("okkk", K.DONE),
+    ],
+)
+def test_stretched_words_read_as_the_word_they_stretch(body: str, kind: ReplyKind) -> None:
+    parsed = parse_reply(body, E.DONE_SKIP)
+    assert (parsed.kind, parsed.typo_corrected) == (kind, False)
