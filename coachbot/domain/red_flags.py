@@ -268,7 +268,8 @@ _FUZZY_KEEP = frozenset(
         """
         breathed breaths breathes breathy fevers feverish revision visions chiles chilly dizzily
         confuses confusing confuse seizes seized seizing breather vomits painted chilis fiebres
-        tinkling mingling jingling flurry slurred slurring slurry
+        tinkling mingling jingling flurry slurred slurring slurry temperatura temperaturas
+        respira respiro respiras respiran
         """
     )
 )
@@ -359,6 +360,18 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bincoheren\w*",
         r"\b(?:perdid[oa]|ida|ido) (?:de la realidad|mentalmente)\b|\bse pierde\b",
         r"\bno (?:es|esta|parece) (?:la misma|el mismo|ella misma|el mismo)\b",
+        r"\b(?:cant|cannot|couldnt|doesnt|didnt) remember (?:my|her|his|our|their|who|what|where)"
+        r" (?:name|own name|wife|husband|kids|children|address|am|is|are)?\b"
+        r"|\bforgot (?:who|where) (?:i|she|he|we|they) (?:am|is|are|was|were|live|lives)\b",
+        r"\b(?:keeps?|kept) (?:repeating|asking) (?:the same|herself|himself|the same question)"
+        r"|\bhallucinat\w*|\b(?:seeing|sees|hearing|hears) (?:things|bugs|insects|spiders"
+        r"|voices)\b|\balucin\w*"
+        r"|\b(?:seeing|sees|saw|see|hearing|hears|heard) (?:\w+ ){1,3}?(?:that|who) (?:arent|are"
+        r" not|isnt|is not|werent|wasnt|was not) (?:there|real)\b"
+        r"|\b(?:sees|seeing|saw) (?:\w+ ){0,2}?(?:on the (?:wall|walls|ceiling)|in the room)\b"
+        r"|\bve (?:cosas|gente|bichos|personas) que no\b",
+        r"\b(?:(?:ella|el|mi \w+) (?:esta|anda)|anda|la veo|lo veo|la noto|lo noto) (?:muy |bien"
+        r" |super )?(?:rar[oa]|extran[oa]|perdid[oa]|ausente|desconectad[oa])\b",
         r"\b(?:dice|habla|decia|hablaba) (?:cosas )?(?:sin sentido|incoherencias|disparates"
         r"|locuras|tonterias raras)\b",
     ),
@@ -467,6 +480,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:entumecid[oa]|adormecid[oa]|dormid[oa]) (?:\w+ ){0,2}(?:la cara|un lado|el brazo"
         r"|la pierna|medio cuerpo|la boca)\b",
         r"\bpiernas? (?:no (?:me |le )?responden|(?:me |le )?fallan)\b",
+        r"\bno (?:me|se|le) (?:puedo|puede|pude|pudo) (?:mover|levantar|parar|sostener)\b",
+        rf"\b{_CANT} (?:get|getting) (?:out of|up from|up off) (?:bed|the bed|the chair|the couch"
+        r"|the toilet)\b",
         r"\bse le cae (?:la cara|un lado|la boca)\b",
         r"\bunsteady\b|\b(?:lost|losing|lose) (?:my |her |his )?balance\b|\boff balance\b"
         r"|\bbalance (?:is )?(?:off|bad|worse|gone)\b|\bpierde el equilibrio\b",
@@ -488,6 +504,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bunresponsive\b|\bnot responding\b|\bwont respond\b|\bunconscious\b|\blethargic\b",
         rf"\b{_VERY} (?:sleepy|drowsy|tired and sleepy)\b|\bdrowsy\b|\bdrowsiness\b",
         r"\bsleep(?:ing|s)? all (?:day|the time)\b|\bslept all day\b",
+        r"\bsleep(?:ing|s)? (?:a lot |so much |way )?more than (?:usual|normal)\b"
+        r"|\bduerme (?:mucho )?mas de lo normal\b",
+        r"\bno (?:me |le |nos )?(?:contesta|responde) cuando\b|\bdoesnt (?:answer|respond)"
+        r" when\b",
         r"\b(?:keeps?|keeping) (?:falling asleep|dozing off|nodding off|passing out)\b",
         r"\bfalling asleep (?:mid|while|during|in the middle)\b|\bnodding off\b",
         r"\bno (?:se )?despierta\b|\bno (?:puedo|podemos) despertarl\w*|\bsomnolient[oa]\b",
@@ -520,11 +540,17 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"(?:temp|temperature)\b(?! (?:of |is |was |at |de )?normalreading)",
         r"\bfiebre\b|\bcalentura\b|\bfebril\b|\bardiendo\b|\btemperatura alta\b",
         r"\b(?:tengo|tiene|con) (?:temperatura|temp)\b",
+        r"\b(?:temp|temperature|temperatura) (?:is |es |esta |went |has gone |keeps going |le |me"
+        r" |se |sigue |keeps |still )*(?:up|high|rising|going up|climbing|alta|subiendo|subio)\b",
+        r"\b(?:feel|feels|feeling|felt|is|she is|he is) (?:really |very |so )?(?:hot to the touch"
+        r"|burning hot|hot and (?:sweaty|shivery|shaky|clammy))\b|\bnight sweats\b"
+        r"|\b(?:se siente|esta|lo siento|la siento) (?:muy )?(?:caliente|ardiendo)\b",
     ),
     RedFlag.CHILLS: (
         r"\bchills\b|\brigou?rs?\b|\bshivering\b|\bshivers\b|\bshiver\b|\bcant get warm\b",
         r"\bescalofrios?\b|\btiritando\b|\btirita\b|\bteeth (?:are )?chattering\b",
         r"\b(?:temblando|tiembla|tiemblo|shaking|shivering) (?:de|from the|with) (?:frio|cold)\b",
+        r"\bsudando frio\b|\bsudor frio\b|\bcold sweats?\b",
     ),
     RedFlag.BREATHING: (
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?{_BREATH_VERB}\b",
@@ -541,6 +567,11 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bahog(?:o|a|ando|andome)\b|\bdificultad (?:para|al) respirar\b|\brespir\w* mal\b",
         r"\bno me entra (?:el )?aire\b|\bme cuesta respirar\b|\ble cuesta respirar\b",
         r"\bagitad[oa]\b|\bsin aliento\b|\basfixi\w*",
+        r"\bnot breathing (?:right|well|properly|normally|good)\b|\brespira (?:muy )?(?:raro|mal"
+        r"|rapido|con dificultad|fuerte|agitado)\b",
+        r"\b(?:blue|bluish|purple) lips\b|\blips (?:are |look |turning |went )*(?:blue|purple)\b"
+        r"|\blabios (?:se ven |estan |se le ponen |se le pusieron |se pusieron |muy )*(?:morados"
+        r"|azules)\b|\bturning blue\b",
     ),
     RedFlag.CHEST_PAIN: (
         r"\bchest (?:\w+ ){0,3}?(?:pain|pains|pian|pians|paim|hurts?|hurting|tight|tightness"
