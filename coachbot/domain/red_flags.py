@@ -691,7 +691,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     ),
     RedFlag.NOT_EATING_DRINKING: (
         rf"\b{_CANT} (?:eat|drink|swallow|keep (?:anything|any food|food|water|liquids|it) down"
-        r"|eat or drink|eat nor drink|eat anything|drink anything)\b",
+        r"|eat or drink|eat nor drink|eat anything|drink anything)\b"
+        # "couldn't eat much / my salad": less than planned, not unable to eat.
+        r"(?! (?:much|a lot|all|the whole|as much|enough|more|my|breakfast|lunch|dinner|fish"
+        r"|salmon|the|that|it all|it\b))",
         r"\b(?:hasnt|havent|has not|have not|hadnt|not|didnt|did not)"
         r" (?:eaten|drunk|drank|eat|drink|eating|drinking|had) (?:or (?:eaten|drunk|drank"
         r"|drink|eat) )?(?:anything|a thing|nothing|any food|any water|food or water|in \w+|for"

@@ -18,6 +18,9 @@ Decisions
   catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order. Red flags
   are still read first: a stop that reports danger is RED_FLAG.
 * Red flags win: any flag found by ``find_red_flags`` makes the reply RED_FLAG, even "done".
+* A symptom said not to be there ("no falls", "sin mareos", "no headache", "no pain") does not
+  make an answer prose: "slept 7h, no headache" is 7 hours. Red flags are read first, so only
+  negations the red-flag matcher accepted get here.
 * A question ("?" or "¿" anywhere) is never an adherence answer: FREE_TEXT (a check-in answer
   such as "1,4?" still reports its symptoms).
 * Every word must be known: done/skip/deferral words, filler (subjects such as "she", "mom",
@@ -620,6 +623,23 @@ def _in_expected_unit(q: _Quantity, expects: Expectation) -> _Quantity:
 # --- entry point ---------------------------------------------------------------------------------
 
 
+# "no falls", "sin mareos", "no headache": a symptom said not to be there, beside an answer, is
+# not prose that needs a person ("slept 7h, no headache" is 7 hours). Red flags were checked
+# before this is used, so a negation the matcher did not accept never reaches it.
+_SYMPTOM_WORDS = (
+    r"(?:chest (?:pain|pains|tightness|pressure)|shortness of breath|short of breath|trouble"
+    r" breathing|dolor(?:es)? de (?:pecho|cabeza|garganta)|falta de aire|head ?aches?"
+    r"|pain|pains|headaches?|problems?|issues?|symptoms?|nausea|falls?|dizziness|dizzy"
+    r"|fevers?|confusion|seizures?|shaking|tremors?|chills|weakness|numbness|trouble"
+    r"|complaints?|side effects?|dolor(?:es)?|problemas?|sintomas?|molestias?|nauseas?"
+    r"|caidas?|mareos?|fiebre|confusion|convulsiones|temblores|escalofrios|debilidad"
+    r"|novedad(?:es)?)"
+)
+_NEGATED_SYMPTOMS = re.compile(
+    rf"\b(?:no|sin|without|zero|not any|ningun|ninguna|ninguno|nada de)"
+    rf" (?:new |more |nuevo |nueva |nuevos |nuevas |de )?{_SYMPTOM_WORDS}"
+    rf"(?: ?(?:,|or|and|nor|ni|o|y) (?:no |sin |ni )?{_SYMPTOM_WORDS})*\b"
+)
 _FRACTION = re.compile(r"\b(\d{1,2}) ?(?:/|of|out of|de|outta) ?(?:the |los |las )?(\d{1,2})\b")
 _STOP_LIKE = frozenset(
     (ComplianceKeyword.OPT_OUT, ComplianceKeyword.OPT_IN, ComplianceKeyword.HELP)
@@ -693,6 +713,7 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     fraction, folded = (
         _fraction(folded, expects) if expects is not Expectation.CHECKIN else (None, folded)
     )
+    folded = _NEGATED_SYMPTOMS.sub(" ", folded)
     tokens = _WORDS.findall(folded)
     words = _read_words(tokens, folded)
     track = words.track

@@ -567,3 +567,19 @@ def test_a_checkin_answer_with_a_question_mark_still_reports_its_symptoms() -> N
 def test_stretched_words_read_as_the_word_they_stretch(body: str, kind: ReplyKind) -> None:
     parsed = parse_reply(body, E.DONE_SKIP)
     assert (parsed.kind, parsed.typo_corrected) == (kind, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "expects", "kind"),
+    [
+        ("slept 7h, no headache", E.SLEEP_HOURS, K.NUMBER),
+        ("did my walk, no falls", E.MINUTES, K.DONE),
+        ("listo, sin dolor", E.DONE_SKIP, K.DONE),
+        ("no pain", E.DONE_SKIP, K.FREE_TEXT),
+        ("done, no fever but 38.5", E.DONE_SKIP, K.RED_FLAG),
+    ],
+)
+def test_a_symptom_said_not_to_be_there_does_not_hide_the_answer(
+    body: str, expects: Expectation, kind: ReplyKind
+) -> None:
+    assert parse_reply(body, expects).kind is kind
