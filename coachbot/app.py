@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     register_runtime(app, runtime or build_runtime(settings))
+    register_pager(app)
     register_blueprints(app)
     register_dashboard(app)
     register_security_headers(app, settings)
@@ -54,6 +55,23 @@ def register_runtime(app: Flask, runtime: Runtime) -> None:
     app.extensions["coachbot"] = runtime
 
 
+def register_pager(app: Flask) -> None:
+    """The web process's pager thread (PAGER_ENABLED): an inbound text that raised a pageable
+    alert kicks it after its commit, so the on-call is paged without waiting for the tick.
+    Settings built in code (tests) leave it off; `coachbot serve` and gunicorn start it."""
+    from coachbot.domain.clock import utcnow
+    from coachbot.services.paging import Pager, run_due
+
+    runtime: Runtime = app.extensions["coachbot"]
+    if not runtime.settings.pager_enabled:
+        return
+
+    def run() -> object:
+        return run_due(runtime.session_factory, runtime.gateway, runtime.settings, utcnow())
+
+    app.extensions["coachbot_pager"] = Pager(run).start()
+
+
 def register_blueprints(app: Flask) -> None:
     from coachbot.web import health, webhooks
 
@@ -70,9 +88,12 @@ def register_dashboard(app: Flask) -> None:
         common,
         dashboard,
         exports,
+        inbox,
+        oncall,
         operator,
         patients,
         simulator,
+        suppression,
         webhooks,
     )
 
@@ -91,6 +112,9 @@ def register_dashboard(app: Flask) -> None:
         api.tokens_bp,
         simulator.bp,
         operator.bp,
+        inbox.bp,
+        oncall.bp,
+        suppression.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

@@ -14,8 +14,11 @@ from sqlalchemy.exc import OperationalError
 
 from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.cli_dashboard import api_token
+from coachbot.cli_oncall import alerts, oncall
+from coachbot.cli_patient import patient
 from coachbot.cli_program import program
 from coachbot.cli_program import settings as settings_group
+from coachbot.cli_reply import reply
 from coachbot.cli_schedule import reconcile, schedule
 from coachbot.content.cli import templates
 from coachbot.domain.clock import utcnow
@@ -38,6 +41,10 @@ main.add_command(reconcile)
 main.add_command(api_token)
 main.add_command(program)
 main.add_command(settings_group)
+main.add_command(reply)
+main.add_command(oncall)
+main.add_command(alerts)
+main.add_command(patient)
 
 
 @main.group()
@@ -64,9 +71,12 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(["clinician", "operator", "admin"]))
 @click.option("--name", "display_name", default=None, help="Display name (default: from email).")
+@click.option("--phone", default=None, help="Mobile for on-call pages (E.164, e.g. +16175550142).")
 @click.pass_context
 @friendly_errors
-def create_user(ctx: click.Context, email: str, role: str, display_name: str | None) -> None:
+def create_user(
+    ctx: click.Context, email: str, role: str, display_name: str | None, phone: str | None
+) -> None:
     """Create a staff account; the password comes from COACHBOT_PASSWORD or a prompt."""
     from coachbot.services.staff import create_staff_user
 
@@ -83,6 +93,8 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
             now=utcnow(),
             actor="cli",
             display_name=display_name,
+            phone=phone,
+            default_region=runtime.settings.default_region,
         )
     click.echo(f"created {user.role} {user.email} (id {user.id})")
 
@@ -104,7 +116,12 @@ def create_user(ctx: click.Context, email: str, role: str, display_name: str | N
 @friendly_errors
 def enroll(ctx: click.Context, /, **options: Any) -> None:
     """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
-    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, welcome_note
+    from coachbot.services.enrollment import (
+        EnrollmentRequest,
+        enroll_patient,
+        opted_out_notes,
+        welcome_note,
+    )
 
     runtime = runtime_of(ctx)
     request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
@@ -120,9 +137,10 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
             actor="cli",
         )
         note = welcome_note(session, patient, now)
+        opted_out = opted_out_notes(session, runtime.settings, patient)
     click.echo(patient.id)
-    if note:  # on stderr: scripts read the id alone from stdout
-        click.echo(note, err=True)
+    for line in ([note] if note else []) + opted_out:  # on stderr: stdout is the id alone
+        click.echo(line, err=True)
 
 
 @main.command()

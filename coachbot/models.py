@@ -47,6 +47,8 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime]
+    # Paging (migration 0010): the mobile a page goes to and an ACK is accepted from.
+    phone_e164: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
 
 
 class Patient(Base):
@@ -74,6 +76,9 @@ class Patient(Base):
     # Set while the welcome (the opt-in request) waits for the patient's first permitted
     # instant (quiet hours, the send window); the clock tick sends it and clears the mark.
     welcome_due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    # Who paused the patient: "patient" (a revocation in their own words), "clinician" or
+    # "system" (a number that cannot receive texts). Only the patient restarts their own pause.
+    paused_by: Mapped[str | None] = mapped_column(String(20))
 
     schedules: Mapped[list[TrackSchedule]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", order_by="TrackSchedule.track"
@@ -495,3 +500,111 @@ class GlobalSetting(Base):
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[dt.datetime]
     updated_by: Mapped[str] = mapped_column(String(120))
+
+
+# --- On-call paging (issue #13 item 6, migration 0010) ----------------------------------
+
+
+class OnCallOverride(Base):
+    """Who is on call now, set explicitly (`coachbot oncall set`); while the one row exists
+    it beats the weekly shifts. `--clear` deletes it."""
+
+    __tablename__ = "oncall_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1: one override at a time
+    primary_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    backup_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    set_at: Mapped[dt.datetime]
+    set_by: Mapped[str] = mapped_column(String(120))
+
+
+class OnCallShift(Base):
+    """A weekly shift in the clinic's time zone: weekday (Monday=0) and local wall times.
+    An end at or before the start runs past midnight into the next day."""
+
+    __tablename__ = "oncall_shifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    weekday: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[dt.time] = mapped_column(Time)
+    end_time: Mapped[dt.time] = mapped_column(Time)
+    primary_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    backup_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))
+
+
+class Page(Base):
+    """One page of one alert to one person by one channel. The row is INSERTed and committed
+    before the network call; its unique key makes a second sender's INSERT fail, so a page
+    is never sent twice for the same alert and attempt."""
+
+    __tablename__ = "pages"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "attempt", "recipient_id", "channel", name="uq_pages_key"),
+        Index("ix_pages_state", "state"),
+        Index("ix_pages_recipient_created", "recipient_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)  # 0 at once, then one per re-page
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    role: Mapped[str] = mapped_column(String(10))  # primary | backup
+    channel: Mapped[str] = mapped_column(String(10))  # sms | email
+    state: Mapped[str] = mapped_column(String(20))  # sending | sent | failed | gave_up
+    tries: Mapped[int] = mapped_column(Integer, default=1)
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    # A provider code or exception class, never a body or a number.
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]
+
+
+# --- Consent by phone number (issue #14) ------------------------------------------------
+
+
+class SuppressedNumber(Base):
+    """A number nothing may be sent to (a STOP keyword, the carrier's 21610), whichever
+    record it belongs to; only a START / UNSTOP / YES from it removes the row. The history
+    of additions and removals is in `ConsentEvent`."""
+
+    __tablename__ = "suppressed_numbers"
+
+    number_e164: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))  # keyword | carrier_21610 | migrated ...
+    patient_id: Mapped[int | None] = mapped_column(Integer)  # no FK: outlives the record
+    suppressed_at: Mapped[dt.datetime]
+
+
+class ConsentEvent(Base):
+    """The consent ledger, append-only (here and by database triggers, as the audit log):
+    every opt-in, opt-out, revocation, resume, keyword, 21610 and suppression change, with
+    the exact words that caused it."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        Index("ix_consent_events_patient_at", "patient_id", "at"),
+        Index("ix_consent_events_number_at", "number_e164", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime]
+    number_e164: Mapped[str | None] = mapped_column(String(32))
+    patient_id: Mapped[int | None] = mapped_column(Integer)  # no FK: the ledger outlives records
+    event: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(String(120))
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+@event.listens_for(ConsentEvent, "before_update")
+@event.listens_for(ConsentEvent, "before_delete")
+def _refuse_consent_change(
+    _mapper: Mapper[ConsentEvent], _connection: object, _target: object
+) -> None:
+    raise AppendOnlyError("consent_events is append-only")
+
+
+# --- end consent -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from coachbot.db import make_engine, make_read_session_factory, make_session_fac
 from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import SmsGateway
+from coachbot.sms.suppression import SuppressionGuard
 
 
 @dataclass
@@ -42,11 +43,15 @@ def build_gateway(settings: Settings) -> SmsGateway:
 
 def build_runtime(settings: Settings, gateway: SmsGateway | None = None) -> Runtime:
     engine = make_engine(settings.database_url)
+    read_session_factory = make_read_session_factory(engine)
     return Runtime(
         settings=settings,
         engine=engine,
         session_factory=make_session_factory(engine),
-        read_session_factory=make_read_session_factory(engine),
-        gateway=gateway or build_gateway(settings),
+        read_session_factory=read_session_factory,
+        # Every text this process sends passes the suppression list here (issue #14), so no
+        # send path, old or new, can reach a number that opted out. A read session: a
+        # caller may hold SQLite's write lock around its send.
+        gateway=SuppressionGuard(gateway or build_gateway(settings), read_session_factory),
         library=load_library(),
     )

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from coachbot.domain.emergency import (
+    EmergencyNumbers,
+    EmergencyNumbersError,
+    numbers_for,
+    parse_overrides,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/coachbot.db"
 # A recognisable placeholder: development works out of the box, production refuses it.
@@ -50,10 +58,25 @@ class Settings:
     clinic_phone: str = "+16175550199"
     default_region: str = "US"
     tick_seconds: float = 5.0
+    # The clinic's corrections to the emergency / crisis-line table, by phone region.
+    emergency_numbers: Mapping[str, EmergencyNumbers] = field(default_factory=dict)
+    # On-call paging (issue #13 item 6).
+    smtp_url: str | None = None  # smtp://host:port or smtp+starttls://user:pass@host:port
+    paging_from_email: str = "coachbot@localhost"
+    paging_repage_minutes: float = 5.0
+    paging_backup_minutes: float = 15.0
+    # The zone the weekly on-call shifts are written in.
+    clinic_timezone: str = "UTC"
+    # Whether the web process runs its own pager thread; tests build apps without one.
+    pager_enabled: bool = False
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def emergency_numbers_for(self, phone_e164: str | None) -> EmergencyNumbers:
+        """The emergency number and crisis line for a sender, with this clinic's overrides."""
+        return numbers_for(phone_e164, self.emergency_numbers, default_region=self.default_region)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -171,6 +194,29 @@ class Settings:
             problems.append("TICK_SECONDS: must be a number of seconds between 0.5 and 300")
             tick_seconds = 5.0
 
+        emergency_numbers: dict[str, EmergencyNumbers] = {}
+        try:
+            emergency_numbers = parse_overrides(get("EMERGENCY_NUMBERS"))
+        except EmergencyNumbersError as exc:
+            problems.append(
+                f"EMERGENCY_NUMBERS: {exc} (format: REGION=EMERGENCY[;CRISIS_LINE[;NAME]],..."
+                " e.g. GB=999;116 123;Samaritans,US=911;988)"
+            )
+        smtp_url = get("SMTP_URL")
+        if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtp+starttls"):
+            problems.append("SMTP_URL: must be smtp://host:port or smtp+starttls://host:port")
+        paging_from_email = get("PAGING_FROM_EMAIL") or "coachbot@localhost"
+        if "@" not in paging_from_email:
+            problems.append("PAGING_FROM_EMAIL: must be an e-mail address")
+        repage = _minutes(get("PAGING_REPAGE_MINUTES"), 5.0, "PAGING_REPAGE_MINUTES", problems)
+        backup = _minutes(get("PAGING_BACKUP_MINUTES"), 15.0, "PAGING_BACKUP_MINUTES", problems)
+        clinic_timezone = get("CLINIC_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(clinic_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"CLINIC_TIMEZONE: unknown IANA time zone {clinic_timezone!r}")
+        pager_enabled = (get("PAGER_ENABLED") or "1").lower() in ("1", "true", "yes", "on")
+
         if coachbot_env == "production":
             if secret_key == DEFAULT_SECRET_KEY or len(secret_key) < 32:
                 problems.append(
@@ -205,7 +251,25 @@ class Settings:
             clinic_phone=clinic_phone,
             default_region=default_region,
             tick_seconds=tick_seconds,
+            emergency_numbers=emergency_numbers,
+            smtp_url=smtp_url,
+            paging_from_email=paging_from_email,
+            paging_repage_minutes=repage,
+            paging_backup_minutes=backup,
+            clinic_timezone=clinic_timezone,
+            pager_enabled=pager_enabled,
         )
+
+
+def _minutes(raw: str | None, default: float, name: str, problems: list[str]) -> float:
+    try:
+        value = float(raw) if raw is not None else default
+        if not 0.1 <= value <= 1440:
+            raise ValueError
+    except ValueError:
+        problems.append(f"{name}: must be a number of minutes between 0.1 and 1440")
+        return default
+    return value
 
 
 def _is_e164(value: str) -> bool:

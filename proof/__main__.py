@@ -69,6 +69,16 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
             ("db_faults", lambda u: scenarios.db_faults(u, patients=300, posts=90, seed=seed)),
             ("fuzz", lambda u: scenarios.fuzz(u, examples=150, seed=seed)),
             ("forms", lambda u: scenarios.forms(u, examples=250, seed=seed)),
+            (
+                "paging",
+                lambda u: scenarios.paging(
+                    u, nudges=1000, rate=200, seconds=5, red_flags=40, seed=seed
+                ),
+            ),
+            (
+                "suppression",
+                lambda u: scenarios.suppression(u, nudges=1000, suppressed=10, seed=seed),
+            ),
         ]
     return [
         ("crash", lambda u: scenarios.crash(u, nudges=10_000, kills=20, seed=seed)),
@@ -81,6 +91,10 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
         ("db_faults", lambda u: scenarios.db_faults(u, patients=2000, posts=400, seed=seed)),
         ("fuzz", lambda u: scenarios.fuzz(u, examples=1000, seed=seed)),
         ("forms", lambda u: scenarios.forms(u, examples=2000, seed=seed)),
+        (
+            "suppression",
+            lambda u: scenarios.suppression(u, nudges=5000, suppressed=50, seed=seed),
+        ),
     ]
 
 

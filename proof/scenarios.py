@@ -22,9 +22,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.program import CLAIM_LEASE
@@ -814,4 +815,365 @@ def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int
             and {(sid, status) for sid, status in events} >= callbacks
         )
         delivery_checks(result, fake, factory, nudges)
+    return result
+
+
+# --------------------------------------------------------------------------- paging
+
+ONCALL_PHONE = "+13125550142"  # outside the cohort's 617-555 block
+ONCALL_EMAIL = "oncall@clinic.example"
+BACKUP_EMAIL = "backup@clinic.example"
+_RED_FLAGS = ("I had a seizure", "I'm confused")
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def paging(
+    database_url: str, *, nudges: int, rate: int, seconds: float, red_flags: int, seed: int
+) -> Result:
+    """Red flags mixed into signed replies at `rate`/s against gunicorn while a dispatcher
+    sends nudges. The web workers' pager threads page the on-call; the Twilio stand-in
+    answers 500 to every fifth page, which the clock's paging step retries; every page also
+    goes by e-mail to a real SMTP server (aiosmtpd) on loopback."""
+    from coachbot.domain.clock import utcnow
+    from coachbot.models import Alert, Page
+    from coachbot.services import oncall
+    from coachbot.services import paging as pager
+    from coachbot.services.staff import create_staff_user
+    from tests.support.smtp_sink import SmtpSink
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    result = Result(
+        "paging",
+        f"{red_flags} red flags among signed replies at {rate}/s for {seconds:.0f} s against"
+        f" gunicorn (2 workers, pager threads) while a dispatcher sends {nudges} nudges;"
+        " 1 in 5 pages answered 500; e-mail through aiosmtpd",
+    )
+    with (
+        FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake,
+        SmtpSink() as smtp,
+        tempfile.TemporaryFile("w+") as log_file,
+    ):
+        config = dataclasses.replace(
+            base_settings(database_url, fake),
+            smtp_url=smtp.url,
+            paging_from_email="pager@clinic.example",
+        )
+        runtime = build_runtime(config)
+        try:
+            make_cohort(runtime.session_factory, nudges, consent_method="proof")
+            plan_nudges(runtime.session_factory, NOW)
+            with runtime.session_factory() as session:
+                for email, phone in ((ONCALL_EMAIL, ONCALL_PHONE), (BACKUP_EMAIL, None)):
+                    create_staff_user(
+                        session,
+                        email=email,
+                        role="clinician",
+                        password="proof-password-0",  # noqa: S106 - loopback only
+                        now=utcnow(),
+                        actor="proof",
+                        phone=phone,
+                    )
+                oncall.set_override(
+                    session,
+                    primary_email=ONCALL_EMAIL,
+                    backup_email=BACKUP_EMAIL,
+                    now=utcnow(),
+                    actor="proof",
+                )
+        finally:
+            runtime.close()
+
+        # Every page request that reaches the stand-in, and its time; every fifth fails.
+        arrivals: list[tuple[str, float]] = []
+        arrivals_lock = threading.Lock()
+
+        def page_request(params: dict[str, str] | Any) -> bool:
+            with arrivals_lock:
+                arrivals.append((params.get("Body", ""), time.time()))
+                return len(arrivals) % 5 == 0
+
+        fake.inject(Fault.server_error(), times=None, to=ONCALL_PHONE, when=page_request)
+
+        port = _free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
+            "SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER,
+            "TWILIO_API_BASE_URL": fake.base_url,
+            "CLINIC_NAME": config.clinic_name,
+            "SMTP_URL": smtp.url,
+            "PAGING_FROM_EMAIL": "pager@clinic.example",
+            "PAGER_ENABLED": "1",
+        }
+        web = subprocess.Popen(  # noqa: S603 - our own app under gunicorn
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "coachbot.app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        worker: subprocess.Popen[str] | None = None
+        codes: Counter[int] = Counter()
+        posted_at: dict[str, float] = {}  # red flag MessageSid -> wall time of the POST
+        inbound_sids: set[str] = set()
+        lock = threading.Lock()
+        clock_stop = threading.Event()
+        clock_runtime = build_runtime(config)
+
+        def clock() -> None:
+            """The clock process's paging step, once a second: retries, and first pages
+            a web worker missed."""
+            while not clock_stop.wait(1.0):
+                pager.run_due(
+                    clock_runtime.session_factory,
+                    clock_runtime.gateway,
+                    clock_runtime.settings,
+                    utcnow(),
+                )
+
+        clock_thread = threading.Thread(target=clock, name="proof-clock", daemon=True)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), 0.2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or web.poll() is not None:
+                        raise RuntimeError("gunicorn did not start") from None
+                    time.sleep(0.1)
+            worker = _start_worker(config, NOW, {})
+            clock_thread.start()
+            flaggers = rng.sample(range(nudges), red_flags)
+            total = int(rate * seconds)
+            flag_slots = dict(
+                zip(sorted(rng.sample(range(total), red_flags)), flaggers, strict=True)
+            )
+
+            def post(params: dict[str, str]) -> None:
+                body = urlencode(params)
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/sms/inbound",
+                    data=body.encode(),
+                    headers={
+                        "X-Twilio-Signature": sign("/sms/inbound", params),
+                        "Content-Type": "application/x-www-form-urlencoded",
+                    },
+                )
+                if params["Body"] in _RED_FLAGS:
+                    with lock:
+                        posted_at[params["MessageSid"]] = time.time()
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                        code = response.status
+                except urllib.error.HTTPError as exc:
+                    code = exc.code
+                except OSError:
+                    code = -1
+                with lock:
+                    codes[code] += 1
+
+            with ThreadPoolExecutor(max_workers=32) as pool:
+                start = time.monotonic()
+                for i in range(total):
+                    delay = start + i / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    if i in flag_slots:
+                        params = inbound_params(cohort_phone(flag_slots[i]), rng.choice(_RED_FLAGS))
+                    else:
+                        params = inbound_params(
+                            cohort_phone(rng.randrange(nudges)), rng.choice(["2", "done"])
+                        )
+                    inbound_sids.add(params["MessageSid"])
+                    pool.submit(post, params)
+                elapsed = time.monotonic() - start
+            # Retried pages back off 10 s: wait until each red flag's page is in, or 90 s.
+            factory = build_factory(database_url)
+            settle_by = time.monotonic() + 90
+            while time.monotonic() < settle_by:
+                with factory() as session:
+                    pending = session.scalar(
+                        select(func.count())
+                        .select_from(Page)
+                        .where(Page.state.not_in(["sent", "gave_up"]))
+                    )
+                    pages = session.scalar(select(func.count()).select_from(Page))
+                if pages and not pending and pages >= 2 * red_flags:
+                    break
+                time.sleep(0.5)
+            worker.communicate(timeout=600)
+        finally:
+            clock_stop.set()
+            clock_thread.join(timeout=30)
+            clock_runtime.close()
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            web.terminate()
+            web.wait(timeout=30)
+        log_file.seek(0)
+        logs = log_file.read()
+        factory = build_factory(database_url)
+        with factory() as session:
+            stored = list(session.scalars(select(InboundMessage.provider_sid)))
+            alert_rows = session.execute(
+                select(Alert.id, Alert.severity, InboundMessage.provider_sid).join(
+                    InboundMessage, InboundMessage.id == Alert.inbound_message_id
+                )
+            ).all()
+            page_rows = list(session.scalars(select(Page)))
+        urgent = {aid: sid for aid, severity, sid in alert_rows if severity == "urgent"}
+        flagged = set(posted_at)
+        accepted: dict[int, list[float]] = {}
+        for message in fake.sent_to(ONCALL_PHONE):
+            for aid in urgent:
+                if message.body.startswith(f"{config.clinic_name}: URGENT alert #{aid}."):
+                    accepted.setdefault(aid, []).append(message.date_created.timestamp())
+        first_request: dict[int, float] = {}
+        for body, at in arrivals:
+            for aid in urgent:
+                if body.startswith(f"{config.clinic_name}: URGENT alert #{aid}."):
+                    first_request[aid] = min(first_request.get(aid, at), at)
+        to_page = [accepted[a][0] - posted_at[s] for a, s in urgent.items() if a in accepted]
+        to_request = [
+            first_request[a] - posted_at[s] for a, s in urgent.items() if a in first_request
+        ]
+        subjects = {m.subject for m in smtp.to(ONCALL_EMAIL)}
+        mailed = {
+            aid for aid in urgent if f"[{config.clinic_name}] URGENT alert #{aid}" in subjects
+        }
+        retried = sum(1 for p in page_rows if p.channel == "sms" and p.tries > 1)
+        result.numbers.update(
+            requests=sum(codes.values()),
+            achieved_rate=f"{sum(codes.values()) / elapsed:.0f}/s",
+            responses=dict(sorted(codes.items())),
+            red_flags_posted=len(flagged),
+            urgent_alerts=len(urgent),
+            paged_by_sms=len(accepted),
+            page_requests=len(arrivals),
+            answered_500=len(arrivals) // 5,
+            sms_pages_retried=retried,
+            emailed=len(mailed),
+            time_to_first_page_request_p50=f"{_percentile(to_request, 0.5):.2f}s",
+            time_to_first_page_request_p99=f"{_percentile(to_request, 0.99):.2f}s",
+            time_to_page_accepted_p50=f"{_percentile(to_page, 0.5):.2f}s",
+            time_to_page_accepted_p99=f"{_percentile(to_page, 0.99):.2f}s",
+            time_to_page_max=f"{max(to_page, default=0):.2f}s",
+            database_locked=logs.count("database is locked"),
+        )
+        result.checks["0 responses of 500"] = not any(c >= 500 or c < 0 for c in codes)
+        result.checks["every reply stored once"] = sorted(stored) == sorted(inbound_sids)
+        result.checks["every red flag raised one urgent alert"] = (
+            sorted(urgent.values()) == sorted(flagged) and len(flagged) == red_flags
+        )
+        result.checks["every urgent alert paged by SMS within 60 s"] = len(to_page) == len(
+            urgent
+        ) and all(t <= 60 for t in to_page)
+        result.checks["first page request p99 <= 5 s"] = (
+            len(to_request) == len(urgent) and _percentile(to_request, 0.99) <= 5
+        )
+        result.checks["no alert paged twice for one attempt"] = all(
+            len(times) == 1 for times in accepted.values()
+        ) and not any(p.attempt > 0 for p in page_rows)
+        result.checks["pages answered 500 were retried"] = retried >= 1
+        result.checks["every urgent alert e-mailed"] = mailed == set(urgent)
+        result.checks["every page row sent"] = {p.state for p in page_rows} == {"sent"}
+        delivery_checks(result, fake, factory, nudges)
+    return result
+
+
+# --------------------------------------------------------------------------- 7. suppression
+
+
+def suppression(database_url: str, *, nudges: int, suppressed: int, seed: int) -> Result:
+    """Issue #14: numbers on the suppression list get nothing while a whole cohort's nudges
+    go out. The patients stay active (as when the STOP came from that number while it was a
+    caregiver's or unknown), so only the gateway guard stands between them and a text; some
+    other numbers meet the carrier's 21610 on the way and must end up suppressed too."""
+    from coachbot.services import consent as consent_service
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+    carrier = max(1, suppressed // 5)
+    result = Result(
+        "suppression list",
+        f"{nudges} nudges go out; {suppressed} more patients' numbers are suppressed in"
+        f" advance and {carrier} meet Twilio's 21610 mid-run",
+    )
+    total = nudges + suppressed
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake:
+        config = base_settings(database_url, fake)
+        runtime = build_runtime(config)
+        try:
+            make_cohort(runtime.session_factory, total, consent_method="proof")
+            plan_nudges(runtime.session_factory, NOW)
+            picked = rng.sample(range(total), suppressed + carrier)
+            stopped = [cohort_phone(i) for i in picked[:suppressed]]
+            unsubscribed = [cohort_phone(i) for i in picked[suppressed:]]
+            with runtime.session_factory() as session:
+                for number in stopped:
+                    consent_service.suppress(
+                        session,
+                        number,
+                        source="keyword",
+                        text="STOP",
+                        now=NOW - dt.timedelta(days=1),
+                    )
+                session.commit()
+            for number in unsubscribed:
+                fake.inject(Fault.unsubscribed(), to=number)
+            settle(runtime, NOW)
+            # The next day: nothing for the carrier's unsubscribers either, now suppressed.
+            plan_nudges(runtime.session_factory, NOW + dt.timedelta(days=1))
+            settle(runtime, NOW + dt.timedelta(days=1))
+            with runtime.session_factory() as session:
+                listed = consent_service.suppressed_among(session, stopped + unsubscribed)
+                reasons = Counter(
+                    session.scalars(
+                        select(Nudge.state_reason).where(Nudge.state == NudgeState.SKIPPED)
+                    )
+                )
+        finally:
+            runtime.close()
+        counts = fake.count_by_to()
+        to_suppressed = sum(counts[n] for n in stopped + unsubscribed)
+        result.numbers.update(
+            texts_to_suppressed=to_suppressed,
+            skipped_suppressed=reasons.get("suppressed", 0),
+            carrier_refusals=fake.outcomes().get("400", 0),
+            accepted_at_server=sum(counts.values()),
+        )
+        result.checks["0 texts to a suppressed number"] = to_suppressed == 0
+        result.checks["21610 numbers end up on the suppression list"] = listed == set(
+            stopped + unsubscribed
+        )
+        untouched = set(range(total)) - set(picked)
+        result.checks[f"the other {len(untouched)} patients texted both days"] = all(
+            counts[cohort_phone(i)] == 2 for i in untouched
+        )
+        # Both days for the numbers suppressed in advance (their records stay active); the
+        # carrier's unsubscribers are opted out after their 21610 and not planned again.
+        result.checks["suppressed nudges skipped as such"] = (
+            reasons.get("suppressed", 0) == 2 * suppressed
+        )
+        delivery_checks(result, fake, build_factory(database_url), 2 * total - carrier)
     return result

@@ -47,7 +47,17 @@ Kind = Literal["nudge", "tip", "system", "ack", "followup", "safety"]
 KINDS: tuple[str, ...] = get_args(Kind)
 TRACKS = ("sleep", "exercise", "diet", "mindfulness", "rehab", "checkin")
 ALLOWED_VARIABLES = frozenset(
-    {"first_name", "homework", "clinic_name", "clinic_phone", "streak", "local_time"}
+    {
+        "first_name",
+        "homework",
+        "clinic_name",
+        "clinic_phone",
+        "streak",
+        "local_time",
+        # The safety replies' numbers, from coachbot.domain.emergency (by the sender's country).
+        "emergency_number",
+        "crisis_line",
+    }
 )
 DEFAULT_LANGUAGE = "en"
 TEMPLATES_DIR_ENV = "COACHBOT_TEMPLATES_DIR"

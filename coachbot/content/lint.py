@@ -25,6 +25,9 @@ SAMPLE_VARIABLES: Mapping[str, object] = {
     "clinic_phone": "+1 555 010 0199",
     "streak": 12,
     "local_time": "08:30",
+    # The longest numbers in coachbot.domain.emergency's table, so the safety replies fit.
+    "emergency_number": "999",
+    "crisis_line": "0800 111 0 111",
 }
 
 # An SMS can sit on a lock screen or a shared phone: nothing may hint at a diagnosis, cause or
@@ -86,6 +89,31 @@ PRIVACY_TERMS: tuple[str, ...] = (
     "cytarabine",
     "fludarabine",
     "cyclophosphamide",
+    "lenalidomide",
+    "pomalidomide",
+    "rituximab",
+    "blinatumomab",
+    "pembrolizumab",
+    "nivolumab",
+    "ipilimumab",
+    "bendamustine",
+    "carmustine",
+    "temozolomide",
+    "levetiracetam",
+    "Keppra",
+    # CAR-T products, named as patients know them
+    "Yescarta",
+    "Kymriah",
+    "Tecartus",
+    "Breyanzi",
+    "Abecma",
+    "Carvykti",
+    "axicabtagene",
+    "tisagenlecleucel",
+    "lisocabtagene",
+    "idecabtagene",
+    "ciltacabtagene",
+    "brexucabtagene",
     # Spanish
     "neurotoxicidad",
     "neurotóxico",
@@ -185,7 +213,19 @@ REPLY_INSTRUCTION: Mapping[str, re.Pattern[str]] = {
     "es": re.compile(r"\bresponda\b", re.IGNORECASE),
 }
 
-EMERGENCY_NUMBER = "911"
+# Safety replies must name these (by variable: the numbers differ by country); the crisis reply
+# for a country without a crisis line names the clinic instead. Other safety templates need both
+# the clinic phone and the emergency number.
+SAFETY_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "red_flag": ("clinic_phone", "emergency_number"),
+    "crisis": ("crisis_line", "emergency_number"),
+    "crisis_no_line": ("clinic_phone", "emergency_number"),
+}
+SAFETY_REQUIRED_DEFAULT = ("clinic_phone", "emergency_number")
+# A phone or emergency number written into a template is wrong for some patient (a UK patient
+# told "call 911"): three or more digits in a row, spaced or not, outside a {{ variable }}.
+_LITERAL_NUMBER_RE = re.compile(r"\d(?:[ \u00a0.\-]?\d){2,}")
+_JINJA_CODE_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 MIN_VARIANTS = {"nudge": 8, "tip": 10}
 # Tracks whose clinical wording is fixed, so rotation is not required.
 ROTATION_EXEMPT_TRACKS = frozenset({"checkin"})
@@ -215,6 +255,24 @@ _ProblemFactory = Callable[[str, str], LintProblem]
 def privacy_terms_in(text: str) -> list[str]:
     """The privacy terms found in `text`, as written there, each once."""
     return list(dict.fromkeys(match.group(0) for match in _PRIVACY_RE.finditer(text)))
+
+
+def literal_numbers_in(source: str) -> list[str]:
+    """Runs of three or more digits (spaces, dots or hyphens allowed between them) in a template
+    body outside its Jinja expressions and tags: a phone number nobody can localise."""
+    text = _JINJA_CODE_RE.sub(" ", source)
+    return list(dict.fromkeys(match.group(0) for match in _LITERAL_NUMBER_RE.finditer(text)))
+
+
+def clinician_text_problem(text: str) -> str | None:
+    """Why free text a clinician typed (a homework item, anything else that goes into an SMS)
+    may not be texted, naming the offending words; None when it passes. The same term list
+    as the templates: one place decides what an SMS must not say."""
+    found = privacy_terms_in(text)
+    if not found:
+        return None
+    words = ", ".join(f'"{term}"' for term in found)
+    return f"texts must not name a diagnosis, cause or drug (privacy): remove {words}"
 
 
 def lint_library(library: MessageLibrary) -> list[LintProblem]:
@@ -318,6 +376,17 @@ def _check_variant(
         if found:
             yield problem("privacy", f"{where} contains {', '.join(found)}")
 
+    numbers = literal_numbers_in(variant.body)
+    if numbers:
+        yield problem(
+            "number",
+            f"literal number {', '.join(numbers)}: use a variable "
+            "({{ clinic_phone }}, {{ emergency_number }}, {{ crisis_line }})",
+        )
+    if template.kind == "safety" and "first_name" in used:
+        # Safety replies also answer numbers we do not know, where there is no name to use.
+        yield problem("safety", "must not use first_name (also sent to unknown numbers)")
+
     if template.kind == "tip" and not variant.source:
         yield problem("source", "tips must quote the seed text they draw on in `source`")
 
@@ -352,9 +421,6 @@ def _check_phrases(
             yield problem("reply", "a nudge must say how to reply")
 
     if template.kind == "safety":
-        for label, needle in (
-            ("clinic phone", str(SAMPLE_VARIABLES["clinic_phone"])),
-            ("emergency number", EMERGENCY_NUMBER),
-        ):
-            if needle not in body:
-                yield problem("safety", f"missing {label}")
+        for variable in SAFETY_REQUIRED.get(template.id, SAFETY_REQUIRED_DEFAULT):
+            if str(SAMPLE_VARIABLES[variable]) not in body:
+                yield problem("safety", f"missing {variable.replace('_', ' ')}")

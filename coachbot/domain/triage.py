@@ -48,12 +48,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coachbot.domain.keywords import ComplianceKeyword, classify_compliance, is_revocation
-from coachbot.domain.red_flags import RedFlag, Severity, is_crisis, severity
+from coachbot.domain.red_flags import RedFlag, Severity, find_red_flags, is_crisis, severity
 from coachbot.domain.replies import Expectation, ParsedReply, ReplyKind, parse_reply
 from coachbot.domain.states import AdherenceOutcome, AlertKind, AlertSeverity, PatientStatus
 
 __all__ = [
     "ALWAYS_SENT",
+    "OWED_AFTER_STOP",
     "AlertSpec",
     "Answer",
     "Decision",
@@ -147,18 +148,15 @@ class Decision:
         return self.message_class in (MessageClass.RED_FLAG, MessageClass.CRISIS)
 
 
-# Replies no cap may mute: safety and compliance.
-ALWAYS_SENT: frozenset[str] = frozenset(
-    {
-        "help",
-        "stop_confirmation",
-        "start_confirmation",
-        "optin_confirmed",
-        "revocation_paused",
-        "red_flag",
-        "crisis",
-    }
+# Replies owed to whoever texted us even after their number opted out: HELP, the one STOP
+# or pause confirmation, and the safety texts (the SMS gateway's suppression guard lets
+# exactly these through).
+OWED_AFTER_STOP: frozenset[str] = frozenset(
+    {"help", "stop_confirmation", "revocation_paused", "red_flag", "crisis", "crisis_no_line"}
 )
+# Replies no cap may mute: safety and compliance (the opt-in confirmations go only once the
+# number has restarted).
+ALWAYS_SENT: frozenset[str] = OWED_AFTER_STOP | {"start_confirmation", "optin_confirmed"}
 
 _ANSWER_KINDS: dict[ReplyKind, AdherenceOutcome] = {
     ReplyKind.DONE: AdherenceOutcome.DONE,
@@ -185,7 +183,7 @@ def decide(
         return Decision(MessageClass.HELP, _help_outcome(sender), reply="help")
 
     parsed, prompt = _read(body, prompts)
-    danger = _danger(parsed, prompt)
+    danger = _danger(body, parsed, prompt)
     if keyword is not None and danger is None:
         consent = _consent(keyword, sender)
         if consent is not None:
@@ -215,8 +213,10 @@ def _read(body: str, prompts: Sequence[OpenPrompt]) -> tuple[ParsedReply, OpenPr
     return parsed, prompt
 
 
-def _danger(parsed: ParsedReply, prompt: OpenPrompt | None) -> Decision | None:
-    flags = parsed.red_flags
+def _danger(body: str, parsed: ParsedReply, prompt: OpenPrompt | None) -> Decision | None:
+    # Read from the text itself, not only through parse_reply: whatever else the text is (a
+    # request to stop, an answer), danger is looked for first.
+    flags = find_red_flags(body) or parsed.red_flags
     if parsed.kind is not ReplyKind.RED_FLAG and not flags:
         return None
     # A check-in answered "yes" (symptoms, unspecified) arrives as RED_FLAG with no flag.

@@ -1,4 +1,13 @@
-"""Read side: adherence per patient and track, aggregated in SQL (never a Python loop over rows)."""
+"""Read side: adherence per patient and track, aggregated in SQL (never a Python loop over rows).
+
+Partial answers ("2 of 3", "half", outcome ``partial``) are counted as their own outcome
+everywhere they are shown, and an adherence *rate* counts each as half a done:
+rate = (done + 0.5 * partial) / sent. Half, not the reported fraction: the fraction is kept
+as a reported value, but a rate that moved with it would make "2 of 3" and "1 of 3" different
+kinds of success while both mean "did some and not all". A partial answer does not extend a
+streak (a streak is days in a row with a done), and the homework table counts only a done,
+since "2 of 3" does not say which items were done.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,16 @@ from coachbot.domain.states import AdherenceOutcome, NudgeState
 from coachbot.models import AdherenceRecord, Nudge, Patient
 
 _SENT_STATES = (NudgeState.SENT, NudgeState.DELIVERED)
+# How much of a done a partial answer is worth in an adherence rate (see the module docstring).
+PARTIAL_CREDIT = 0.5
+# The unit of a partial answer's value: the share done, 0 < value < 1.
+FRACTION_UNIT = "fraction"
+
+
+def adherence_pct(done: int, partial: int, sent: int) -> int | None:
+    """The adherence rate as a whole percentage, a partial counting as half; None if nothing
+    was sent."""
+    return round(100 * (done + PARTIAL_CREDIT * partial) / sent) if sent else None
 
 
 @dataclass(frozen=True)
@@ -26,10 +45,19 @@ class TrackAdherence:
     skipped: int
     missed: int
     last_reply_at: dt.datetime | None
+    partial: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """Done plus half of each partial, over sent; None if nothing was sent."""
+        if not self.sent:
+            return None
+        return round((self.done + PARTIAL_CREDIT * self.partial) / self.sent, 3)
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
         data["last_reply_at"] = self.last_reply_at.isoformat() if self.last_reply_at else None
+        data["rate"] = self.rate
         return data
 
 
@@ -58,6 +86,9 @@ def adherence_by_track(
             func.count(AdherenceRecord.id)
             .filter(outcome == AdherenceOutcome.SKIPPED)
             .label("skipped"),
+            func.count(AdherenceRecord.id)
+            .filter(outcome == AdherenceOutcome.PARTIAL)
+            .label("partial"),
             func.sum(
                 case(
                     (
@@ -103,6 +134,7 @@ def adherence_by_track(
                 skipped=int(row.skipped or 0),
                 missed=int(row.missed or 0),
                 last_reply_at=last,
+                partial=int(row.partial or 0),
             )
         )
     return result

@@ -46,6 +46,7 @@ from coachbot.models import (
     Patient,
     TrackSchedule,
 )
+from coachbot.queries.adherence import FRACTION_UNIT, PARTIAL_CREDIT, adherence_pct
 
 PER_PAGE = 50
 SORTS = ("name", "enrolled", "last_reply", "alerts", "adherence")
@@ -66,24 +67,25 @@ def aware(value: Any) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class TrackSummary:
+    """Sent and answered nudges of one track over 7 and 30 days. The adherence rate counts a
+    partial answer ("2 of 3", "half") as half a done (see `adherence_rate`)."""
+
     track: str
     sent_7: int
     done_7: int
     sent_30: int
     done_30: int
     streak: int
-
-    @staticmethod
-    def _pct(done: int, sent: int) -> int | None:
-        return round(100 * done / sent) if sent else None
+    partial_7: int = 0
+    partial_30: int = 0
 
     @property
     def pct_7(self) -> int | None:
-        return self._pct(self.done_7, self.sent_7)
+        return adherence_pct(self.done_7, self.partial_7, self.sent_7)
 
     @property
     def pct_30(self) -> int | None:
-        return self._pct(self.done_30, self.sent_30)
+        return adherence_pct(self.done_30, self.partial_30, self.sent_30)
 
 
 @dataclass
@@ -135,9 +137,12 @@ def _open_alerts_sq() -> ColumnElement[Any]:
 
 def _adherence_7_sq(now: dt.datetime) -> ColumnElement[Any]:
     done = func.count(AdherenceRecord.id).filter(AdherenceRecord.outcome == AdherenceOutcome.DONE)
+    partial = func.count(AdherenceRecord.id).filter(
+        AdherenceRecord.outcome == AdherenceOutcome.PARTIAL
+    )
     sent = func.count(Nudge.id).filter(Nudge.state.in_(_SENT_STATES))
     return (
-        select(case((sent == 0, None), else_=1.0 * done / sent))
+        select(case((sent == 0, None), else_=(1.0 * done + PARTIAL_CREDIT * partial) / sent))
         .select_from(Nudge)
         .outerjoin(AdherenceRecord, AdherenceRecord.nudge_id == Nudge.id)
         .where(
@@ -227,21 +232,34 @@ def _rows_for(session: Session, ids: list[int], now: dt.datetime) -> list[Patien
     streaks = _streaks(session, ids, {pid: row.timezone for pid, row in rows.items()}, now)
     for pid, names in tracks.items():
         for name in names:
-            sent_7, done_7, sent_30, done_30 = counts.get((pid, name), (0, 0, 0, 0))
+            sent_7, done_7, sent_30, done_30, partial_7, partial_30 = counts.get(
+                (pid, name), (0, 0, 0, 0, 0, 0)
+            )
             rows[pid].tracks.append(
-                TrackSummary(name, sent_7, done_7, sent_30, done_30, streaks.get((pid, name), 0))
+                TrackSummary(
+                    name,
+                    sent_7,
+                    done_7,
+                    sent_30,
+                    done_30,
+                    streaks.get((pid, name), 0),
+                    partial_7,
+                    partial_30,
+                )
             )
     return [rows[i] for i in ids if i in rows]
 
 
 def _track_counts(
     session: Session, ids: list[int], now: dt.datetime
-) -> dict[tuple[int, str], tuple[int, int, int, int]]:
-    """Sent and done over 7 and 30 days per (patient, track) in one pass over the 30-day
-    rows, with the same rules as `adherence_by_track` (follow-ups are not counted)."""
+) -> dict[tuple[int, str], tuple[int, int, int, int, int, int]]:
+    """Sent, done and partial over 7 and 30 days per (patient, track) in one pass over the
+    30-day rows, with the same rules as `adherence_by_track` (follow-ups are not counted):
+    (sent 7, done 7, sent 30, done 30, partial 7, partial 30), TrackSummary's order."""
     week = Nudge.due_at >= now - dt.timedelta(days=7)
     sent = Nudge.state.in_(_SENT_STATES)
     done = AdherenceRecord.outcome == AdherenceOutcome.DONE
+    partial = AdherenceRecord.outcome == AdherenceOutcome.PARTIAL
     query = (
         select(
             Nudge.patient_id,
@@ -250,6 +268,8 @@ def _track_counts(
             func.count(AdherenceRecord.id).filter(done, week),
             func.count(Nudge.id).filter(sent),
             func.count(AdherenceRecord.id).filter(done),
+            func.count(AdherenceRecord.id).filter(partial, week),
+            func.count(AdherenceRecord.id).filter(partial),
         )
         # The answers' patient filter is repeated in the join so PostgreSQL reads only
         # these patients' answers by index instead of hashing the whole table.
@@ -268,8 +288,8 @@ def _track_counts(
     # Core, not the ORM: a page is a few hundred small rows, and ORM row handling would
     # cost more than the query.
     return {
-        (pid, track): (int(s7), int(d7), int(s30), int(d30))
-        for pid, track, s7, d7, s30, d30 in session.connection().execute(query)
+        (pid, track): (int(s7), int(d7), int(s30), int(d30), int(p7), int(p30))
+        for pid, track, s7, d7, s30, d30, p7, p30 in session.connection().execute(query)
     }
 
 
@@ -337,7 +357,7 @@ HEATMAP_DAYS = 90
 HOMEWORK_DAYS = 7
 AUDIT_ROWS = 100
 # A day's cell shows the best thing that happened: index = rank.
-HEAT_STATES = ("none", "waiting", "missed", "skipped", "done")
+HEAT_STATES = ("none", "waiting", "missed", "skipped", "partial", "done")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -499,6 +519,10 @@ _SQL_DIALECTS = {
         "answers_of_patient": " AND a.patient_id = :pid",
     },
 }
+# The grid counts done and partial answers in one sum, a partial as this many dones (a
+# track has far fewer than this many nudges in 30 days): done = sum % pack, partial = sum //
+# pack. Two more columns would push the statement past psycopg's 4,096-character parse cache.
+_PARTIAL_PACK = 4096
 # Sections of the page's one statement, in the `sec` column.
 _GRID, _STREAK, _TRACKS, _TIMELINE, _TRENDS, _HOMEWORK, _ALERTS, _AUDIT = range(1, 9)
 
@@ -511,7 +535,7 @@ FROM (
     CASE WHEN n.due_at >= :since30 AND n.state IN ('sent', 'delivered')
       AND n.occurrence_key NOT LIKE :followup THEN 1 ELSE 0 END AS c,
     CASE WHEN n.due_at >= :since7 THEN 1 ELSE 0 END AS w,
-    CASE WHEN a.outcome = 'done' THEN 1 ELSE 0 END AS ok
+    CASE a.outcome WHEN 'done' THEN 1 WHEN 'partial' THEN {partial} ELSE 0 END AS ok
   FROM nudges n LEFT JOIN adherence_records a ON a.nudge_id = n.id{answers_of_patient}
   WHERE n.patient_id = :pid AND n.due_at >= :since90 AND n.due_at <= :now
 ) g
@@ -605,7 +629,8 @@ def _patient_page_statement(dialect: str, transitions: int) -> TextualSelect:
     # a text not sent yet); the day shows the best of its nudges.
     cell = (
         "(CASE WHEN a.outcome IS NOT NULL"
-        " THEN (CASE a.outcome WHEN 'done' THEN 4 WHEN 'skipped' THEN 3 ELSE 2 END)"
+        " THEN (CASE a.outcome WHEN 'done' THEN 5 WHEN 'partial' THEN 4 WHEN 'skipped' THEN 3"
+        " ELSE 2 END)"
         " WHEN n.state IN ('sent', 'delivered')"
         " THEN (CASE WHEN n.reply_window_ends_at <= :now THEN 2 ELSE 1 END)"
         " WHEN n.state IN ('missed', 'failed') THEN 2 END)"
@@ -624,6 +649,7 @@ def _patient_page_statement(dialect: str, transitions: int) -> TextualSelect:
         record_day=local_day("recorded_at"),
         due_day=local_day("n.due_at"),
         cell=cell,
+        partial=_PARTIAL_PACK,
         agg_grid=sql["agg"].format(text_of("g.v")),
         agg_streak=sql["agg"].format(text_of("s.d")),
         asked=asked,
@@ -705,6 +731,7 @@ def patient_detail(
     tracks: list[str] = []
     grid: dict[str, str] = {}
     counts: dict[str, tuple[int, int, int, int]] = {}
+    partials: dict[str, tuple[int, int]] = {}
     streak_days: dict[str, str] = {}
     timeline: list[TimelineItem] = []
     trend_rows: list[tuple[dt.datetime, int, str, float, str | None]] = []
@@ -718,12 +745,16 @@ def patient_detail(
         if sec == _TIMELINE:
             timeline.append(TimelineItem(at, "in" if i1 else "out", tag, s1, s2, i2))
         elif sec == _TRENDS:
-            trend_rows.append((at, i1, tag, f, s1))
+            # A partial answer's fraction done is part of the answer, not a trend of the
+            # track's numbers (filtered here: the statement has no characters to spare).
+            if s1 != FRACTION_UNIT:
+                trend_rows.append((at, i1, tag, f, s1))
         elif sec == _AUDIT:
             audit.append(AuditLine(i1, at, tag, s1, s2, s3))
         elif sec == _GRID:
             grid[tag] = s1 or ""
-            counts[tag] = (i1, i2, i3, i4)
+            counts[tag] = (i1, i2 % _PARTIAL_PACK, i3, i4 % _PARTIAL_PACK)
+            partials[tag] = (i2 // _PARTIAL_PACK, i4 // _PARTIAL_PACK)
         elif sec == _STREAK:
             streak_days[tag] = s1 or ""
         elif sec == _TRACKS:
@@ -758,7 +789,12 @@ def patient_detail(
     alerts.sort(key=lambda a: (a.created_at, a.id), reverse=True)
     audit.sort(key=lambda e: (e.at, e.id), reverse=True)
     summaries = [
-        TrackSummary(t, *counts.get(t, (0, 0, 0, 0)), _streak_of(streak_days.get(t, "")))
+        TrackSummary(
+            t,
+            *counts.get(t, (0, 0, 0, 0)),
+            _streak_of(streak_days.get(t, "")),
+            *partials.get(t, (0, 0)),
+        )
         for t in tracks
     ]
     return PatientDetail(

@@ -41,6 +41,21 @@ def acknowledge_alert(
     session: Session, alert: Alert, *, actor_id: int, now: dt.datetime, note: str | None = None
 ) -> None:
     """Open -> acknowledged; the time to acknowledge is kept as acknowledged_at - created_at."""
+    acknowledge(session, alert, actor_id=actor_id, now=now, note=note)
+    session.commit()
+
+
+def acknowledge(
+    session: Session,
+    alert: Alert,
+    *,
+    actor_id: int,
+    now: dt.datetime,
+    note: str | None = None,
+    via: str | None = None,
+) -> None:
+    """`acknowledge_alert` inside the caller's transaction (an ACK by SMS commits with the
+    inbound message that carried it); `via` names the channel in the audit row."""
     from coachbot.domain.states import AlertStatus
     from coachbot.services import audit
 
@@ -57,9 +72,8 @@ def acknowledge_alert(
         action="alert.acknowledge",
         patient_id=alert.patient_id,
         now=now,
-        detail=f"alert={alert.id} kind={alert.kind}",
+        detail=f"alert={alert.id} kind={alert.kind}" + (f" via={via}" if via else ""),
     )
-    session.commit()
 
 
 def resolve_alert(

@@ -16,12 +16,13 @@ from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
-from coachbot.services import audit
+from coachbot.services import audit, consent
 from coachbot.services.enrollment import (
     MAX_HOMEWORK,
     EnrollmentRequest,
     add_patient,
     check_contact_fields,
+    homework_problem,
     parse_times,
     send_welcome,
     validate_enrollment,
@@ -34,6 +35,10 @@ from coachbot.sms.gateway import SmsGateway
 
 class TransitionRefused(ValueError):
     pass
+
+
+class ResumeRefused(TransitionRefused):
+    """A clinician asked to restart texts that only the patient may restart."""
 
 
 def set_track_times(
@@ -122,6 +127,8 @@ def check_care_plan(plan: CarePlan) -> dict[str, str]:
                 errors[f"times_{track}"] = str(exc)
     if len([h for h in plan.homework if h.strip()]) > MAX_HOMEWORK:
         errors["homework"] = f"at most {MAX_HOMEWORK} homework items"
+    elif problem := homework_problem(plan.homework):
+        errors["homework"] = problem
     return errors
 
 
@@ -330,6 +337,15 @@ def _apply_details(
             now=now,
             detail="fresh opt-in requested",
         )
+        consent.record_event(
+            session,
+            number=phone,
+            patient_id=patient.id,
+            event=consent.NUMBER_CHANGED,
+            text=None,
+            now=now,
+            actor=actor,
+        )
     patient.updated_at = now
     audit.record(
         session,
@@ -355,6 +371,11 @@ def _welcome_new_number(
         send_welcome(session, gateway, library, settings, patient, now=now)
 
 
+_LEDGER_EVENT = {
+    "pause": consent.CLINICIAN_PAUSE,
+    "resume": consent.CLINICIAN_RESUME,
+    "discharge": consent.DISCHARGE,
+}
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "pause": ({PatientStatus.ACTIVE}, PatientStatus.PAUSED),
     "resume": ({PatientStatus.PAUSED}, PatientStatus.ACTIVE),
@@ -365,16 +386,84 @@ _TRANSITIONS: dict[str, tuple[set[str], str]] = {
 }
 
 
+def resume_block(session: Session, patient: Patient, settings: Settings | None) -> str | None:
+    """Why a clinician may not restart this patient's texts, or None. Consent belongs to
+    the patient (the FCC's 2024 revocation rule): texts they stopped themselves, by STOP or
+    in their own words, restart only when they text START or YES; a number on the
+    suppression list only when that number texts START."""
+    number = consent.start_number(settings) if settings else "the clinic's texting number"
+    name = patient.first_name
+    if patient.status == PatientStatus.OPTED_OUT:
+        return (
+            f"{name} opted out by text. Only {name} can restart the texts, by texting START"
+            f" to {number}."
+        )
+    if patient.status == PatientStatus.PAUSED and patient.paused_by == consent.PAUSED_BY_PATIENT:
+        return (
+            f"{name} asked to stop the texts. Only {name} can restart them, by texting START"
+            f" or YES to {number}."
+        )
+    if patient.status == PatientStatus.PAUSED and consent.is_suppressed(
+        session, patient.phone_e164
+    ):
+        return f"This number has opted out. Ask {name} to text START to {number}."
+    return None
+
+
 def change_status(
-    session: Session, patient: Patient, action: str, *, now: dt.datetime, actor: str
+    session: Session,
+    patient: Patient,
+    action: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    settings: Settings | None = None,
 ) -> None:
     """pause / resume / discharge. Resume only returns a paused patient who had opted in:
-    it never stands in for the patient's own YES."""
+    it never stands in for the patient's own YES, and never restarts texts the patient
+    stopped themselves (`resume_block`); that refusal is audited and kept in the consent
+    ledger (committed) before ResumeRefused is raised."""
     allowed, target = _TRANSITIONS[action]
+    if action == "resume":
+        why = resume_block(session, patient, settings)
+        if why is not None:
+            audit.record(
+                session,
+                actor=actor,
+                action="patient.resume",
+                patient_id=patient.id,
+                now=now,
+                outcome="refused",
+                detail=f"paused_by={patient.paused_by or patient.status}",
+            )
+            consent.record_event(
+                session,
+                number=patient.phone_e164,
+                patient_id=patient.id,
+                event=consent.RESUME_REFUSED,
+                text=None,
+                now=now,
+                actor=actor,
+            )
+            session.commit()
+            raise ResumeRefused(why)
     if patient.status not in allowed or (action == "resume" and patient.opted_in_at is None):
         raise TransitionRefused(f"cannot {action} a patient who is {patient.status}")
     patient.status = target
     patient.updated_at = now
+    if action == "pause":
+        patient.paused_by = consent.PAUSED_BY_CLINICIAN
+    elif action == "resume":
+        patient.paused_by = None
+    consent.record_event(
+        session,
+        number=patient.phone_e164,
+        patient_id=patient.id,
+        event=_LEDGER_EVENT[action],
+        text=None,
+        now=now,
+        actor=actor,
+    )
     # Planning resumes from now: nothing is planned for a paused week and then replayed.
     for schedule in patient.schedules:
         schedule.planned_through = None

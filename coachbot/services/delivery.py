@@ -26,6 +26,7 @@ from coachbot.domain.states import (
     delivery_status_advances,
 )
 from coachbot.models import DeliveryEvent, Nudge, OutboundMessage, Patient
+from coachbot.services import consent
 from coachbot.services.alerts import raise_alert
 from coachbot.services.programs import rules_for
 
@@ -135,6 +136,8 @@ def apply_number_outcome(
     patient = session.get(Patient, patient_id)
     if patient is None:
         return
+    if outcome is Outcome.OPTED_OUT:
+        consent.carrier_opt_out(session, patient.phone_e164, patient_id, code, now)
     if outcome is Outcome.OPTED_OUT and patient.status != PatientStatus.OPTED_OUT:
         patient.status = PatientStatus.OPTED_OUT
         patient.opted_out_at = now
@@ -149,7 +152,19 @@ def apply_number_outcome(
         )
     elif outcome is Outcome.INVALID_NUMBER and patient.status == PatientStatus.ACTIVE:
         patient.status = PatientStatus.PAUSED
+        # A system pause: the clinician may resume it once the number is fixed.
+        patient.paused_by = consent.PAUSED_BY_SYSTEM
         patient.updated_at = now
+        consent.record_event(
+            session,
+            number=patient.phone_e164,
+            patient_id=patient_id,
+            event=consent.SYSTEM_PAUSE,
+            text=None,
+            now=now,
+            source=f"code_{code}",
+            actor="system",
+        )
         raise_alert(
             session,
             patient_id=patient_id,
@@ -178,6 +193,10 @@ def _apply(
         message.delivery_status = status
         if error_code:
             message.error_code = error_code
+        if message.nudge_id is None and _code_outcome(error_code) is Outcome.OPTED_OUT:
+            # Not a nudge (those go through apply_number_outcome below): a welcome, a
+            # reply or a caregiver's text; the number it went to is the one suppressed.
+            consent.carrier_opt_out(session, message.to_e164, message.patient_id, error_code, now)
     if nudge is None or nudge.state not in _OPEN_NUDGE_STATES:
         return
     target = _NUDGE_STATE_FOR_STATUS.get(status)

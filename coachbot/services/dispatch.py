@@ -67,6 +67,7 @@ from coachbot.sms.gateway import (
     SmsGateway,
     open_batch_sender,
 )
+from coachbot.sms.suppression import SUPPRESSED, is_suppression_refusal
 
 log = logging.getLogger(__name__)
 
@@ -906,6 +907,13 @@ def _record_failure(
         _requeue(nudge, now + RETRY_LATER_DELAY, now)
         nudge.state_reason = code
         summary.deferred += 1
+        return False
+    if is_suppression_refusal(failure):
+        # The number is on the suppression list: nothing reached the provider, so the
+        # nudge is skipped (like any other consent gate), with the reason on the row.
+        _finish(nudge, NudgeState.SKIPPED, SUPPRESSED, now)
+        nudge.sent_at = None
+        summary.skipped += 1
         return False
     if outcome is Outcome.AMBIGUOUS:
         # Never resent blindly: a status callback or reconciliation settles it.

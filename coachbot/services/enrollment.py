@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
+from coachbot.content.lint import clinician_text_problem
 from coachbot.domain import schedule as sched
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, parse_tracks
@@ -24,7 +25,7 @@ from coachbot.domain.schedule import MAX_TIMES_PER_TRACK as MAX_TIMES_PER_TRACK 
 from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
-from coachbot.services import audit
+from coachbot.services import audit, consent
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.messaging import send_to_patient, status_callback_url
 from coachbot.services.schedules import dispatch_settings, program_default
@@ -52,6 +53,14 @@ def zone_named(name: str) -> ZoneInfo | None:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+def homework_problem(items: tuple[str, ...]) -> str | None:
+    """Homework goes into the rehab texts word for word: each item passes the privacy lint."""
+    for item in items:
+        if problem := clinician_text_problem(item):
+            return problem
+    return None
 
 
 def parse_times(text: str) -> str:
@@ -212,6 +221,8 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
 
     if len([h for h in req.homework if h.strip()]) > MAX_HOMEWORK:
         errors["homework"] = f"at most {MAX_HOMEWORK} homework items"
+    elif problem := homework_problem(req.homework):
+        errors["homework"] = problem
 
     clinician = None
     if req.clinician_email:
@@ -335,6 +346,17 @@ def add_patient(
         now=now,
         detail=f"consent given {consent_at.isoformat()}",
     )
+    # The consent the clinician attests, in their words; the patient's own YES follows.
+    consent.record_event(
+        session,
+        number=patient.phone_e164,
+        patient_id=patient.id,
+        event=consent.ENROLLED,
+        text=f"{patient.consent_method} (given {consent_at.isoformat()})",
+        now=now,
+        actor=actor,
+        source="clinician_attested",
+    )
     return patient
 
 
@@ -350,7 +372,31 @@ def send_welcome(
     """Texts the welcome asking for YES if the patient's local time allows it now (send
     window, quiet hours), else records when it may go for the clock tick; commits either
     way. Call it after the patient's row is committed: a network call never runs inside
-    the enrolment's transaction. A later call (a new number) replaces an earlier hold."""
+    the enrolment's transaction. A later call (a new number) replaces an earlier hold.
+
+    A number on the suppression list gets nothing, not even a hold: enrolling it is
+    allowed, and texts start only once that number texts START (see `opted_out_notes`)."""
+    if consent.is_suppressed(session, patient.phone_e164):
+        patient.welcome_due_at = None
+        audit.record(
+            session,
+            actor="system",
+            action="consent.welcome_suppressed",
+            patient_id=patient.id,
+            now=now,
+            detail="number on the suppression list: no welcome",
+        )
+        consent.record_event(
+            session,
+            number=patient.phone_e164,
+            patient_id=patient.id,
+            event=consent.ENROLLED_SUPPRESSED,
+            text=None,
+            now=now,
+            actor="system",
+        )
+        session.commit()
+        return
     window = dispatch_settings(session).window
     decision = _welcome_decision(
         window, patient.timezone, patient.quiet_start, patient.quiet_end, now
@@ -372,6 +418,17 @@ def send_welcome(
         detail=f"until {due.isoformat()} ({decision.reason})",
     )
     session.commit()
+
+
+def opted_out_notes(session: Session, settings: Settings, patient: Patient) -> list[str]:
+    """For the clinician after an enrolment or an edit: the patient's or caregiver's number
+    is on the suppression list, so nothing is sent to it until it texts START. Only reads."""
+    numbers = {"The patient's number": patient.phone_e164}
+    if patient.caregiver_phone_e164:
+        numbers["The caregiver's number"] = patient.caregiver_phone_e164
+    stopped = consent.suppressed_among(session, list(numbers.values()))
+    notice = consent.opted_out_notice(settings)
+    return [f"{whose}: {notice}." for whose, number in numbers.items() if number in stopped]
 
 
 def welcome_note(session: Session, patient: Patient, now: dt.datetime) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.db import UTCDateTime
 from coachbot.models import AdherenceRecord, InboundMessage, OutboundMessage, Patient
+from coachbot.queries.adherence import FRACTION_UNIT
 from coachbot.queries.dashboard import ListFilter, PatientRow, patients_page
 
 PATIENT_CSV_COLUMNS = (
@@ -118,6 +119,10 @@ COHORT_CSV_COLUMNS = (
     "streak_days",
     "last_reply_at",
     "open_alerts",
+    # Partial answers ("2 of 3"): not in done; the screen's rates count each as half a done.
+    # Last, so a spreadsheet that reads the earlier columns by position still works.
+    "partial_7d",
+    "partial_30d",
 )
 
 
@@ -165,6 +170,8 @@ def _cohort_rows(row: PatientRow) -> Iterator[list[Any]]:
             t.streak,
             last,
             row.open_alerts,
+            t.partial_7,
+            t.partial_30,
         ]
 
 
@@ -241,10 +248,28 @@ def patient_fhir_bundle(session: Session, patient: Patient, now: dt.datetime) ->
         }
         if record.is_proxy:
             resource["performer"] = [{"display": "caregiver"}]
+        fraction = record.value is not None and record.unit == FRACTION_UNIT
+        if fraction:
+            # How much of a partial answer was done ("2 of 3"): part of the answer itself,
+            # not a measurement, so never a reported value (a sleep one would read as hours).
+            resource["component"] = [
+                {
+                    "code": {
+                        "coding": [{"system": CODE_SYSTEM, "code": "fraction-done"}],
+                        "text": "fraction done",
+                    },
+                    "valueQuantity": {
+                        "value": record.value,
+                        "unit": FRACTION_UNIT,
+                        "system": "http://unitsofmeasure.org",
+                        "code": "1",
+                    },
+                }
+            ]
         entries.append(
             {"fullUrl": f"urn:coachbot:observation:adherence-{record.id}", "resource": resource}
         )
-        if record.value is not None:
+        if record.value is not None and not fraction:
             coding = [{"system": CODE_SYSTEM, "code": f"{code}-value"}]
             if record.track == "sleep":
                 coding.insert(

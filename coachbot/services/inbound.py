@@ -42,6 +42,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import coaching
+from coachbot.domain.emergency import crisis_template, template_variables
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.segments import count_segments
@@ -72,7 +73,7 @@ from coachbot.models import (
     ReportedValue,
 )
 from coachbot.queries.adherence import streak_from_instants
-from coachbot.services import audit
+from coachbot.services import audit, paging
 from coachbot.services.alerts import raise_alert
 from coachbot.settings import Settings
 
@@ -519,6 +520,13 @@ def _process(ctx: _Context) -> RenderedMessage | None:
     """Reads the sender and their open prompts, asks the domain what the text means
     (`coachbot.domain.triage.decide`), and carries the decision out."""
     row = ctx.row
+    staff_reply = paging.handle_staff_sms(ctx.session, row.from_e164, row.body, ctx.now)
+    if staff_reply is not None:
+        # The on-call acknowledging a page from their registered phone, not a patient's text.
+        row.outcome = "staff_ack"
+        return RenderedMessage(
+            "staff_ack", "staff_ack", "en", staff_reply, count_segments(staff_reply)
+        )
     patient = _find_sender(ctx)
     if patient is not None:
         ctx.patient = patient
@@ -543,7 +551,18 @@ def _process(ctx: _Context) -> RenderedMessage | None:
         template, row.outcome = "stop_confirmation", "opt_out"
     if template is None:
         return None
+    if decision.is_danger:
+        return _safety_reply(ctx, template, language)
     return _reply(ctx, template, language)
+
+
+def _safety_reply(ctx: _Context, template: str, language: str) -> RenderedMessage | None:
+    """The fixed safety text, naming the emergency number (and for a crisis, the crisis line)
+    of the sender's country."""
+    numbers = ctx.settings.emergency_numbers_for(ctx.row.from_e164)
+    if template == "crisis":
+        template = crisis_template(numbers)
+    return _reply(ctx, template, language, template_variables(numbers))
 
 
 def _decide(ctx: _Context, patient: _Patient | None) -> Decision:

@@ -9,8 +9,11 @@ from sqlalchemy.orm import Session
 
 from coachbot.content import RenderedMessage
 from coachbot.domain.phones import mask_phone
+from coachbot.domain.provider_errors import Outcome
 from coachbot.models import OutboundMessage, Patient
+from coachbot.services import consent
 from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+from coachbot.sms.suppression import COMPLIANCE_TEMPLATES, SUPPRESSED, is_suppression_refusal
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +74,23 @@ def send_text(
     )
     try:
         receipt = gateway.send(
-            OutgoingSms(to=to_e164, body=message.body, status_callback=status_callback)
+            OutgoingSms(
+                to=to_e164,
+                body=message.body,
+                status_callback=status_callback,
+                compliance=message.template_id in COMPLIANCE_TEMPLATES,
+            )
         )
     except SendFailure as exc:
         log.warning("%s to %s not sent: %s", kind, mask_phone(to_e164), exc.outcome)
         row.delivery_status = "failed"
-        row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
+        if is_suppression_refusal(exc):
+            row.error_code = SUPPRESSED  # refused by the suppression list, never sent
+        else:
+            row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
+            if exc.outcome is Outcome.OPTED_OUT:
+                # The carrier's 21610 at send time: the number is suppressed like a STOP.
+                consent.carrier_opt_out(session, to_e164, patient_id, row.error_code, now)
     else:
         row.provider_sid = receipt.provider_sid
         row.delivery_status = receipt.status

@@ -13,6 +13,7 @@ from coachbot.domain.states import Role
 from coachbot.models import StaffUser
 from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
+from coachbot.services.oncall import staff_phone
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 12
@@ -28,8 +29,16 @@ def create_staff_user(
     now: dt.datetime,
     actor: str,
     display_name: str | None = None,
+    phone: str | None = None,
+    default_region: str = "US",
 ) -> StaffUser:
+    """`phone`: the mobile on-call pages go to (optional; E.164 or national format)."""
     errors: dict[str, str] = {}
+    phone_e164 = None
+    try:
+        phone_e164 = staff_phone(session, phone, default_region=default_region)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     email = email.strip().lower()
     if not _EMAIL.match(email):
         errors["email"] = f"{email!r} is not an email address"
@@ -48,6 +57,7 @@ def create_staff_user(
         password_hash=password_hasher.hash(password),
         is_active=True,
         created_at=now,
+        phone_e164=phone_e164,
     )
     session.add(user)
     session.flush()

@@ -20,6 +20,9 @@ class OutgoingSms:
     status_callback: str | None = None
     # What pacing charges: Twilio meters senders in segments, not requests.
     segments: int = 1
+    # A reply owed even to a suppressed number (HELP, the STOP confirmation, safety text);
+    # see coachbot.sms.suppression. Everything else is refused there.
+    compliance: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The alerts queue: the clinician's own patients' alerts, acknowledged and resolved here."""
+"""The alerts queue: the clinician's own patients' alerts, and the ones paged to them while on
+call; each alert's page shows who was paged, when, by which channel, and who acknowledged."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from coachbot.domain.states import Role
-from coachbot.models import Alert
+from coachbot.models import Alert, Patient, StaffUser
 from coachbot.queries.dashboard import alerts_queue
 from coachbot.services.alerts import AlertActionRefused, acknowledge_alert, resolve_alert
-from coachbot.web.common import db, now, owned_patient, read_db, roles_required, staff
+from coachbot.services.paging import paged_alerts, pages_for, was_paged
+from coachbot.web.common import audit_ok, db, now, owned_patient, read_db, roles_required, staff
 from coachbot.web.forms import NoteForm
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
@@ -22,15 +24,40 @@ def queue() -> ResponseReturnValue:
     view = request.args.get("view", "active")
     view = view if view in _VIEWS else "active"
     items = alerts_queue(read_db(), clinician_id=staff().user_id, status=view)
-    return render_template("alerts.html", items=items, view=view, form=NoteForm(), now=now())
+    own = {a.id for a, _ in items}
+    paged = [(a, n) for a, n in paged_alerts(read_db(), staff().user_id) if a.id not in own]
+    return render_template(
+        "alerts.html", items=items, paged=paged, view=view, form=NoteForm(), now=now()
+    )
 
 
 def _owned_alert(alert_id: int, action: str) -> Alert:
     alert = db().get(Alert, alert_id)
+    if alert is not None and was_paged(db(), staff().user_id, alert_id=alert_id):
+        # The on-call covers the whole clinic: any alert they were paged for, audited.
+        audit_ok(action, alert.patient_id, f"alert={alert_id} on-call: paged")
+        return alert
     # Alerts without a patient (e.g. unknown sender) belong to no clinician's queue.
     owned_patient(alert.patient_id if alert and alert.patient_id else 0, action)
     assert alert is not None
     return alert
+
+
+@bp.get("/<int:alert_id>")
+@roles_required(Role.CLINICIAN)
+def show(alert_id: int) -> ResponseReturnValue:
+    alert = _owned_alert(alert_id, "alert.view")
+    patient = db().get(Patient, alert.patient_id) if alert.patient_id else None
+    ack_by = db().get(StaffUser, alert.acknowledged_by_id) if alert.acknowledged_by_id else None
+    return render_template(
+        "alert.html",
+        a=alert,
+        patient=patient,
+        ack_by=ack_by,
+        pages=pages_for(db(), [alert.id])[alert.id],
+        form=NoteForm(),
+        now=now(),
+    )
 
 
 @bp.post("/<int:alert_id>/<any(acknowledge, resolve):action>")
@@ -55,4 +82,6 @@ def act(alert_id: int, action: str) -> ResponseReturnValue:
     target = request.form.get("next", "")
     if target == "patient" and alert.patient_id:
         return redirect(url_for("patients.show", patient_id=alert.patient_id))
+    if target == "alert":
+        return redirect(url_for("alerts.show", alert_id=alert.id))
     return redirect(url_for("alerts.queue"))

@@ -125,6 +125,8 @@ def patients() -> ResponseReturnValue:
                         "done_7d": t.done_7,
                         "sent_30d": t.sent_30,
                         "done_30d": t.done_30,
+                        "partial_7d": t.partial_7,
+                        "partial_30d": t.partial_30,
                         "streak_days": t.streak,
                     }
                     for t in r.tracks

@@ -13,6 +13,7 @@ _GAP = 2
 # The heatmap's text alternative counts the states in the legend's order and words.
 _LEGEND = (
     ("done", "done"),
+    ("partial", "partial"),
     ("skipped", "skipped"),
     ("missed", "missed"),
     ("waiting", "waiting"),

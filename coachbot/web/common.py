@@ -19,6 +19,7 @@ from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
 from coachbot.runtime import Runtime
 from coachbot.services import audit
+from coachbot.services.paging import was_paged
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
@@ -114,16 +115,29 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
     return decorator
 
 
-def owned_patient(patient_id: int, action: str, *, session: Session | None = None) -> Patient:
+def owned_patient(
+    patient_id: int, action: str, *, session: Session | None = None, on_call: bool = False
+) -> Patient:
     """The patient if the signed-in clinician owns the record; otherwise an audited 404.
     Pages that only read pass `session=read_db()`: the record then lives in the read
     session, and only the audit row is written.
 
     Only the owning clinician sees a record: admins manage accounts and operators run
-    delivery, neither needs patients' replies.
+    delivery, neither needs patients' replies. The one exception, for views that pass
+    `on_call=True`: a clinician paged for an alert of this patient that is not resolved
+    covers the whole clinic, and opens the record; every such access is audited.
     """
     me = staff()
     patient = (session or db()).get(Patient, patient_id)
+    if (
+        on_call
+        and patient is not None
+        and me.role == Role.CLINICIAN
+        and patient.clinician_id != me.user_id
+        and was_paged(session or db(), me.user_id, patient_id=patient_id)
+    ):
+        audit_ok(action, patient_id, "on-call: paged for an unresolved alert")
+        return patient
     if patient is None or me.role != Role.CLINICIAN or patient.clinician_id != me.user_id:
         audit.record(
             db(),

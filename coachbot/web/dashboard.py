@@ -13,8 +13,9 @@ from coachbot.models import StaffSession, StaffUser
 from coachbot.queries.dashboard import SORTS, ListFilter, patients_page
 from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
+from coachbot.services.oncall import set_staff_phone
 from coachbot.services.staff import create_staff_user
-from coachbot.web.common import db, login_required, now, read_db, roles_required, staff
+from coachbot.web.common import db, login_required, now, read_db, roles_required, runtime, staff
 from coachbot.web.forms import ActionForm, RoleForm, StaffForm
 
 bp = Blueprint("dashboard", __name__)
@@ -86,6 +87,8 @@ def staff_list() -> ResponseReturnValue:
                 now=now(),
                 actor=staff().actor,
                 display_name=form.display_name.data or None,
+                phone=form.phone.data or None,
+                default_region=runtime().settings.default_region,
             )
         except ValidationFailed as exc:
             errors = exc.errors
@@ -93,16 +96,49 @@ def staff_list() -> ResponseReturnValue:
         else:
             flash(f"Created {user.role} {user.email}.", "info")
             return redirect(url_for("dashboard.staff_list"))
+    return _staff_page(form, errors)
+
+
+def _staff_page(
+    form: StaffForm, errors: dict[str, str], phone_errors: dict[int, str] | None = None
+) -> ResponseReturnValue:
     users = list(db().scalars(select(StaffUser).order_by(StaffUser.email)))
+    status = 422 if errors or phone_errors else 200
     return render_template(
         "staff.html",
         form=form,
         errors=errors,
+        phone_errors=phone_errors or {},
         users=users,
         action_form=ActionForm(),
         role_form=RoleForm(),
-        status=422 if errors else 200,
-    ), (422 if errors else 200)
+        status=status,
+    ), status
+
+
+@bp.post("/staff/<int:user_id>/phone")
+@roles_required(Role.ADMIN)
+def staff_phone(user_id: int) -> ResponseReturnValue:
+    """The mobile on-call pages go to and ACKs are accepted from; empty removes it."""
+    form = ActionForm()
+    user = db().get(StaffUser, user_id)
+    if user is None or not form.validate_on_submit():
+        return ("not found", 404)
+    try:
+        set_staff_phone(
+            db(),
+            user,
+            request.form.get("phone", "")[:40],
+            default_region=runtime().settings.default_region,
+            now=now(),
+            actor=staff().actor,
+        )
+    except ValidationFailed as exc:
+        db().rollback()
+        return _staff_page(StaffForm(formdata=None), {}, {user_id: exc.errors["phone"]})
+    db().commit()
+    flash(f"Mobile of {user.email} saved.", "info")
+    return redirect(url_for("dashboard.staff_list"))
 
 
 def _end_sessions(user_id: int, reason: str) -> None:

@@ -102,6 +102,7 @@ class StaffForm(CoachbotForm):
     display_name = StringField("Name")
     role = SelectField("Role", choices=_ROLE_CHOICES)
     password = PasswordField("Initial password")
+    phone = StringField("Mobile for on-call pages", validators=[Optional(), Length(max=40)])
 
 
 class RoleForm(CoachbotForm):

@@ -5,13 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
 from coachbot.queries.dashboard import TimelineCursor, patient_detail
+from coachbot.services import consent
 from coachbot.services.care import (
     CarePlan,
     PatientChanges,
@@ -21,10 +31,12 @@ from coachbot.services.care import (
     change_status,
     check_care_plan,
     edit_patient,
+    resume_block,
 )
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
+    opted_out_notes,
     parse_times,
     validate_enrollment,
     welcome_note,
@@ -46,6 +58,7 @@ from coachbot.web.forms import ActionForm, BulkEnrolForm, EditPatientForm, Enrol
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 MAX_UPLOAD_BYTES = 1_000_000
+LEDGER_ROWS = 50  # the page shows the newest; the CSV export has them all
 
 
 def _attested_instant(local: dt.datetime, timezone: str) -> dt.datetime | None:
@@ -74,7 +87,7 @@ def new() -> ResponseReturnValue:
             getattr(form, f"track_{track}").data = True
     if form.validate_on_submit():
         chosen = [t for t in COACHING_TRACKS if getattr(form, f"track_{t}").data]
-        consent = (form.consent_how.data or "").strip()
+        consent_how = (form.consent_how.data or "").strip()
         consent_at = None
         if form.consent_when.data is None:
             errors["consent_when"] = "when consent was given is required"
@@ -96,7 +109,7 @@ def new() -> ResponseReturnValue:
             track_times=tuple((t, getattr(form, f"times_{t}").data or "") for t in chosen),
             quiet_hours=(form.quiet_hours.data or "").strip() or None,
             clinician_email=_clinician_email(),
-            consent=consent,
+            consent=consent_how,
             consent_at=consent_at,
             caregiver_phone=(form.caregiver_phone.data or "").strip() or None,
             checkin=bool(form.checkin.data),
@@ -115,10 +128,11 @@ def new() -> ResponseReturnValue:
                 db(), rt.gateway, rt.library, rt.settings, req, now=now(), actor=staff().actor
             )
             note = welcome_note(read_db(), patient, now()) or ""
-            flash(
-                f"{patient.first_name} is enrolled; the welcome text asks for YES. {note}".rstrip(),
-                "info",
-            )
+            said = f"{patient.first_name} is enrolled; the welcome text asks for YES."
+            if consent.is_suppressed(read_db(), patient.phone_e164):
+                said, note = f"{patient.first_name} is enrolled; no welcome was texted.", ""
+            opted_out = opted_out_notes(read_db(), rt.settings, patient)
+            flash(" ".join([said, note, *opted_out]).replace("  ", " ").strip(), "info")
             return redirect(url_for("patients.show", patient_id=patient.id))
     elif request.method == "POST":
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
@@ -150,6 +164,7 @@ def bulk() -> ResponseReturnValue:
             actor=staff().actor,
         )
         if not row_errors:
+            _flash_opted_out_rows(patients)
             held = sum(p.welcome_due_at is not None for p in patients)
             flash(
                 f"Enrolled {len(patients)} patients; each was texted the welcome."
@@ -163,6 +178,26 @@ def bulk() -> ResponseReturnValue:
     return render_template("bulk.html", form=form, row_errors=row_errors), (
         422 if row_errors else 200
     )
+
+
+def _flash_opted_out_rows(patients: list[Patient]) -> None:
+    """The rows enrolled on a number (patient's or caregiver's) that opted out: nothing is
+    sent to it until it texts START. Rows are numbered as in the file (header = line 1)."""
+    numbers = [p.phone_e164 for p in patients] + [
+        p.caregiver_phone_e164 for p in patients if p.caregiver_phone_e164
+    ]
+    stopped = consent.suppressed_among(read_db(), numbers)
+    lines = [
+        str(line)
+        for line, p in enumerate(patients, start=2)
+        if p.phone_e164 in stopped or p.caregiver_phone_e164 in stopped
+    ]
+    if lines:
+        flash(
+            f"Line(s) {', '.join(lines)}: {consent.opted_out_notice(runtime().settings)};"
+            " nothing is texted to that number until then.",
+            "error",
+        )
 
 
 def _csv_text(raw: bytes) -> tuple[str, str | None]:
@@ -187,7 +222,7 @@ def show(patient_id: int) -> ResponseReturnValue:
     # Read from the read session (no SQLite write lock while the page is built); only the
     # audit row is written, through the write session. Ending the read transaction after
     # the audit commit lets the page's own snapshot include this very view.
-    patient = owned_patient(patient_id, "patient.view", session=read_db())
+    patient = owned_patient(patient_id, "patient.view", session=read_db(), on_call=True)
     audit_ok("patient.view", patient.id)
     read_db().commit()
     # The timeline pages back from `before` (a cursor from the "Older messages" link); a
@@ -198,12 +233,30 @@ def show(patient_id: int) -> ResponseReturnValue:
         "patient.html",
         d=detail,
         p=patient,
+        resume_refusal=resume_block(read_db(), patient, runtime().settings),
+        ledger=consent.ledger(read_db(), patient.id, patient.phone_e164, limit=LEDGER_ROWS),
         paged=before is not None,
         heatmaps={t: heatmap_svg(cells) for t, cells in detail.heatmap.items()},
         trends={t: trend_svg(points) for t, points in detail.trends.items()},
         action_form=ActionForm(),
         note_form=NoteForm(),
     )
+
+
+@bp.get("/<int:patient_id>/consent.csv")
+@roles_required(Role.CLINICIAN)
+def consent_csv(patient_id: int) -> ResponseReturnValue:
+    """The patient's whole consent ledger, for audits and disputes (the download audited)."""
+    patient = owned_patient(patient_id, "export.consent_csv", session=read_db())
+    audit_ok("export.consent_csv", patient.id)
+    events = consent.ledger(read_db(), patient.id, patient.phone_e164)
+    read_db().commit()
+    response = Response("".join(consent.ledger_csv(events)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="patient-{patient.id}-consent.csv"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
@@ -288,11 +341,15 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
         )
     except ValidationFailed as exc:
         return exc.errors
+    opted_out = opted_out_notes(read_db(), rt.settings, patient)
     if "phone" in changed:
         note = welcome_note(read_db(), patient, now()) or ""
-        flash(
-            f"New number saved: texts resume once the patient answers YES. {note}".rstrip(), "info"
-        )
+        said = "New number saved: texts resume once the patient answers YES."
+        if consent.is_suppressed(read_db(), patient.phone_e164):
+            said, note = "New number saved; no welcome was texted.", ""
+        flash(" ".join([said, note, *opted_out]).replace("  ", " ").strip(), "info")
+    elif "caregiver_phone_e164" in changed and opted_out:
+        flash(" ".join(["Saved.", *opted_out]), "info")
     else:
         flash("Saved.", "info")
     return {}
@@ -305,7 +362,9 @@ def status(patient_id: int, action: str) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        change_status(db(), patient, action, now=now(), actor=staff().actor)
+        change_status(
+            db(), patient, action, now=now(), actor=staff().actor, settings=runtime().settings
+        )
     except TransitionRefused as exc:
         db().rollback()
         flash(str(exc), "error")

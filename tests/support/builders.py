@@ -8,7 +8,7 @@ import itertools
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
-from coachbot.models import Patient, TrackSchedule
+from coachbot.models import InboundMessage, Patient, TrackSchedule
 
 # Named instants for frozen time (all aware UTC).
 MONDAY_0800_NEW_YORK = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
@@ -16,6 +16,7 @@ MONDAY_0830_NEW_YORK = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
 MONDAY_0900_NEW_YORK = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
 
 _phones = itertools.count(2001)
+_sids = itertools.count(1)
 
 
 def next_mobile() -> str:
@@ -61,3 +62,31 @@ def make_patient(
     session.add(patient)
     session.commit()
     return patient
+
+
+def make_inbound(
+    session: Session,
+    *,
+    body: str,
+    received_at: dt.datetime,
+    patient: Patient | None = None,
+    from_e164: str | None = None,
+    needs_reading: bool = True,
+    is_proxy: bool = False,
+) -> InboundMessage:
+    """A stored inbound text; by default one the bot did not act on (the "To read" inbox)."""
+    sender = from_e164 or (patient.phone_e164 if patient is not None else next_mobile())
+    message = InboundMessage(
+        provider_sid=f"SMtest{next(_sids):08d}",
+        from_e164=sender,
+        to_e164="+16175550100",
+        body=body,
+        patient_id=patient.id if patient is not None else None,
+        is_proxy=is_proxy,
+        outcome="free_text",
+        received_at=received_at,
+        needs_reading=needs_reading,
+    )
+    session.add(message)
+    session.commit()
+    return message

@@ -37,6 +37,8 @@ CONTRACT_IDS = {
     "streak",
     "reengage",
     "red_flag",
+    "crisis",
+    "crisis_no_line",
     "unknown_sender",
     "revocation_paused",
     "not_understood",
@@ -88,12 +90,39 @@ def test_streak_renders_number_passed_as_int(library: MessageLibrary) -> None:
     assert "12" in message.body
 
 
-def test_red_flag_is_fixed_text_with_clinic_phone_and_911(library: MessageLibrary) -> None:
+def test_red_flag_is_fixed_text_naming_the_clinic_and_the_countrys_emergency_number(
+    library: MessageLibrary,
+) -> None:
     for language in ("en", "es"):
         assert len(library.variant_ids("red_flag", language)) == 1
-        body = library.render("red_flag", language, PATIENT).body
-        assert "+1 555 010 0100" in body
-        assert "911" in body
+        gb = library.render("red_flag", language, {**PATIENT, "emergency_number": "999"}).body
+        assert "+1 555 010 0100" in gb
+        assert "999" in gb
+        assert "911" not in gb
+        # Also sent to numbers we do not know: no name in it.
+        assert "Maria" not in gb
+
+
+def test_crisis_reply_names_the_crisis_line_and_the_emergency_number(
+    library: MessageLibrary,
+) -> None:
+    uk = {"emergency_number": "999", "crisis_line": "116 123"}
+    for language in ("en", "es"):
+        body = library.render("crisis", language, uk).body
+        assert ("116 123" in body, "999" in body) == (True, True)
+        no_line = library.render("crisis_no_line", language, {**PATIENT, "emergency_number": "112"})
+        assert ("112" in no_line.body, "+1 555 010 0100" in no_line.body) == (True, True)
+        for message in (library.render("crisis", language, uk), no_line):
+            assert message.segments.segments <= 2
+
+
+def test_free_text_ack_says_who_reads_it_and_how_to_reach_them(library: MessageLibrary) -> None:
+    en = library.render("ack.free_text", "en", PATIENT).body
+    assert en == (
+        "Thanks, Maria. Your care team will read this during clinic hours. "
+        "If it's urgent, call +1 555 010 0100."
+    )
+    assert "+1 555 010 0100" in library.render("ack.free_text", "es", PATIENT).body
 
 
 def test_checkin_numbers_the_seven_symptoms_in_order(library: MessageLibrary) -> None:

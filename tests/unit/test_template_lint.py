@@ -213,15 +213,17 @@ def test_reply_rule_catches_a_nudge_that_does_not_say_how_to_reply(tmp_path: Pat
     assert len(problems) == 8
 
 
-def test_safety_rule_catches_red_flag_without_911_or_with_rotation(tmp_path: Path) -> None:
+def test_safety_rule_catches_red_flag_without_emergency_number_or_with_rotation(
+    tmp_path: Path,
+) -> None:
     bad = make_template(
         "red_flag",
         kind="safety",
-        variables=("clinic_phone",),
+        variables=("clinic_phone", "emergency_number"),
         en=[{"id": "rf-01", "body": "Call {{ clinic_phone }} now."}],
         es=[
-            {"id": "rf-01", "body": "Llame al {{ clinic_phone }} o al 911."},
-            {"id": "rf-02", "body": "Llame al {{ clinic_phone }} o al 911 ya."},
+            {"id": "rf-01", "body": "Llame al {{ clinic_phone }} o al {{ emergency_number }}."},
+            {"id": "rf-02", "body": "Llame al {{ clinic_phone }} o al {{ emergency_number }} ya."},
         ],
     )
     problems = lint_dir(tmp_path, bad)
@@ -229,6 +231,70 @@ def test_safety_rule_catches_red_flag_without_911_or_with_rotation(tmp_path: Pat
         ("safety", "en", "missing emergency number"),
         ("safety", "es", "fixed text must have exactly 1 variant, found 2"),
     }
+
+
+def test_safety_rule_catches_a_crisis_reply_without_its_crisis_line(tmp_path: Path) -> None:
+    body = "Call {{ emergency_number }} if you are in danger."
+    bad = make_template(
+        "crisis",
+        kind="safety",
+        variables=("crisis_line", "emergency_number"),
+        en=[{"id": "cr-01", "body": body}],
+        es=[{"id": "cr-01", "body": "Llame al {{ crisis_line }} o al {{ emergency_number }}."}],
+    )
+    [problem] = lint_dir(tmp_path, bad)
+    assert (problem.rule, problem.language, problem.message) == (
+        "safety",
+        "en",
+        "missing crisis line",
+    )
+
+
+def test_safety_rule_refuses_first_name_in_a_reply_unknown_numbers_get(tmp_path: Path) -> None:
+    body = "{{ first_name }}, call {{ clinic_phone }} or {{ emergency_number }}."
+    bad = make_template(
+        "red_flag",
+        kind="safety",
+        variables=("first_name", "clinic_phone", "emergency_number"),
+        en=[{"id": "rf-01", "body": body}],
+        es=[{"id": "rf-01", "body": "Llame al {{ clinic_phone }} o al {{ emergency_number }}."}],
+    )
+    [problem] = lint_dir(tmp_path, bad)
+    assert (problem.rule, problem.language) == ("safety", "en")
+    assert "first_name" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("{{ first_name }}, if it is severe, call 911.", "911"),
+        ("{{ first_name }}, call 0800 123 456 today.", "0800 123 456"),
+        ("{{ first_name }}, Samaritans: 116 123.", "116 123"),
+        ("{{ first_name }}, call 555-010-0199.", "555-010-0199"),
+        ("{{ first_name }}, call 9 1 1.", "9 1 1"),
+        ("{% if first_name %}Call 999{% endif %}{{ first_name }}", "999"),
+    ],
+)
+def test_number_rule_refuses_a_literal_phone_or_emergency_number(
+    tmp_path: Path, body: str, found: str
+) -> None:
+    [problem] = lint_dir(tmp_path, make_template(en=[{"id": "a-01", "body": body}]))
+    assert problem.rule == "number"
+    assert found in problem.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ first_name }}, in danger? Call {{ emergency_number }} or {{ clinic_phone }}.",
+        "{{ first_name }}, reply 1-5 (5 = very stressed), e.g. 2 5, or 10 minutes.",
+        "{% if streak == '100' %}Wow{% endif %}{{ first_name }}",
+    ],
+)
+def test_number_rule_passes_variables_and_short_numbers(tmp_path: Path, body: str) -> None:
+    variables = ("first_name", "clinic_phone", "emergency_number", "streak")
+    ok = make_template(variables=variables, en=[{"id": "a-01", "body": body}])
+    assert lint_dir(tmp_path, ok) == []
 
 
 def test_source_rule_catches_a_tip_without_its_seed_quote(tmp_path: Path) -> None:

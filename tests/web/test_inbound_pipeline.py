@@ -208,7 +208,7 @@ def test_help_and_info_name_the_program_a_person_and_how_to_stop(
 
 
 @pytest.mark.parametrize(
-    "body", ["please stop texting me", "No more messages!", "para", "No más", "wrong number"]
+    "body", ["please stop texting me", "No more messages!", "ya basta", "No más", "wrong number"]
 )
 def test_plain_language_revocation_pauses_and_alerts(
     client: Any, session: Session, body: str
@@ -267,7 +267,7 @@ def test_red_flag_words_get_the_fixed_reply_and_an_alert_and_no_coaching(
     [
         ("2 5", "urgent", "word_finding,severe_headache"),
         ("3", "high", "handwriting"),
-        ("6", "high", "weakness"),
+        ("6", "urgent", "weakness"),
         ("1,4", "urgent", "confusion,seizure"),
         ("yes", "high", "unspecified_symptom"),
         ("sí, dolor de cabeza muy fuerte", "urgent", "severe_headache"),

@@ -1,0 +1,579 @@
+"""On-call paging: an urgent or high alert reaches a person by SMS and e-mail at once, again
+every PAGING_REPAGE_MINUTES until someone acknowledges, and the backup too from
+PAGING_BACKUP_MINUTES on (the schedule and the rota are pure, in coachbot.domain.oncall).
+
+`run_due` is the one entry point. The web process's `Pager` thread runs it right after an
+inbound text raised a pageable alert; the clock tick and `coachbot reply` run it too, which
+sends the first page of an alert whose process died before paging, the re-pages, and the
+retries. Several of them may run at once, on several machines:
+
+- Every page is a row keyed (alert, attempt, recipient, channel), INSERTed in state
+  `sending` and committed before the network call. A second runner's INSERT of the same key
+  does nothing, so a page is never sent twice for the same alert and attempt.
+- A failed send is retried (at most MAX_TRIES, backing off) by claiming the row with a
+  conditional UPDATE on its state and try count. A send whose outcome is unknown (a 500 or
+  a timeout at the provider, a runner that died mid-send) is `ambiguous`: before sending it
+  again the provider's own records are searched for its text (each attempt's text is
+  unique), and only a page proven absent is resent.
+- E-mail goes with every attempt, so a page whose SMS fails for good still reaches the
+  on-call by e-mail.
+
+Nothing here logs a message body or a full phone number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from coachbot.domain.oncall import (
+    MAX_PAGE_ATTEMPTS,
+    NEVER_PAGED_KINDS,
+    PAGED_SEVERITIES,
+    is_pageable,
+    page_step_due,
+    page_subject,
+    page_text,
+    parse_ack,
+)
+from coachbot.domain.phones import mask_phone
+from coachbot.domain.provider_errors import Outcome
+from coachbot.domain.states import AlertStatus
+from coachbot.models import Alert, Page, StaffUser
+from coachbot.services import audit
+from coachbot.services.alerts import acknowledge
+from coachbot.services.oncall import current_on_call
+from coachbot.settings import Settings
+from coachbot.sms.email import Mailer, MailFailure, build_mailer
+from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+
+log = logging.getLogger(__name__)
+
+MAX_TRIES = 3  # per page row: the first send and two retries
+RETRY_BACKOFF = dt.timedelta(seconds=5)  # times the tries so far
+SENDING_LEASE = dt.timedelta(minutes=2)  # longer than any provider timeout
+LOOKUP_SLACK = dt.timedelta(minutes=1)  # the provider's clock may differ from ours
+
+
+class PageState(StrEnum):
+    SENDING = "sending"  # claimed; the network call may be in flight
+    SENT = "sent"
+    FAILED = "failed"  # not sent; retried
+    AMBIGUOUS = "ambiguous"  # may have been sent; looked up before any resend
+    GAVE_UP = "gave_up"  # refused for good, or out of tries
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+@dataclass
+class PagingSummary:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    # Pageable alerts nobody could be paged for, because nobody is on call.
+    unstaffed: int = 0
+
+    @property
+    def eventful(self) -> bool:
+        return bool(self.sent or self.failed or self.retried or self.unstaffed)
+
+    def as_text(self) -> str:
+        text = f"paged={self.sent} page_failures={self.failed} page_retries={self.retried}"
+        return text + (f" NOBODY ON CALL for {self.unstaffed} alert(s)" if self.unstaffed else "")
+
+
+@dataclass(frozen=True)
+class _Job:
+    page_id: int
+    channel: str
+    to: str
+    subject: str
+    text: str
+    tries: int
+    created_at: dt.datetime
+    look_up_first: bool = False
+
+
+def run_due(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    mailer: Mailer | None = None,
+) -> PagingSummary:
+    """Sends every page due at `now`: first pages, re-pages, backup pages and retries.
+    E-mail goes through SMTP_URL unless a `mailer` is given."""
+    summary = PagingSummary()
+    mailer = mailer or build_mailer(settings.smtp_url, settings.paging_from_email)
+    with session_factory() as session:
+        _expire_lost_sends(session, now)
+        jobs = _claim_new(session, mailer, settings, now, summary)
+        retries = _claim_retries(session, mailer, settings, now)
+    summary.retried = len(retries)
+    for job in [*jobs, *retries]:
+        state = _deliver(session_factory, gateway, mailer, job, now)
+        if state == PageState.SENT:
+            summary.sent += 1
+        else:
+            summary.failed += 1
+    return summary
+
+
+def _expire_lost_sends(session: Session, now: dt.datetime) -> None:
+    """A `sending` row older than any provider timeout belongs to a runner that died: its
+    page may or may not have gone out. Read first: on SQLite an UPDATE takes the write lock
+    even when it changes nothing, and the pager runs after every kick."""
+    stale = Page.state == PageState.SENDING, Page.updated_at < now - SENDING_LEASE
+    if session.scalar(select(Page.id).where(*stale).limit(1)) is None:
+        session.rollback()
+        return
+    session.execute(
+        update(Page)
+        .where(*stale)
+        .values(state=PageState.AMBIGUOUS, error="lost_mid_send", updated_at=now)
+    )
+    session.commit()
+
+
+def _addresses(user: StaffUser, mailer: Mailer | None) -> list[tuple[Channel, str]]:
+    out: list[tuple[Channel, str]] = []
+    if user.phone_e164:
+        out.append((Channel.SMS, user.phone_e164))
+    if mailer is not None:
+        out.append((Channel.EMAIL, user.email))
+    return out
+
+
+def _texts(alert: Alert, attempt: int, settings: Settings) -> tuple[str, str]:
+    text = page_text(
+        alert.id, alert.severity, settings.clinic_name, settings.public_base_url, attempt
+    )
+    return page_subject(alert.id, alert.severity, settings.clinic_name), text
+
+
+def _claim_new(
+    session: Session,
+    mailer: Mailer | None,
+    settings: Settings,
+    now: dt.datetime,
+    summary: PagingSummary,
+) -> list[_Job]:
+    repage = dt.timedelta(minutes=settings.paging_repage_minutes)
+    backup_after = dt.timedelta(minutes=settings.paging_backup_minutes)
+    # The SQL narrows with the domain's own constants; `is_pageable` stays the rule.
+    alerts = [
+        a
+        for a in session.scalars(
+            select(Alert)
+            .where(
+                Alert.status == AlertStatus.OPEN,
+                Alert.severity.in_(PAGED_SEVERITIES),
+                Alert.kind.not_in(NEVER_PAGED_KINDS),
+                Alert.created_at > now - repage * MAX_PAGE_ATTEMPTS,
+                Alert.created_at <= now,
+            )
+            .order_by(Alert.created_at, Alert.id)
+        )
+        if is_pageable(a.kind, a.severity)
+    ]
+    if not alerts:
+        session.rollback()
+        return []
+    who = current_on_call(session, settings, now)
+    if who is None:
+        summary.unstaffed = len(alerts)
+        log.warning("nobody is on call: %d pageable alert(s) not paged", len(alerts))
+        session.rollback()
+        return []
+    people = {
+        u.id: u
+        for u in session.scalars(
+            select(StaffUser).where(
+                StaffUser.id.in_([i for i in (who.primary_id, who.backup_id) if i is not None]),
+                StaffUser.is_active.is_(True),
+            )
+        )
+    }
+    by_id = {a.id: a for a in alerts}
+    existing = {
+        tuple(row)
+        for row in session.execute(
+            select(Page.alert_id, Page.attempt, Page.recipient_id, Page.channel).where(
+                Page.alert_id.in_(list(by_id))
+            )
+        )
+    }
+    rows: list[dict[str, object]] = []
+    addresses: dict[tuple[int, int, int, str], str] = {}
+    for alert in alerts:
+        step = page_step_due(alert.created_at, now, repage=repage, backup_after=backup_after)
+        if step is None:
+            continue
+        recipients = [(who.primary_id, "primary")]
+        if step.include_backup and who.backup_id is not None:
+            recipients.append((who.backup_id, "backup"))
+        for recipient_id, role in recipients:
+            user = people.get(recipient_id)
+            if user is None:
+                continue
+            for channel, address in _addresses(user, mailer):
+                key = (alert.id, step.attempt, recipient_id, str(channel))
+                if key in existing:
+                    continue
+                addresses[key] = address
+                rows.append(
+                    {
+                        "alert_id": alert.id,
+                        "attempt": step.attempt,
+                        "recipient_id": recipient_id,
+                        "role": role,
+                        "channel": str(channel),
+                        "state": PageState.SENDING,
+                        "tries": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+    if not rows:
+        session.rollback()
+        return []
+    claimed = _insert_ignoring_duplicates(session, rows)
+    session.commit()  # claimed before any network call
+    jobs = []
+    for page_id, alert_id, attempt, recipient_id, claimed_channel in claimed:
+        subject, text = _texts(by_id[alert_id], attempt, settings)
+        to = addresses[(alert_id, attempt, recipient_id, claimed_channel)]
+        jobs.append(_Job(page_id, claimed_channel, to, subject, text, 1, now))
+    return jobs
+
+
+def _insert_ignoring_duplicates(
+    session: Session, rows: list[dict[str, object]]
+) -> Sequence[Row[int, int, int, int, str]]:
+    """The claim: only the rows this runner inserted come back."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Page)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["alert_id", "attempt", "recipient_id", "channel"])
+        .returning(Page.id, Page.alert_id, Page.attempt, Page.recipient_id, Page.channel)
+    )
+    return session.execute(stmt).all()
+
+
+def _claim_retries(
+    session: Session, mailer: Mailer | None, settings: Settings, now: dt.datetime
+) -> list[_Job]:
+    candidates = session.execute(
+        select(Page, Alert, StaffUser)
+        .join(Alert, Alert.id == Page.alert_id)
+        .join(StaffUser, StaffUser.id == Page.recipient_id)
+        .where(
+            Page.state.in_([PageState.FAILED, PageState.AMBIGUOUS]),
+            Page.tries < MAX_TRIES,
+            Alert.status == AlertStatus.OPEN,
+        )
+        .order_by(Page.id)
+    ).all()
+    jobs: list[_Job] = []
+    for page, alert, user in candidates:
+        if page.updated_at + RETRY_BACKOFF * page.tries > now:
+            continue
+        to = user.phone_e164 if page.channel == Channel.SMS else user.email
+        if not to or (page.channel == Channel.EMAIL and mailer is None):
+            continue
+        # Conditional on what was read: of two runners, only one moves the row on. (The
+        # values are read first: the ORM update refreshes `page` in this session.)
+        state, tries = page.state, page.tries
+        moved = session.execute(
+            update(Page)
+            .where(Page.id == page.id, Page.state == state, Page.tries == tries)
+            .values(state=PageState.SENDING, tries=tries + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(moved, "rowcount", 0) != 1:
+            continue
+        subject, text = _texts(alert, page.attempt, settings)
+        jobs.append(
+            _Job(
+                page.id,
+                page.channel,
+                to,
+                subject,
+                text,
+                tries + 1,
+                page.created_at,
+                look_up_first=state == PageState.AMBIGUOUS,
+            )
+        )
+    session.commit()
+    return jobs
+
+
+def _found_at_provider(gateway: SmsGateway, job: _Job) -> str | bool | None:
+    """The provider's id of this page if its records show it went out; None if proven
+    absent (or the gateway keeps no records); False if the provider could not answer."""
+    lookup = getattr(gateway, "recent_messages", None)
+    if lookup is None:
+        return None
+    try:
+        for message in lookup(job.to, job.created_at - LOOKUP_SLACK):
+            if message.body == job.text and message.status not in ("failed", "undelivered"):
+                return str(message.provider_sid)
+    except SendFailure:
+        return False
+    return None
+
+
+def _deliver(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    mailer: Mailer | None,
+    job: _Job,
+    now: dt.datetime,
+) -> PageState:
+    sid: str | None = None
+    error: str | None = None
+    state = PageState.SENT
+    try:
+        if job.channel == Channel.SMS:
+            found = _found_at_provider(gateway, job) if job.look_up_first else None
+            if found is False:
+                state, error = PageState.AMBIGUOUS, "lookup_failed"
+            elif isinstance(found, str):
+                sid = found
+            else:
+                sid = gateway.send(OutgoingSms(to=job.to, body=job.text)).provider_sid
+        else:
+            assert mailer is not None
+            mailer.send(job.to, job.subject, job.text)
+    except SendFailure as failure:
+        error = f"{failure.outcome}:{failure.code or failure.http_status or ''}"
+        if failure.outcome is Outcome.AMBIGUOUS:
+            state = PageState.AMBIGUOUS
+        elif failure.outcome in (Outcome.RETRY, Outcome.RETRY_LATER):
+            state = PageState.FAILED
+        else:
+            state = PageState.GAVE_UP
+    except MailFailure as failure:
+        state, error = PageState.FAILED, f"smtp:{failure}"
+    except Exception as exc:  # a page must never take the pager down with it
+        log.exception("page %d by %s raised", job.page_id, job.channel)
+        state, error = PageState.FAILED, type(exc).__name__
+    if state in (PageState.FAILED, PageState.AMBIGUOUS) and job.tries >= MAX_TRIES:
+        state = PageState.GAVE_UP
+    if state != PageState.SENT:
+        log.warning(
+            "page %d by %s to %s not sent (%s): %s",
+            job.page_id,
+            job.channel,
+            mask_phone(job.to) if job.channel == Channel.SMS else "e-mail",
+            state,
+            error,
+        )
+    with session_factory() as session:
+        session.execute(
+            update(Page)
+            .where(Page.id == job.page_id)
+            .values(
+                state=state,
+                provider_sid=sid,
+                error=error[:200] if error else None,
+                updated_at=now,
+                sent_at=now if state == PageState.SENT else None,
+            )
+        )
+        session.commit()
+    return state
+
+
+# --- ACK by SMS ------------------------------------------------------------------------
+
+
+def handle_staff_sms(session: Session, from_e164: str, body: str, now: dt.datetime) -> str | None:
+    """An `ACK <id>` (or `ACK`: the sender's latest open page) from a registered staff phone:
+    acknowledges the alert in their name, with an audit row, in the caller's transaction,
+    and returns the reply. None (nothing changed) for anything else, and for any number
+    that is not an active staff member's."""
+    ack = parse_ack(body)
+    if ack is None:
+        return None
+    user = session.scalar(
+        select(StaffUser).where(StaffUser.phone_e164 == from_e164, StaffUser.is_active.is_(True))
+    )
+    if user is None:
+        return None
+    if ack.alert_id is None:
+        alert_id = session.scalar(
+            select(Page.alert_id)
+            .join(Alert, Alert.id == Page.alert_id)
+            .where(Page.recipient_id == user.id, Alert.status == AlertStatus.OPEN)
+            .order_by(Page.created_at.desc(), Page.id.desc())
+            .limit(1)
+        )
+        if alert_id is None:
+            return "No open alert was paged to you. Nothing acknowledged."
+    else:
+        alert_id = ack.alert_id
+    alert = session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+    if alert is None or not was_paged(session, user.id, alert_id=alert_id):
+        audit.record(
+            session,
+            actor=f"staff:{user.id}",
+            action="alert.acknowledge",
+            patient_id=alert.patient_id if alert else None,
+            outcome="denied",
+            now=now,
+            detail=f"alert={alert_id} via=sms not paged",
+        )
+        return f"Alert #{alert_id} was not paged to you. Nothing acknowledged."
+    if alert.status != AlertStatus.OPEN:
+        return f"Alert #{alert_id} was already {alert.status}."
+    acknowledge(session, alert, actor_id=user.id, now=now, via="sms")
+    return f"Alert #{alert_id} acknowledged by {user.display_name}. Thank you."
+
+
+# --- what pages and people may see --------------------------------------------------------
+
+
+def was_paged(
+    session: Session, staff_id: int, *, alert_id: int | None = None, patient_id: int | None = None
+) -> bool:
+    """True when `staff_id` was paged for this alert, or for an alert of this patient that
+    is not resolved yet (open or acknowledged: the person on it keeps seeing the record
+    until it is resolved): the on-call's access to records beyond their own patients."""
+    query = select(Page.id).where(Page.recipient_id == staff_id)
+    if alert_id is not None:
+        query = query.where(Page.alert_id == alert_id)
+    if patient_id is not None:
+        query = query.join(Alert, Alert.id == Page.alert_id).where(
+            Alert.patient_id == patient_id, Alert.status != AlertStatus.RESOLVED
+        )
+    return session.scalar(query.limit(1)) is not None
+
+
+@dataclass(frozen=True)
+class PageView:
+    id: int
+    attempt: int
+    recipient: str
+    role: str
+    channel: str
+    state: str
+    tries: int
+    error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "attempt": self.attempt,
+            "recipient": self.recipient,
+            "role": self.role,
+            "channel": self.channel,
+            "state": self.state,
+            "tries": self.tries,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+        }
+
+
+def pages_for(session: Session, alert_ids: Sequence[int]) -> dict[int, list[PageView]]:
+    out: dict[int, list[PageView]] = {i: [] for i in alert_ids}
+    if not alert_ids:
+        return out
+    rows = session.execute(
+        select(Page, StaffUser.display_name)
+        .join(StaffUser, StaffUser.id == Page.recipient_id)
+        .where(Page.alert_id.in_(list(alert_ids)))
+        .order_by(Page.alert_id, Page.attempt, Page.id)
+    ).all()
+    for page, name in rows:
+        out[page.alert_id].append(
+            PageView(
+                page.id,
+                page.attempt,
+                name,
+                page.role,
+                page.channel,
+                page.state,
+                page.tries,
+                page.error,
+                page.created_at,
+                page.sent_at,
+            )
+        )
+    return out
+
+
+def paged_alerts(
+    session: Session, staff_id: int, limit: int = 200
+) -> list[tuple[Alert, str | None]]:
+    """Unresolved alerts paged to `staff_id`, newest first, with the patient's first name
+    (None: an alert with no patient)."""
+    from coachbot.models import Patient
+
+    paged = select(Page.alert_id).where(Page.recipient_id == staff_id).distinct()
+    rows = session.execute(
+        select(Alert, Patient.first_name)
+        .outerjoin(Patient, Patient.id == Alert.patient_id)
+        .where(Alert.id.in_(paged), Alert.status != AlertStatus.RESOLVED)
+        .order_by(Alert.created_at.desc(), Alert.id.desc())
+        .limit(limit)
+    )
+    return [(alert, name) for alert, name in rows]
+
+
+# --- the web process's sender ----------------------------------------------------------
+
+
+@dataclass
+class Pager:
+    """One daemon thread that runs `run_due` whenever it is kicked. Kicks coalesce: any
+    number of kicks during a run cause one more run, so a burst of red flags never queues
+    a burst of runs. The tick still runs `run_due` for anything a kick missed."""
+
+    run: Callable[[], object]
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Pager:
+        self._thread = threading.Thread(target=self._loop, name="coachbot-pager", daemon=True)
+        self._thread.start()
+        return self
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run()
+            except Exception:
+                # The tick pages anything missed here; the thread must outlive one failure.
+                log.exception("pager run failed")
