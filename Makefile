@@ -58,6 +58,7 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python -m bench.webhook $(BENCH_FLAGS)
 	$(BIN)/python -m bench.dashboard $(BENCH_FLAGS)
 	$(BIN)/python -m bench.compare $(BENCH_FLAGS)
+	$(BIN)/python -m bench.safety $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -15,9 +15,10 @@ Decisions
 * Phones space and decorate keywords: when the trimmed message is not a keyword, its letters are
   joined with every space, dot, dash or emoji between them removed (``"S T O P"``, ``"s.t.o.p"``,
   ``"stop all"``, ``"opt out"``, ``"un subscribe"``), Cyrillic and Greek look-alike letters read
-  as Latin, and a zero between letters as an o (``"ST0P"``). The same word repeated
-  (``"stop stop"``) is that word. Anything else in the message breaks the match:
-  ``"stop texting me"`` is not a keyword (it is a revocation), and neither is ``"stop 2"``.
+  as Latin, a zero between letters as an o (``"ST0P"``), and a held-down letter once
+  (``"stoooop"``, ``"helppp"``). The same word repeated (``"stop stop"``) is that word.
+  Anything else in the message breaks the match: ``"stop texting me"`` is not a keyword (it is a
+  revocation), and neither is ``"stop 2"``.
 * Misspellings: a one-letter mistake (insert, delete, substitute, swap) in an opt-out keyword of
   six letters or more (STOPALL, UNSUBSCRIBE, CANCEL, REVOKE, OPTOUT, CANCELAR, DETENER) opts out:
   ``"unsubscibe"``, ``"cancle"``, ``"revok"``. For the four-letter STOP and QUIT only a swap or a
@@ -26,7 +27,9 @@ Decisions
   answer to anything. ``"cancer"`` is one edit from CANCEL and is excluded. END and the short
   Spanish words (BAJA, ALTO, PARA) are exact only ("alot" is not ALTO).
 * Spanish one-word stops are full opt-outs, exactly like STOP: PARAR, PARA, PARE, PAREN, ALTO,
-  BAJA, CANCELAR, CANCELA, DETENER, DETENTE, BASTA, DESUSCRIBIR(ME). Two or more words in plain
+  BAJA, CANCELAR, CANCELA, DETENER, DETENTE, BASTA, DESUSCRIBIR(ME), REVOCAR. A carrier keyword
+  with "all"/"todo" ("cancel all", "parar todo"), "remove me", "salir" and "quitar" are
+  revocations. Two or more words in plain
   language (``"ya no quiero mensajes"``, ``"dame de baja"``) are revocations.
 * Accents are folded, so ``SÍ`` and ``si`` are YES and ``stöp`` opts out: for the opt-out family a
   false match errs on the side the law wants.
@@ -52,6 +55,7 @@ __all__ = [
     "STOP_FAMILY",
     "ComplianceKeyword",
     "classify_compliance",
+    "collapse_repeats",
     "damerau_levenshtein_1",
     "fold",
     "is_revocation",
@@ -88,6 +92,7 @@ _KEYWORDS: dict[str, ComplianceKeyword] = {
             "desuscribir",
             "desuscribirme",
             "desuscribirse",
+            "revocar",
         ),
         ComplianceKeyword.OPT_OUT,
     ),
@@ -175,6 +180,15 @@ _LOOKALIKES = str.maketrans(
 )  # fmt: skip
 
 
+def collapse_repeats(word: str) -> str:
+    """``word`` with runs of one letter made single: "stoooop" -> "stop"."""
+    return "".join(ch for i, ch in enumerate(word) if i == 0 or word[i - 1] != ch)
+
+
+# Keywords by their collapsed spelling, so a stretched keyword ("stoooop", "helppp") still reads.
+_STRETCHED: dict[str, ComplianceKeyword] = {collapse_repeats(w): k for w, k in _KEYWORDS.items()}
+
+
 def _swap_or_double(word: str, target: str) -> bool:
     if len(word) == len(target) + 1:
         return any(
@@ -221,9 +235,9 @@ def classify_compliance(body: str) -> ComplianceKeyword | None:
     if found is not None or not core:
         return found
     compact = _compact(core)
-    found = _KEYWORDS.get(compact)
+    found = _KEYWORDS.get(compact) or _STRETCHED.get(collapse_repeats(compact))
     if found is not None:
-        return found
+        return found  # "S T O P", "stop all", "stoooop"
     words = re.findall(r"[^\W_]+", core.translate(_LOOKALIKES))
     if len(words) > 1 and len(set(words)) == 1:
         return _KEYWORDS.get(words[0])  # "stop stop"
@@ -269,7 +283,7 @@ _ANYWHERE = tuple(
         r"\b(?:take|remove|delete|drop|get) (?:me|us|her|him|them|my number|this number)"
         r" (?:off|out of|from)\b",
         r"\bwrong (?:number|person)\b",
-        r"\b(?:cancel|end|stop|quit) (?:my|the|this|our|her|his) (?:subscription|membership"
+        r"\b(?:cancel|end|stop|quit) (?:(?:my|the|this|our|her|his) )?(?:subscription|membership"
         r"|account|enrol+ment|registration|plan|participation)\b",
         rf"\b(?:im|i am|we are|were) (?:done|finished|through) with (?:the |these |this |your |all"
         rf" (?:the |these )?)?(?:{_MSG_NOUN}|program|programme|study|coaching)\b",
@@ -303,7 +317,8 @@ _ANYWHERE = tuple(
         r"\bya no (?:quiero|deseo) (?:participar|seguir|recibir|mas)\b",
         r"\bequivocad[oa]s? de numero\b",
         r"\b(?:basta|suficiente) (?:de|con) (?:los |estos |tus |sus )?(?:mensajes|textos)\b",
-        r"\b(?:suspender|suspendan|pausar|pausen|detener|detengan) (?:los |estos |sus )?"
+        r"\b(?:suspender|suspendan|pausar|pausen|detener|detengan|parar|paren|pare|cancelar"
+        r"|cancelen|cancele) (?:los |estos |sus |mis |tus )?"
         r"(?:mensajes|textos|recordatorios)\b",
     )
 )
@@ -317,7 +332,10 @@ _WHOLE = re.compile(
     r"|no more|go away|not interested|leave me alone|para|pare|paren|parale|parenle|basta"
     r"|ya basta|alto|baja|no mas|cancelar|cancela|detente|detenganse|es suficiente|suficiente"
     r"|ya no quiero|no me interesa|no estoy interesad[oa]|stop all|stopall|stop everything"
-    r"|opt out|optout|parar|detener|de baja)"
+    r"|opt out|optout|parar|detener|de baja|remove|remove me|remove us|remove my number"
+    r"|take me off|salir|quitar|darme de baja"
+    r"|(?:stop|end|quit|cancel|parar|para|detener|detengan|cancelar|cancela|cancelen) (?:all"
+    r"|everything|todo|todos|ya todo))"
     rf"(?: (?:{_POLITE}|it|asap|thanks|thank you|gracias|de una vez|no mas))*"
 )
 _NEGATORS_BEFORE = frozenset(("dont", "not", "never", "didnt", "wont", "doesnt", "no"))

@@ -112,6 +112,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from coachbot.domain.keywords import damerau_levenshtein_1, fold
 from coachbot.domain.textnorm import FEVER_READING, expand
@@ -257,13 +258,18 @@ _FUZZY_TARGETS: tuple[str, ...] = _split(
     """
 )
 _FUZZY_SET = frozenset(_FUZZY_TARGETS)
+# One edit changes the length by at most one: only targets of a near length can match.
+_FUZZY_BY_LENGTH: dict[int, tuple[str, ...]] = {
+    n: tuple(t for t in _FUZZY_TARGETS if abs(len(t) - n) <= 1) for n in range(4, 40)
+}
 # Real words one edit from a target: left as they are.
 _FUZZY_KEEP = frozenset(
     _split(
         """
         breathed breaths breathes breathy fevers feverish revision visions chiles chilly dizzily
         confuses confusing confuse seizes seized seizing breather vomits painted chilis fiebres
-        tinkling mingling jingling flurry slurred slurring slurry
+        tinkling mingling jingling flurry slurred slurring slurry temperatura temperaturas
+        respira respiro respiras respiran
         """
     )
 )
@@ -282,13 +288,22 @@ def _tokens(text: str) -> list[str]:
             tok = "."  # other emoji, dashes and symbols end a negation's scope
         if tok == "." and out and out[-1] == ".":
             continue
-        if len(tok) >= 6 and tok.isalpha() and tok not in _FUZZY_SET and tok not in _FUZZY_KEEP:
-            for target in _FUZZY_TARGETS:
-                if damerau_levenshtein_1(tok, target):
-                    tok = target
-                    break
+        if len(tok) >= 6 and tok.isalpha():
+            tok = _spelled(tok)
         out.append(tok)
     return out
+
+
+@lru_cache(maxsize=8192)
+def _spelled(tok: str) -> str:
+    """The symptom word ``tok`` misspells (one edit), or ``tok`` itself. Cached: pure, and
+    texts repeat the same words."""
+    if tok in _FUZZY_SET or tok in _FUZZY_KEEP:
+        return tok
+    for target in _FUZZY_BY_LENGTH.get(len(tok), ()):
+        if damerau_levenshtein_1(tok, target):
+            return target
+    return tok
 
 
 # --- patterns ------------------------------------------------------------------------------------
@@ -344,6 +359,21 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bno tiene sentido lo que (?:dice|habla)\b",
         r"\bincoheren\w*",
         r"\b(?:perdid[oa]|ida|ido) (?:de la realidad|mentalmente)\b|\bse pierde\b",
+        r"\bno (?:es|esta|parece) (?:la misma|el mismo|ella misma|el mismo)\b",
+        r"\b(?:cant|cannot|couldnt|doesnt|didnt) remember (?:my|her|his|our|their|who|what|where)"
+        r" (?:name|own name|wife|husband|kids|children|address|am|is|are)?\b"
+        r"|\bforgot (?:who|where) (?:i|she|he|we|they) (?:am|is|are|was|were|live|lives)\b",
+        r"\b(?:keeps?|kept) (?:repeating|asking) (?:the same|herself|himself|the same question)"
+        r"|\bhallucinat\w*|\b(?:seeing|sees|hearing|hears) (?:things|bugs|insects|spiders"
+        r"|voices)\b|\balucin\w*"
+        r"|\b(?:seeing|sees|saw|see|hearing|hears|heard) (?:\w+ ){1,3}?(?:that|who) (?:arent|are"
+        r" not|isnt|is not|werent|wasnt|was not) (?:there|real)\b"
+        r"|\b(?:sees|seeing|saw) (?:\w+ ){0,2}?(?:on the (?:wall|walls|ceiling)|in the room)\b"
+        r"|\bve (?:cosas|gente|bichos|personas) que no\b",
+        r"\b(?:(?:ella|el|mi \w+) (?:esta|anda)|anda|la veo|lo veo|la noto|lo noto) (?:muy |bien"
+        r" |super )?(?:rar[oa]|extran[oa]|perdid[oa]|ausente|desconectad[oa])\b",
+        r"\b(?:dice|habla|decia|hablaba) (?:cosas )?(?:sin sentido|incoherencias|disparates"
+        r"|locuras|tonterias raras)\b",
     ),
     RedFlag.WORD_FINDING: (
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?(?:find|finding|get|getting|say|saying|remember"
@@ -379,7 +409,11 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"|tiny|illegible|unreadable|scribbly)\b",
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?(?:write|writing|sign|signing|hold (?:a |the |my )?pen"
         r"|read|reading)\b",
-        r"\bletra (?:esta |se ve |es |salio |sale )?(?:diferente|rara|raro|fea|temblorosa"
+        r"\b(?:hand ?writing|writing|signature) (?:is |looks |has |got |seems |went )*(?:all over"
+        r" the place|a mess|like a (?:child|kid)s?|unrecogni[sz]able|scribbles?)\b",
+        r"\bletra (?:esta |se ve |es |salio |sale |muy |bien |super |tan |mas |toda |le |me |se"
+        r" |ya |ahora |se le ve |se me ve )*"
+        r"(?:diferente|rara|raro|fea|temblorosa"
         r"|chueca|cambiada|ilegible|distinta|mal|peor|pequena|chiquita)\b",
         r"\bcambios? (?:en |de )?(?:la |mi |su )?(?:letra|escritura)\b",
         r"\bno (?:puedo|puede|pude|pudo|podia) (?:escribir|firmar|leer)\b",
@@ -446,6 +480,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:entumecid[oa]|adormecid[oa]|dormid[oa]) (?:\w+ ){0,2}(?:la cara|un lado|el brazo"
         r"|la pierna|medio cuerpo|la boca)\b",
         r"\bpiernas? (?:no (?:me |le )?responden|(?:me |le )?fallan)\b",
+        r"\bno (?:me|se|le) (?:puedo|puede|pude|pudo) (?:mover|levantar|parar|sostener)\b",
+        rf"\b{_CANT} (?:get|getting) (?:out of|up from|up off) (?:bed|the bed|the chair|the couch"
+        r"|the toilet)\b",
         r"\bse le cae (?:la cara|un lado|la boca)\b",
         r"\bunsteady\b|\b(?:lost|losing|lose) (?:my |her |his )?balance\b|\boff balance\b"
         r"|\bbalance (?:is )?(?:off|bad|worse|gone)\b|\bpierde el equilibrio\b",
@@ -467,6 +504,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bunresponsive\b|\bnot responding\b|\bwont respond\b|\bunconscious\b|\blethargic\b",
         rf"\b{_VERY} (?:sleepy|drowsy|tired and sleepy)\b|\bdrowsy\b|\bdrowsiness\b",
         r"\bsleep(?:ing|s)? all (?:day|the time)\b|\bslept all day\b",
+        r"\bsleep(?:ing|s)? (?:a lot |so much |way )?more than (?:usual|normal)\b"
+        r"|\bduerme (?:mucho )?mas de lo normal\b",
+        r"\bno (?:me |le |nos )?(?:contesta|responde) cuando\b|\bdoesnt (?:answer|respond)"
+        r" when\b",
         r"\b(?:keeps?|keeping) (?:falling asleep|dozing off|nodding off|passing out)\b",
         r"\bfalling asleep (?:mid|while|during|in the middle)\b|\bnodding off\b",
         r"\bno (?:se )?despierta\b|\bno (?:puedo|podemos) despertarl\w*|\bsomnolient[oa]\b",
@@ -488,7 +529,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:veo|ve|ves|vemos|ven|viendo|vio|vi) (?:todo )?(?:doble|borroso|nublado|mal|manchas"
         r"|luces|puntos|negro|oscuro)\b",
         r"\bno (?:puedo|puede|pude|pudo) ver\b|\bno veo\b|\bperd\w* (?:la )?vista\b",
-        r"\bvista (?:borrosa|nublada|doble)\b|\bse me nubla la vista\b",
+        r"\bvista (?:borrosa|nublada|doble)\b|\bse (?:me|le) (?:nubl\w*|pone borrosa)\b",
+        r"\beyes? (?:wont|cant|cannot|dont|do not|will not) focus\b|\bcant focus (?:my|her|his)"
+        r" eyes\b",
     ),
     RedFlag.FEVER: (
         rf"\b{FEVER_READING}\b",
@@ -497,10 +540,17 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"(?:temp|temperature)\b(?! (?:of |is |was |at |de )?normalreading)",
         r"\bfiebre\b|\bcalentura\b|\bfebril\b|\bardiendo\b|\btemperatura alta\b",
         r"\b(?:tengo|tiene|con) (?:temperatura|temp)\b",
+        r"\b(?:temp|temperature|temperatura) (?:is |es |esta |went |has gone |keeps going |le |me"
+        r" |se |sigue |keeps |still )*(?:up|high|rising|going up|climbing|alta|subiendo|subio)\b",
+        r"\b(?:feel|feels|feeling|felt|is|she is|he is) (?:really |very |so )?(?:hot to the touch"
+        r"|burning hot|hot and (?:sweaty|shivery|shaky|clammy))\b|\bnight sweats\b"
+        r"|\b(?:se siente|esta|lo siento|la siento) (?:muy )?(?:caliente|ardiendo)\b",
     ),
     RedFlag.CHILLS: (
         r"\bchills\b|\brigou?rs?\b|\bshivering\b|\bshivers\b|\bshiver\b|\bcant get warm\b",
-        r"\bescalofrios?\b|\btiritando\b|\btirita\b",
+        r"\bescalofrios?\b|\btiritando\b|\btirita\b|\bteeth (?:are )?chattering\b",
+        r"\b(?:temblando|tiembla|tiemblo|shaking|shivering) (?:de|from the|with) (?:frio|cold)\b",
+        r"\bsudando frio\b|\bsudor frio\b|\bcold sweats?\b",
     ),
     RedFlag.BREATHING: (
         rf"\b(?:{_CANT}|{_HARD}) (?:to )?{_BREATH_VERB}\b",
@@ -516,16 +566,22 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bme ahog\w*|\bse ahog\w*",
         r"\bahog(?:o|a|ando|andome)\b|\bdificultad (?:para|al) respirar\b|\brespir\w* mal\b",
         r"\bno me entra (?:el )?aire\b|\bme cuesta respirar\b|\ble cuesta respirar\b",
-        r"\bagitad[oa]\b|\bsin aliento\b",
+        r"\bagitad[oa]\b|\bsin aliento\b|\basfixi\w*",
+        r"\bnot breathing (?:right|well|properly|normally|good)\b|\brespira (?:muy )?(?:raro|mal"
+        r"|rapido|con dificultad|fuerte|agitado)\b",
+        r"\b(?:blue|bluish|purple) lips\b|\blips (?:are |look |turning |went )*(?:blue|purple)\b"
+        r"|\blabios (?:se ven |estan |se le ponen |se le pusieron |se pusieron |muy )*(?:morados"
+        r"|azules)\b|\bturning blue\b",
     ),
     RedFlag.CHEST_PAIN: (
-        r"\bchest (?:\w+ ){0,3}?(?:pain|pains|hurts?|hurting|tight|tightness|pressure|heavy"
+        r"\bchest (?:\w+ ){0,3}?(?:pain|pains|pian|pians|paim|hurts?|hurting|tight|tightness"
+        r"|pressure|heavy"
         r"|heaviness|ache|aches|aching|squeez\w*|crush\w*|burn\w*|sore|pounding|discomfort)\b",
         r"\b(?:pain|pains|pressure|tightness|heaviness|ache|squeezing|discomfort|burning) (?:in|on"
         r"|across|around) (?:my |her |his |the )?chest\b",
-        r"\bangina\b",
+        r"\bangina\b|\b(?:tight|heavy|sore|painful|aching|crushing|burning|pounding) chest\b",
         r"\b(?:dolor|dolores|presion|opresion|punzada|ardor|pesadez) (?:\w+ ){0,2}?(?:de|en|del)"
-        r" (?:el |mi |su )?pecho\b",
+        r" (?:el |mi |su )?(?:pecho|pesho)\b",
         r"\b(?:me|le) (?:duele|dolia|aprieta|arde) (?:mucho |el )?pecho\b|\bpecho apretado\b",
         r"\bpecho (?:me |le )?(?:duele|aprieta|arde|pesa)\b",
     ),
@@ -537,6 +593,10 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"|pulse|heart rate)\b",
         r"\bpalpitat\w*|\btachycardi\w*|\barrhythmi\w*|\bafib\b|\ba fib\b",
         r"\bpalpitacion\w*|\btaquicardi\w*|\barritmi\w*",
+        r"\bheart (?:feels |is |is doing |keeps |seems )?(?:funny|weird|strange|off|odd|wrong"
+        r"|flip ?flopping)\b",
+        r"\b(?:late|latiendo|palpita) (?:muy )?(?:raro|rapido|rapidisimo|fuerte|irregular|a mil"
+        r"|descontrolado|acelerado)\b",
         r"\bcorazon (?:\w+ ){0,3}?(?:acelerado|rapido|rapidisimo|muy rapido|fuerte|loco"
         r"|desbocado|irregular|brinca|salta)\b",
         r"\b(?:pulse|heart rate|hr|bpm|pulso|frecuencia cardiaca) (?:is |was |of |at |de |es )?"
@@ -552,7 +612,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\bperdio el conocimiento\b|\bse (?:me |le )?va la cabeza\b",
     ),
     RedFlag.HEAD_INJURY: (
-        r"\b(?:hit|bumped|banged|bashed|smacked|knocked|cracked|struck|hurt) (?:\w+ ){0,2}?"
+        r"\b(?:hit|bumped|banged|bashed|smacked|knocked|cracked|struck|hurt|whacked|slammed"
+        r"|smashed|conked|thumped|bonked|busted) (?:\w+ ){0,2}?"
         r"(?:head|skull|forehead)\b",
         r"\bhead (?:injury|injured|trauma|wound|bump|knock)\b|\bconcuss\w*",
         r"\b(?:golpe|golpazo|trancazo|chichon) (?:\w+ ){0,2}?(?:en|de) (?:la |mi |su )?"
@@ -574,6 +635,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:whats|what is|wheres|where is) the (?:point|use|reason) (?:of |in |to )?(?:living"
         r"|going on|life|carrying on|being alive|anything|it all|any of this|trying)\b",
         r"\bpara que (?:vivir|seguir viviendo|seguir)\b|\bque sentido tiene (?:vivir|seguir)\b",
+        r"\b(?:no le (?:veo|encuentro)|no tiene|sin) sentido (?:a |la |el )?(?:vivir|la vida|seguir"
+        r"|seguir viviendo)\b",
         r"\b(?:dont|do not|no longer) want to (?:live|be alive|be here|exist|wake up|go on)\b",
         r"\bcant (?:go on|do this anymore|take it anymore)\b|\bgive up on life\b",
         r"\bwant(?:s)? to die\b|\bready to die\b",
@@ -622,17 +685,25 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:[6-9]|[1-9][0-9]|six|seven|eight|nine|ten|twelve|seis|siete|ocho|nueve|diez)"
         r" (?:times|episodes|veces) (?:of )?(?:diarrh?o?ea|diarrea|vomit\w*)\b",
         r"\bvomitando\b|\bno (?:para|paro|puedo parar) de (?:vomitar|devolver|ir al bano)\b",
+        r"\bno (?:puedo|puede|podia|pudo) (?:dejar|parar) de (?:vomitar|devolver|ir al bano)\b",
         r"\bdiarrea (?:muy )?(?:fuerte|severa|constante|con sangre|todo el dia|toda la noche)\b",
         r"\b(?:vomit\w*|devolv\w*|diarrea) (?:\w+ ){0,3}?todo el dia\b|\bvomitos? con sangre\b",
     ),
     RedFlag.NOT_EATING_DRINKING: (
         rf"\b{_CANT} (?:eat|drink|swallow|keep (?:anything|any food|food|water|liquids|it) down"
-        r"|eat or drink|eat nor drink|eat anything|drink anything)\b",
+        r"|eat or drink|eat nor drink|eat anything|drink anything)\b"
+        # "couldn't eat much / my salad": less than planned, not unable to eat.
+        r"(?! (?:much|a lot|all|the whole|as much|enough|more|my|breakfast|lunch|dinner|fish"
+        r"|salmon|the|that|it all|it\b))",
         r"\b(?:hasnt|havent|has not|have not|hadnt|not|didnt|did not)"
         r" (?:eaten|drunk|drank|eat|drink|eating|drinking|had) (?:or (?:eaten|drunk|drank"
         r"|drink|eat) )?(?:anything|a thing|nothing|any food|any water|food or water|in \w+|for"
         r" \w+|since|all day)\b",
         r"\bnot (?:eating|drinking) (?:or|and|nor) (?:eating|drinking)\b",
+        r"\b(?:wont|refuses to|doesnt want to|will not|refused to) (?:eat|drink) (?:or|and|nor)"
+        r" (?:eat|drink)\b",
+        r"\bno (?:quiere|puede|come|bebe|toma|como|bebo|tomo) (?:comer|beber|tomar|nada)? ?ni"
+        r" (?:comer|beber|tomar|come|bebe|toma|como|bebo|tomo|agua|liquidos)\b",
         r"\bnothing (?:stays|will stay) down\b|\bcant keep (?:\w+ )?down\b",
         r"\bno (?:puedo|puede|pude|pudo|he podido|ha podido) (?:comer|tomar|beber|tragar)"
         r"(?: (?:nada|agua|ni agua|liquidos))?\b",
@@ -643,8 +714,9 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     RedFlag.SEVERE_PAIN: (
         r"\b(?:severe|terrible|unbearable|excruciating|horrible|worst|intense|extreme|awful"
         r"|agonizing|crippling|sharp severe|really bad|so much|so bad) (?:\w+ )?(?:pain|pains)\b",
-        r"\bpain (?:is |has been |got |getting )*(?:unbearable|excruciating|severe|terrible"
-        r"|horrible|the worst|worse and worse|out of control|killing me)\b",
+        r"\bpain (?:is |has been |got |getting |so |really |very |too )*(?:unbearable"
+        r"|excruciating|severe|terrible|horrible|the worst|worse and worse|out of control"
+        r"|killing me|bad|awful|intense)\b",
         r"\bin (?:so much|agony|terrible|a lot of|severe) pain\b|\bagony\b",
         r"\bdolor (?:muy |tan |bien )?(?:fuerte|insoportable|terrible|horrible|intenso|severo"
         r"|muy fuerte|espantoso)\b|\b(?:mucho|muchisimo|terrible|insoportable) dolor\b",
@@ -656,6 +728,8 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:burn\w*|stings?|stinging|hurts?|pain|painful) (?:\w+ ){0,2}?(?:when|while|to)"
         r" (?:i |she |he )?(?:pee|peeing|pees|urinat\w*|wee|go to the bathroom)\b",
         r"\b(?:peeing|urinating|pee) (?:burns|hurts|stings)\b|\buti\b|\bbladder infection\b",
+        r"\b(?:burning|painful|pain (?:with|on|during)|stinging) (?:urination|peeing|pee)\b"
+        r"|\bdysuria\b",
         r"\b(?:mouth|tongue|gum|lip) (?:sores?|ulcers?)\b|\bsores? in (?:my |her |his )?mouth\b"
         r"|\bcold sores?\b|\bthrush\b|\bulcers? in (?:my |her |his )?mouth\b",
         r"\binfect\w*",
@@ -693,6 +767,8 @@ _MASKS: tuple[str, ...] = (
     r"|silent|quiet|pregnant|victim)\b",
     r"\b(?:hair|pelo|cabello) (?:\w+ ){0,3}?(?:fell|falling|falls|fallen|fall)\b",
     r"\b(?:this|last|next|until|till|since last|in the|by) fall\b",
+    r"\bfall (?:walk|walks|colou?rs|leaves|weather|season|day|morning|afternoon|evening|air"
+    r"|semester|break)\b",
     r"\bcaidas? de(?:l| la| el)? (?:cabello|pelo|presion|bolsa|precios|internet|senal|sistema)\b",
     r"\bcara caida\b",
     r"\bse (?:cayo|cae) (?:el|la) (?:internet|sistema|red|senal|llamada|pagina|app|aplicacion"
@@ -800,6 +876,10 @@ _HISTORY_MARKERS = tuple(
         r"\bantecedentes\b|\bhace (?:muchos )?anos\b|\bde (?:joven|nin[oa]|pequen[oa]|chic[oa])\b"
         r"|\ben (?:la|mi|su) familia\b",
         r"\bin (?:19|20)[0-9][0-9]\b|\ben (?:19|20)[0-9][0-9]\b",
+        # People who are never the patient, on an old event.
+        r"\b(?:friend|neighbou?r|coworker|colleague|cousin|amig[oa]|vecin[oa]|prim[oa]"
+        r"|companer[oa])s?\b[^.]*\b(?:last (?:year|month|summer|winter)|(?:years|months) ago"
+        r"|ano pasado|mes pasado|hace (?:un|una|dos|tres|\d+|unos|unas|muchos|muchas) \w+)\b",
     )
 )
 _RELATIVE_HABITUAL = re.compile(
@@ -808,6 +888,18 @@ _RELATIVE_HABITUAL = re.compile(
     r"|madre|padre|mama|papa|abuela|abuelo|hermano|hermana|tio|tia|prim[oa]|amig[oa]|vecin[oa]"
     r"|hij[oa])s? (?:\w+ ){0,2}?(?:had|has had|used to have|used to get|suffered|suffers|died"
     r"|passed away|tuvo|tenia|sufria|sufrio|padecia|murio|padece)\b"
+)
+_RELATIVE_HAS = re.compile(
+    r"\b(?:my|his|her|our|their|mi|su|mis|sus) (?:mother|father|mom|mum|dad|grandma|grandpa"
+    r"|grandmother|grandfather|brother|sister|uncle|aunt|cousin|friend|neighbou?r|son|daughter"
+    r"|madre|padre|mama|papa|abuela|abuelo|hermano|hermana|tio|tia|prim[oa]|amig[oa]|vecin[oa]"
+    r"|hij[oa])s? (?:also |too )?(?:has|have|suffers from|tiene|padece|sufre de)"
+    r" (?:\w+ ){0,2}?(?:epilepsy|epilepsia|dementia|demencia|asthma|asma|migraines|migranas"
+    r"|parkinsons?|alzheimers?)\b"
+)
+_RELATIVE_DIED = re.compile(
+    r"\b(?:my|his|her|our|their|mi|su|mis|sus) (?:\w+ ){0,2}?(?:died|passed away|murio|fallecio)"
+    r" (?:of|from|de|por|after|after a|tras)\b"
 )
 _PLURAL_OR_CHRONIC = re.compile(
     r"\b(?:seizures|convulsions|epilepsy|migraines|strokes|falls|fevers|convulsiones|epilepsia"
@@ -974,9 +1066,14 @@ def _discounted_segments(tokens: list[str], text: str) -> _Discount:
         segment = " ".join(tokens[a:b])
         if not segment or _NOW.search(segment):
             continue
-        history = any(p.search(segment) for p in _HISTORY_MARKERS) or (
-            _RELATIVE_HABITUAL.search(segment) is not None
-            and _PLURAL_OR_CHRONIC.search(segment) is not None
+        history = (
+            any(p.search(segment) for p in _HISTORY_MARKERS)
+            or _RELATIVE_HAS.search(segment) is not None
+            or _RELATIVE_DIED.search(segment) is not None
+            or (
+                _RELATIVE_HABITUAL.search(segment) is not None
+                and _PLURAL_OR_CHRONIC.search(segment) is not None
+            )
         )
         if history:
             void.append((a, b))
@@ -1009,7 +1106,7 @@ _CHECKIN_FILLER = frozenset(
     _split(
         """
         and y e plus number numbers numero numeros num no nr today hoy only just solo solamente
-        yes si the los las el la
+        yes si the los las el la thanks thank you ty thx gracias
         """
     )
 )
@@ -1021,6 +1118,9 @@ _CLEAR_WORDS = frozenset(
         nuevos today hoy im i am she he is shes hes feeling feel estoy esta me siento of them de
         those these eso esos ellos at thanks gracias thank you ty same as usual igual changes change
         cambios novedad novedades so far por ahora sin above the los las de anteriores them
+        here aqui issues issue problems problem problemas concerns thanks ty gracias
+        had have has having any been experienced there were was tuvo tuve ha he han tenido hubo
+        hay ninguna
         """
     )
 )

@@ -15,14 +15,22 @@ Decisions
 ---------
 * Nothing that means stop is an answer: whatever ``classify_compliance`` reads as OPT_OUT,
   OPT_IN or HELP (spaced, misspelled "stpo", Spanish "baja") and whatever ``is_revocation``
-  catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order.
+  catches is FREE_TEXT here too, as a defence in depth behind the webhook's own order. Red flags
+  are still read first: a stop that reports danger is RED_FLAG.
 * Red flags win: any flag found by ``find_red_flags`` makes the reply RED_FLAG, even "done".
+* A symptom said not to be there ("no falls", "sin mareos", "no headache", "no pain") does not
+  make an answer prose: "slept 7h, no headache" is 7 hours. Red flags are read first, so only
+  negations the red-flag matcher accepted get here.
+* A question ("?" or "¿" anywhere) is never an adherence answer: FREE_TEXT (a check-in answer
+  such as "1,4?" still reports its symptoms).
 * Every word must be known: done/skip/deferral words, filler (subjects such as "she", "mom",
   "ella", "mi mamá"; "today", "thanks", "gracias"), track words ("walked", "slept", "dormí"),
   units and number words, partial words ("half", "mitad"). One other content word makes the
   reply FREE_TEXT, with or without a number: "pain 6/10", "threw up 3 times", "temp 37.1",
   "numbness on one side of my face" (never 1 or DONE) are read by a person. Texting shorthand
   and emoji are spelled out first (``textnorm``: "2day" is "today").
+* Stretched words (a letter held three times or more) read as their plain form when that is a
+  known word ("doneee", "noooo", "siii", "okkk", "allll done"); this is not a typo correction.
 * PARTIAL: "2 of 3", "2 out of 3", "2/3", "dos de tres", "half", "la mitad", "did some of it",
   "hice una parte", "most of it", "casi todo". ``value`` is the fraction done, rounded to two
   places (2 of 3 -> 0.67; half, some, part, a bit -> 0.5; most, casi todo -> 0.75) and ``unit``
@@ -180,6 +188,10 @@ _FILLER = frozenset(
         ella el yo mi mis su sus tu mama mami papa papi esposo esposa marido abuela abuelo hijo hija
         nosotros ellos hoy ahora gracias por favor porfa tambien todo toda la los las un una de con
         ya y bien muy super exercises ejercicios activity actividad them mine yours
+        feeling felt feel feels fine calm better happy energized relaxed here aqui through night
+        on in around outside afuera inside dog dogs perro perra park parque stretches
+        me siento sentia busy day raining rain weather lluvia llueve ocupado ocupada dia cansado
+        cansada tired mejor
         """
     )
 )
@@ -244,7 +256,7 @@ _NUMBER_CONTEXT = frozenset(
         at am pm oclock clock around by from until till las desde hasta stress estres level
         nivel mood animo score puntuacion reps rep repetitions repeticiones sets series times
         veces glasses vasos cups tazas portions porciones steps pasos km miles millas laps
-        vueltas pages paginas
+        vueltas pages paginas early late solid straight temprano seguidas
         """
     )
 )
@@ -323,6 +335,20 @@ _TYPO_TARGETS: tuple[str, ...] = (
 _KNOWN = frozenset(w for p in _PHRASES for w in p) | _FILLER | frozenset(_TRACK_WORDS)
 
 
+_STRETCH = re.compile(r"(.)\1{2,}")
+
+
+def _unstretched(word: str) -> str:
+    """``word`` with a letter held down ("doneee", "noooo", "allll", "goood") read as the
+    known word it stretches; unchanged when there is none. Doubles are left to typo matching."""
+    if not _STRETCH.search(word):
+        return word
+    for candidate in (_STRETCH.sub(r"\1\1", word), _STRETCH.sub(r"\1", word)):
+        if candidate in _KNOWN:
+            return candidate
+    return word
+
+
 def _correct(word: str) -> str | None:
     """The done/skip word ``word`` is one typo away from, if that reading is safe."""
     if len(word) < 4 or word in _KNOWN or word in _REAL_WORDS or not word.isalpha():
@@ -362,6 +388,8 @@ def _read_words(tokens: list[str], folded: str) -> _Words:
         if tok in _PARTIAL_WORDS:
             partial = partial if partial is not None else _PARTIAL_WORDS[tok]
             continue
+        if tok not in _KNOWN:
+            tok = _unstretched(tok)
         fixed = _correct(tok)
         if fixed is not None:
             words.append(fixed)
@@ -595,10 +623,35 @@ def _in_expected_unit(q: _Quantity, expects: Expectation) -> _Quantity:
 # --- entry point ---------------------------------------------------------------------------------
 
 
+# "no falls", "sin mareos", "no headache": a symptom said not to be there, beside an answer, is
+# not prose that needs a person ("slept 7h, no headache" is 7 hours). Red flags were checked
+# before this is used, so a negation the matcher did not accept never reaches it.
+_SYMPTOM_WORDS = (
+    r"(?:chest (?:pain|pains|tightness|pressure)|shortness of breath|short of breath|trouble"
+    r" breathing|dolor(?:es)? de (?:pecho|cabeza|garganta)|falta de aire|head ?aches?"
+    r"|pain|pains|headaches?|problems?|issues?|symptoms?|nausea|falls?|dizziness|dizzy"
+    r"|fevers?|confusion|seizures?|shaking|tremors?|chills|weakness|numbness|trouble"
+    r"|complaints?|side effects?|dolor(?:es)?|problemas?|sintomas?|molestias?|nauseas?"
+    r"|caidas?|mareos?|fiebre|confusion|convulsiones|temblores|escalofrios|debilidad"
+    r"|novedad(?:es)?)"
+)
+_NEGATED_SYMPTOMS = re.compile(
+    rf"\b(?:no|sin|without|zero|not any|ningun|ninguna|ninguno|nada de)"
+    rf" (?:new |more |nuevo |nueva |nuevos |nuevas |de )?{_SYMPTOM_WORDS}"
+    rf"(?: ?(?:,|or|and|nor|ni|o|y) (?:no |sin |ni )?{_SYMPTOM_WORDS})*\b"
+)
 _FRACTION = re.compile(r"\b(\d{1,2}) ?(?:/|of|out of|de|outta) ?(?:the |los |las )?(\d{1,2})\b")
 _STOP_LIKE = frozenset(
     (ComplianceKeyword.OPT_OUT, ComplianceKeyword.OPT_IN, ComplianceKeyword.HELP)
 )
+
+
+def _written_as_digit(body: str) -> bool:
+    # "1" and "0" are the check-in style done / skip; "one" in a sentence is a word, not a vote.
+    return any(ch in _ASCII_DIGITS for ch in body)
+
+
+_OF_UNKNOWN_TOTAL = re.compile(r"\b\d+ (?:of|de) (?:them|it|those|these|ellos|ellas|esos|esas)\b")
 
 
 def _means_stop(body: str) -> bool:
@@ -654,21 +707,25 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     folded = fold(body)
     if not folded.strip():
         return ParsedReply(ReplyKind.EMPTY)
-    if _means_stop(body):
-        return ParsedReply(ReplyKind.FREE_TEXT)
     # Number words and phrases become digits first ("media hora" -> "30 min", "dos de tres"
     # -> "2 de 3"), so what remains of the words is what the reply says besides its amount.
     folded = _digits(_SLEEP_PHRASES.sub(" asleep ", expand(folded)))
     fraction, folded = (
         _fraction(folded, expects) if expects is not Expectation.CHECKIN else (None, folded)
     )
+    folded = _NEGATED_SYMPTOMS.sub(" ", folded)
     tokens = _WORDS.findall(folded)
     words = _read_words(tokens, folded)
     track = words.track
+    vague_count = _OF_UNKNOWN_TOTAL.search(folded) is not None  # "one of them": how many?
 
     flags = find_red_flags(body)
     if flags:
         return ParsedReply(ReplyKind.RED_FLAG, named_track=track, red_flags=flags)
+    # Danger first, then the stop defence: "stop texting me, I can't breathe" is a red flag
+    # (the caller pauses the texts too), never a free text that hides the flag.
+    if _means_stop(body):
+        return ParsedReply(ReplyKind.FREE_TEXT)
 
     if expects is Expectation.CHECKIN:
         answer = parse_checkin(body)
@@ -678,7 +735,9 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
             return ParsedReply(ReplyKind.CHECKIN_CLEAR, named_track=track)
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
 
-    if words.unknown:
+    if words.unknown or vague_count or "?" in folded or "¿" in folded:
+        # A question is not an answer either ("is it ok to walk in the rain?"); check-in
+        # answers were read above, so "1,4?" still reports its symptoms.
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
     hours_first = expects is Expectation.SLEEP_HOURS or track == "sleep"
     qty = _quantity(folded, hours_first=hours_first)
@@ -718,7 +777,7 @@ def parse_reply(body: str, expects: Expectation) -> ParsedReply:
     if qty is None or deferred or qty is _AMBIGUOUS or not _valid(qty, expects):
         return ParsedReply(ReplyKind.FREE_TEXT, named_track=track)
     if expects is Expectation.DONE_SKIP:
-        if qty.unit is None and qty.value in (0.0, 1.0):
+        if qty.unit is None and qty.value in (0.0, 1.0) and _written_as_digit(body):
             kind = ReplyKind.DONE if qty.value == 1.0 else ReplyKind.SKIP
             return ParsedReply(kind, named_track=track)
         if qty.unit in ("hours", "minutes"):

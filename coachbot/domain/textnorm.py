@@ -97,6 +97,7 @@ _CONTEXT_AFTER = re.compile(rf"^\s*(?:de |of )?{_CONTEXT}\b")
 _SENTENCE_END = re.compile(r"[!?\n;]|\.(?!\d)")
 
 
+_ORDINAL_DEGREE = re.compile(r"\b(\d{2,3}(?:[.,]\d{1,2})?)o\b")
 _HALF = re.compile(
     r"\b(\d{2,3}) (?:y medio|y media|con (?:5|cinco)|and a half|point (?:5|five)"
     r"|punto (?:5|cinco))\b"
@@ -153,5 +154,6 @@ def expand(folded: str) -> str:
         text = pattern.sub(repl, text)
     if any(ch.isdigit() for ch in text):
         text = _HALF.sub(r"\1.5", text)  # "38 y medio", "38 con 5", "101 and a half"
+        text = _ORDINAL_DEGREE.sub(r"\1°", text)  # "38º" folds to "38o"
         text = _readings(text)
     return text

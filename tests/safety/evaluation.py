@@ -7,9 +7,9 @@ The ``batch`` column says when a row was written: ``initial`` rows were labelled
 matcher was run on them; ``holdout`` rows were added after a fix, for the fixed category, without
 looking at the matcher's output while fixing.
 
-``classify`` composes the domain functions in the documented order (compliance keyword first,
-then danger, then a plain-language revocation, then the reply parser for the open prompt) until
-the lead's ``coachbot.domain.triage.decide`` replaces it.
+``classify`` runs the real decision, ``coachbot.domain.triage.decide``, for an active patient
+with the row's prompt open (none: nothing open), and maps its ``MessageClass`` onto the labels:
+a plain-language revocation is an opt-out for the patient, EMPTY is free text.
 """
 
 from __future__ import annotations
@@ -18,25 +18,32 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from coachbot.domain.keywords import ComplianceKeyword, classify_compliance, is_revocation
-from coachbot.domain.red_flags import RedFlag, find_red_flags, is_crisis
-from coachbot.domain.replies import Expectation, ReplyKind, parse_reply
+from coachbot.domain.program import TRACK_POLICIES
+from coachbot.domain.red_flags import RedFlag
+from coachbot.domain.states import PatientStatus
+from coachbot.domain.triage import MessageClass, OpenPrompt, SenderContext, SenderRole, decide
 
 DATA = Path(__file__).with_name("evaluation.tsv")
 
 CLASSES = ("red_flag", "crisis", "opt_out", "help", "adherence", "free_text")
-PROMPTS: dict[str, Expectation | None] = {
-    "none": None,
-    "sleep": Expectation.SLEEP_HOURS,
-    "exercise": Expectation.MINUTES,
-    "diet": Expectation.DONE_SKIP,
-    "mindfulness": Expectation.RATING,
-    "rehab": Expectation.DONE_SKIP,
-    "checkin": Expectation.CHECKIN,
+PROMPTS: tuple[str, ...] = ("none", "sleep", "exercise", "diet", "mindfulness", "rehab", "checkin")
+_LABELS: dict[MessageClass, str] = {
+    MessageClass.OPT_OUT: "opt_out",
+    MessageClass.REVOCATION: "opt_out",
+    MessageClass.HELP: "help",
+    MessageClass.OPT_IN: "opt_in",
+    MessageClass.CRISIS: "crisis",
+    MessageClass.RED_FLAG: "red_flag",
+    MessageClass.ADHERENCE: "adherence",
+    MessageClass.FREE_TEXT: "free_text",
+    MessageClass.EMPTY: "free_text",
 }
-_ANSWERS = frozenset(
-    (ReplyKind.DONE, ReplyKind.SKIP, ReplyKind.NUMBER, ReplyKind.PARTIAL, ReplyKind.CHECKIN_CLEAR)
-)
+_PATIENT = SenderContext(SenderRole.PATIENT, PatientStatus.ACTIVE)
+_OPEN: dict[str, tuple[OpenPrompt, ...]] = {
+    track: (OpenPrompt(1, track, TRACK_POLICIES[track].expectation),)
+    for track in PROMPTS
+    if track != "none"
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +84,6 @@ def load_rows(path: Path = DATA) -> list[Row]:
 
 
 def classify(text: str, prompt: str) -> Outcome:
-    """The class a message gets: keywords, then danger, then revocation, then the answer."""
-    keyword = classify_compliance(text)
-    if keyword is ComplianceKeyword.OPT_OUT:
-        return Outcome("opt_out")
-    if keyword is ComplianceKeyword.HELP:
-        return Outcome("help")
-    if keyword is ComplianceKeyword.OPT_IN:
-        return Outcome("opt_in")
-    flags = find_red_flags(text)
-    if flags:
-        return Outcome("crisis" if is_crisis(flags) else "red_flag", flags)
-    if is_revocation(text):
-        return Outcome("opt_out")
-    expectation = PROMPTS[prompt]
-    if expectation is None:
-        return Outcome("free_text")  # nothing is open: a person reads it
-    parsed = parse_reply(text, expectation)
-    if parsed.kind is ReplyKind.RED_FLAG:
-        return Outcome("red_flag", parsed.red_flags)
-    if parsed.kind in _ANSWERS:
-        return Outcome("adherence")
-    return Outcome("free_text")
+    """The class ``decide`` gives ``text`` from an active patient with ``prompt`` open."""
+    decision = decide(text, _PATIENT, _OPEN.get(prompt, ()))
+    return Outcome(_LABELS[decision.message_class], decision.flags)

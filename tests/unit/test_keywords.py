@@ -79,6 +79,10 @@ KEYWORDS: list[tuple[str, ComplianceKeyword | None]] = [
     ("alto", C.OPT_OUT),
     ("DETENER", C.OPT_OUT),
     ("basta", C.OPT_OUT),
+    ("stoooop", C.OPT_OUT),
+    ("STOPPPP!!!", C.OPT_OUT),
+    ("REVOCAR", C.OPT_OUT),
+    ("helppp", C.HELP),
     # One edit from a keyword but a word of its own, or too short to guess.
     ("cancer", None),
     ("step", None),
@@ -146,6 +150,12 @@ REVOCATIONS = [
     "quiero darme de baja",
     "sáquenme de la lista",
     "ya no quiero participar",
+    "cancel all",
+    "end all",
+    "cancel subscription",
+    "remove me",
+    "parar todo",
+    "salir",
 ]
 NOT_REVOCATIONS = [
     "STOP",  # a keyword: classify_compliance owns it

@@ -529,3 +529,57 @@ def test_shorthand_temperatures_and_danger(
     body: str, expects: Expectation, kind: ReplyKind
 ) -> None:
     assert parse_reply(body, expects).kind is kind
+
+
+@pytest.mark.parametrize(
+    "body", ["please stop texting me, I can't breathe", "dejen de escribirme, tengo fiebre"]
+)
+def test_a_stop_that_reports_danger_is_still_a_red_flag(body: str) -> None:
+    assert parse_reply(body, E.DONE_SKIP).kind is K.RED_FLAG
+
+
+@pytest.mark.parametrize(
+    ("body", "expects"),
+    [
+        ("is it ok to walk in the rain?", E.MINUTES),
+        ("done?", E.DONE_SKIP),
+        ("¿7 horas?", E.SLEEP_HOURS),
+    ],
+)
+def test_a_question_is_never_an_answer(body: str, expects: Expectation) -> None:
+    assert parse_reply(body, expects).kind is K.FREE_TEXT
+
+
+def test_a_checkin_answer_with_a_question_mark_still_reports_its_symptoms() -> None:
+    assert parse_reply("1,4?", E.CHECKIN).red_flags == (RedFlag.CONFUSION, RedFlag.SEIZURE)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("doneee", K.DONE),
+        ("noooo", K.SKIP),
+        ("siii", K.DONE),
+        ("allll done", K.DONE),
+        ("okkk", K.DONE),
+    ],
+)
+def test_stretched_words_read_as_the_word_they_stretch(body: str, kind: ReplyKind) -> None:
+    parsed = parse_reply(body, E.DONE_SKIP)
+    assert (parsed.kind, parsed.typo_corrected) == (kind, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "expects", "kind"),
+    [
+        ("slept 7h, no headache", E.SLEEP_HOURS, K.NUMBER),
+        ("did my walk, no falls", E.MINUTES, K.DONE),
+        ("listo, sin dolor", E.DONE_SKIP, K.DONE),
+        ("no pain", E.DONE_SKIP, K.FREE_TEXT),
+        ("done, no fever but 38.5", E.DONE_SKIP, K.RED_FLAG),
+    ],
+)
+def test_a_symptom_said_not_to_be_there_does_not_hide_the_answer(
+    body: str, expects: Expectation, kind: ReplyKind
+) -> None:
+    assert parse_reply(body, expects).kind is kind
