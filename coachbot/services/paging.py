@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -545,9 +546,12 @@ def paged_alerts(
 class Pager:
     """One daemon thread that runs `run_due` whenever it is kicked. Kicks coalesce: any
     number of kicks during a run cause one more run, so a burst of red flags never queues
-    a burst of runs. The tick still runs `run_due` for anything a kick missed."""
+    a burst of runs; and runs start at most every `min_interval` seconds, so a stream of
+    kicks costs the web worker a bounded share of its time. The tick still runs `run_due`
+    for anything a kick missed."""
 
     run: Callable[[], object]
+    min_interval: float = 0.2
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -569,11 +573,14 @@ class Pager:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait()
-            self._wake.clear()
             if self._stop.is_set():
                 return
+            self._wake.clear()
+            started = time.monotonic()
             try:
                 self.run()
             except Exception:
                 # The tick pages anything missed here; the thread must outlive one failure.
                 log.exception("pager run failed")
+            # Kicks during the pause are kept (the event stays set) and run next.
+            self._stop.wait(max(0.0, started + self.min_interval - time.monotonic()))
