@@ -87,6 +87,12 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
         ("db_faults", lambda u: scenarios.db_faults(u, patients=2000, posts=400, seed=seed)),
         ("fuzz", lambda u: scenarios.fuzz(u, examples=1000, seed=seed)),
         ("forms", lambda u: scenarios.forms(u, examples=2000, seed=seed)),
+        (
+            "paging",
+            lambda u: scenarios.paging(
+                u, nudges=5000, rate=200, seconds=30, red_flags=200, seed=seed
+            ),
+        ),
     ]
 
 
