@@ -58,8 +58,10 @@ from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
 
 log = logging.getLogger(__name__)
 
-MAX_TRIES = 3  # per page row: the first send and two retries
-RETRY_BACKOFF = dt.timedelta(seconds=5)  # times the tries so far
+# Per page row: the first send and four retries, 5, 10, 15 and 15 s apart, all within the
+# minute a page is promised in; past that the next re-page (a new attempt) takes over.
+MAX_TRIES = 5
+RETRY_BACKOFF = dt.timedelta(seconds=5)  # times the tries so far, at most 3
 SENDING_LEASE = dt.timedelta(minutes=2)  # longer than any provider timeout
 LOOKUP_SLACK = dt.timedelta(minutes=1)  # the provider's clock may differ from ours
 
@@ -290,7 +292,7 @@ def _claim_retries(
     ).all()
     jobs: list[_Job] = []
     for page, alert, user in candidates:
-        if page.updated_at + RETRY_BACKOFF * page.tries > now:
+        if page.updated_at + RETRY_BACKOFF * min(page.tries, 3) > now:
             continue
         to = user.phone_e164 if page.channel == Channel.SMS else user.email
         if not to or (page.channel == Channel.EMAIL and mailer is None):
