@@ -23,7 +23,7 @@ def oncall() -> None:
 
 @oncall.command("set")
 @click.option("--email", default=None, help="The primary on-call (a clinician).")
-@click.option("--backup-email", default=None, help="Paged too once an alert is 15 min old.")
+@click.option("--backup-email", default=None, help="Also paged from PAGING_BACKUP_MINUTES on.")
 @click.option("--clear", is_flag=True, help="Remove the override: the weekly shifts decide.")
 @click.pass_context
 @friendly_errors

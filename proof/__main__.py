@@ -95,6 +95,12 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
             "suppression",
             lambda u: scenarios.suppression(u, nudges=5000, suppressed=50, seed=seed),
         ),
+        (
+            "paging",
+            lambda u: scenarios.paging(
+                u, nudges=5000, rate=200, seconds=30, red_flags=200, seed=seed
+            ),
+        ),
     ]
 
 

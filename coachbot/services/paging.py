@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,8 +58,10 @@ from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
 
 log = logging.getLogger(__name__)
 
-MAX_TRIES = 3  # per page row: the first send and two retries
-RETRY_BACKOFF = dt.timedelta(seconds=5)  # times the tries so far
+# Per page row: the first send and four retries, 5, 10, 15 and 15 s apart, all within the
+# minute a page is promised in; past that the next re-page (a new attempt) takes over.
+MAX_TRIES = 5
+RETRY_BACKOFF = dt.timedelta(seconds=5)  # times the tries so far, at most 3
 SENDING_LEASE = dt.timedelta(minutes=2)  # longer than any provider timeout
 LOOKUP_SLACK = dt.timedelta(minutes=1)  # the provider's clock may differ from ours
 
@@ -289,7 +292,7 @@ def _claim_retries(
     ).all()
     jobs: list[_Job] = []
     for page, alert, user in candidates:
-        if page.updated_at + RETRY_BACKOFF * page.tries > now:
+        if page.updated_at + RETRY_BACKOFF * min(page.tries, 3) > now:
             continue
         to = user.phone_e164 if page.channel == Channel.SMS else user.email
         if not to or (page.channel == Channel.EMAIL and mailer is None):
@@ -545,9 +548,12 @@ def paged_alerts(
 class Pager:
     """One daemon thread that runs `run_due` whenever it is kicked. Kicks coalesce: any
     number of kicks during a run cause one more run, so a burst of red flags never queues
-    a burst of runs. The tick still runs `run_due` for anything a kick missed."""
+    a burst of runs; and runs start at most every `min_interval` seconds, so a stream of
+    kicks costs the web worker a bounded share of its time. The tick still runs `run_due`
+    for anything a kick missed."""
 
     run: Callable[[], object]
+    min_interval: float = 0.2
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -569,11 +575,14 @@ class Pager:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait()
-            self._wake.clear()
             if self._stop.is_set():
                 return
+            self._wake.clear()
+            started = time.monotonic()
             try:
                 self.run()
             except Exception:
                 # The tick pages anything missed here; the thread must outlive one failure.
                 log.exception("pager run failed")
+            # Kicks during the pause are kept (the event stays set) and run next.
+            self._stop.wait(max(0.0, started + self.min_interval - time.monotonic()))

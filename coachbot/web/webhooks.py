@@ -60,7 +60,7 @@ def inbound() -> Response:
     pager: Pager | None = current_app.extensions.get("coachbot_pager")
     # The pipeline calls the pager's kick after committing a message that raised a
     # pageable alert. Until it takes `after_commit`, every inbound kicks after the answer
-    # (a run with nothing due is one indexed read).
+    # (the pager runs at most every 0.2 s; a run with nothing due is a few indexed reads).
     kick_inside = pager is not None and _TAKES_AFTER_COMMIT
     answer = handle_inbound(
         runtime.session_factory,

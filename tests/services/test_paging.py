@@ -307,10 +307,13 @@ def test_a_refused_number_gives_up_on_sms_while_email_still_reaches_the_on_call(
 def test_failed_email_is_retried_a_bounded_number_of_times(world: World) -> None:
     world.raise_red_flag()
     world.smtp.refuse = True
-    for seconds in (0, 10, 30, 60, 120):
+    # Retries back off 5, 10, 15, 15 s: tries at 0, 5, 15, 30 and 45 s, then no more.
+    for seconds in (0, 4, 5, 14, 15, 29, 30, 44, 45, 100):
         world.run(NOW + dt.timedelta(seconds=seconds))
-    email = next(p for p in world.pages() if p.channel == "email")
-    assert (email.state, email.tries, email.error) == ("gave_up", 3, "smtp:SMTPDataError")
+        email = next(p for p in world.pages() if p.channel == "email")
+        expected = sum(1 for t in (0, 5, 15, 30, 45) if t <= seconds)
+        assert email.tries == expected, seconds
+    assert (email.state, email.error) == ("gave_up", "smtp:SMTPDataError")
     world.smtp.refuse = False
     world.run(NOW + dt.timedelta(seconds=200))
     assert world.smtp.mails == []

@@ -6,6 +6,7 @@ and the rota, and nobody on call is a loud warning."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import time
 from collections.abc import Iterator
@@ -303,3 +304,19 @@ def test_a_patient_record_shown_to_the_on_call_is_still_only_read(
     maya = session.get(Patient, clinic["maya"])
     assert maya is not None
     assert maya.status == "active"
+
+
+def test_a_stream_of_kicks_runs_the_pager_at_most_every_min_interval() -> None:
+    runs: list[float] = []
+    pager = Pager(lambda: runs.append(time.monotonic()), min_interval=0.1).start()
+    try:
+        until = time.monotonic() + 0.55
+        while time.monotonic() < until:
+            pager.kick()
+            time.sleep(0.001)
+        time.sleep(0.25)  # the last kick still runs
+    finally:
+        pager.stop()
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert 5 <= len(runs) <= 8
+    assert min(gaps) >= 0.095
