@@ -801,10 +801,16 @@ def _recency(nudge: _Nudge) -> tuple[dt.datetime, int]:
     return (nudge.sent_at or dt.datetime.min.replace(tzinfo=dt.UTC), nudge.id)
 
 
+# The loop guard counts the coaching replies it may mute, not the safety and compliance
+# replies that always go (a crisis reply must not use up the "we'll read this" that follows).
 _RECENT_REPLIES = select(func.count(OutboundMessage.id)).where(
     OutboundMessage.to_e164 == bindparam("number"),
     OutboundMessage.kind == "reply",
     OutboundMessage.created_at > bindparam("since"),
+    or_(
+        OutboundMessage.template_id.is_(None),  # the muted marker row
+        OutboundMessage.template_id.not_in(sorted(ALWAYS_SENT)),
+    ),
 )
 
 

@@ -296,6 +296,22 @@ def test_a_clear_checkin_is_recorded_without_an_alert(client: Any, session: Sess
     assert session.scalars(select(AdherenceRecord)).one().outcome == "done"
 
 
+def test_safety_replies_do_not_use_up_the_coaching_replies_of_the_hour(
+    client: Any, session: Session
+) -> None:
+    """The loop guard counts only what it may mute: after three safety replies, a question
+    still gets its "your care team will read this"."""
+    patient = make_patient(session)
+    for minute, body in enumerate(("I fell", "I want to die", "chest pain")):
+        answer = text_of(post(client, patient.phone_e164, body, T0 + dt.timedelta(minutes=minute)))
+        assert "911" in answer
+    answer = text_of(
+        post(client, patient.phone_e164, "when is my visit?", T0 + dt.timedelta(minutes=4))
+    )
+    assert "read this" in answer
+    assert alerts(session, AlertKind.REPLY_LOOP) == []
+
+
 def test_a_red_flag_is_answered_even_after_the_loop_guard_muted_replies(
     client: Any, session: Session
 ) -> None:
