@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from coachbot.content import MessageLibrary
+from coachbot.content.lint import clinician_text_problem
 from coachbot.domain import schedule as sched
 from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.program import (
@@ -723,6 +724,11 @@ def _homework_by_patient(session: Session, patient_ids: Sequence[int]) -> dict[i
         .where(HomeworkItem.patient_id.in_(list(patient_ids)), HomeworkItem.active.is_(True))
         .order_by(HomeworkItem.id)
     ):
+        # Forms and the CLI refuse such words; an item stored before that check (or by
+        # any other way in) is checked again here, where it would reach the phone.
+        if clinician_text_problem(description) is not None:
+            log.warning("homework item of patient %s withheld: fails the privacy lint", pid)
+            continue
         found.setdefault(pid, []).append(description)
     return {pid: "; ".join(items) for pid, items in found.items()}
 

@@ -66,3 +66,29 @@ def test_nudges_carry_the_first_name_the_homework_and_no_health_details(
         assert "Rosa" in body
         assert "las tarjetas de palabras" in body
         assert not any(word in body.lower() for word in PRIVACY_WORDS)
+
+
+def test_stored_homework_naming_a_drug_or_diagnosis_is_withheld_from_the_nudge(
+    runtime: Runtime,
+) -> None:
+    """Homework saved before the privacy lint (or any other way around it) never reaches the
+    phone word for word: dispatch checks it again; the clean item still goes."""
+    from coachbot.models import HomeworkItem
+
+    with runtime.session_factory() as s:
+        patient = make_patient(s, first_name="Ana", tracks={"rehab": "10:00"})
+        for description in ("word cards for chemo brain", "the memory puzzle"):
+            s.add(
+                HomeworkItem(
+                    patient_id=patient.id,
+                    description=description,
+                    created_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+                )
+            )
+        s.commit()
+    _tick_daily(runtime, dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC), days=1)
+    with runtime.session_factory() as s:
+        (body,) = s.scalars(select(OutboundMessage.body).where(OutboundMessage.kind == "nudge"))
+    assert "the memory puzzle" in body
+    assert "chemo" not in body.lower()
+    assert "word cards" not in body
