@@ -830,15 +830,17 @@ def _streak_of(days: str) -> int:
 
 
 def alerts_queue(
-    session: Session, *, clinician_id: int, status: str, limit: int = 200
-) -> list[tuple[Alert, str]]:
-    """Alerts on the clinician's own patients, urgent first, oldest first within a severity."""
+    session: Session, *, clinician_id: int | None, status: str, limit: int = 200
+) -> list[tuple[Alert, str | None]]:
+    """Alerts on the clinician's own patients, urgent first, oldest first within a severity.
+    `clinician_id=None` gives the alerts no patient record holds (a red flag texted from a
+    number we do not know), which admins watch."""
     severity_rank = case((Alert.severity == "urgent", 0), (Alert.severity == "high", 1), else_=2)
-    query = (
-        select(Alert, Patient.first_name)
-        .join(Patient, Patient.id == Alert.patient_id)
-        .where(Patient.clinician_id == clinician_id)
-    )
+    query = select(Alert, Patient.first_name).outerjoin(Patient, Patient.id == Alert.patient_id)
+    if clinician_id is None:
+        query = query.where(Alert.patient_id.is_(None))
+    else:
+        query = query.where(Patient.clinician_id == clinician_id)
     if status == "active":
         query = query.where(Alert.status.in_(_OPEN_ALERTS)).order_by(
             severity_rank, Alert.created_at

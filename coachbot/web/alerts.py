@@ -19,11 +19,13 @@ _VIEWS = ("active", "resolved")
 
 
 @bp.get("")
-@roles_required(Role.CLINICIAN)
+@roles_required(Role.CLINICIAN, Role.ADMIN)
 def queue() -> ResponseReturnValue:
     view = request.args.get("view", "active")
     view = view if view in _VIEWS else "active"
-    items = alerts_queue(read_db(), clinician_id=staff().user_id, status=view)
+    # A clinician's queue holds their own patients; an admin's the alerts no patient holds.
+    mine = staff().user_id if staff().role == Role.CLINICIAN else None
+    items = alerts_queue(read_db(), clinician_id=mine, status=view)
     own = {a.id for a, _ in items}
     paged = [(a, n) for a, n in paged_alerts(read_db(), staff().user_id) if a.id not in own]
     return render_template(
@@ -37,6 +39,10 @@ def _owned_alert(alert_id: int, action: str) -> Alert:
         # The on-call covers the whole clinic: any alert they were paged for, audited.
         audit_ok(action, alert.patient_id, f"alert={alert_id} on-call: paged")
         return alert
+    if alert is not None and alert.patient_id is None and staff().role == Role.ADMIN:
+        # A red flag from a number no record holds: admins watch those.
+        audit_ok(action, None, f"alert={alert_id} no patient")
+        return alert
     # Alerts without a patient (e.g. unknown sender) belong to no clinician's queue.
     owned_patient(alert.patient_id if alert and alert.patient_id else 0, action)
     assert alert is not None
@@ -44,7 +50,7 @@ def _owned_alert(alert_id: int, action: str) -> Alert:
 
 
 @bp.get("/<int:alert_id>")
-@roles_required(Role.CLINICIAN)
+@roles_required(Role.CLINICIAN, Role.ADMIN)
 def show(alert_id: int) -> ResponseReturnValue:
     alert = _owned_alert(alert_id, "alert.view")
     patient = db().get(Patient, alert.patient_id) if alert.patient_id else None
@@ -61,7 +67,7 @@ def show(alert_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/<int:alert_id>/<any(acknowledge, resolve):action>")
-@roles_required(Role.CLINICIAN)
+@roles_required(Role.CLINICIAN, Role.ADMIN)
 def act(alert_id: int, action: str) -> ResponseReturnValue:
     alert = _owned_alert(alert_id, f"alert.{action}")
     form = NoteForm()

@@ -320,3 +320,28 @@ def test_a_stream_of_kicks_runs_the_pager_at_most_every_min_interval() -> None:
     gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert 5 <= len(runs) <= 8
     assert min(gaps) >= 0.095
+
+
+def test_an_admin_sees_and_acknowledges_a_red_flag_from_an_unknown_number(
+    app: Any, runtime: Runtime, session: Session, clinic: dict[str, int]
+) -> None:
+    """A red flag texted from a number no record holds belongs to no clinician: admins watch
+    those alerts (and the on-call, who is paged); a clinician's queue never lists them."""
+    stranger = _alert(runtime, None)
+    own = _alert(runtime, clinic["maya"])
+    admin = app.test_client()
+    sign_in(admin, "ada@clinic.test")
+    queue = admin.get("/alerts").get_data(as_text=True)
+    assert f"#{stranger}" in queue
+    assert f"#{own}" not in queue  # a patient's alert stays with their clinician
+    assert "unknown sender" in queue
+    assert admin.get(f"/alerts/{stranger}").status_code == 200
+    assert admin.get(f"/alerts/{own}").status_code == 404
+    assert post_form(admin, f"/alerts/{stranger}/acknowledge").status_code == 302
+    session.expire_all()
+    acknowledged = session.get(Alert, stranger)
+    assert acknowledged is not None
+    assert acknowledged.acknowledged_by_id == clinic["ada"]
+    clinician = app.test_client()
+    sign_in(clinician, "ana@clinic.test")
+    assert f"#{stranger}" not in clinician.get("/alerts").get_data(as_text=True)
