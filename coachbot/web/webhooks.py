@@ -3,7 +3,6 @@ make Twilio retry, and the pipeline already keeps every message it was given."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 from flask import Blueprint, Response, current_app, request
@@ -17,7 +16,6 @@ from coachbot.web.signature import is_valid_twilio_request
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/sms")
-_TAKES_AFTER_COMMIT = "after_commit" in inspect.signature(handle_inbound).parameters
 
 
 def _runtime() -> Runtime:
@@ -58,20 +56,16 @@ def inbound() -> Response:
         num_media=num_media,
     )
     pager: Pager | None = current_app.extensions.get("coachbot_pager")
-    # The pipeline calls the pager's kick after committing a message that raised a
-    # pageable alert. Until it takes `after_commit`, every inbound kicks after the answer
-    # (the pager runs at most every 0.2 s; a run with nothing due is a few indexed reads).
-    kick_inside = pager is not None and _TAKES_AFTER_COMMIT
+    # The pipeline wakes the pager once it has committed a message that raised an alert a
+    # person must be paged for; the clock tick pages whatever a lost wake-up left.
     answer = handle_inbound(
         runtime.session_factory,
         runtime.library,
         settings,
         sms,
         utcnow(),
-        **({"after_commit": pager.kick} if pager is not None and kick_inside else {}),
+        after_commit=pager.kick if pager is not None else None,
     )
-    if pager is not None and not kick_inside:
-        pager.kick()
     return _twiml(answer)
 
 
