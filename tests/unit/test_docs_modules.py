@@ -12,6 +12,9 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # A module path as the page writes it: coachbot/services/inbound.py, coachbot/cli_reply.py.
 _MODULE_PATH = re.compile(r"coachbot/[A-Za-z0-9_/]+\.py")
+# A table row about one folder: | `coachbot/services/` | ... `tick.py`, `dispatch.py` ... |
+_FOLDER_ROW = re.compile(r"^\| `(coachbot/[a-z_]+/)` \|(.*)$", re.MULTILINE)
+_BARE_MODULE = re.compile(r"`([a-z_]+\.py)`")
 # A function or class as the page writes it: `handle_inbound()`, or run_due() in a diagram.
 _CALLABLE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\(\)")
 
@@ -47,3 +50,15 @@ def test_every_function_named_with_parentheses_in_the_architecture_page_is_defin
     # "Pager.kick()" names a method: the last part is what must be defined.
     missing = [c for c in called if c.rsplit(".", 1)[-1] not in defined]
     assert missing == [], f"docs/architecture.md names functions that do not exist: {missing}"
+
+
+def test_every_module_listed_in_a_folder_row_of_the_architecture_page_is_in_that_folder() -> None:
+    rows = _FOLDER_ROW.findall(_page())
+    assert len(rows) >= 5, rows  # domain, services, queries, content, sms, web
+    missing = [
+        folder + name
+        for folder, text in rows
+        for name in _BARE_MODULE.findall(text)
+        if not (ROOT / folder / name).is_file()
+    ]
+    assert missing == [], f"docs/architecture.md lists modules that do not exist: {missing}"
