@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, AlertSeverity
 from coachbot.models import HomeworkItem
+from coachbot.services import consent
 from coachbot.services.alerts import acknowledge_alert, raise_alert, resolve_alert
-from tests.support.builders import make_patient
+from tests.support.builders import make_inbound, make_patient
 from tests.web.test_dashboard_support import NOW, PASSWORD, give_history, make_staff
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -92,6 +93,7 @@ VISITS: dict[str, Visit] = {
     "bulk-errors": Visit("clinician", "/patients/bulk", _upload_bad_csv),
     "alerts": Visit("clinician", "/alerts"),
     "alerts-resolved": Visit("clinician", "/alerts?view=resolved"),
+    "to-read": Visit("clinician", "/to-read"),
     "simulator": Visit("clinician", "/simulator"),
     "tokens": Visit("clinician", "/account/tokens"),
     "tokens-issued": Visit(
@@ -123,6 +125,10 @@ VISITS: dict[str, Visit] = {
     # The admin's pages.
     "staff": Visit("admin", "/staff"),
     "staff-errors": Visit("admin", "/staff", _submit("Create", Email="not-an-email")),
+    "admin-alerts": Visit("admin", "/alerts"),
+    "admin-to-read": Visit("admin", "/to-read"),
+    "oncall": Visit("admin", "/oncall"),
+    "suppressions": Visit("admin", "/admin/suppressions"),
 }
 
 
@@ -147,6 +153,21 @@ def _seed(session: Session, role: str | None) -> int:
         )
     )
     give_history(session, rosa)
+    # A text waiting to be read: Rosa's for her clinician, a stranger's (and the stranger's
+    # red flag, and a number that opted out) for an admin.
+    make_inbound(session, body="Can I move my visit?", received_at=NOW, patient=rosa)
+    if role == "admin":
+        make_inbound(session, body="who is this", received_at=NOW, from_e164="+16175559876")
+        raise_alert(
+            session,
+            patient_id=None,
+            kind=AlertKind.RED_FLAG,
+            severity=AlertSeverity.URGENT,
+            detail="fall",
+            now=NOW,
+        )
+        consent.suppress(session, "+16175559877", source="opt_out", text="STOP", now=NOW)
+        session.commit()
     if staff_id is None or role != "clinician":
         return rosa.id
     for detail, resolve in (("no_reply:3d", False), ("missed:sleep", True)):

@@ -345,3 +345,30 @@ def test_an_admin_sees_and_acknowledges_a_red_flag_from_an_unknown_number(
     clinician = app.test_client()
     sign_in(clinician, "ana@clinic.test")
     assert f"#{stranger}" not in clinician.get("/alerts").get_data(as_text=True)
+
+
+def test_the_on_call_acknowledges_by_texting_ack_and_a_stranger_cannot(
+    app: Any, runtime: Runtime, session: Session, clinic: dict[str, int]
+) -> None:
+    """ACK <id> from the on-call's registered phone goes through the real webhook and
+    acknowledges in their name; the same text from any other number changes nothing."""
+    alert_id = _alert(runtime, clinic["maya"])
+    _page(runtime)
+    client = app.test_client()
+    stranger = post_signed(
+        client, "/sms/inbound", inbound_params("+16175559876", f"ACK {alert_id}", "SMack1")
+    )
+    assert stranger.status_code == 200
+    session.expire_all()
+    assert session.get_one(Alert, alert_id).acknowledged_by_id is None
+    answer = post_signed(
+        client, "/sms/inbound", inbound_params(ONCALL_PHONE, f"ack {alert_id}", "SMack2")
+    )
+    assert "acknowledged" in answer.get_data(as_text=True)
+    session.rollback()  # end the read transaction above: see what the webhook committed
+    acknowledged = session.get_one(Alert, alert_id)
+    assert (acknowledged.status, acknowledged.acknowledged_by_id) == ("acknowledged", clinic["ben"])
+    audited = session.scalars(
+        select(AuditEntry.actor).where(AuditEntry.action == "alert.acknowledge")
+    ).all()
+    assert f"staff:{clinic['ben']}" in audited
