@@ -955,16 +955,23 @@ def _scan(prepared: str, *, checkin: bool) -> tuple[list[str], list[_Hit]]:
     for tok in tokens:
         starts.append(pos)
         pos += len(tok) + 1
-    masked = [(m.start(), m.end()) for p in _COMPILED_MASKS for m in p.finditer(text)]
     patterns = _COMPILED + _COMPILED_CHECKIN if checkin else _COMPILED
+    found = [
+        (flag, m.start(), m.end())
+        for flag, pattern in patterns
+        for m in pattern.finditer(text)
+        if m.start() != m.end()
+    ]
+    if not found:
+        return tokens, []  # most texts: no term at all, so no idiom masks to compute
+    masked = [(m.start(), m.end()) for p in _COMPILED_MASKS for m in p.finditer(text)]
     raw: list[tuple[RedFlag, int, int]] = []
-    for flag, pattern in patterns:
-        for m in pattern.finditer(text):
-            if m.start() == m.end() or any(a <= m.start() < b for a, b in masked):
-                continue
-            first = bisect_right(starts, m.start()) - 1
-            last = bisect_right(starts, m.end() - 1) - 1
-            raw.append((flag, first, last))
+    for flag, start, end in found:
+        if any(a <= start < b for a, b in masked):
+            continue
+        first = bisect_right(starts, start) - 1
+        last = bisect_right(starts, end - 1) - 1
+        raw.append((flag, first, last))
     if not raw:
         return tokens, []
     in_terms = {i for _, a, b in raw for i in range(a, b + 1)}
@@ -1094,6 +1101,9 @@ def _ordered(flags: Iterable[RedFlag]) -> tuple[RedFlag, ...]:
     return tuple(sorted(set(flags)))
 
 
+# A decision asks about the same body several times (the reply parser, the check-in, the
+# triage): a few-entry cache makes the repeats free without keeping message text around.
+@lru_cache(maxsize=16)
 def find_red_flags(body: str) -> tuple[RedFlag, ...]:
     """Red-flag symptoms mentioned (and not negated) in ``body``, in RedFlag order, no repeats."""
     _, hits = _scan(_prepare(body), checkin=False)
