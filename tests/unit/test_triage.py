@@ -503,3 +503,31 @@ def test_a_picture_from_an_opted_out_or_unknown_number_is_read_by_a_person_and_n
 def test_a_picture_from_an_unknown_number_is_labelled_as_from_an_unknown_sender() -> None:
     # The label every other text from an unknown number gets (timeline, metrics).
     assert decide("", UNKNOWN, num_media=1).outcome == "unknown_sender"
+
+
+# --- a reply that names another track -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "prompt"),
+    [
+        ("slept 7 hours", EXERCISE),  # read today as 420 minutes of exercise
+        ("slept 7h", EXERCISE),
+        ("dormí 7 horas", EXERCISE),
+        ("slept well", EXERCISE),
+        ("walked 20 min", SLEEP),  # read today as sleep, done
+        ("walked", SLEEP),
+        ("meditated 10 min", EXERCISE),
+    ],
+)
+def test_a_reply_naming_a_track_with_no_open_prompt_is_not_an_answer_to_another_track(
+    body: str, prompt: OpenPrompt
+) -> None:
+    """It becomes an answer only when it confidently is one and a prompt is open for it:
+    "slept 7 hours" does not answer the exercise nudge."""
+    decision = decide(body, ACTIVE, (prompt,))
+    assert (decision.message_class, decision.answer, decision.needs_reading) == (
+        MessageClass.FREE_TEXT,
+        None,
+        True,
+    )
