@@ -173,8 +173,9 @@ def test_a_crisis_text_names_the_crisis_line_and_emergency_number_of_the_senders
         ("+16175550142", "America/New_York", "911", "999"),
         ("+447700900123", "Europe/London", "999", "911"),
         ("+34612345678", "Europe/Madrid", "112", "911"),
+        ("+33612345678", "Europe/Paris", "112", "911"),
     ],
-    ids=["us", "uk", "es"],
+    ids=["us", "uk", "es", "fr"],
 )
 def test_a_red_flag_reply_names_the_emergency_number_of_the_senders_country(
     client: Any, session: Session, phone: str, tz: str, emergency: str, never: str
@@ -312,15 +313,16 @@ def test_two_numbers_to_one_nudge_are_two_reported_values(client: Any, session: 
     assert count(session, AdherenceRecord) == 1
 
 
-def test_two_of_three_to_a_rehab_nudge_is_recorded_as_partial(
-    client: Any, session: Session
+@pytest.mark.parametrize(("body", "value"), [("2 of 3", 0.67), ("half", 0.5), ("la mitad", 0.5)])
+def test_part_of_a_rehab_session_is_recorded_as_partial(
+    client: Any, session: Session, body: str, value: float
 ) -> None:
     patient = make_patient(session)
     nudge = make_nudge(session, patient, "rehab")
-    post(client, patient.phone_e164, "2 of 3", T0 + MINUTE)
+    post(client, patient.phone_e164, body, T0 + MINUTE)
     session.expire_all()
     record = session.scalars(select(AdherenceRecord)).one()
-    assert (record.nudge_id, record.outcome, record.value) == (nudge.id, "partial", 0.67)
+    assert (record.nudge_id, record.outcome, record.value) == (nudge.id, "partial", value)
     assert last_inbound(session).outcome == "partial"
 
 
@@ -383,6 +385,23 @@ def test_handle_inbound_wakes_the_pager_once_for_danger_only(
             after_commit=wake,
         )
     assert calls == [1] * wakes
+
+
+@pytest.mark.parametrize(("body", "wakes"), [("my wife fell", 1), ("hello", 0), ("STOP", 0)])
+def test_handle_inbound_wakes_the_pager_for_danger_from_an_unknown_number(
+    runtime: Runtime, session: Session, body: str, wakes: int
+) -> None:
+    calls: list[str] = []
+    sms = InboundSms(new_message_sid(), STRANGER, "+16175550100", body)
+    handle_inbound(
+        runtime.session_factory,
+        runtime.library,
+        runtime.settings,
+        sms,
+        T0,
+        after_commit=lambda: calls.append("woken"),
+    )
+    assert calls == ["woken"] * wakes
 
 
 def test_a_retried_red_flag_does_not_wake_the_pager_twice(
