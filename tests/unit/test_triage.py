@@ -531,3 +531,37 @@ def test_a_reply_naming_a_track_with_no_open_prompt_is_not_an_answer_to_another_
         None,
         True,
     )
+
+
+# --- phrasings the rules miss today (found while writing these tests) ---------------------------
+
+
+@pytest.mark.parametrize("sender", [ACTIVE, UNKNOWN], ids=["active", "unknown"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "I feel like hurting myself",
+        "thinking about hurting myself",
+        "I have thoughts of hurting myself",
+        "i might hurt myself",
+        "me quiero hacer daño",
+        "me voy a hacer daño",
+    ],
+)
+def test_self_harm_in_everyday_words_is_a_crisis(sender: SenderContext, body: str) -> None:
+    decision = decide(body, sender, (DIET,))
+    assert (decision.message_class, decision.reply) == (MessageClass.CRISIS, "crisis")
+    assert _alerts_of(decision)[:1] == ((AlertKind.CRISIS, AlertSeverity.URGENT),)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["yes please stop", "no thanks, stop", "enough, stop", "please stop!! enough", "remove me"],
+)
+def test_a_request_to_stop_with_a_word_around_it_pauses_and_is_never_coached(body: str) -> None:
+    decision = decide(body, ACTIVE, (DIET,))
+    assert (decision.message_class, decision.effect, decision.reply) == (
+        MessageClass.REVOCATION,
+        Effect.PATIENT_PAUSE,
+        "revocation_paused",
+    )
