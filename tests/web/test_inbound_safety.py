@@ -223,7 +223,10 @@ def test_a_former_caregiver_gets_the_safety_reply_and_a_patientless_alert_and_no
     make_nudge(session, patient, "diet")
     assert "unsubscribed" in text_of(post(client, CAREGIVER, "STOP", T0))
     session.expire_all()
-    assert session.get_one(Patient, patient.id).caregiver_phone_e164 is None
+    kept = session.get_one(Patient, patient.id)
+    assert (kept.status, kept.caregiver_phone_e164) == (PatientStatus.ACTIVE, None)
+    (stopped,) = alerts(session, AlertKind.OPT_OUT)
+    assert (stopped.patient_id, stopped.severity) == (patient.id, "normal")
 
     answer = text_of(post(client, CAREGIVER, "she fell down the stairs", T0 + MINUTE))
     assert "911" in answer
@@ -516,6 +519,18 @@ def test_a_number_that_texted_stop_and_is_then_enrolled_gets_no_welcome(
     assert outbound_to(session, STRANGER) == []
     assert [m.template_id for m in outbound_to(session, control)] == ["welcome"]
     assert [e for e, _ in ledger(session, STRANGER)][-1] == consent.ENROLLED_SUPPRESSED
+
+
+def test_an_opt_out_is_confirmed_exactly_once_however_it_is_repeated(
+    client: Any, session: Session
+) -> None:
+    patient = make_patient(session)
+    phone = patient.phone_e164
+    assert "unsubscribed" in text_of(post(client, phone, "STOP", T0))
+    for i, again in enumerate(["STOP", "stop texting me", "UNSUBSCRIBE", "baja", "s t o p"]):
+        assert text_of(post(client, phone, again, T0 + (i + 1) * MINUTE)) == EMPTY
+    assert [m.template_id for m in outbound_to(session, phone)] == ["stop_confirmation"]
+    assert len(alerts(session, AlertKind.OPT_OUT)) == 1
 
 
 def test_help_after_stop_is_answered_and_the_patient_stays_opted_out(
