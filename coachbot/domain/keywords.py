@@ -333,7 +333,10 @@ _ANYWHERE = tuple(
 
 # Messages that revoke only when they are the whole message: "para" is a preposition inside a
 # sentence ("para mañana lo hago") but a command on its own.
-_POLITE = r"(?:please|pls|plz|ok|okay|just|now|already|ya|por favor|porfa|porfavor|pf|x favor|oye)"
+_POLITE = (
+    r"(?:please|pls|plz|ok|okay|just|now|already|ya|por favor|porfa|porfavor|pf|x favor|oye"
+    r"|yes|yeah|no|nope|thanks|no thanks|no thank you|si|no gracias)"
+)
 _WHOLE = re.compile(
     rf"(?:{_POLITE} )*"
     r"(?:stop|stop it|quit|quit it|cancel|cancel it|end|unsubscribe|enough|enough already"
@@ -349,6 +352,22 @@ _WHOLE = re.compile(
 _NEGATORS_BEFORE = frozenset(("dont", "not", "never", "didnt", "wont", "doesnt", "no"))
 
 
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]+")
+
+
+def _a_clause_asks_to_stop(body: str) -> bool:
+    """A clause of its own that is a stop request, whatever stands beside it: "no thanks,
+    stop", "please stop!! enough", "STOP. I fell" (the red flag is read separately)."""
+    clauses = [_clean(part) for part in _CLAUSE_BREAK.split(fold(body))]
+    clauses = [c for c in clauses if c]
+    if len(clauses) < 2:
+        return False
+    return any(
+        _WHOLE.fullmatch(c) or _KEYWORDS.get(c.replace(" ", "")) is ComplianceKeyword.OPT_OUT
+        for c in clauses
+    )
+
+
 @lru_cache(maxsize=16)
 def is_revocation(body: str) -> bool:
     """True when the patient (or caregiver) asks in their own words to stop being texted."""
@@ -357,7 +376,7 @@ def is_revocation(body: str) -> bool:
     text = _clean(body)
     if not text:
         return False
-    if _WHOLE.fullmatch(text):
+    if _WHOLE.fullmatch(text) or _a_clause_asks_to_stop(body):
         return True
     for pattern in _NEGATABLE:
         for m in pattern.finditer(text):

@@ -650,8 +650,16 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     ),
     RedFlag.SELF_HARM: (
         r"\b(?:cut|cutting|cuts|burning|harm|harming|scratching) (?:my ?self|herself|himself)\b",
-        r"\b(?:want|wanna|going|gonna|thinking about|thought about|urge to|urges to|feel like)"
-        r" (?:to )?(?:hurt|harm|cut|hit|burn|punish) (?:my ?self|herself|himself)\b",
+        # Intent or ideation before the act, in any tense: "feel like hurting myself",
+        # "thoughts of harming myself", "i might hurt myself".
+        r"\b(?:want|wants|wanna|going|gonna|thinking about|thinking of|thought about|thought of"
+        r"|thoughts of|thoughts about|urge to|urges to|feel like|feels like|felt like|might|may"
+        r"|could|will|ill|would|tempted to|planning to|plan to|about to|afraid ill|scared ill)"
+        r"(?: (?:to|just|really|actually|end up|go and))* (?:hurt|hurting|harm|harming|cut"
+        r"|cutting|hit|hitting|burn|burning|punish|punishing|injure|injuring) (?:my ?self"
+        r"|herself|himself)\b",
+        r"\bme (?:quiero|quisiera|voy a|puedo|podria|dan ganas de|gustaria) (?:hacer|causar)"
+        r" (?:dano|danio)\b|\bme (?:quiero|voy a|dan ganas de) lastimar\b",
         r"\b(?:hurt|hurting|hit|hitting|burned|burnt) (?:my ?self|herself|himself) (?:on purpose"
         r"|deliberately|intentionally|again)\b",
         r"\b(?:i|she|he|they) (?:cut|cuts|burn|burns|harm|harms|scratch|scratches|punch|punches"

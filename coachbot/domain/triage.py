@@ -201,15 +201,18 @@ def decide(
 
 def _read(body: str, prompts: Sequence[OpenPrompt]) -> tuple[ParsedReply, OpenPrompt | None]:
     """The reply read against the newest open prompt, or against the one whose track it names
-    ("slept 7h" answers the sleep nudge even when the exercise nudge went out later)."""
+    ("slept 7h" answers the sleep nudge even when the exercise nudge went out later). A reply
+    that names a track with no open prompt answers nothing: "slept 7 hours" while only the
+    exercise nudge is open is not 420 minutes of exercise, so a person reads it."""
     prompt = prompts[0] if prompts else None
     parsed = parse_reply(body, prompt.expectation if prompt else Expectation.NONE)
     named = parsed.named_track
-    if named is not None and (prompt is None or prompt.track != named):
+    if named is not None and prompt is not None and prompt.track != named:
         other = next((p for p in prompts if p.track == named), None)
-        if other is not None:
-            prompt = other
-            parsed = parse_reply(body, other.expectation)
+        if other is None:
+            return parse_reply(body, Expectation.NONE), None
+        prompt = other
+        parsed = parse_reply(body, other.expectation)
     return parsed, prompt
 
 
@@ -385,10 +388,7 @@ def _answer_or_free_text(
     num_media: int,
 ) -> Decision:
     role, status = sender.role, sender.status
-    if parsed.kind is ReplyKind.EMPTY:
-        if num_media > 0:
-            # A picture we cannot read: a person looks at it, and the patient is told so.
-            return _free_text(sender, prompt, "media_only", "not_understood")
+    if parsed.kind is ReplyKind.EMPTY and num_media == 0:
         return Decision(MessageClass.EMPTY, "empty", prompt=prompt)
     if role is SenderRole.UNKNOWN:
         return Decision(MessageClass.FREE_TEXT, "unknown_sender", needs_reading=True)
@@ -397,6 +397,9 @@ def _answer_or_free_text(
         return Decision(MessageClass.FREE_TEXT, "ignored_opted_out", needs_reading=True)
     if status == PatientStatus.PENDING_CONSENT:
         return Decision(MessageClass.FREE_TEXT, "awaiting_consent", needs_reading=True)
+    if parsed.kind is ReplyKind.EMPTY:
+        # A picture we cannot read: a person looks at it, and the patient is told so.
+        return _free_text(sender, prompt, "media_only", "not_understood")
     outcome = _ANSWER_KINDS.get(parsed.kind)
     if prompt is None or outcome is None:
         return _free_text(sender, prompt, "free_text", "ack.free_text")
