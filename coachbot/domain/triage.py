@@ -260,13 +260,7 @@ def _opt_out(sender: SenderContext) -> Decision:
     if sender.role is SenderRole.CAREGIVER:
         if sender.number_suppressed:
             return Decision(MessageClass.OPT_OUT, "caregiver_opt_out_repeat")
-        return Decision(
-            MessageClass.OPT_OUT,
-            "caregiver_opt_out",
-            effect=Effect.CAREGIVER_REMOVED,
-            reply="stop_confirmation",
-            alerts=(AlertSpec(AlertKind.OPT_OUT, AlertSeverity.NORMAL, "caregiver_stop"),),
-        )
+        return _caregiver_leaves(MessageClass.OPT_OUT, AlertKind.OPT_OUT, "caregiver_stop")
     if sender.role is SenderRole.UNKNOWN:
         # Carriers confirm STOP themselves; a number we do not know gets no answer, and a
         # former caregiver's repeated STOP no second confirmation.
@@ -281,6 +275,18 @@ def _opt_out(sender: SenderContext) -> Decision:
         effect=Effect.OPT_OUT,
         reply="stop_confirmation",
         alerts=(AlertSpec(AlertKind.OPT_OUT, AlertSeverity.NORMAL, "stop_keyword"),),
+    )
+
+
+def _caregiver_leaves(message_class: MessageClass, kind: AlertKind, detail: str) -> Decision:
+    """A caregiver's STOP or revocation: only that number leaves, with one confirmation, and
+    the clinician is told (normal severity: the patient's own texts go on)."""
+    return Decision(
+        message_class,
+        "caregiver_opt_out" if message_class is MessageClass.OPT_OUT else "caregiver_revocation",
+        effect=Effect.CAREGIVER_REMOVED,
+        reply="stop_confirmation",
+        alerts=(AlertSpec(kind, AlertSeverity.NORMAL, detail),),
     )
 
 
@@ -335,12 +341,8 @@ def _may_revoke(sender: SenderContext) -> bool:
 
 def _revocation(sender: SenderContext) -> Decision:
     if sender.role is SenderRole.CAREGIVER:
-        return Decision(
-            MessageClass.REVOCATION,
-            "caregiver_revocation",
-            effect=Effect.CAREGIVER_REMOVED,
-            reply="stop_confirmation",
-            alerts=(AlertSpec(AlertKind.REVOCATION, AlertSeverity.NORMAL, "caregiver_revocation"),),
+        return _caregiver_leaves(
+            MessageClass.REVOCATION, AlertKind.REVOCATION, "caregiver_revocation"
         )
     if sender.role is SenderRole.UNKNOWN:
         # "wrong number": nothing goes to this number again until it texts START.
