@@ -50,6 +50,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = [
     "STOP_FAMILY",
@@ -112,6 +113,7 @@ _SKIN_TONES = range(0x1F3FB, 0x1F400)
 _AS_NEWLINE = frozenset("\u2028\u2029\u0085\r\v\f")
 
 
+@lru_cache(maxsize=32)  # one inbound text is folded by several readers: fold it once
 def fold(text: str) -> str:
     """Lower-case, accent-free, NFKC text with invisible characters removed; never raises."""
     # Apostrophes go before NFKC too: NFKC turns U+00B4 into a space plus a combining accent.
@@ -200,12 +202,15 @@ def _swap_or_double(word: str, target: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)  # words repeat across texts; a bounded cache of single words
 def _opt_out_typo(word: str) -> str | None:
     """The opt-out keyword ``word`` misspells, if any (never for an exact keyword)."""
     if word in _KEYWORDS or word in _NOT_TYPOS or not word.isalpha():
         return None
+    if not 3 <= len(word) <= 14:
+        return None  # one edit from any opt-out keyword keeps the length within one
     for target in _TYPO_LONG:
-        if damerau_levenshtein_1(word, target):
+        if abs(len(target) - len(word)) <= 1 and damerau_levenshtein_1(word, target):
             return target
     for target in _TYPO_SHORT:
         if _swap_or_double(word, target):
@@ -228,6 +233,9 @@ def _compact(core: str) -> str:
     return "".join(ch for ch in letters if ch.isalnum())
 
 
+# Asked several times per inbound text (triage, the reply parser's stop defence, revocation):
+# a few-entry cache makes the repeats free without keeping message text around.
+@lru_cache(maxsize=16)
 def classify_compliance(body: str) -> ComplianceKeyword | None:
     """The carrier-style keyword this message is, or None. See the module docstring."""
     core = _trim(fold(body))
@@ -325,7 +333,10 @@ _ANYWHERE = tuple(
 
 # Messages that revoke only when they are the whole message: "para" is a preposition inside a
 # sentence ("para mañana lo hago") but a command on its own.
-_POLITE = r"(?:please|pls|plz|ok|okay|just|now|already|ya|por favor|porfa|porfavor|pf|x favor|oye)"
+_POLITE = (
+    r"(?:please|pls|plz|ok|okay|just|now|already|ya|por favor|porfa|porfavor|pf|x favor|oye"
+    r"|yes|yeah|no|nope|thanks|no thanks|no thank you|si|no gracias)"
+)
 _WHOLE = re.compile(
     rf"(?:{_POLITE} )*"
     r"(?:stop|stop it|quit|quit it|cancel|cancel it|end|unsubscribe|enough|enough already"
@@ -341,6 +352,23 @@ _WHOLE = re.compile(
 _NEGATORS_BEFORE = frozenset(("dont", "not", "never", "didnt", "wont", "doesnt", "no"))
 
 
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]+")
+
+
+def _a_clause_asks_to_stop(body: str) -> bool:
+    """A clause of its own that is a stop request, whatever stands beside it: "no thanks,
+    stop", "please stop!! enough", "STOP. I fell" (the red flag is read separately)."""
+    clauses = [_clean(part) for part in _CLAUSE_BREAK.split(fold(body))]
+    clauses = [c for c in clauses if c]
+    if len(clauses) < 2:
+        return False
+    return any(
+        _WHOLE.fullmatch(c) or _KEYWORDS.get(c.replace(" ", "")) is ComplianceKeyword.OPT_OUT
+        for c in clauses
+    )
+
+
+@lru_cache(maxsize=16)
 def is_revocation(body: str) -> bool:
     """True when the patient (or caregiver) asks in their own words to stop being texted."""
     if classify_compliance(body) is not None:
@@ -348,7 +376,7 @@ def is_revocation(body: str) -> bool:
     text = _clean(body)
     if not text:
         return False
-    if _WHOLE.fullmatch(text):
+    if _WHOLE.fullmatch(text) or _a_clause_asks_to_stop(body):
         return True
     for pattern in _NEGATABLE:
         for m in pattern.finditer(text):

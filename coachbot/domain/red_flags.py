@@ -650,8 +650,16 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
     ),
     RedFlag.SELF_HARM: (
         r"\b(?:cut|cutting|cuts|burning|harm|harming|scratching) (?:my ?self|herself|himself)\b",
-        r"\b(?:want|wanna|going|gonna|thinking about|thought about|urge to|urges to|feel like)"
-        r" (?:to )?(?:hurt|harm|cut|hit|burn|punish) (?:my ?self|herself|himself)\b",
+        # Intent or ideation before the act, in any tense: "feel like hurting myself",
+        # "thoughts of harming myself", "i might hurt myself".
+        r"\b(?:want|wants|wanna|going|gonna|thinking about|thinking of|thought about|thought of"
+        r"|thoughts of|thoughts about|urge to|urges to|feel like|feels like|felt like|might|may"
+        r"|could|will|ill|would|tempted to|planning to|plan to|about to|afraid ill|scared ill)"
+        r"(?: (?:to|just|really|actually|end up|go and))* (?:hurt|hurting|harm|harming|cut"
+        r"|cutting|hit|hitting|burn|burning|punish|punishing|injure|injuring) (?:my ?self"
+        r"|herself|himself)\b",
+        r"\bme (?:quiero|quisiera|voy a|puedo|podria|dan ganas de|gustaria) (?:hacer|causar)"
+        r" (?:dano|danio)\b|\bme (?:quiero|voy a|dan ganas de) lastimar\b",
         r"\b(?:hurt|hurting|hit|hitting|burned|burnt) (?:my ?self|herself|himself) (?:on purpose"
         r"|deliberately|intentionally|again)\b",
         r"\b(?:i|she|he|they) (?:cut|cuts|burn|burns|harm|harms|scratch|scratches|punch|punches"
@@ -955,16 +963,23 @@ def _scan(prepared: str, *, checkin: bool) -> tuple[list[str], list[_Hit]]:
     for tok in tokens:
         starts.append(pos)
         pos += len(tok) + 1
-    masked = [(m.start(), m.end()) for p in _COMPILED_MASKS for m in p.finditer(text)]
     patterns = _COMPILED + _COMPILED_CHECKIN if checkin else _COMPILED
+    found = [
+        (flag, m.start(), m.end())
+        for flag, pattern in patterns
+        for m in pattern.finditer(text)
+        if m.start() != m.end()
+    ]
+    if not found:
+        return tokens, []  # most texts: no term at all, so no idiom masks to compute
+    masked = [(m.start(), m.end()) for p in _COMPILED_MASKS for m in p.finditer(text)]
     raw: list[tuple[RedFlag, int, int]] = []
-    for flag, pattern in patterns:
-        for m in pattern.finditer(text):
-            if m.start() == m.end() or any(a <= m.start() < b for a, b in masked):
-                continue
-            first = bisect_right(starts, m.start()) - 1
-            last = bisect_right(starts, m.end() - 1) - 1
-            raw.append((flag, first, last))
+    for flag, start, end in found:
+        if any(a <= start < b for a, b in masked):
+            continue
+        first = bisect_right(starts, start) - 1
+        last = bisect_right(starts, end - 1) - 1
+        raw.append((flag, first, last))
     if not raw:
         return tokens, []
     in_terms = {i for _, a, b in raw for i in range(a, b + 1)}
@@ -1094,6 +1109,9 @@ def _ordered(flags: Iterable[RedFlag]) -> tuple[RedFlag, ...]:
     return tuple(sorted(set(flags)))
 
 
+# A decision asks about the same body several times (the reply parser, the check-in, the
+# triage): a few-entry cache makes the repeats free without keeping message text around.
+@lru_cache(maxsize=16)
 def find_red_flags(body: str) -> tuple[RedFlag, ...]:
     """Red-flag symptoms mentioned (and not negated) in ``body``, in RedFlag order, no repeats."""
     _, hits = _scan(_prepare(body), checkin=False)

@@ -76,6 +76,7 @@ import enum
 import itertools
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from coachbot.domain.keywords import (
@@ -349,11 +350,15 @@ def _unstretched(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=8192)  # words repeat across texts; a bounded cache of single words
 def _correct(word: str) -> str | None:
     """The done/skip word ``word`` is one typo away from, if that reading is safe."""
     if len(word) < 4 or word in _KNOWN or word in _REAL_WORDS or not word.isalpha():
         return None
-    if any(damerau_levenshtein_1(word, s) or word == s for s in STOP_FAMILY):
+    if any(
+        abs(len(s) - len(word)) <= 1 and (word == s or damerau_levenshtein_1(word, s))
+        for s in STOP_FAMILY
+    ):
         return None
     found = {t for t in _TYPO_TARGETS if damerau_levenshtein_1(word, t)}
     pols = {_PHRASES.get((t,)) for t in found}

@@ -201,15 +201,18 @@ def decide(
 
 def _read(body: str, prompts: Sequence[OpenPrompt]) -> tuple[ParsedReply, OpenPrompt | None]:
     """The reply read against the newest open prompt, or against the one whose track it names
-    ("slept 7h" answers the sleep nudge even when the exercise nudge went out later)."""
+    ("slept 7h" answers the sleep nudge even when the exercise nudge went out later). A reply
+    that names a track with no open prompt answers nothing: "slept 7 hours" while only the
+    exercise nudge is open is not 420 minutes of exercise, so a person reads it."""
     prompt = prompts[0] if prompts else None
     parsed = parse_reply(body, prompt.expectation if prompt else Expectation.NONE)
     named = parsed.named_track
-    if named is not None and (prompt is None or prompt.track != named):
+    if named is not None and prompt is not None and prompt.track != named:
         other = next((p for p in prompts if p.track == named), None)
-        if other is not None:
-            prompt = other
-            parsed = parse_reply(body, other.expectation)
+        if other is None:
+            return parse_reply(body, Expectation.NONE), None
+        prompt = other
+        parsed = parse_reply(body, other.expectation)
     return parsed, prompt
 
 
@@ -257,13 +260,7 @@ def _opt_out(sender: SenderContext) -> Decision:
     if sender.role is SenderRole.CAREGIVER:
         if sender.number_suppressed:
             return Decision(MessageClass.OPT_OUT, "caregiver_opt_out_repeat")
-        return Decision(
-            MessageClass.OPT_OUT,
-            "caregiver_opt_out",
-            effect=Effect.CAREGIVER_REMOVED,
-            reply="stop_confirmation",
-            alerts=(AlertSpec(AlertKind.OPT_OUT, AlertSeverity.NORMAL, "caregiver_stop"),),
-        )
+        return _caregiver_leaves(MessageClass.OPT_OUT, AlertKind.OPT_OUT, "caregiver_stop")
     if sender.role is SenderRole.UNKNOWN:
         # Carriers confirm STOP themselves; a number we do not know gets no answer, and a
         # former caregiver's repeated STOP no second confirmation.
@@ -278,6 +275,18 @@ def _opt_out(sender: SenderContext) -> Decision:
         effect=Effect.OPT_OUT,
         reply="stop_confirmation",
         alerts=(AlertSpec(AlertKind.OPT_OUT, AlertSeverity.NORMAL, "stop_keyword"),),
+    )
+
+
+def _caregiver_leaves(message_class: MessageClass, kind: AlertKind, detail: str) -> Decision:
+    """A caregiver's STOP or revocation: only that number leaves, with one confirmation, and
+    the clinician is told (normal severity: the patient's own texts go on)."""
+    return Decision(
+        message_class,
+        "caregiver_opt_out" if message_class is MessageClass.OPT_OUT else "caregiver_revocation",
+        effect=Effect.CAREGIVER_REMOVED,
+        reply="stop_confirmation",
+        alerts=(AlertSpec(kind, AlertSeverity.NORMAL, detail),),
     )
 
 
@@ -332,12 +341,8 @@ def _may_revoke(sender: SenderContext) -> bool:
 
 def _revocation(sender: SenderContext) -> Decision:
     if sender.role is SenderRole.CAREGIVER:
-        return Decision(
-            MessageClass.REVOCATION,
-            "caregiver_revocation",
-            effect=Effect.CAREGIVER_REMOVED,
-            reply="stop_confirmation",
-            alerts=(AlertSpec(AlertKind.REVOCATION, AlertSeverity.NORMAL, "caregiver_revocation"),),
+        return _caregiver_leaves(
+            MessageClass.REVOCATION, AlertKind.REVOCATION, "caregiver_revocation"
         )
     if sender.role is SenderRole.UNKNOWN:
         # "wrong number": nothing goes to this number again until it texts START.
@@ -385,10 +390,7 @@ def _answer_or_free_text(
     num_media: int,
 ) -> Decision:
     role, status = sender.role, sender.status
-    if parsed.kind is ReplyKind.EMPTY:
-        if num_media > 0:
-            # A picture we cannot read: a person looks at it, and the patient is told so.
-            return _free_text(sender, prompt, "media_only", "not_understood")
+    if parsed.kind is ReplyKind.EMPTY and num_media == 0:
         return Decision(MessageClass.EMPTY, "empty", prompt=prompt)
     if role is SenderRole.UNKNOWN:
         return Decision(MessageClass.FREE_TEXT, "unknown_sender", needs_reading=True)
@@ -397,6 +399,9 @@ def _answer_or_free_text(
         return Decision(MessageClass.FREE_TEXT, "ignored_opted_out", needs_reading=True)
     if status == PatientStatus.PENDING_CONSENT:
         return Decision(MessageClass.FREE_TEXT, "awaiting_consent", needs_reading=True)
+    if parsed.kind is ReplyKind.EMPTY:
+        # A picture we cannot read: a person looks at it, and the patient is told so.
+        return _free_text(sender, prompt, "media_only", "not_understood")
     outcome = _ANSWER_KINDS.get(parsed.kind)
     if prompt is None or outcome is None:
         return _free_text(sender, prompt, "free_text", "ack.free_text")
