@@ -5,18 +5,41 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import traceback
+from types import TracebackType
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import InternalServerError
 
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.settings import Settings
 
+log = logging.getLogger(__name__)
+
+
+class CoachbotFlask(Flask):
+    def log_exception(
+        self,
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None],
+    ) -> None:
+        """An unhandled exception, logged by type and frames, never by its message: a
+        database error's message carries the statement's parameters, which can be a text's
+        body or a phone number (Flask's own version logs the whole message)."""
+        error = exc_info[1]
+        if error is None:
+            return
+        frames = traceback.extract_tb(error.__traceback__)[-5:]
+        where = " > ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames)
+        rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        log.error("unhandled %s on %s %s at %s", type(error).__name__, request.method, rule, where)
+
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or (runtime.settings if runtime else Settings.from_env())
-    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app = CoachbotFlask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,
@@ -132,6 +155,31 @@ def register_dashboard(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf_refused(error: CSRFError) -> ResponseReturnValue:
         return render_template("400.html", reason=error.description), 400
+
+    @app.errorhandler(InternalServerError)
+    def _server_error(error: InternalServerError) -> ResponseReturnValue:
+        return server_error(error)
+
+
+def server_error(_error: InternalServerError) -> ResponseReturnValue:
+    """An unhandled exception (logged by `CoachbotFlask.log_exception`): nothing of the
+    request is kept, and the answer is a plain page (JSON under /api/ and /sms/).
+
+    The request's sessions are rolled back here, before anything else runs, so a half-made
+    change is never committed by later code (teardown would only close them)."""
+    for name in ("db", "read_db"):
+        session = g.get(name)
+        if session is not None:
+            try:
+                session.rollback()
+            except Exception:  # a dead connection: closing it at teardown discards it anyway
+                log.warning("rollback after an unhandled error failed", exc_info=False)
+    if request.path.startswith(("/api/", "/sms/")):
+        return {"error": "internal error"}, 500
+    # Rendered without the context processors: they read the signed-in user and the inbox
+    # count from the database, and the database may be what failed.
+    page = current_app.jinja_env.get_template("500.html").render()
+    return Response(page, status=500, mimetype="text/html")
 
 
 def register_security_headers(app: Flask, settings: Settings) -> None:

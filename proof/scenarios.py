@@ -32,13 +32,13 @@ from coachbot.domain.program import CLAIM_LEASE
 from coachbot.domain.states import FINAL_NUDGE_STATES, NudgeState, PatientStatus
 from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services import dispatch
 from coachbot.services.dispatch import plan_nudges, run_tick
 from coachbot.services.reconcile import reconcile_ambiguous
 from coachbot.services.schedules import set_stale_limit
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.cohort import cohort_phone, make_cohort, nudge_states
+from tests.support.crash_points import commit_points
 from tests.support.fake_twilio import FakeTwilio, Fault
 from tests.support.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, inbound_params, sign
 
@@ -293,8 +293,8 @@ def consent(database_url: str, *, nudges: int, stops: int, seed: int) -> Result:
             targets = dict(rng.sample([(nid, ph) for nid, ph in rows], min(stops, len(rows))))
             batch_of: dict[int, list[str]] = {}
 
-            def on_claim(point: str, first_id: int) -> None:
-                if point != "claimed":
+            def on_claim(point: str, first_id: int | None) -> None:
+                if point != "claimed" or first_id is None:
                     return
                 # The batch was claimed (committed) and is about to be gated and sent.
                 batch = [ph for nid, ph in targets.items() if first_id <= nid < first_id + 200]
@@ -311,11 +311,8 @@ def consent(database_url: str, *, nudges: int, stops: int, seed: int) -> Result:
                     statuses.append(response.status_code)
                     stopped[ph] = fake.count_by_to()[ph]
 
-            dispatch.crash_hook = on_claim
-            try:
+            with commit_points(runtime.session_factory, on_claim):
                 settle(runtime, NOW)
-            finally:
-                dispatch.crash_hook = None
         finally:
             runtime.close()
         counts = fake.count_by_to()

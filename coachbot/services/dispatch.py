@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -81,17 +81,6 @@ _CAPPED_STATES = (NudgeState.SENDING, NudgeState.SENT, NudgeState.DELIVERED, Nud
 # lock is shared by clocks planning the same data and by nothing else on the server.
 PLANNER_LOCK_CLASS = 0x636F6163
 PLANNER_LOCK_ARGS = "(:cls, hashtext(current_schema()))"
-
-# Crash-test hook, called at "claimed" (claim committed), "accepted" (the provider returned a
-# receipt, nothing recorded yet) and "recorded" (the batch's outcome committed). The kill -9
-# tests set it inside a dispatcher subprocess; nothing in the package or the environment
-# sets it, so production pays one None check per point.
-crash_hook: Callable[[str, int], None] | None = None
-
-
-def _at(point: str, nudge_id: int) -> None:
-    if crash_hook is not None:
-        crash_hook(point, nudge_id)
 
 
 @dataclass
@@ -335,7 +324,6 @@ def dispatch_due(
             ids = claim_due(session_factory, now)
             if not ids:
                 return
-            _at("claimed", ids[0])
             ready = _prepare(session_factory, library, settings, ids, now, config, summary)
             if not ready:
                 continue
@@ -350,17 +338,8 @@ def dispatch_due(
                 )
                 for r in ready
             ]
-            ids_in_batch = [r.nudge_id for r in ready]
-
-            def accepted(
-                index: int, result: SendReceipt | SendFailure, ids: list[int] = ids_in_batch
-            ) -> None:
-                if isinstance(result, SendReceipt):
-                    _at("accepted", ids[index])
-
-            results = send(batch, accepted)
+            results = send(batch, None)
             throttled = _record(session_factory, gateway.name, ready, results, now, summary)
-            _at("recorded", ready[0].nudge_id)
             if throttled:
                 return
 

@@ -96,27 +96,3 @@ def send_text(
         row.delivery_status = receipt.status
     session.add(row)
     return row
-
-
-def record_twiml_reply(
-    session: Session,
-    *,
-    patient_id: int | None,
-    to_e164: str,
-    message: RenderedMessage,
-    now: dt.datetime,
-) -> OutboundMessage:
-    """A reply that travels inside the webhook's TwiML answer, kept for the timeline."""
-    row = OutboundMessage(
-        patient_id=patient_id,
-        to_e164=to_e164,
-        body=message.body,
-        kind="reply",
-        template_id=message.template_id,
-        variant_id=message.variant_id,
-        backend="twiml",
-        segments=message.segments.segments,
-        created_at=now,
-    )
-    session.add(row)
-    return row

@@ -13,11 +13,10 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from coachbot.domain.states import Role
-from coachbot.models import InboundMessage, OutboundMessage, Patient
+from coachbot.queries import simulator as queries
 from coachbot.web.common import owned_patient, read_db, roles_required, runtime, staff
 from coachbot.web.forms import ReplyForm
 
@@ -42,34 +41,9 @@ def _only_in_development() -> None:
 def phones() -> ResponseReturnValue:
     # Only reads: the read session takes no SQLite write lock, so the page never holds up
     # the webhook a reply from this very page is about to call.
-    session = read_db()
-    patients = list(
-        session.scalars(
-            select(Patient)
-            .where(Patient.clinician_id == staff().user_id)
-            .order_by(Patient.first_name, Patient.id)
-        )
-    )
-    threads = {}
-    for p in patients:
-        # From the phone's side: what the clinic sent is "in", the patient's replies "out".
-        outbound = session.scalars(
-            select(OutboundMessage)
-            .where(OutboundMessage.to_e164 == p.phone_e164)
-            .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
-            .limit(THREAD_LENGTH)
-        )
-        inbound = session.scalars(
-            select(InboundMessage)
-            .where(InboundMessage.from_e164 == p.phone_e164)
-            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
-            .limit(THREAD_LENGTH)
-        )
-        items = [("in", m.created_at, m.body) for m in outbound] + [
-            ("out", m.received_at, m.body) for m in inbound
-        ]
-        items.sort(key=lambda item: item[1])
-        threads[p.id] = items[-THREAD_LENGTH:]
+    found = queries.phones(read_db(), staff().user_id, THREAD_LENGTH)
+    patients = [phone.patient for phone in found]
+    threads = {phone.patient.id: phone.texts for phone in found}
     return render_template("simulator.html", patients=patients, threads=threads, form=ReplyForm())
 
 

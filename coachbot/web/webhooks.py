@@ -1,5 +1,10 @@
-"""Twilio's webhooks. After the signature check they always answer 200: a 500 would only
-make Twilio retry, and the pipeline already keeps every message it was given."""
+"""Twilio's webhooks. Without a valid signature both answer 403; after the check:
+
+- /sms/inbound always answers 200 with TwiML: the pipeline already keeps every message it was
+  given, and an error status would only make Twilio retry a message we hold.
+- /sms/status answers 204, or 503 when the callback could not be recorded (the database is
+  down): Twilio retries a status callback that failed, and that retry is how the delivery
+  status arrives once the database is back. Neither answers 500."""
 
 from __future__ import annotations
 
@@ -96,7 +101,8 @@ def status() -> Response:
         try:
             handle_status(runtime.session_factory, callback, utcnow())
         except Exception:
-            # Twilio retries a failed callback; the log tells operators why.
+            # 503, not 204: Twilio retries the callback, so the status is not lost while the
+            # database is down; the log tells operators why.
             log.exception("status callback for %s failed", sid)
             return Response("", status=503)
     return Response("", status=204)

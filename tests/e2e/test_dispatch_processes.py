@@ -33,36 +33,30 @@ NOW = MONDAY_0830_NEW_YORK
 ROOT = Path(__file__).resolve().parents[2]
 
 # The dispatcher subprocess. The crash point comes from this script's own arguments and is
-# installed through dispatch.crash_hook, which nothing in the package sets: production code
-# has no failpoint switch to leave on by mistake.
+# found from outside the package (tests/support/crash_points.py: a gateway wrapper and a
+# commit event): production code has no failpoint switch to leave on by mistake.
 WORKER = r"""
-import datetime as dt, json, os, signal, sys
+import contextlib, datetime as dt, json, sys
 from coachbot.runtime import build_runtime
 from coachbot.services import dispatch
 from coachbot.settings import Settings
+from tests.support.crash_points import crash_points, kill_at
 
 args = json.loads(sys.argv[1])
 runtime = build_runtime(Settings(**args["settings"]))
-kill_at, kill_after = args.get("kill_at"), args.get("kill_after", 1)
-seen = 0
-
-def crash(point, nudge_id):
-    global seen
-    if point == kill_at:
-        seen += 1
-        if seen >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-if kill_at:
-    dispatch.crash_hook = crash
+points = contextlib.nullcontext(runtime.gateway)
+if args.get("kill_at"):
+    crash = kill_at(args["kill_at"], args.get("kill_after", 1))
+    points = crash_points(runtime.session_factory, runtime.gateway, crash)
 now = dt.datetime.fromisoformat(args["now"])
-if args.get("dispatch_only"):
-    summary = dispatch.TickSummary()
-    dispatch.dispatch_due(runtime.session_factory, runtime.gateway, runtime.library,
-                          runtime.settings, now, summary)
-else:
-    summary = dispatch.run_tick(runtime.session_factory, runtime.gateway, runtime.library,
-                                runtime.settings, now)
+with points as gateway:
+    if args.get("dispatch_only"):
+        summary = dispatch.TickSummary()
+        dispatch.dispatch_due(runtime.session_factory, gateway, runtime.library,
+                              runtime.settings, now, summary)
+    else:
+        summary = dispatch.run_tick(runtime.session_factory, gateway, runtime.library,
+                                    runtime.settings, now)
 print(summary.as_text())
 """
 

@@ -4,12 +4,15 @@ reloading while the webhook and the clock write."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
+from coachbot.models import InboundMessage, OutboundMessage, Patient
 from coachbot.runtime import Runtime
+from coachbot.web.simulator import THREAD_LENGTH
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import (
     NOW,
@@ -41,3 +44,92 @@ def test_the_phones_page_shows_each_thread_and_writes_nothing(
     assert html.count('class="sms-out"') == 2
     assert any("FROM outbound_messages" in s for s in seen)
     assert writes(seen) == []
+
+
+def _clinicians_patient(session: Session, clinician: int, first_name: str) -> Patient:
+    patient = make_patient(session, first_name=first_name)
+    patient.clinician_id = clinician
+    session.commit()
+    return patient
+
+
+def _page_statements(client: Any, runtime: Runtime) -> tuple[list[str], str]:
+    with recorded_statements(runtime.engine) as seen:
+        page = client.get("/simulator")
+    assert page.status_code == 200
+    return seen, page.get_data(as_text=True)
+
+
+def test_the_phones_page_takes_as_many_statements_for_six_patients_as_for_one(
+    client: Any, session: Session, runtime: Runtime
+) -> None:
+    clinician = make_staff(session, "ana@clinic.test")
+    give_history(session, _clinicians_patient(session, clinician, "Maya"), days=3)
+    with freeze_time(NOW):
+        sign_in(client, "ana@clinic.test")
+        one, _ = _page_statements(client, runtime)
+        for name in ("Ben", "Cara", "Dev", "Eli", "Fay"):
+            give_history(session, _clinicians_patient(session, clinician, name), days=3)
+        six, html = _page_statements(client, runtime)
+    assert html.count('class="phone"') == 6
+    assert html.count('class="sms-in"') == 6 * 3
+    assert len(six) == len(one), six
+    # The texts of every phone, both ways, come in one statement.
+    assert sum("outbound_messages" in s for s in six) == 1
+
+
+def test_each_phone_shows_its_own_newest_texts_oldest_first(
+    client: Any, session: Session, runtime: Runtime
+) -> None:
+    clinician = make_staff(session, "ana@clinic.test")
+    maya = _clinicians_patient(session, clinician, "Maya")
+    ben = _clinicians_patient(session, clinician, "Ben")
+    cara = _clinicians_patient(session, clinician, "Cara")  # no texts yet
+    start = NOW - dt.timedelta(days=2)
+    # Maya: more texts each way than a thread shows, alternating clinic text and reply.
+    for i in range(THREAD_LENGTH):
+        at = start + dt.timedelta(minutes=2 * i)
+        session.add(
+            OutboundMessage(
+                patient_id=maya.id,
+                to_e164=maya.phone_e164,
+                body=f"maya-sent-{i:02d}",
+                kind="nudge",
+                backend="console",
+                created_at=at,
+            )
+        )
+        session.add(
+            InboundMessage(
+                provider_sid=f"SMsim{i:04d}",
+                from_e164=maya.phone_e164,
+                to_e164="+16175550100",
+                body=f"maya-reply-{i:02d}",
+                patient_id=maya.id,
+                received_at=at + dt.timedelta(minutes=1),
+            )
+        )
+    session.add(
+        OutboundMessage(
+            patient_id=ben.id,
+            to_e164=ben.phone_e164,
+            body="ben-sent-00",
+            kind="nudge",
+            backend="console",
+            created_at=start,
+        )
+    )
+    session.commit()
+    with freeze_time(NOW):
+        sign_in(client, "ana@clinic.test")
+        _, html = _page_statements(client, runtime)
+    found = re.findall(r'<section class="phone" id="phone-(\d+)"(.*?)</section>', html, re.S)
+    sections = dict(found)
+    maya_texts = re.findall(r">(maya-[a-z]+-\d\d)<", sections[str(maya.id)])
+    # The newest THREAD_LENGTH of both directions together, oldest first.
+    expected = [f"maya-{kind}-{i:02d}" for i in range(THREAD_LENGTH) for kind in ("sent", "reply")]
+    assert maya_texts == expected[-THREAD_LENGTH:]
+    assert re.findall(r">(\w+-sent-\d\d)<", sections[str(ben.id)]) == ["ben-sent-00"]
+    assert "No texts yet." in sections[str(cara.id)]
+    # By first name, as before.
+    assert [int(pid) for pid, _ in found] == [ben.id, cara.id, maya.id]
