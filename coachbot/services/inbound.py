@@ -331,7 +331,7 @@ _INSERT_OUTBOUND = insert(OutboundMessage)
 
 def _insert_reply(ctx: _Context, message: RenderedMessage) -> None:
     """The reply that travels inside the TwiML answer, kept for the timeline and the loop
-    guard (the same row `services.messaging.record_twiml_reply` writes)."""
+    guard."""
     ctx.connection.execute(
         _INSERT_OUTBOUND,
         {
