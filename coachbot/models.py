@@ -291,9 +291,10 @@ class AdherenceRecord(Base):
 
 
 class ReportedValue(Base):
-    """Every number a reply reported (hours slept, minutes walked, a fraction done), one row
-    each: the adherence record holds a nudge's latest outcome, and a later answer ("done")
-    must never erase an earlier "7 hours"."""
+    """A number a reply reported that a later number for the same nudge replaced ("7 hours",
+    then "actually 8"): the adherence record holds the latest, these rows every earlier one,
+    so no reported value is ever lost. A later answer without a number ("done") keeps the
+    record's number in place."""
 
     __tablename__ = "reported_values"
     __table_args__ = (

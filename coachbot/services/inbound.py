@@ -1012,7 +1012,8 @@ def _answered_nudge(ctx: _Context, nudge: _Nudge) -> _Nudge:
 
 _INSERT_RECORD = insert(AdherenceRecord)
 # A later answer to the same nudge sets the outcome ("skip", then "did it after all") but never
-# erases a number an earlier answer reported: every number also has its own row.
+# erases a number: a later answer without one keeps the record's, and a later number moves the
+# earlier one to reported_values first (below).
 _UPDATE_RECORD = (
     update(AdherenceRecord)
     .where(AdherenceRecord.id == bindparam("record_id"))
@@ -1025,12 +1026,35 @@ _UPDATE_RECORD = (
         recorded_at=bindparam("recorded_at"),
     )
 )
-_INSERT_VALUE = insert(ReportedValue)
+# The number a new one replaces, copied in the same round trip; nothing when it had none.
+_KEEP_REPLACED_VALUE = insert(ReportedValue).from_select(
+    [
+        "patient_id",
+        "nudge_id",
+        "track",
+        "value",
+        "unit",
+        "is_proxy",
+        "inbound_message_id",
+        "recorded_at",
+    ],
+    select(
+        AdherenceRecord.patient_id,
+        AdherenceRecord.nudge_id,
+        AdherenceRecord.track,
+        AdherenceRecord.value,
+        AdherenceRecord.unit,
+        AdherenceRecord.is_proxy,
+        AdherenceRecord.inbound_message_id,
+        AdherenceRecord.recorded_at,
+    ).where(AdherenceRecord.id == bindparam("record_id"), AdherenceRecord.value.is_not(None)),
+)
 
 
 def _record_answer(ctx: _Context, patient: _Patient, answer: Answer) -> _Nudge | None:
     """Records the answer against the nudge it counts for (a follow-up's original) and
-    returns that nudge."""
+    returns that nudge. Every number is kept: the record holds the latest, reported_values
+    the ones it replaced (a first answer, the common case, costs no extra statement)."""
     nudge = _open_nudge_by_id(ctx, answer.prompt.nudge_id)
     if nudge is None:
         return None
@@ -1047,26 +1071,14 @@ def _record_answer(ctx: _Context, patient: _Patient, answer: Answer) -> _Nudge |
         "recorded_at": ctx.now,
     }
     if nudge.record_id is not None:
+        if answer.value is not None:
+            ctx.connection.execute(_KEEP_REPLACED_VALUE, {"record_id": nudge.record_id})
         ctx.connection.execute(_UPDATE_RECORD, {"record_id": nudge.record_id, **values})
     else:
         # Two answers to one nudge at once: the unique nudge_id makes the second one retry.
         ctx.connection.execute(
             _INSERT_RECORD,
             {"patient_id": patient.id, "nudge_id": nudge.id, "track": nudge.track, **values},
-        )
-    if answer.value is not None:
-        ctx.connection.execute(
-            _INSERT_VALUE,
-            {
-                "patient_id": patient.id,
-                "nudge_id": nudge.id,
-                "track": nudge.track,
-                "value": answer.value,
-                "unit": answer.unit,
-                "is_proxy": ctx.row.is_proxy,
-                "inbound_message_id": ctx.row.id,
-                "recorded_at": ctx.now,
-            },
         )
     return nudge
 

@@ -1,7 +1,7 @@
 """Inbound safety: every reported value kept, partial answers, the To-read inbox
 
-* reported_values: one row per number a reply reported, so a later answer to the same nudge
-  never erases an earlier one (the adherence record keeps the latest outcome).
+* reported_values: the numbers a later number for the same nudge replaced, so no reported
+  value is ever lost (the adherence record keeps the latest outcome and number).
 * inbound_messages.needs_reading / read_at / read_by_id: texts the bot did not act on wait in
   the "To read" inbox until a person marks them read.
 * Partial answers are the outcome "partial" in adherence_records.outcome (a string column):

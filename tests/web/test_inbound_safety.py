@@ -297,23 +297,30 @@ def test_a_later_done_keeps_the_hours_reported_earlier(client: Any, session: Ses
         7,
         "hours",
     )
-    values = session.execute(select(ReportedValue.nudge_id, ReportedValue.value)).all()
-    assert [tuple(v) for v in values] == [(nudge.id, 7)]
+    assert count(session, ReportedValue) == 0  # nothing was replaced
 
 
-def test_two_numbers_to_one_nudge_are_two_reported_values(client: Any, session: Session) -> None:
+def test_two_numbers_to_one_nudge_keep_both_values(client: Any, session: Session) -> None:
+    """The record holds the latest number, reported_values the one it replaced."""
     patient = make_patient(session)
     nudge = make_nudge(session, patient, "sleep")
     post(client, patient.phone_e164, "7", T0 + MINUTE)
     post(client, patient.phone_e164, "8", T0 + 2 * MINUTE)
+    post(client, patient.phone_e164, "done", T0 + 3 * MINUTE)
     session.expire_all()
-    values = session.execute(
+    earlier = session.execute(
         select(ReportedValue.nudge_id, ReportedValue.value, ReportedValue.unit).order_by(
             ReportedValue.id
         )
     ).all()
-    assert [tuple(v) for v in values] == [(nudge.id, 7, "hours"), (nudge.id, 8, "hours")]
-    assert count(session, AdherenceRecord) == 1
+    assert [tuple(v) for v in earlier] == [(nudge.id, 7, "hours")]
+    record = session.scalars(select(AdherenceRecord)).one()
+    assert (record.nudge_id, record.value, record.unit, record.outcome) == (
+        nudge.id,
+        8,
+        "hours",
+        "done",
+    )
 
 
 @pytest.mark.parametrize(("body", "value"), [("2 of 3", 0.67), ("half", 0.5), ("la mitad", 0.5)])
