@@ -663,6 +663,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_gunicorn(port: int, env: dict[str, str], log_file: Any) -> subprocess.Popen[bytes]:
+    """The web app as production runs it: gunicorn, two workers, on loopback `port`."""
+    return subprocess.Popen(  # noqa: S603 - our own app under gunicorn
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "coachbot.app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=log_file,
+    )
+
+
 def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int) -> Result:
     rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
     result = Result(
@@ -691,22 +711,7 @@ def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int
             "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
             "SMS_BACKEND": "console",
         }
-        web = subprocess.Popen(  # noqa: S603 - our own app under gunicorn
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "--workers",
-                "2",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "coachbot.app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=log_file,
-        )
+        web = start_gunicorn(port, env, log_file)
         worker: subprocess.Popen[str] | None = None
         codes: Counter[int] = Counter()
         inbound_sids: set[str] = set()
@@ -912,22 +917,7 @@ def paging(
             "PAGING_FROM_EMAIL": "pager@clinic.example",
             "PAGER_ENABLED": "1",
         }
-        web = subprocess.Popen(  # noqa: S603 - our own app under gunicorn
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "--workers",
-                "2",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "coachbot.app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=log_file,
-        )
+        web = start_gunicorn(port, env, log_file)
         worker: subprocess.Popen[str] | None = None
         codes: Counter[int] = Counter()
         posted_at: dict[str, float] = {}  # red flag MessageSid -> wall time of the POST
