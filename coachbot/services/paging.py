@@ -31,8 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.oncall import (
@@ -52,9 +51,11 @@ from coachbot.models import Alert, Page, StaffUser
 from coachbot.services import audit
 from coachbot.services.alerts import acknowledge
 from coachbot.services.oncall import current_on_call
+from coachbot.services.tick import TickSummary
 from coachbot.settings import Settings
 from coachbot.sms.email import Mailer, MailFailure, build_mailer
 from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+from coachbot.store.dialect import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +80,6 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
-@dataclass
-class PagingSummary:
-    sent: int = 0
-    failed: int = 0
-    retried: int = 0
-    # Pageable alerts nobody could be paged for, because nobody is on call.
-    unstaffed: int = 0
-
-    @property
-    def eventful(self) -> bool:
-        return bool(self.sent or self.failed or self.retried or self.unstaffed)
-
-    def as_text(self) -> str:
-        text = f"paged={self.sent} page_failures={self.failed} page_retries={self.retried}"
-        return text + (f" NOBODY ON CALL for {self.unstaffed} alert(s)" if self.unstaffed else "")
-
-
 @dataclass(frozen=True)
 class _Job:
     page_id: int
@@ -115,22 +99,22 @@ def run_due(
     now: dt.datetime,
     *,
     mailer: Mailer | None = None,
-) -> PagingSummary:
+) -> TickSummary:
     """Sends every page due at `now`: first pages, re-pages, backup pages and retries.
     E-mail goes through SMTP_URL unless a `mailer` is given."""
-    summary = PagingSummary()
+    summary = TickSummary()
     mailer = mailer or build_mailer(settings.smtp_url, settings.paging_from_email)
     with session_factory() as session:
         _expire_lost_sends(session, now)
         jobs = _claim_new(session, mailer, settings, now, summary)
         retries = _claim_retries(session, mailer, settings, now)
-    summary.retried = len(retries)
+    summary.page_retries = len(retries)
     for job in [*jobs, *retries]:
         state = _deliver(session_factory, gateway, mailer, job, now)
         if state == PageState.SENT:
-            summary.sent += 1
+            summary.paged += 1
         else:
-            summary.failed += 1
+            summary.page_failures += 1
     return summary
 
 
@@ -171,7 +155,7 @@ def _claim_new(
     mailer: Mailer | None,
     settings: Settings,
     now: dt.datetime,
-    summary: PagingSummary,
+    summary: TickSummary,
 ) -> list[_Job]:
     repage = dt.timedelta(minutes=settings.paging_repage_minutes)
     backup_after = dt.timedelta(minutes=settings.paging_backup_minutes)
@@ -252,7 +236,13 @@ def _claim_new(
     if not rows:
         session.rollback()
         return []
-    claimed = _insert_ignoring_duplicates(session, rows)
+    claimed = insert_ignoring_duplicates(
+        session,
+        Page,
+        rows,
+        ["alert_id", "attempt", "recipient_id", "channel"],
+        [Page.id, Page.alert_id, Page.attempt, Page.recipient_id, Page.channel],
+    )
     session.commit()  # claimed before any network call
     jobs = []
     for page_id, alert_id, attempt, recipient_id, claimed_channel in claimed:
@@ -260,20 +250,6 @@ def _claim_new(
         to = addresses[(alert_id, attempt, recipient_id, claimed_channel)]
         jobs.append(_Job(page_id, claimed_channel, to, subject, text, 1, now))
     return jobs
-
-
-def _insert_ignoring_duplicates(
-    session: Session, rows: list[dict[str, object]]
-) -> Sequence[Row[int, int, int, int, str]]:
-    """The claim: only the rows this runner inserted come back."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Page)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["alert_id", "attempt", "recipient_id", "channel"])
-        .returning(Page.id, Page.alert_id, Page.attempt, Page.recipient_id, Page.channel)
-    )
-    return session.execute(stmt).all()
 
 
 def _claim_retries(
