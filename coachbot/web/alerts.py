@@ -9,8 +9,8 @@ from flask.typing import ResponseReturnValue
 from coachbot.domain.states import Role
 from coachbot.models import Alert, Patient, StaffUser
 from coachbot.queries.dashboard import alerts_queue
+from coachbot.queries.pages import paged_alerts, pages_for, was_paged
 from coachbot.services.alerts import AlertActionRefused, acknowledge_alert, resolve_alert
-from coachbot.services.paging import paged_alerts, pages_for, was_paged
 from coachbot.web.common import audit_ok, db, now, owned_patient, read_db, roles_required, staff
 from coachbot.web.forms import NoteForm
 

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from coachbot.domain.clock import utcnow
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
+from coachbot.queries.pages import was_paged
 from coachbot.runtime import Runtime
 from coachbot.services import audit
-from coachbot.services.paging import was_paged
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
