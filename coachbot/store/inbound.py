@@ -28,6 +28,14 @@ def insert_row(connection: Connection, values: dict[str, object]) -> int:
     return int(connection.execute(_INSERT_ROW, values).scalar_one())
 
 
+def is_stored(connection: Connection, provider_sid: str) -> bool:
+    """Whether a text with this provider id is already kept (handled or not)."""
+    found = connection.execute(
+        select(InboundMessage.id).where(InboundMessage.provider_sid == provider_sid)
+    ).first()
+    return found is not None
+
+
 def update_row(connection: Connection, row_id: int, values: dict[str, object]) -> None:
     """Writes what handling the text found (sender, outcome, answer) to its row."""
     connection.execute(_UPDATE_ROW, {"row_id": row_id, **values})

@@ -342,14 +342,18 @@ def mark_sent(session: Session, accepted: Sequence[Accepted], now: dt.datetime) 
 _SKIP_UNSENT = (
     update(Nudge)
     .where(
-        Nudge.patient_id == bindparam("patient_id"),
+        Nudge.patient_id == bindparam("b_patient_id"),
         Nudge.state.in_((NudgeState.PLANNED, NudgeState.CLAIMED)),
     )
-    .values(state=NudgeState.SKIPPED, state_reason=bindparam("reason"), updated_at=bindparam("now"))
+    .values(
+        state=NudgeState.SKIPPED,
+        state_reason=bindparam("b_reason"),
+        updated_at=bindparam("b_now"),
+    )
 )
 
 
 def skip_unsent(connection: Connection, patient_id: int, reason: str, now: dt.datetime) -> None:
     """A patient's planned and claimed nudges die (the dispatcher re-checks consent
     atomically before the wire, so a claimed one is never sent either)."""
-    connection.execute(_SKIP_UNSENT, {"patient_id": patient_id, "reason": reason, "now": now})
+    connection.execute(_SKIP_UNSENT, {"b_patient_id": patient_id, "b_reason": reason, "b_now": now})

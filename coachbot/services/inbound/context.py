@@ -72,6 +72,16 @@ class InboundRow:
     outcome: str | None = None
     needs_reading: bool = False
 
+    def found(self, outcome: str | None) -> dict[str, object]:
+        """The columns handling the text sets, for the row's one final UPDATE."""
+        return {
+            "patient_id": self.patient_id,
+            "is_proxy": self.is_proxy,
+            "nudge_id": self.nudge_id,
+            "outcome": outcome,
+            "needs_reading": self.needs_reading,
+        }
+
 
 @dataclass
 class SenderRecord:

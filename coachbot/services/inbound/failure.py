@@ -7,16 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.domain.triage import (
     Effect,
-)
-from coachbot.models import (
-    InboundMessage,
 )
 from coachbot.services.inbound import context
 from coachbot.services.inbound.context import (
@@ -62,10 +58,7 @@ def keep_failed_row(
         log.exception("inbound %s kept without its STOP or red flag applied", sms.provider_sid)
     try:
         with session_factory() as session, session.begin():
-            exists = session.scalar(
-                select(InboundMessage.id).where(InboundMessage.provider_sid == sms.provider_sid)
-            )
-            if exists is None:
+            if not inbound_store.is_stored(session.connection(), sms.provider_sid):
                 insert_row(
                     session.connection(), sms, now, outcome=FAILED, response_twiml=EMPTY_TWIML
                 )
@@ -83,10 +76,7 @@ def _keep_protected(
 ) -> None:
     with session_factory() as session, session.begin():
         connection = session.connection()
-        exists = session.scalar(
-            select(InboundMessage.id).where(InboundMessage.provider_sid == sms.provider_sid)
-        )
-        if exists is not None:
+        if inbound_store.is_stored(connection, sms.provider_sid):
             return  # a concurrent delivery of the same message was kept or handled
         row_id = insert_row(connection, sms, now, outcome=FAILED, response_twiml=EMPTY_TWIML)
         row = InboundRow(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)

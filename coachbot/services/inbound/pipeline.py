@@ -169,16 +169,7 @@ def _handle_once(
             twiml = twiml_message(reply.body)
             insert_reply(ctx, reply)
         inbound_store.update_row(
-            connection,
-            row.id,
-            {
-                "patient_id": row.patient_id,
-                "is_proxy": row.is_proxy,
-                "nudge_id": row.nudge_id,
-                "outcome": row.outcome,
-                "needs_reading": row.needs_reading,
-                "response_twiml": twiml,
-            },
+            connection, row.id, {**row.found(row.outcome), "response_twiml": twiml}
         )
         return twiml, ctx.pageable
 

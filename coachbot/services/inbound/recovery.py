@@ -85,17 +85,7 @@ def recover_failed(
         )
         reply = process(ctx)
         # The TwiML answer stays the empty one Twilio got; the reply goes out as a text.
-        inbound_store.update_row(
-            connection,
-            row.id,
-            {
-                "patient_id": row.patient_id,
-                "is_proxy": row.is_proxy,
-                "nudge_id": row.nudge_id,
-                "outcome": row.outcome or "recovered",
-                "needs_reading": row.needs_reading,
-            },
-        )
+        inbound_store.update_row(connection, row.id, row.found(row.outcome or "recovered"))
         return Recovered(
             row.id, row.from_e164, row.patient_id, row.is_proxy, claimed.received_at, reply
         )
