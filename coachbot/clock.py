@@ -10,12 +10,12 @@ import logging
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy.dialects import postgresql, sqlite
 
 from coachbot.domain.clock import utcnow
 from coachbot.models import ClockHeartbeat
 from coachbot.runtime import Runtime
 from coachbot.services.tick import run_clock_tick
+from coachbot.store.dialect import dialect_insert
 
 log = logging.getLogger(__name__)
 CLOCK_NAME = "dispatch"
@@ -38,9 +38,9 @@ def tick_once(runtime: Runtime, now: dt.datetime | None = None) -> None:
 
 def _heartbeat(runtime: Runtime, now: dt.datetime, text: str) -> None:
     with runtime.session_factory() as session, session.begin():
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(ClockHeartbeat).values(name=CLOCK_NAME, last_tick_at=now, last_summary=text)
+        stmt = dialect_insert(session)(ClockHeartbeat).values(
+            name=CLOCK_NAME, last_tick_at=now, last_summary=text
+        )
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["name"],

@@ -18,12 +18,12 @@ from collections.abc import Collection, Iterator
 
 import phonenumbers
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coachbot.domain.phones import mask_phone
 from coachbot.models import ConsentEvent, SuppressedNumber
 from coachbot.settings import Settings
+from coachbot.store.dialect import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +93,19 @@ def suppress(
     """Puts `number` on the suppression list; True when it was not on it yet. Either way
     the ledger keeps this request with its words. Safe against a concurrent STOP from the
     same number (the insert ignores a row already there)."""
-    insert = postgresql.insert if _is_postgresql(session) else sqlite.insert
-    # RETURNING, not rowcount: the row back is the one answer both drivers agree on.
-    added = (
-        session.scalar(
-            insert(SuppressedNumber)
-            .values(number_e164=number, source=source, patient_id=patient_id, suppressed_at=now)
-            .on_conflict_do_nothing(index_elements=["number_e164"])
-            .returning(SuppressedNumber.number_e164)
+    added = bool(
+        insert_ignoring_duplicates(
+            session,
+            SuppressedNumber,
+            {
+                "number_e164": number,
+                "source": source,
+                "patient_id": patient_id,
+                "suppressed_at": now,
+            },
+            ["number_e164"],
+            [SuppressedNumber.number_e164],
         )
-        is not None
     )
     record_event(
         session,
@@ -254,7 +257,3 @@ def start_number(settings: Settings) -> str:
 def opted_out_notice(settings: Settings) -> str:
     """What the enrol form, the bulk upload and the CLI say about a suppressed number."""
     return f"this number has opted out; ask them to text START to {start_number(settings)}"
-
-
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
