@@ -191,6 +191,17 @@ def suppressed_among(session: Session, numbers: Collection[str]) -> set[str]:
     )
 
 
+def suppression_list(session: Session) -> list[SuppressedNumber]:
+    """Every number nothing may be sent to, newest first (the admins' list names no patient)."""
+    return list(
+        session.scalars(
+            select(SuppressedNumber).order_by(
+                SuppressedNumber.suppressed_at.desc(), SuppressedNumber.number_e164
+            )
+        )
+    )
+
+
 def ledger(
     session: Session, patient_id: int, number: str, *, limit: int | None = None
 ) -> list[ConsentEvent]:
