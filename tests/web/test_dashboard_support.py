@@ -31,6 +31,9 @@ def writer_of(session: Session) -> sessionmaker[Session]:
 
 
 def make_staff(session: Session, email: str, role: str = "clinician") -> int:
+    # The set-up so far is kept (as when the service committed the caller's session), and
+    # a write session's transaction ends: on SQLite it holds the lock the service needs.
+    session.commit()
     user = create_staff_user(
         writer_of(session), email=email, role=role, password=PASSWORD, now=NOW, actor="test"
     )
