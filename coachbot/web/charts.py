@@ -6,7 +6,7 @@ from collections import Counter
 
 from markupsafe import Markup, escape
 
-from coachbot.queries.dashboard import HeatCell, TrendPoint
+from coachbot.queries.patient_page import HeatCell, TrendPoint
 
 _CELL = 11
 _GAP = 2

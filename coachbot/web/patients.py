@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
-from coachbot.queries.dashboard import TimelineCursor, patient_detail
+from coachbot.queries.patient_page import TimelineCursor, patient_detail
 from coachbot.services import consent
 from coachbot.services.care import (
     CarePlan,

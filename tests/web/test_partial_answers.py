@@ -22,7 +22,8 @@ from coachbot.cli import main
 from coachbot.domain.states import NudgeState
 from coachbot.models import AdherenceRecord, Nudge, Patient
 from coachbot.queries.adherence import adherence_by_track, adherence_pct
-from coachbot.queries.dashboard import HEAT_STATES, TrackSummary, patient_detail
+from coachbot.queries.dashboard import TrackSummary
+from coachbot.queries.patient_page import HEAT_STATES, patient_detail
 from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
 from coachbot.settings import Settings
 from coachbot.web.charts import heatmap_svg
