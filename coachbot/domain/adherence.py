@@ -66,3 +66,20 @@ def streak_from_instants(
     today = now.astimezone(zone).date()
     days = {(today - i.astimezone(zone).date()).days for i in instants}
     return streak_from_days(days, limit=len(days) + 1)
+
+
+def week_in_words(done: int, partial: int, sent: int) -> str:
+    """A track's week as a clinician says it: "5 of 7 done this week", "4 of 7 done and 1 in
+    part this week", "nothing sent this week"."""
+    if not sent:
+        return "nothing sent this week"
+    part = f" and {partial} in part" if partial else ""
+    return f"{done} of {sent} done{part} this week"
+
+
+def streak_in_words(streak: int, limit: int = STREAK_LIMIT_DAYS) -> str:
+    """ "done 3 days running", "done 30+ days running"; empty below two days (one day is not
+    a streak worth a word)."""
+    if streak < 2:
+        return ""
+    return f"done {streak}{'+' if streak >= limit else ''} days running"
