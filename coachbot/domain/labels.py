@@ -71,6 +71,52 @@ LANGUAGES: dict[str, str] = {"en": "English", "es": "Spanish"}
 # Rows of the thread that carry no words of their own, said in words.
 MUTED_REPLY = "No reply sent: the hour's limit of automatic replies was reached."
 MUTED_INBOUND = "The bot did not answer this text (too many automatic replies this hour)."
+NO_WORDS = "No words: an empty text or a picture only."
+
+# What a row of the thread is (outbound_messages.kind; for texts received, who wrote).
+MESSAGE_KINDS: dict[str, str] = {
+    "welcome": "Welcome text",
+    "nudge": "Coaching text",
+    "reply": "Answer",
+    "system": "Service message",
+    "caregiver": "From the caregiver",
+}
+
+# Delivery of a text we sent; "-" is a backend that reports none (the console).
+DELIVERY: dict[str, str] = {
+    "-": "delivery not tracked",
+    "queued": "queued",
+    "sending": "sending",
+    "sent": "sent",
+    "delivered": "delivered",
+    "undelivered": "not delivered",
+    "failed": "failed",
+    "read": "read",
+}
+
+# How the bot handled a text it received (inbound_messages.outcome), the common ones.
+INBOUND_OUTCOMES: dict[str, str] = {
+    "received": "received",
+    "free_text": "for the care team to read",
+    "red_flag": "red flag: care team alerted",
+    "crisis": "crisis: care team alerted",
+    "opt_in": "said YES to the texts",
+    "opt_out": "texted STOP",
+    "help": "asked for help",
+    "staff_ack": "staff acknowledgement",
+    "awaiting_consent": "before the patient said YES",
+    "empty": "empty text",
+}
+
+# The calendar heatmap's day states (queries.patient_page.HEAT_STATES).
+HEAT_STATES: dict[str, str] = {
+    "none": "nothing due",
+    "waiting": "waiting for a reply",
+    "missed": "missed",
+    "skipped": "skipped",
+    "partial": "partly done",
+    "done": "done",
+}
 
 
 def _words(code: str) -> str:
@@ -111,3 +157,21 @@ def patient_status(code: str) -> str:
 
 def language(code: str) -> str:
     return LANGUAGES.get(code, code)
+
+
+def message_kind(kind: str) -> str:
+    return MESSAGE_KINDS.get(kind, _words(kind).capitalize())
+
+
+def delivery(status: str) -> str:
+    return DELIVERY.get(status, _words(status))
+
+
+def inbound_outcome(outcome: str) -> str:
+    """A text's handling in words; "_muted" (no answer sent) is said separately."""
+    base = outcome.removesuffix("_muted")
+    return INBOUND_OUTCOMES.get(base, _words(base))
+
+
+def is_muted(outcome: str) -> bool:
+    return outcome.endswith("_muted")

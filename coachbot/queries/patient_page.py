@@ -348,3 +348,39 @@ def heatmap_weeks(cells: list[HeatCell]) -> list[HeatWeek]:
         first = next((d for d in real if d.day.day == 1), real[0])
         weeks.append(HeatWeek(days, f"{first.day:%b}" if starts_month else ""))
     return weeks
+
+
+# A day's worth toward a week's adherence: done counts whole, partial half (as in rates),
+# skipped and missed count as nothing; waiting and nothing due are left out.
+_DAY_CREDIT = {"done": 1.0, "partial": 0.5, "skipped": 0.0, "missed": 0.0}
+
+
+class WeekRate(NamedTuple):
+    monday: dt.date
+    pct: int | None  # None: nothing was due that week
+
+
+def weekly_adherence(weeks: list[HeatWeek]) -> list[WeekRate]:
+    """Each heatmap week's share of days done, for the adherence trend: counted from the
+    calendar's own cells, so the trend and the heatmap cannot disagree."""
+    rates = []
+    for week in weeks:
+        credits = [_DAY_CREDIT[d.state] for d in week.days if d and d.state in _DAY_CREDIT]
+        first = next(d for d in week.days if d is not None)
+        monday = first.day - dt.timedelta(days=first.day.weekday())
+        pct = round(100 * sum(credits) / len(credits)) if credits else None
+        rates.append(WeekRate(monday, pct))
+    return rates
+
+
+# The heatmap's summary counts the states in the legend's order.
+_LEGEND_ORDER = ("done", "partial", "skipped", "missed", "waiting", "none")
+
+
+def heat_tally(cells: list[HeatCell], words: dict[str, str]) -> str:
+    """The days of each state in `words` ("1 done, 2 partly done, 86 nothing due"): the
+    heatmap's summary for a screen reader, before its day-by-day cells."""
+    counts = dict.fromkeys(_LEGEND_ORDER, 0)
+    for cell in cells:
+        counts[cell.state] += 1
+    return ", ".join(f"{counts[s]} {words[s]}" for s in _LEGEND_ORDER if counts[s])
