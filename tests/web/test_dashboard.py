@@ -213,8 +213,7 @@ def test_the_list_shows_adherence_streak_last_reply_and_alerts_and_filters(
     # answered today and yesterday -> a 2-day streak. In words, not "71% / 70% · 2 d".
     assert (
         "<strong>sleep</strong>: 5 of 7 done this week (71%); 70% over 30 days;"
-        " done 2 days running"
-        in html
+        " done 2 days running" in html
     )
     # Maya's open urgent red flag puts her first, flagged in words, not only as a count.
     assert html.index("Maya") < html.index("Tom")
