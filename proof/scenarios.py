@@ -869,24 +869,23 @@ def paging(
         try:
             make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
-            with runtime.session_factory() as session:
-                for email, phone in ((ONCALL_EMAIL, ONCALL_PHONE), (BACKUP_EMAIL, None)):
-                    create_staff_user(
-                        session,
-                        email=email,
-                        role="clinician",
-                        password="proof-password-0",  # noqa: S106 - loopback only
-                        now=utcnow(),
-                        actor="proof",
-                        phone=phone,
-                    )
-                oncall.set_override(
-                    session,
-                    primary_email=ONCALL_EMAIL,
-                    backup_email=BACKUP_EMAIL,
+            for email, phone in ((ONCALL_EMAIL, ONCALL_PHONE), (BACKUP_EMAIL, None)):
+                create_staff_user(
+                    runtime.session_factory,
+                    email=email,
+                    role="clinician",
+                    password="proof-password-0",  # noqa: S106 - loopback only
                     now=utcnow(),
                     actor="proof",
+                    phone=phone,
                 )
+            oncall.set_override(
+                runtime.session_factory,
+                primary_email=ONCALL_EMAIL,
+                backup_email=BACKUP_EMAIL,
+                now=utcnow(),
+                actor="proof",
+            )
         finally:
             runtime.close()
 
