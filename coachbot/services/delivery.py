@@ -15,19 +15,20 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from coachbot.domain.patient_status import Event, transition
 from coachbot.domain.provider_errors import TWILIO_CODE_OUTCOMES, Outcome
 from coachbot.domain.states import (
     DELIVERY_STATUS_RANK,
     AlertKind,
     AlertSeverity,
     NudgeState,
-    PatientStatus,
     delivery_status_advances,
 )
 from coachbot.models import DeliveryEvent, Nudge, OutboundMessage, Patient
 from coachbot.services import consent
 from coachbot.services.alerts import raise_alert
 from coachbot.services.programs import rules_for
+from coachbot.services.status_changes import patient_state
 from coachbot.store import outbound as outbound_store
 from coachbot.store.dialect import insert_ignoring_duplicates
 
@@ -131,6 +132,13 @@ def apply_stored_events(
         _apply(session, message, nudge, status, error_code, now)
 
 
+# What a provider's outcome for a number means for its patient's status.
+_NUMBER_EVENTS = {
+    Outcome.OPTED_OUT: Event.CARRIER_OPT_OUT,
+    Outcome.INVALID_NUMBER: Event.INVALID_NUMBER,
+}
+
+
 def apply_number_outcome(
     session: Session, patient_id: int, outcome: Outcome, code: str | None, now: dt.datetime
 ) -> None:
@@ -141,8 +149,13 @@ def apply_number_outcome(
         return
     if outcome is Outcome.OPTED_OUT:
         consent.carrier_opt_out(session, patient.phone_e164, patient_id, code, now)
-    if outcome is Outcome.OPTED_OUT and patient.status != PatientStatus.OPTED_OUT:
-        patient.status = PatientStatus.OPTED_OUT
+    # The status change, if any, comes from the one transition table.
+    event = _NUMBER_EVENTS.get(outcome)
+    change = transition(patient_state(session, patient), event) if event is not None else None
+    if change is None or not change.allowed:
+        return
+    if event is Event.CARRIER_OPT_OUT:
+        patient.status = change.status
         patient.opted_out_at = now
         patient.updated_at = now
         raise_alert(
@@ -153,10 +166,10 @@ def apply_number_outcome(
             detail=f"carrier_{code}",
             now=now,
         )
-    elif outcome is Outcome.INVALID_NUMBER and patient.status == PatientStatus.ACTIVE:
-        patient.status = PatientStatus.PAUSED
+    else:
+        patient.status = change.status
         # A system pause: the clinician may resume it once the number is fixed.
-        patient.paused_by = consent.PAUSED_BY_SYSTEM
+        patient.paused_by = change.paused_by
         patient.updated_at = now
         consent.record_event(
             session,

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from coachbot.domain.patient_status import Event, PatientState, PausedBy, transition
+from coachbot.domain.patient_status import Outcome as StatusOutcome
 from coachbot.domain.states import (
     PatientStatus,
 )
@@ -51,16 +53,41 @@ def apply_effect(ctx: Context, patient: SenderRecord | None, decision: Decision)
         if own is not None:
             _opt_in(ctx, own)
     elif effect is Effect.PATIENT_PAUSE and own is not None:
-        _update_patient(ctx, own, status=PatientStatus.PAUSED, paused_by=consent.PAUSED_BY_PATIENT)
-        audit.record(
-            ctx.session,
-            actor="patient",
-            action="consent.revocation_pause",
-            patient_id=own.id,
-            now=ctx.now,
-        )
+        applied = _pause_by_patient(ctx, own)
     _record_consent(ctx, own, decision, applied)
     return applied
+
+
+def _status_change(patient: SenderRecord, event: Event) -> StatusOutcome | None:
+    """Where `event` takes the patient by the one transition table
+    (`coachbot.domain.patient_status`); None when the table refuses it. The triage's
+    decision already leaves out what the table refuses (a repeated STOP, START after a
+    discharge), so a refusal here changes nothing and writes nothing."""
+    state = PatientState(
+        PatientStatus(patient.status),
+        PausedBy(patient.paused_by) if patient.paused_by else None,
+        opted_in=patient.opted_in_at is not None,
+        number_suppressed=patient.number_suppressed,
+    )
+    outcome = transition(state, event)
+    return outcome if outcome.allowed else None
+
+
+def _pause_by_patient(ctx: Context, patient: SenderRecord) -> bool:
+    """The patient's "please stop texting me": paused by them; only their START or YES
+    restarts the texts."""
+    outcome = _status_change(patient, Event.REVOCATION)
+    if outcome is None:
+        return False
+    _update_patient(ctx, patient, status=outcome.status, paused_by=outcome.paused_by)
+    audit.record(
+        ctx.session,
+        actor="patient",
+        action="consent.revocation_pause",
+        patient_id=patient.id,
+        now=ctx.now,
+    )
+    return True
 
 
 # The ledger's name for what a consent message did; anything else consent-related that
@@ -149,7 +176,10 @@ def _remove_caregiver(ctx: Context) -> None:
 def apply_opt_out(ctx: Context, patient: SenderRecord) -> None:
     """The patient's STOP: opted out, unsent nudges skipped (the decision's alert tells the
     clinician)."""
-    _update_patient(ctx, patient, status=PatientStatus.OPTED_OUT, opted_out_at=ctx.now)
+    outcome = _status_change(patient, Event.OPT_OUT)
+    if outcome is None:
+        return
+    _update_patient(ctx, patient, status=outcome.status, opted_out_at=ctx.now)
     # Claimed but unsent nudges die here too; dispatch re-checks consent atomically.
     nudge_store.skip_unsent(ctx.connection, patient.id, "opted_out", ctx.now)
     audit.record(
@@ -170,7 +200,8 @@ def _start_superseded(ctx: Context, patient: SenderRecord) -> bool:
 
 def _opt_in(ctx: Context, patient: SenderRecord) -> None:
     """Pending or stopped/paused -> active."""
-    if patient.status == PatientStatus.DISCHARGED:
+    outcome = _status_change(patient, Event.OPT_IN)
+    if outcome is None:
         return  # the number may restart; a discharged programme does not
     action = (
         "consent.opt_in" if patient.status == PatientStatus.PENDING_CONSENT else "consent.resume"
@@ -178,9 +209,9 @@ def _opt_in(ctx: Context, patient: SenderRecord) -> None:
     _update_patient(
         ctx,
         patient,
-        status=PatientStatus.ACTIVE,
+        status=outcome.status,
         opted_in_at=patient.opted_in_at or ctx.now,
         opted_out_at=None,
-        paused_by=None,
+        paused_by=outcome.paused_by,
     )
     audit.record(ctx.session, actor="patient", action=action, patient_id=patient.id, now=ctx.now)
