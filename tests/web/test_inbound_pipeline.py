@@ -20,6 +20,7 @@ from coachbot.models import (
     OutboundMessage,
     Patient,
 )
+from coachbot.services import programs
 from coachbot.services.inbound import context as inbound_context
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
@@ -476,6 +477,43 @@ def test_a_reply_to_a_nudge_in_an_ambiguous_state_still_counts(
     session.commit()
     post(client, patient.phone_e164, "done", T0 + dt.timedelta(minutes=5))
     assert session.scalars(select(AdherenceRecord)).one().nudge_id == nudge.id
+
+
+def _set_reply_window(session: Session, track: str, minutes: int) -> None:
+    view = programs.show_program(session, "standard")
+    changed = programs.with_changes(view.tracks[track], reply_window_minutes=minutes)
+    programs.save_track(
+        session, "standard", changed, base_version=view.version, actor="test", now=T0
+    )
+
+
+def test_an_ambiguous_nudge_stays_open_for_its_programmes_longer_reply_window(
+    client: Any, session: Session
+) -> None:
+    """No reply window is set on a send whose outcome is unknown: the programme in force
+    says how long it waits for an answer, even past every built-in window (diet's is 8 h,
+    the longest 10 h)."""
+    patient = make_patient(session)
+    _set_reply_window(session, "diet", 20 * 60)
+    nudge = make_nudge(session, patient, "diet", state=NudgeState.AMBIGUOUS)
+    nudge.sent_at = T0
+    session.commit()
+    post(client, patient.phone_e164, "done", T0 + dt.timedelta(hours=12))
+    assert session.scalars(select(AdherenceRecord)).one().nudge_id == nudge.id
+
+
+def test_an_ambiguous_nudge_closes_with_its_programmes_shorter_reply_window(
+    client: Any, session: Session
+) -> None:
+    patient = make_patient(session)
+    _set_reply_window(session, "diet", 60)
+    nudge = make_nudge(session, patient, "diet", state=NudgeState.AMBIGUOUS)
+    nudge.sent_at = T0
+    session.commit()
+    post(client, patient.phone_e164, "done", T0 + dt.timedelta(hours=2))
+    row = last_inbound(session)
+    assert (row.outcome, row.nudge_id) == ("free_text", None)
+    assert count(session, AdherenceRecord) == 0
 
 
 # --- safety rails -------------------------------------------------------------------------
