@@ -48,3 +48,15 @@ def test_a_replayed_tick_neither_misses_nor_follows_up_twice(runtime: Runtime) -
     again = _tick(runtime, AFTER_WINDOW + dt.timedelta(seconds=5))
     assert "missed=0 followups=0" in again
     assert "sent=0" in again
+
+
+def test_the_tick_line_names_each_count_once(runtime: Runtime) -> None:
+    """One summary for the whole tick: a dispatcher's late nudge is `too_late=`, a reply
+    window closed unanswered is `missed=`, and no name is printed twice."""
+    with runtime.session_factory() as s:
+        make_patient(s, tz="America/New_York", tracks={"sleep": "08:30"})
+    text = _tick(runtime, NUDGE_TIME)
+    names = [part.split("=")[0] for part in text.split() if "=" in part]
+    assert len(names) == len(set(names)), text
+    assert "too_late=0" in text
+    assert text.count("missed=") == 1
