@@ -31,6 +31,7 @@ from coachbot.services.messaging import send_to_patient, status_callback_url
 from coachbot.services.schedules import dispatch_settings, program_default
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
+from coachbot.store.dialect import skip_locked
 
 log = logging.getLogger(__name__)
 
@@ -549,10 +550,8 @@ def _claim_due_welcomes(
             .order_by(Patient.welcome_due_at, Patient.id)
             .limit(WELCOME_BATCH)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            # Concurrent clocks take disjoint rows instead of queueing on row locks.
-            query = query.with_for_update(skip_locked=True)
-        rows = session.execute(query).all()
+        # Concurrent clocks take disjoint rows instead of queueing on row locks.
+        rows = session.execute(skip_locked(session, query)).all()
         if not rows:
             return []
         window = dispatch_settings(session).window
