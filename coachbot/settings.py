@@ -40,6 +40,12 @@ class SettingsError(ValueError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+# The demo clinic's name: texts read "Hi Maya, Riverside Recovery Clinic has signed you up",
+# never a placeholder such as "Your care team" in the middle of a sentence ("Your Your care
+# team coachbot messages"). Production must set CLINIC_NAME.
+DEVELOPMENT_CLINIC_NAME = "Riverside Recovery Clinic"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -54,7 +60,7 @@ class Settings:
     twilio_api_base_url: str | None = None
     twilio_timeout_seconds: float = 10.0
     public_base_url: str = "http://127.0.0.1:5000"
-    clinic_name: str = "Your care team"
+    clinic_name: str = DEVELOPMENT_CLINIC_NAME
     clinic_phone: str = "+16175550199"
     default_region: str = "US"
     tick_seconds: float = 5.0
@@ -176,7 +182,12 @@ class Settings:
                 "PUBLIC_BASE_URL: must be an http(s) URL such as https://coach.example.org"
             )
 
-        clinic_name = get("CLINIC_NAME") or "Your care team"
+        clinic_name = (get("CLINIC_NAME") or "").strip()
+        if not clinic_name and coachbot_env == "production":
+            # Every welcome, HELP and STOP text names the clinic: a placeholder must never
+            # reach a patient, so production has no default.
+            problems.append("CLINIC_NAME: required in production (the clinic's name in texts)")
+        clinic_name = clinic_name or DEVELOPMENT_CLINIC_NAME
         clinic_phone = get("CLINIC_PHONE") or "+16175550199"
         if not _is_e164(clinic_phone):
             problems.append("CLINIC_PHONE: must be an E.164 number such as +16175550199")

@@ -117,12 +117,38 @@ def _ensure_logins(
         clinician = session.scalars(select(StaffUser).where(StaffUser.email == DEMO_EMAIL)).one()
         if not session.scalar(select(func.count()).select_from(OnCallOverride)):
             # Someone must be on call for the demo's red flags to page anybody.
-            set_override(session, primary_email=DEMO_EMAIL, backup_email=None, now=start, actor="demo")
+            set_override(
+                session, primary_email=DEMO_EMAIL, backup_email=None, now=start, actor="demo"
+            )
         session.expunge(clinician)
     return clinician
 
 
-_DISPLAY_NAMES = {
+def demo_logins_present(session: Session) -> tuple[DemoLogin, ...]:
+    """The demo logins whose accounts exist here, for `coachbot serve` to print; none in
+    production, where a published password must never be advertised."""
+    emails = set(
+        session.scalars(
+            select(StaffUser.email).where(
+                StaffUser.email.in_([login.email for login in DEMO_LOGINS]),
+                StaffUser.is_active.is_(True),
+            )
+        )
+    )
+    return tuple(login for login in DEMO_LOGINS if login.email in emails)
+
+
+def ready_lines(url: str, logins: tuple[DemoLogin, ...]) -> list[str]:
+    """What `coachbot serve` prints once it listens, last, so `make run` ends with it."""
+    lines = [f"coachbot is running at {url}  (Ctrl+C stops it)"]
+    if logins:
+        lines.append("sign in as:")
+        width = max(len(login.role) for login in logins)
+        lines += [f"  {login.role:<{width}}  {login.email} / {login.password}" for login in logins]
+    return lines
+
+
+_DISPLAY_NAMES: dict[str, str] = {
     Role.CLINICIAN: "Dr. Dana Reyes",
     Role.OPERATOR: "Olu Operator",
     Role.ADMIN: "Ari Admin",

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.replies import Expectation
 
-DEMO_CLINIC_NAME = "Riverside Recovery Clinic"
 CLINIC_ZONE = "America/New_York"
 
 
@@ -67,8 +66,18 @@ A, D, S, R, P = (
 
 CAST: tuple[Persona, ...] = (
     # Adherent
-    _p("Maya", 101, A, "sleep,exercise,mindfulness", homework=("10 minutes of word-finding cards",)),
-    _p("Tom", 103, A, "sleep,diet,rehab", checkin=True, enrolled_days_ago=40, homework=("the attention worksheet",)),
+    _p(
+        "Maya", 101, A, "sleep,exercise,mindfulness", homework=("10 minutes of word-finding cards",)
+    ),
+    _p(
+        "Tom",
+        103,
+        A,
+        "sleep,diet,rehab",
+        checkin=True,
+        enrolled_days_ago=40,
+        homework=("the attention worksheet",),
+    ),
     _p("Priya", 104, A, "exercise,rehab", enrolled_days_ago=75),
     _p("Grace", 105, A, "sleep,mindfulness", enrolled_days_ago=55),
     _p("Samuel", 106, A, "diet,exercise", enrolled_days_ago=30, times=(("exercise", "17:00"),)),
@@ -162,7 +171,7 @@ class Behaviourist:
 
     def __post_init__(self) -> None:
         # One stream per persona: a change to one person's story leaves the others' intact.
-        self.rng = random.Random(f"coachbot-demo:{self.persona.phone}")
+        self.rng = random.Random(f"coachbot-demo:{self.persona.phone}")  # noqa: S311  (a story, not a secret)
 
     def answer(self, track: str, days_ago: float) -> Answer | None:
         chance = self._answer_chance(days_ago)

@@ -21,6 +21,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -41,6 +42,7 @@ from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
 log = logging.getLogger(__name__)
+_BEGINNING = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 HISTORY = dt.timedelta(days=90)
 _ENROL_AT = dt.time(10, 15)  # local: inside the send window, so the welcome goes at once
@@ -74,7 +76,7 @@ class _Sim:
     behaviour: dict[int, Behaviourist] = field(default_factory=dict)  # by patient id
     tick_instants: list[dt.datetime] = field(default_factory=list)  # a heap
     next_planned: dt.datetime | None = None  # the earliest planned send, as of the last tick
-    clock: dt.datetime = dt.datetime.min.replace(tzinfo=dt.UTC)  # the last instant played
+    clock: dt.datetime = _BEGINNING  # the last instant played
     ticks: int = 0
     texts_in: int = 0
     _seq: Iterator[int] = field(default_factory=itertools.count)
@@ -133,13 +135,13 @@ class _Sim:
         if persona.behaviour is Behaviour.PENDING:
             return  # the welcome went; they have not answered it
         yes = "SI" if persona.language == "es" else "YES"
-        self.at(when + _YES_AFTER, lambda t: self._opt_in(persona.phone, yes, t))
+        self.at(when + _YES_AFTER, partial(self._opt_in, persona.phone, yes))
         for flag in persona.red_flags:
             self.at(self.end - dt.timedelta(days=flag.days_ago), self._red_flag(persona, flag))
         for days_ago, body in persona.free_texts:
             self.at(
                 self.end - dt.timedelta(days=days_ago),
-                lambda t, body=body: self.text(persona.phone, body, t),
+                partial(self.text, persona.phone, body),
             )
 
     def _opt_in(self, phone: str, yes: str, when: dt.datetime) -> None:
@@ -154,10 +156,10 @@ class _Sim:
             alert_id = self._latest_red_flag(persona.phone)
             if flag.acknowledged_by_sms and self.clinician.phone_e164:
                 phone = self.clinician.phone_e164
-                self.at(when + _ACK_AFTER, lambda t: self.text(phone, f"ACK {alert_id}", t))
+                self.at(when + _ACK_AFTER, partial(self.text, phone, f"ACK {alert_id}"))
             if flag.resolved_note:
                 note = flag.resolved_note
-                self.at(when + _RESOLVE_AFTER, lambda t: self._resolve(alert_id, note, t))
+                self.at(when + _RESOLVE_AFTER, partial(self._resolve, alert_id, note))
 
         return send
 
@@ -195,7 +197,7 @@ class _Sim:
             answer = persona.answer(track, (self.end - when) / dt.timedelta(days=1))
             if answer is not None:
                 phone, body = persona.persona.phone, answer.body
-                self.at(when + answer.delay, lambda t, p=phone, b=body: self.text(p, b, t))
+                self.at(when + answer.delay, partial(self.text, phone, body))
 
     def plan_ticks(self, phone: str) -> None:
         """Adds every instant the patient's schedules fire, from now to the end, computed by
@@ -216,7 +218,7 @@ class _Sim:
         window that closes in between is closed by that tick, as after any pause."""
         while self.tick_instants and self.tick_instants[0] <= after:
             heapq.heappop(self.tick_instants)
-        candidates = [self.end] + self.tick_instants[:1]
+        candidates = [self.end, *self.tick_instants[:1]]
         if self.next_planned is not None and self.next_planned > after:
             candidates.append(self.next_planned)
         return min(candidates)
@@ -293,7 +295,7 @@ def play_history(
     `end` (the real now), then the clinician's rounds."""
     sim = _Sim(session_factory, gateway, library, settings, clinician, end)
     for persona in CAST:
-        sim.at(enrolment_instant(persona, end), lambda t, p=persona: sim.enrol(p, t))
+        sim.at(enrolment_instant(persona, end), partial(sim.enrol, persona))
     sim.run()
     sim.rounds()
     return HistoryReport(patients=len(CAST), ticks=sim.ticks, texts_in=sim.texts_in)
