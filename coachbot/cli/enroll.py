@@ -92,9 +92,11 @@ def demo_seed(ctx: click.Context) -> None:
         click.echo(line)
 
 
-def _the_only_clinician(session: Session) -> str:
+def _the_only_clinician(session: Session) -> str | None:
     """A patient with no clinician is on nobody's list, so --clinician may be left out only
-    when the answer is obvious; otherwise the error names the choices."""
+    when the answer is obvious: the one clinician there is. With several, the error names
+    them. With none yet (a fresh install, before any `create-user`) there is no list to be
+    on, and the enrolment goes ahead as before."""
     from coachbot.domain.states import Role
     from coachbot.models import StaffUser
 
@@ -105,13 +107,6 @@ def _the_only_clinician(session: Session) -> str:
             .order_by(StaffUser.email)
         )
     )
-    if len(emails) == 1:
-        return emails[0]
-    if not emails:
-        fail(
-            "--clinician: there is no clinician account yet; create one with"
-            " `coachbot create-user --role clinician --email ...`"
-        )
-    return fail(
-        f"--clinician: required when there are several clinicians; one of {', '.join(emails)}"
-    )
+    if len(emails) > 1:
+        fail(f"--clinician: required when there are several clinicians; one of {', '.join(emails)}")
+    return emails[0] if emails else None

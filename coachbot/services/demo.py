@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.content import MessageLibrary
 from coachbot.domain.states import Role
 from coachbot.models import OnCallOverride, Patient, StaffUser
-from coachbot.services.demo_cast import CAST
+from coachbot.services.demo_cast import CAST, Persona
 from coachbot.services.demo_history import HISTORY, HistoryReport, play_history
 from coachbot.services.oncall import set_override
 from coachbot.services.staff import create_staff_user
@@ -70,6 +70,7 @@ def seed_demo(
     library: MessageLibrary,
     settings: Settings,
     now: dt.datetime,
+    cast: tuple[Persona, ...] = CAST,
 ) -> DemoResult:
     """Idempotent: the logins are created once, and the history is played only into a
     clinic that has no patients yet; a second run changes nothing and says so."""
@@ -77,7 +78,7 @@ def seed_demo(
         raise DemoRefused("demo data is refused in production (COACHBOT_ENV=production)")
     clinician = _ensure_logins(session_factory, settings, now)
     with session_factory() as session:
-        demo_phones = [p.phone for p in CAST]
+        demo_phones = [p.phone for p in cast]
         ours = session.scalar(
             select(func.count(Patient.id)).where(Patient.phone_e164.in_(demo_phones))
         )
@@ -90,7 +91,7 @@ def seed_demo(
         # Playing 90 days of clock ticks would also run over these patients' records.
         why = f"demo history skipped: the database already has {others} other patients"
         return DemoResult(DEMO_LOGINS, 0, None, skipped_because=why)
-    history = play_history(session_factory, gateway, library, settings, clinician, now)
+    history = play_history(session_factory, gateway, library, settings, clinician, now, cast)
     return DemoResult(DEMO_LOGINS, history.patients, history)
 
 

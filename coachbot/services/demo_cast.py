@@ -122,7 +122,7 @@ CAST: tuple[Persona, ...] = (
         ),
     ),
     # Spanish-speaking, each behaviour
-    _p("Lucía", 102, A, "exercise,diet,rehab", language="es"),
+    _p("Lucia", 102, A, "exercise,diet,rehab", language="es"),
     _p("Mateo", 118, A, "sleep,exercise", language="es", enrolled_days_ago=25),
     _p("Carmen", 119, D, "diet,mindfulness", language="es"),
     _p("Jorge", 120, S, "sleep,rehab", language="es", silent_days=5, enrolled_days_ago=40),
