@@ -4,6 +4,7 @@ and one tick run by hand."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 
 import click
@@ -42,6 +43,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from coachbot.clock import start_background_clock, tick_once
     from coachbot.services.demo import DemoLogin, demo_logins_present, ready_lines
 
+    # The scheduler's start and stop lines are noise around the lines that matter here.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     runtime = runtime_of(ctx)
     app = create_app(runtime=runtime)
     # Bound here, before anything is printed: the URL is only announced once it answers.
