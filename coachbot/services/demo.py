@@ -100,27 +100,35 @@ def _ensure_logins(
 ) -> StaffUser:
     start = now - HISTORY - dt.timedelta(days=1)  # staff exist before the first enrolment
     with session_factory() as session:
-        for login in DEMO_LOGINS:
-            if session.scalar(select(StaffUser.id).where(StaffUser.email == login.email)):
-                continue
-            create_staff_user(
-                session,
-                email=login.email,
-                role=login.role,
-                password=login.password,
-                now=start,
-                actor="demo",
-                display_name=_DISPLAY_NAMES[login.role],
-                phone=DEMO_CLINICIAN_PHONE if login.role == Role.CLINICIAN else None,
-                default_region=settings.default_region,
+        existing = set(
+            session.scalars(
+                select(StaffUser.email).where(
+                    StaffUser.email.in_([login.email for login in DEMO_LOGINS])
+                )
             )
-        session.commit()
+        )
+        on_call_set = bool(session.scalar(select(func.count()).select_from(OnCallOverride)))
+    for login in DEMO_LOGINS:
+        if login.email in existing:
+            continue
+        create_staff_user(
+            session_factory,
+            email=login.email,
+            role=login.role,
+            password=login.password,
+            now=start,
+            actor="demo",
+            display_name=_DISPLAY_NAMES[login.role],
+            phone=DEMO_CLINICIAN_PHONE if login.role == Role.CLINICIAN else None,
+            default_region=settings.default_region,
+        )
+    if not on_call_set:
+        # Someone must be on call for the demo's red flags to page anybody.
+        set_override(
+            session_factory, primary_email=DEMO_EMAIL, backup_email=None, now=start, actor="demo"
+        )
+    with session_factory() as session:
         clinician = session.scalars(select(StaffUser).where(StaffUser.email == DEMO_EMAIL)).one()
-        if not session.scalar(select(func.count()).select_from(OnCallOverride)):
-            # Someone must be on call for the demo's red flags to page anybody.
-            set_override(
-                session, primary_email=DEMO_EMAIL, backup_email=None, now=start, actor="demo"
-            )
         session.expunge(clinician)
     return clinician
 
