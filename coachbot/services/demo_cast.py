@@ -177,7 +177,9 @@ class Behaviourist:
         chance = self._answer_chance(days_ago)
         if self.rng.random() >= chance:
             return None
-        delay = dt.timedelta(minutes=self.rng.randint(3, 70))
+        # Before the next nudge can go (the closest two are 30 minutes apart): an answer that
+        # arrives after a newer question is, rightly, read by a person, not guessed at.
+        delay = dt.timedelta(minutes=self.rng.randint(3, 25))
         declined = self.rng.random() < self._decline_chance(days_ago)
         return Answer(self._body(track, declined), delay)
 

@@ -9,6 +9,7 @@ the tree; re-run with the variable after a page changes).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -62,7 +63,8 @@ def _seed_with_the_command(settings: Settings) -> str:
         [str(script), "demo-seed"], env=env, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    print(f"demo-seed took {time.perf_counter() - started:.1f} s: {done.stdout.strip()}")
+    seconds = time.perf_counter() - started
+    logging.getLogger(__name__).info("demo-seed took %.1f s: %s", seconds, done.stdout.strip())
     return done.stdout
 
 
