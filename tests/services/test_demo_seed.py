@@ -6,19 +6,14 @@ takes seconds, so it is played once per module into its own database and only re
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import shutil
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, AlertStatus, PatientStatus, Role
-from coachbot.migrate import upgrade
 from coachbot.models import (
     AdherenceRecord,
     Alert,
@@ -32,7 +27,6 @@ from coachbot.models import (
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.services.demo import (
     DEMO_LOGINS,
-    DemoRefused,
     demo_logins_present,
     ready_lines,
     seed_demo,
@@ -40,8 +34,7 @@ from coachbot.services.demo import (
 from coachbot.services.demo_cast import CAST, Persona
 from coachbot.services.staff import password_hasher
 from coachbot.settings import Settings
-from tests.conftest import TEST_DATABASE_URL, _schema_url
-from tests.support.builders import make_patient
+from tests.conftest import fresh_database
 
 END = dt.datetime(2026, 11, 30, 14, 0, tzinfo=dt.UTC)  # 09:00 in New York
 SAMPLE_NAMES = ("Maya", "Owen", "Daniel", "Nora", "Elliot", "Ada", "Rosa", "Iris", "Ben")
@@ -53,31 +46,11 @@ def _persona(name: str) -> Persona:
 
 
 @pytest.fixture(scope="module")
-def _module_database(
-    _migrated_template: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A database of this module's own: the per-test fixtures empty the shared PostgreSQL
-    schema before each test, which would wipe a seed made once for the module."""
-    if not TEST_DATABASE_URL:
-        copy = tmp_path_factory.mktemp("demo") / "coachbot.db"
-        shutil.copyfile(_migrated_template, copy)
-        yield f"sqlite:///{copy}"
-        return
-    schema = f"demo_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(TEST_DATABASE_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = _schema_url(TEST_DATABASE_URL, schema)
-    upgrade(url)
-    yield url
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def seeded(_module_database: str) -> Iterator[Runtime]:
-    runtime = build_runtime(Settings(database_url=_module_database, clinic_phone="+16175550199"))
+def seeded(_migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """Every test of this module reads this one seed; none asks for a per-test database,
+    which on PostgreSQL would empty the shared schema under it."""
+    url = fresh_database(_migrated_template, tmp_path_factory.mktemp("demo"))
+    runtime = build_runtime(Settings(database_url=url, clinic_phone="+16175550199"))
     result = seed_demo(
         runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, END, SAMPLE
     )
@@ -240,69 +213,6 @@ def test_a_second_seed_changes_nothing_and_says_so(seeded: Runtime) -> None:
     assert again.history is None
     assert again.as_lines() == [f"demo data already there ({len(SAMPLE)} patients)"]
     assert counts() == before
-
-
-def _outcomes(runtime: Runtime) -> list[tuple[object, ...]]:
-    with runtime.read_session_factory() as s:
-        return [
-            tuple(row)
-            for row in s.execute(
-                select(
-                    Patient.first_name,
-                    AdherenceRecord.track,
-                    AdherenceRecord.outcome,
-                    AdherenceRecord.value,
-                    AdherenceRecord.recorded_at,
-                )
-                .join(Patient, Patient.id == AdherenceRecord.patient_id)
-                .order_by(AdherenceRecord.recorded_at, Patient.first_name, AdherenceRecord.track)
-            )
-        ]
-
-
-def test_the_same_instant_gives_the_same_clinic(runtime: Runtime, tmp_path: Path) -> None:
-    pair = (_persona("Maya"), _persona("Owen"))
-    seed_demo(
-        runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, END, pair
-    )
-    if TEST_DATABASE_URL:
-        pytest.skip("the second database of the pair is a SQLite file; PostgreSQL has one schema")
-    second_url = f"sqlite:///{tmp_path / 'second.db'}"
-    upgrade(second_url)
-    second = build_runtime(dataclasses.replace(runtime.settings, database_url=second_url))
-    try:
-        seed_demo(
-            second.session_factory, second.gateway, second.library, second.settings, END, pair
-        )
-        first_rows, second_rows = _outcomes(runtime), _outcomes(second)
-    finally:
-        second.close()
-    assert len(first_rows) > 100
-    assert first_rows == second_rows
-
-
-def test_demo_data_is_refused_in_production(runtime: Runtime) -> None:
-    production = dataclasses.replace(runtime.settings, env="production")
-    with pytest.raises(DemoRefused, match="production"):
-        seed_demo(runtime.session_factory, runtime.gateway, runtime.library, production, END)
-    with runtime.read_session_factory() as s:
-        assert s.scalar(select(func.count(StaffUser.id))) == 0
-
-
-def test_a_clinic_with_its_own_patients_gets_the_logins_but_no_history(
-    runtime: Runtime,
-) -> None:
-    with runtime.session_factory() as s:
-        make_patient(s)
-        s.commit()
-    result = seed_demo(
-        runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, END, SAMPLE
-    )
-    assert result.history is None
-    assert result.as_lines() == ["demo history skipped: the database already has 1 other patients"]
-    with runtime.read_session_factory() as s:
-        assert s.scalar(select(func.count(Patient.id))) == 1
-        assert demo_logins_present(s) == DEMO_LOGINS
 
 
 def test_the_ready_block_is_the_url_then_one_line_per_login() -> None:
