@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,7 +40,6 @@ from coachbot.services.tick import run_clock_tick
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
-log = logging.getLogger(__name__)
 _BEGINNING = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 HISTORY = dt.timedelta(days=90)
