@@ -266,25 +266,25 @@ def settings_set(
     if all(v is None for v in given):
         fail("nothing to change; pass at least one option")
     who = _sender(ctx, sender)
-    with runtime_of(ctx).session_factory() as session:
+    runtime = runtime_of(ctx)
+    with runtime.read_session_factory() as session:
         current = global_settings(session, who)
-        session.rollback()
 
-        def keep(value: str | None, now_value: object) -> str:
-            if value is None:
-                return "" if now_value is None else str(now_value)
-            return "" if value.strip().lower() == "none" else value
+    def keep(value: str | None, now_value: object) -> str:
+        if value is None:
+            return "" if now_value is None else str(now_value)
+        return "" if value.strip().lower() == "none" else value
 
-        updated = update_global_settings(
-            session,
-            sender=who,
-            window_start=keep(window_start, f"{current.window_start:%H:%M}"),
-            window_end=keep(window_end, f"{current.window_end:%H:%M}"),
-            daily_cap=keep(daily_cap, current.daily_cap),
-            max_concurrency=keep(max_concurrency, current.max_concurrency),
-            segments_per_second=keep(segments_per_second, current.segments_per_second),
-            stale_limit_minutes=keep(stale_limit, current.stale_limit_minutes),
-            actor=ACTOR,
-            now=utcnow(),
-        )
-        _echo_settings(updated)
+    updated = update_global_settings(
+        runtime.session_factory,
+        sender=who,
+        window_start=keep(window_start, f"{current.window_start:%H:%M}"),
+        window_end=keep(window_end, f"{current.window_end:%H:%M}"),
+        daily_cap=keep(daily_cap, current.daily_cap),
+        max_concurrency=keep(max_concurrency, current.max_concurrency),
+        segments_per_second=keep(segments_per_second, current.segments_per_second),
+        stale_limit_minutes=keep(stale_limit, current.stale_limit_minutes),
+        actor=ACTOR,
+        now=utcnow(),
+    )
+    _echo_settings(updated)

@@ -10,11 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
-from coachbot.domain.states import PatientStatus, Role
+from coachbot.domain.patient_status import Event, transition
+from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
 from coachbot.services import audit
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.staff import create_staff_user
+from coachbot.services.status_changes import patient_state
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
@@ -64,7 +66,7 @@ def seed_demo(
     now: dt.datetime,
 ) -> DemoLogin:
     """Idempotent: a second run adds nothing and prints the same login. Development data,
-    so one transaction per account and per patient (as their services commit) is fine."""
+    so a transaction per account and per patient step (as their services commit) is fine."""
     if settings.env == "production":
         raise RuntimeError("demo data is refused in production")
     with sessions() as session:
@@ -79,31 +81,39 @@ def seed_demo(
             actor="demo",
             display_name="Dr. Demo",
         )
-    with sessions() as session:
-        for request in _DEMO_PATIENTS:
+    for request in _DEMO_PATIENTS:
+        with sessions() as session:
             known = session.scalar(select(Patient.id).where(Patient.phone_e164 == request.phone))
-            if known is not None:
-                continue
-            patient = enroll_patient(
-                session,
-                gateway,
-                library,
-                settings,
-                dataclasses.replace(request, clinician_email=DEMO_EMAIL, consent="demo data"),
-                now=now,
-                actor="demo",
-            )
-            # Demo phones cannot reply YES from a real handset; mark them opted in.
-            patient.status = PatientStatus.ACTIVE
-            patient.opted_in_at = now
-            audit.record(
-                session,
-                actor="demo",
-                action="consent.opt_in",
-                patient_id=patient.id,
-                now=now,
-                detail="demo data",
-            )
-            session.commit()
+        if known is not None:
+            continue
+        patient = enroll_patient(
+            sessions,
+            gateway,
+            library,
+            settings,
+            dataclasses.replace(request, clinician_email=DEMO_EMAIL, consent="demo data"),
+            now=now,
+            actor="demo",
+        )
+        _opt_in(sessions, patient.id, now)
+    with sessions() as session:
         count = len(session.scalars(select(Patient.id)).all())
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, count)
+
+
+def _opt_in(sessions: sessionmaker[Session], patient_id: int, now: dt.datetime) -> None:
+    """Demo phones cannot reply YES from a real handset; they are marked opted in."""
+    with sessions.begin() as session:
+        patient = session.get_one(Patient, patient_id)
+        outcome = transition(patient_state(session, patient), Event.OPT_IN)
+        patient.status = outcome.status
+        patient.paused_by = outcome.paused_by
+        patient.opted_in_at = now
+        audit.record(
+            session,
+            actor="demo",
+            action="consent.opt_in",
+            patient_id=patient.id,
+            now=now,
+            detail="demo data",
+        )

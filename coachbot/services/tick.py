@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.services.dispatch import TickSummary, run_tick
-from coachbot.services.enrollment import send_due_welcomes
 from coachbot.services.followups import ReplyWindowSummary, process_reply_windows
 from coachbot.services.inbound_recovery import recover_failed_inbound
 from coachbot.services.paging import PagingSummary
 from coachbot.services.paging import run_due as run_paging
+from coachbot.services.welcomes import send_due_welcomes
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 

@@ -18,7 +18,7 @@ from coachbot.domain.states import Role
 from coachbot.queries.delivery_health import SPANS, delivery_health
 from coachbot.services import operations, programs
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.common import db, now, roles_required, runtime, staff
+from coachbot.web.common import db, now, roles_required, runtime, staff, write_sessions
 from coachbot.web.forms import ActionForm, CoachbotForm
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
@@ -281,7 +281,7 @@ def settings_page() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             operations.update_global_settings(
-                db(),
+                write_sessions(),
                 sender=_sender(),
                 window_start=form.window_start.data or "",
                 window_end=form.window_end.data or "",
