@@ -32,9 +32,10 @@ from coachbot.domain.program import CLAIM_LEASE
 from coachbot.domain.states import FINAL_NUDGE_STATES, NudgeState, PatientStatus
 from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.dispatch import plan_nudges, run_tick
+from coachbot.services.dispatch import plan_nudges
 from coachbot.services.reconcile import reconcile_ambiguous
 from coachbot.services.schedules import set_stale_limit
+from coachbot.services.tick import run_tick
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.cohort import cohort_phone, make_cohort, nudge_states

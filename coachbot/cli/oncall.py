@@ -162,8 +162,8 @@ def shift_delete(ctx: click.Context, shift_id: int) -> None:
 def alerts(ctx: click.Context, status: str, limit: int, as_json: bool) -> None:
     """Alerts, newest first, with who was paged, when, by which channel, and who acknowledged."""
     from coachbot.models import Alert, StaffUser
+    from coachbot.queries.pages import pages_for
     from coachbot.services import audit
-    from coachbot.services.paging import pages_for
 
     runtime = runtime_of(ctx)
     with runtime.session_factory() as session:

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.states import Role
 from coachbot.models import Patient
+from coachbot.queries.pages import was_paged
 from coachbot.services import audit
-from coachbot.services.paging import was_paged
 
 ON_CALL_DETAIL = "on-call: paged for an unresolved alert"
 

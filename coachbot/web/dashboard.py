@@ -30,6 +30,14 @@ from coachbot.web.common import (
 from coachbot.web.forms import ActionForm, RoleForm, StaffForm
 
 bp = Blueprint("dashboard", __name__)
+SORT_LABELS = {
+    "need": "Need (most pressing first)",
+    "name": "Name",
+    "enrolled": "Newest enrolled",
+    "last_reply": "Latest reply",
+    "alerts": "Most open alerts",
+    "adherence": "Lowest adherence this week",
+}
 
 
 @bp.get("/")
@@ -53,14 +61,15 @@ def _int_arg(name: str, default: int) -> int:
 @bp.get("/patients")
 @roles_required(Role.CLINICIAN)
 def patients() -> ResponseReturnValue:
-    sort = request.args.get("sort", "name")
+    # Need first by default: who the care team should look at now (coachbot.domain.need).
+    sort = request.args.get("sort", "need")
     status = request.args.get("status", "")
     track = request.args.get("track", "")
     f = ListFilter(
         q=request.args.get("q", "")[:80],
         status=status if status in {s.value for s in PatientStatus} else "",
         track=track if track in COACHING_TRACKS or track == "checkin" else "",
-        sort=sort if sort in SORTS else "name",
+        sort=sort if sort in SORTS else "need",
         page=_int_arg("page", 1),
     )
     page = patients_page(read_db(), clinician_id=staff().user_id, now=now(), f=f)
@@ -68,7 +77,8 @@ def patients() -> ResponseReturnValue:
         "patients.html",
         page=page,
         f=f,
-        sorts=SORTS,
+        now=now(),
+        sorts=SORT_LABELS,
         statuses=[s.value for s in PatientStatus],
         tracks=(*COACHING_TRACKS, "checkin"),
     )

@@ -20,6 +20,7 @@ from coachbot.services import oncall, paging
 from coachbot.services.alerts import raise_alert
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.staff import create_staff_user
+from coachbot.services.tick import TickSummary
 from coachbot.settings import Settings
 from tests.support.builders import make_patient
 from tests.support.fake_twilio import FakeTwilio, Fault
@@ -42,7 +43,7 @@ class World:
     backup: int
     patient: int
 
-    def run(self, now: dt.datetime = NOW) -> paging.PagingSummary:
+    def run(self, now: dt.datetime = NOW) -> TickSummary:
         rt = self.runtime
         return paging.run_due(rt.session_factory, rt.gateway, rt.settings, now)
 
@@ -112,7 +113,7 @@ def world(settings: Settings) -> Iterator[World]:
 def test_an_urgent_red_flag_pages_the_primary_by_sms_and_email_at_once(world: World) -> None:
     alert_id = world.raise_red_flag()
     summary = world.run()
-    assert (summary.sent, summary.failed) == (2, 0)
+    assert (summary.paged, summary.page_failures) == (2, 0)
     [sms] = world.fake.sent_to(PRIMARY_PHONE)
     assert sms.body == (
         f"Riverside Recovery Clinic: URGENT alert #{alert_id}."
@@ -246,13 +247,13 @@ def test_consent_delivery_and_normal_alerts_page_nobody(
     world: World, kind: str, severity: str
 ) -> None:
     world.raise_red_flag(kind=kind, severity=severity)
-    assert world.run() == paging.PagingSummary()
+    assert world.run() == TickSummary()
     assert world.pages() == []
 
 
 def test_a_new_urgent_kind_such_as_crisis_pages(world: World) -> None:
     world.raise_red_flag(kind="crisis")
-    assert world.run().sent == 2
+    assert world.run().paged == 2
 
 
 def test_with_nobody_on_call_nothing_is_paged_and_the_summary_says_so(world: World) -> None:
