@@ -69,6 +69,20 @@ def _verdict(
     )
 
 
+def _patient_verdict(
+    session: Session, patient: Patient, now: dt.datetime, *, suppressed: bool | None = None
+) -> sendability.Verdict:
+    return _verdict(
+        dispatch_settings(session).window,
+        patient.status,
+        patient.timezone,
+        patient.quiet_start,
+        patient.quiet_end,
+        now,
+        suppressed=suppressed,
+    )
+
+
 def _refused_for_status(verdict: sendability.Verdict, status: str) -> bool:
     return verdict.reason == f"patient_{status}"
 
@@ -98,15 +112,8 @@ def send_welcome(
         patient = session.get(Patient, patient_id)
         if patient is None:
             return None
-        verdict = _verdict(
-            dispatch_settings(session).window,
-            patient.status,
-            patient.timezone,
-            patient.quiet_start,
-            patient.quiet_end,
-            now,
-            suppressed=consent.is_suppressed(session, patient.phone_e164),
-        )
+        suppressed = consent.is_suppressed(session, patient.phone_e164)
+        verdict = _patient_verdict(session, patient, now, suppressed=suppressed)
         if verdict.reason == sendability.SUPPRESSED:
             _record_suppressed(session, patient, now)
             return None
@@ -160,14 +167,7 @@ def welcome_note(session: Session, patient: Patient, now: dt.datetime) -> str | 
     due = patient.welcome_due_at
     if due is None:
         return None
-    verdict = _verdict(
-        dispatch_settings(session).window,
-        patient.status,
-        patient.timezone,
-        patient.quiet_start,
-        patient.quiet_end,
-        now,
-    )
+    verdict = _patient_verdict(session, patient, now)
     if verdict.action == "skip":
         return "The welcome text is on hold: their quiet hours leave no time in the send window."
     why = "quiet hours" if verdict.reason == "quiet_hours" else "outside the send window"
