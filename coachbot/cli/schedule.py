@@ -102,14 +102,22 @@ _PHASES = click.option(
 def set_default(ctx: click.Context, track: str, times: str, days: str, phases: str | None) -> None:
     """Change a track's default in programme "standard" (a new version, like `program edit`;
     patients on the default follow it at the next tick)."""
-    from coachbot.services.programs import STANDARD, propose_track, save_track, show_program
+    from coachbot.services.program_edits import propose_track, save_track
+    from coachbot.services.programs import STANDARD, show_program
 
-    with runtime_of(ctx).session_factory() as session:
+    runtime = runtime_of(ctx)
+    with runtime.session_factory() as session:
+        # A write session: reading "standard" recreates it if the database lost it.
         version = show_program(session, STANDARD).version
         proposed = propose_track(session, STANDARD, track, times=times, days=days, phases=phases)
-        result = save_track(
-            session, STANDARD, proposed, base_version=version, actor=ACTOR, now=utcnow()
-        )
+    result = save_track(
+        runtime.session_factory,
+        STANDARD,
+        proposed,
+        base_version=version,
+        actor=ACTOR,
+        now=utcnow(),
+    )
     click.echo(
         f"default for {proposed.track} set (standard v{result.version});"
         f" {result.schedules_changed} patient schedules follow it"

@@ -19,7 +19,7 @@ from coachbot.clock import tick_once
 from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, TrackSchedule
 from coachbot.runtime import Runtime
-from coachbot.services import programs
+from coachbot.services import program_edits, programs
 from coachbot.services.dispatch import plan_nudges
 from coachbot.services.schedules import (
     set_patient_schedule,
@@ -249,11 +249,17 @@ def test_a_programme_default_change_moves_default_followers_only(
     own_times.schedules[0].is_custom = True
     session.commit()
     version = programs.show_program(session, programs.STANDARD).version
-    proposed = programs.propose_track(
+    proposed = program_edits.propose_track(
         session, programs.STANDARD, "sleep", times="09:45", days="mon-fri"
     )
-    saved = programs.save_track(
-        session, programs.STANDARD, proposed, base_version=version, actor="test", now=now
+    session.commit()  # the read ends before the save's own transaction
+    saved = program_edits.save_track(
+        runtime.session_factory,
+        programs.STANDARD,
+        proposed,
+        base_version=version,
+        actor="test",
+        now=now,
     )
     assert saved.schedules_changed == 1
     session.expire_all()
