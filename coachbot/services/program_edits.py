@@ -25,6 +25,7 @@ from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.programs import (
     STANDARD,
+    add_program,
     followers,
     get_program,
     show_program,
@@ -246,21 +247,14 @@ def _create_program(
 ) -> Program:
     if session.scalar(select(Program.id).where(Program.name == name)) is not None:
         raise ValidationFailed({"name": f"a programme named {name!r} exists"})
-    tracks = version_settings(session, source, source.current_version)
-    program = Program(
-        name=name, description=description[:200], current_version=1, created_at=now, updated_at=now
-    )
-    session.add(program)
-    session.flush()
-    session.add(
-        ProgramVersion(
-            program_id=program.id,
-            version=1,
-            settings_json=encode_tracks(tracks),
-            change_summary=f"created from {source.name} v{source.current_version}",
-            created_at=now,
-            created_by=actor,
-        )
+    program = add_program(
+        session,
+        name=name,
+        description=description,
+        tracks=version_settings(session, source, source.current_version),
+        summary=f"created from {source.name} v{source.current_version}",
+        actor=actor,
+        now=now,
     )
     audit.record(session, actor=actor, action="program.create", now=now, detail=f"program={name}")
     return program

@@ -73,28 +73,50 @@ def _recreate_standard(session: Session) -> Program | None:
             tracks[row.track] = replace(
                 tracks[row.track], times=row.local_times, days=row.days_of_week, phases=row.phases
             )
-    program = Program(
-        name=STANDARD, description="The default programme.", current_version=1,
-        created_at=now, updated_at=now,
-    )  # fmt: skip
     try:
-        session.add(program)
-        session.flush()
-        session.add(
-            ProgramVersion(
-                program_id=program.id,
-                version=1,
-                settings_json=encode_tracks(tracks),
-                change_summary="recreated from the programme defaults",
-                created_at=now,
-                created_by="system",
-            )
+        add_program(
+            session,
+            name=STANDARD,
+            description="The default programme.",
+            tracks=tracks,
+            summary="recreated from the programme defaults",
+            actor="system",
+            now=now,
         )
         session.commit()
     except IntegrityError:
         # Another request recreated it first: theirs stands.
         session.rollback()
     return session.scalar(select(Program).where(Program.name == STANDARD))
+
+
+def add_program(
+    session: Session,
+    *,
+    name: str,
+    description: str,
+    tracks: dict[str, TrackSettings],
+    summary: str,
+    actor: str,
+    now: dt.datetime,
+) -> Program:
+    """A programme at version 1 with these settings, flushed in the caller's transaction."""
+    program = Program(
+        name=name, description=description[:200], current_version=1, created_at=now, updated_at=now
+    )
+    session.add(program)
+    session.flush()
+    session.add(
+        ProgramVersion(
+            program_id=program.id,
+            version=1,
+            settings_json=encode_tracks(tracks),
+            change_summary=summary,
+            created_at=now,
+            created_by=actor,
+        )
+    )
+    return program
 
 
 def _version_row(session: Session, program_id: int, version: int) -> ProgramVersion | None:
