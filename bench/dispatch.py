@@ -370,20 +370,18 @@ def seed(
                 for pid in ids
             ],
         )
-    with factory() as session:
-        # Mixed zones put some patients in their night at any instant; the benchmark is
-        # about throughput, so the window is opened to the whole day for it.
-        set_window(
-            session,
-            start=dt.time(0, 0),
-            end=dt.time(23, 59),
-            daily_cap=None,
-            max_concurrency=max_concurrency,
-            actor="bench",
-            now=enrolled,
-        )
-    with factory() as session:
-        set_pace(session, FROM_NUMBER, pace, actor="bench", now=enrolled)
+    # Mixed zones put some patients in their night at any instant; the benchmark is
+    # about throughput, so the window is opened to the whole day for it.
+    set_window(
+        factory,
+        start=dt.time(0, 0),
+        end=dt.time(23, 59),
+        daily_cap=None,
+        max_concurrency=max_concurrency,
+        actor="bench",
+        now=enrolled,
+    )
+    set_pace(factory, FROM_NUMBER, pace, actor="bench", now=enrolled)
     with factory() as session:
         nudge_ids = list(session.scalars(select(Nudge.id).order_by(Nudge.id)))
     engine.dispose()

@@ -52,7 +52,7 @@ from coachbot.models import (
 )
 from coachbot.runtime import Runtime
 from coachbot.services.alerts import raise_alert
-from coachbot.services.care import BULK_COLUMNS
+from coachbot.services.bulk_enrollment import BULK_COLUMNS
 from coachbot.services.enrollment import MAX_HOMEWORK, MAX_TIMES_PER_TRACK
 from coachbot.services.programs import FOLLOWUP_POLICIES, QUIET_POLICIES, show_program
 from tests.support.builders import make_patient

@@ -141,10 +141,9 @@ def crash(database_url: str, *, nudges: int, kills: int, seed: int) -> Result:
         try:
             make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
-            with runtime.session_factory() as session:
-                # Restarts come after the dead run's lease ran out (as a supervisor's would),
-                # so the day's nudges must stay sendable for the whole run.
-                set_stale_limit(session, 24 * 60, actor="proof", now=NOW)
+            # Restarts come after the dead run's lease ran out (as a supervisor's would),
+            # so the day's nudges must stay sendable for the whole run.
+            set_stale_limit(runtime.session_factory, 24 * 60, actor="proof", now=NOW)
             landed = finished = attempts = 0
             # A run that finishes before its kill is not a kill: keep restarting until
             # `kills` landed (bounded, for when the work runs out first).

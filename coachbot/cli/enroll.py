@@ -40,29 +40,26 @@ from coachbot.domain.clock import utcnow
 @friendly_errors
 def enroll(ctx: click.Context, /, **options: Any) -> None:
     """Enrol a patient and text the welcome that asks for YES. Prints the patient id."""
-    from coachbot.services.enrollment import (
-        EnrollmentRequest,
-        enroll_patient,
-        opted_out_notes,
-        welcome_note,
-    )
+    from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, opted_out_notes
+    from coachbot.services.welcomes import welcome_note
 
     runtime = runtime_of(ctx)
     now = utcnow()
-    with runtime.session_factory() as session:
+    with runtime.read_session_factory() as session:
         clinician = options["clinician_email"] or _the_only_clinician(session)
-        request = EnrollmentRequest(
-            **{**options, "clinician_email": clinician, "homework": tuple(options["homework"])}
-        )
-        patient = enroll_patient(
-            session,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            request,
-            now=now,
-            actor="cli",
-        )
+    request = EnrollmentRequest(
+        **{**options, "clinician_email": clinician, "homework": tuple(options["homework"])}
+    )
+    patient = enroll_patient(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        request,
+        now=now,
+        actor="cli",
+    )
+    with runtime.read_session_factory() as session:
         note = welcome_note(session, patient, now)
         opted_out = opted_out_notes(session, runtime.settings, patient)
     click.echo(patient.id)

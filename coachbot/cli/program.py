@@ -93,7 +93,7 @@ def _proposed(session: object, name: str, **given: object) -> object:
     """The current track settings with only the options given replaced, then validated."""
     from sqlalchemy.orm import Session
 
-    from coachbot.services.programs import propose_track
+    from coachbot.services.program_edits import propose_track
 
     assert isinstance(session, Session)
     track = str(given.pop("track"))
@@ -140,14 +140,21 @@ def preview_command(ctx: click.Context, /, name: str, now: object, **given: obje
 @friendly_errors
 def edit_command(ctx: click.Context, /, name: str, base_version: int, **given: object) -> None:
     """Save a change to one track as a new version (applied at the next tick)."""
-    from coachbot.services.programs import TrackSettings, save_track
+    from coachbot.services.program_edits import save_track
+    from coachbot.services.programs import TrackSettings
 
-    with runtime_of(ctx).session_factory() as session:
+    runtime = runtime_of(ctx)
+    with runtime.session_factory() as session:  # reading "standard" may recreate it
         proposed = _proposed(session, name, **given)
-        assert isinstance(proposed, TrackSettings)
-        result = save_track(
-            session, name, proposed, base_version=base_version, actor=ACTOR, now=utcnow()
-        )
+    assert isinstance(proposed, TrackSettings)
+    result = save_track(
+        runtime.session_factory,
+        name,
+        proposed,
+        base_version=base_version,
+        actor=ACTOR,
+        now=utcnow(),
+    )
     click.echo(
         f"{result.program} v{result.version} saved; {result.schedules_changed} schedules follow"
         f" it, {result.nudges_replaced} planned nudges replaced"
@@ -162,12 +169,16 @@ def edit_command(ctx: click.Context, /, name: str, base_version: int, **given: o
 @friendly_errors
 def restore_command(ctx: click.Context, name: str, version: int, base_version: int) -> None:
     """Make an earlier version current again (as a new version)."""
-    from coachbot.services.programs import restore_version
+    from coachbot.services.program_edits import restore_version
 
-    with runtime_of(ctx).session_factory() as session:
-        result = restore_version(
-            session, name, version, base_version=base_version, actor=ACTOR, now=utcnow()
-        )
+    result = restore_version(
+        runtime_of(ctx).session_factory,
+        name,
+        version,
+        base_version=base_version,
+        actor=ACTOR,
+        now=utcnow(),
+    )
     click.echo(f"{result.program} v{version} restored as v{result.version}")
 
 
@@ -179,13 +190,17 @@ def restore_command(ctx: click.Context, name: str, version: int, base_version: i
 @friendly_errors
 def create_command(ctx: click.Context, name: str, description: str, copy_from: str) -> None:
     """A new programme, starting as a copy of another."""
-    from coachbot.services.programs import create_program
+    from coachbot.services.program_edits import create_program
 
-    with runtime_of(ctx).session_factory() as session:
-        created = create_program(
-            session, name, description=description, copy_from=copy_from, actor=ACTOR, now=utcnow()
-        )
-        click.echo(f"{created.name} v1 created from {copy_from}")
+    created = create_program(
+        runtime_of(ctx).session_factory,
+        name,
+        description=description,
+        copy_from=copy_from,
+        actor=ACTOR,
+        now=utcnow(),
+    )
+    click.echo(f"{created.name} v1 created from {copy_from}")
 
 
 @program.command("assign")
@@ -195,10 +210,11 @@ def create_command(ctx: click.Context, name: str, description: str, copy_from: s
 @friendly_errors
 def assign_command(ctx: click.Context, name: str, patient_id: int) -> None:
     """Move a patient onto a programme (their own custom schedules are kept)."""
-    from coachbot.services.programs import assign_patient
+    from coachbot.services.program_edits import assign_patient
 
-    with runtime_of(ctx).session_factory() as session:
-        replaced = assign_patient(session, patient_id, name, actor=ACTOR, now=utcnow())
+    replaced = assign_patient(
+        runtime_of(ctx).session_factory, patient_id, name, actor=ACTOR, now=utcnow()
+    )
     click.echo(f"patient {patient_id} follows {name}; {replaced} planned nudges replaced")
 
 
@@ -266,25 +282,25 @@ def settings_set(
     if all(v is None for v in given):
         fail("nothing to change; pass at least one option")
     who = _sender(ctx, sender)
-    with runtime_of(ctx).session_factory() as session:
+    runtime = runtime_of(ctx)
+    with runtime.read_session_factory() as session:
         current = global_settings(session, who)
-        session.rollback()
 
-        def keep(value: str | None, now_value: object) -> str:
-            if value is None:
-                return "" if now_value is None else str(now_value)
-            return "" if value.strip().lower() == "none" else value
+    def keep(value: str | None, now_value: object) -> str:
+        if value is None:
+            return "" if now_value is None else str(now_value)
+        return "" if value.strip().lower() == "none" else value
 
-        updated = update_global_settings(
-            session,
-            sender=who,
-            window_start=keep(window_start, f"{current.window_start:%H:%M}"),
-            window_end=keep(window_end, f"{current.window_end:%H:%M}"),
-            daily_cap=keep(daily_cap, current.daily_cap),
-            max_concurrency=keep(max_concurrency, current.max_concurrency),
-            segments_per_second=keep(segments_per_second, current.segments_per_second),
-            stale_limit_minutes=keep(stale_limit, current.stale_limit_minutes),
-            actor=ACTOR,
-            now=utcnow(),
-        )
-        _echo_settings(updated)
+    updated = update_global_settings(
+        runtime.session_factory,
+        sender=who,
+        window_start=keep(window_start, f"{current.window_start:%H:%M}"),
+        window_end=keep(window_end, f"{current.window_end:%H:%M}"),
+        daily_cap=keep(daily_cap, current.daily_cap),
+        max_concurrency=keep(max_concurrency, current.max_concurrency),
+        segments_per_second=keep(segments_per_second, current.segments_per_second),
+        stale_limit_minutes=keep(stale_limit, current.stale_limit_minutes),
+        actor=ACTOR,
+        now=utcnow(),
+    )
+    _echo_settings(updated)

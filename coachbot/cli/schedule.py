@@ -102,14 +102,22 @@ _PHASES = click.option(
 def set_default(ctx: click.Context, track: str, times: str, days: str, phases: str | None) -> None:
     """Change a track's default in programme "standard" (a new version, like `program edit`;
     patients on the default follow it at the next tick)."""
-    from coachbot.services.programs import STANDARD, propose_track, save_track, show_program
+    from coachbot.services.program_edits import propose_track, save_track
+    from coachbot.services.programs import STANDARD, show_program
 
-    with runtime_of(ctx).session_factory() as session:
+    runtime = runtime_of(ctx)
+    with runtime.session_factory() as session:
+        # A write session: reading "standard" recreates it if the database lost it.
         version = show_program(session, STANDARD).version
         proposed = propose_track(session, STANDARD, track, times=times, days=days, phases=phases)
-        result = save_track(
-            session, STANDARD, proposed, base_version=version, actor=ACTOR, now=utcnow()
-        )
+    result = save_track(
+        runtime.session_factory,
+        STANDARD,
+        proposed,
+        base_version=version,
+        actor=ACTOR,
+        now=utcnow(),
+    )
     click.echo(
         f"default for {proposed.track} set (standard v{result.version});"
         f" {result.schedules_changed} patient schedules follow it"
@@ -148,8 +156,9 @@ def set_patient(
         _date(start_text, "--start"),
         _date(end_text, "--end"),
     )
-    with runtime.session_factory() as session:
-        cancelled = set_patient_schedule(session, patient_id, spec, actor=ACTOR, now=utcnow())
+    cancelled = set_patient_schedule(
+        runtime.session_factory, patient_id, spec, actor=ACTOR, now=utcnow()
+    )
     click.echo(
         f"patient {patient_id} {spec.track} schedule set; {cancelled} future nudges replaced"
     )
@@ -178,16 +187,15 @@ def set_window_command(
         end = parse_hhmm(end_text) if end_text else None
     except ValueError as exc:
         fail(str(exc))
-    with runtime.session_factory() as session:
-        config = set_window(
-            session,
-            start=start,
-            end=end,
-            daily_cap=daily_cap,
-            max_concurrency=max_concurrency,
-            actor=ACTOR,
-            now=utcnow(),
-        )
+    config = set_window(
+        runtime.session_factory,
+        start=start,
+        end=end,
+        daily_cap=daily_cap,
+        max_concurrency=max_concurrency,
+        actor=ACTOR,
+        now=utcnow(),
+    )
     click.echo(
         f"window {config.window.start:%H:%M}-{config.window.end:%H:%M},"
         f" daily cap {config.daily_cap}, max concurrency {config.max_concurrency}"
@@ -203,9 +211,9 @@ def set_pace_command(ctx: click.Context, sender: str, segments_per_second: float
     """Cap how many SMS segments per second one sender hands to Twilio."""
     from coachbot.services.schedules import set_pace
 
-    runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        set_pace(session, sender, segments_per_second, actor=ACTOR, now=utcnow())
+    set_pace(
+        runtime_of(ctx).session_factory, sender, segments_per_second, actor=ACTOR, now=utcnow()
+    )
     click.echo(f"pace {sender}: {segments_per_second or 'uncapped'}")
 
 

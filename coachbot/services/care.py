@@ -1,58 +1,33 @@
-"""Changing an enrolled patient's care: details, pause, resume, discharge, a new number
-(which needs a fresh opt-in), and bulk enrolment that writes nothing unless every row is good."""
+"""Changing an enrolled patient's care: details, tracks, times and homework, a new number
+(which needs a fresh opt-in), and bulk enrolment that writes nothing unless every row is
+good. Pause, resume and discharge are in `services.status_changes`."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.domain.patient_status import Event, transition
-from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
 from coachbot.services import audit, consent
 from coachbot.services.enrollment import (
     MAX_HOMEWORK,
-    EnrollmentRequest,
-    add_patient,
     check_contact_fields,
     homework_problem,
     parse_times,
-    send_welcome,
-    validate_enrollment,
 )
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.schedules import program_default
 from coachbot.services.status_changes import patient_state
+from coachbot.services.welcomes import send_welcome
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
-
-
-def set_track_times(
-    session: Session, patient: Patient, times: dict[str, str], *, now: dt.datetime, actor: str
-) -> None:
-    """Per-track local times (already parsed with enrollment.parse_times)."""
-    update_care_plan(
-        session,
-        patient,
-        CarePlan(
-            tracks={
-                s.track: times.get(s.track) or s.local_times
-                for s in patient.schedules
-                if s.track != "checkin"
-            },
-            homework=tuple(h.description for h in patient.homework if h.active),
-        ),
-        now=now,
-        actor=actor,
-    )
 
 
 @dataclass(frozen=True)
@@ -127,13 +102,19 @@ def check_care_plan(plan: CarePlan) -> dict[str, str]:
 
 
 def update_care_plan(
-    session: Session, patient: Patient, plan: CarePlan, *, now: dt.datetime, actor: str
+    sessions: sessionmaker[Session],
+    patient_id: int,
+    plan: CarePlan,
+    *,
+    now: dt.datetime,
+    actor: str,
 ) -> list[str]:
-    """Applies tracks, times and homework and commits; returns what changed, e.g.
+    """Applies tracks, times and homework in one transaction; returns what changed, e.g.
     ["rehab:times"]. See `_apply_care_plan`."""
-    changed = _apply_care_plan(session, patient, plan, now=now, actor=actor)
-    session.commit()
-    return changed
+    with sessions.begin() as session:
+        return _apply_care_plan(
+            session, session.get_one(Patient, patient_id), plan, now=now, actor=actor
+        )
 
 
 def _apply_care_plan(
@@ -223,34 +204,90 @@ class PatientChanges:
     checkin: bool
 
 
+@dataclass(frozen=True)
+class Edited:
+    """The patient as the edit left it, and what changed (e.g. ["phone", "sleep:times"])."""
+
+    patient: Patient
+    changed: list[str]
+
+
 def edit_patient(
-    session: Session,
+    sessions: sessionmaker[Session],
     gateway: SmsGateway,
     library: MessageLibrary,
     settings: Settings,
-    patient: Patient,
+    patient_id: int,
     changes: PatientChanges,
     plan: CarePlan,
     *,
     now: dt.datetime,
     actor: str,
-) -> list[str]:
+) -> Edited:
     """The edit page's save: details and care plan in one transaction, so a failure part-way
     (a bad field, a number taken meanwhile, a crash) leaves the record as it was. Raises
-    ValidationFailed with every field error it can find and nothing written."""
+    ValidationFailed with every field error it can find and nothing written. A new number's
+    welcome goes after that commit, in transactions of its own (`send_welcome`): a text is
+    never sent for an edit that did not happen."""
     errors = check_care_plan(plan)
     if errors:
         raise ValidationFailed(errors)
-    try:
+    with sessions.begin() as session:
+        patient = session.get_one(Patient, patient_id)
         changed = _apply_details(session, settings, patient, changes, now=now, actor=actor)
         changed += _apply_care_plan(session, patient, plan, now=now, actor=actor)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    # After the commit: a text is never sent for an edit that did not happen.
-    _welcome_new_number(session, gateway, library, settings, patient, changed, now)
-    return changed
+    if "phone" in changed and patient.status == PatientStatus.PENDING_CONSENT:
+        patient.welcome_due_at = send_welcome(
+            sessions, gateway, library, settings, patient.id, now=now
+        )
+    return Edited(patient, changed)
+
+
+def _switch_checkin(session: Session, patient: Patient, on: bool, now: dt.datetime) -> None:
+    checkin = next((s for s in patient.schedules if s.track == "checkin"), None)
+    if on and checkin is None:
+        # The programme's check-in (its phases too), as at enrolment: an operator's change
+        # to the default applies to patients who join the check-in later.
+        default = program_default(session, "checkin")
+        patient.schedules.append(
+            TrackSchedule(
+                track="checkin",
+                local_times=default.local_times,
+                days_of_week=default.days_of_week,
+                phases=default.phases,
+                updated_at=now,
+            )
+        )
+    elif not on and checkin is not None:
+        _stop_track(session, patient, checkin, now)
+
+
+def _new_number(
+    session: Session, patient: Patient, phone: str, *, now: dt.datetime, actor: str
+) -> None:
+    """A new number is a new person until they answer YES (see Event.NUMBER_CHANGED)."""
+    outcome = transition(patient_state(session, patient), Event.NUMBER_CHANGED)
+    patient.phone_e164 = phone
+    if outcome.allowed:
+        patient.status = outcome.status
+    patient.opted_in_at = None
+    audit.record(
+        session,
+        actor=actor,
+        action="consent.number_changed",
+        patient_id=patient.id,
+        now=now,
+        detail="fresh opt-in requested",
+    )
+    consent.record_event(
+        session,
+        number=phone,
+        patient_id=patient.id,
+        event=consent.NUMBER_CHANGED,
+        text=None,
+        now=now,
+        actor=actor,
+    )
 
 
 def _apply_details(
@@ -297,50 +334,14 @@ def _apply_details(
         if getattr(patient, name) != value:
             setattr(patient, name, value)
             changed.append(name)
-    checkin = next((s for s in patient.schedules if s.track == "checkin"), None)
-    if changes.checkin and checkin is None:
-        # The programme's check-in (its phases too), as at enrolment: an operator's change
-        # to the default applies to patients who join the check-in later.
-        default = program_default(session, "checkin")
-        patient.schedules.append(
-            TrackSchedule(
-                track="checkin",
-                local_times=default.local_times,
-                days_of_week=default.days_of_week,
-                phases=default.phases,
-                updated_at=now,
-            )
-        )
-    elif not changes.checkin and checkin is not None:
-        _stop_track(session, patient, checkin, now)
+    _switch_checkin(session, patient, changes.checkin, now)
     if "timezone" in changed:
         # The same wall times fall at other instants now.
         for schedule in patient.schedules:
             _replan_from_now(session, patient, schedule, now, "timezone_changed")
     if phone != patient.phone_e164:
-        patient.phone_e164 = phone
+        _new_number(session, patient, phone, now=now, actor=actor)
         changed.append("phone")
-        outcome = transition(patient_state(session, patient), Event.NUMBER_CHANGED)
-        if outcome.allowed:
-            patient.status = outcome.status
-        patient.opted_in_at = None
-        audit.record(
-            session,
-            actor=actor,
-            action="consent.number_changed",
-            patient_id=patient.id,
-            now=now,
-            detail="fresh opt-in requested",
-        )
-        consent.record_event(
-            session,
-            number=phone,
-            patient_id=patient.id,
-            event=consent.NUMBER_CHANGED,
-            text=None,
-            now=now,
-            actor=actor,
-        )
     patient.updated_at = now
     audit.record(
         session,
@@ -351,148 +352,3 @@ def _apply_details(
         detail=",".join(changed) or "no change",
     )
     return changed
-
-
-def _welcome_new_number(
-    session: Session,
-    gateway: SmsGateway,
-    library: MessageLibrary,
-    settings: Settings,
-    patient: Patient,
-    changed: list[str],
-    now: dt.datetime,
-) -> None:
-    if "phone" in changed and patient.status == PatientStatus.PENDING_CONSENT:
-        send_welcome(session, gateway, library, settings, patient, now=now)
-
-
-# --- bulk enrolment -------------------------------------------------------------------
-
-BULK_COLUMNS = (
-    "first_name",
-    "phone",
-    "timezone",
-    "language",
-    "tracks",
-    "times",
-    "quiet_hours",
-    "caregiver_phone",
-    "checkin",
-    "homework",
-    "consent",
-)
-MAX_BULK_ROWS = 500
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    field: str
-    message: str
-
-
-def parse_bulk_csv(
-    text: str, clinician_email: str
-) -> tuple[list[EnrollmentRequest], list[RowError]]:
-    """The rows as enrolment requests, and what is wrong with the file or a row. A file the
-    csv module cannot read on (a cell past its field size limit, say) is a file error at
-    the line where reading stopped, not an exception; any error means nothing is written."""
-    # newline="": the csv module reads line ends itself, a bare CR included, and keeps a
-    # line break inside a quoted cell.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    requests: list[EnrollmentRequest] = []
-    errors: list[RowError] = []
-    try:
-        fieldnames = reader.fieldnames or []
-        missing = [c for c in ("first_name", "phone", "timezone") if c not in fieldnames]
-        if missing:
-            return [], [RowError(1, "header", f"missing column(s): {', '.join(missing)}")]
-        for index, row in enumerate(reader, start=2):
-            if index - 1 > MAX_BULK_ROWS:
-                errors.append(RowError(index, "file", f"at most {MAX_BULK_ROWS} rows per file"))
-                break
-            requests.append(_bulk_row(row, index, clinician_email, errors))
-    except csv.Error as exc:
-        # The reader cannot go on past a line it could not read; the rows before it are
-        # still checked, so the report is as complete as it can be. The line is the csv
-        # reader's own: DictReader counts only the lines it returned.
-        line = max(reader.reader.line_num, 1)
-        errors.append(RowError(line, "file", f"not a readable CSV ({exc})"))
-    return requests, errors
-
-
-def _bulk_row(
-    row: dict[str, str | None], line: int, clinician_email: str, errors: list[RowError]
-) -> EnrollmentRequest:
-    def value(name: str) -> str:
-        return (row.get(name) or "").strip()
-
-    checkin = value("checkin").lower()
-    if checkin not in ("", "yes", "no", "true", "false", "1", "0"):
-        errors.append(RowError(line, "checkin", "use yes or no"))
-    return EnrollmentRequest(
-        first_name=value("first_name"),
-        phone=value("phone"),
-        timezone=value("timezone"),
-        language=value("language") or "en",
-        tracks=value("tracks") or "sleep,exercise,diet,mindfulness,rehab",
-        times=value("times") or None,
-        quiet_hours=value("quiet_hours") or None,
-        clinician_email=clinician_email,
-        consent=value("consent") or "verbal consent in clinic",
-        caregiver_phone=value("caregiver_phone") or None,
-        checkin=checkin in ("yes", "true", "1"),
-        homework=tuple(h for h in value("homework").split("|") if h.strip()),
-    )
-
-
-def bulk_enroll(
-    session: Session,
-    gateway: SmsGateway,
-    library: MessageLibrary,
-    settings: Settings,
-    csv_text: str,
-    *,
-    clinician_email: str,
-    now: dt.datetime,
-    actor: str,
-) -> tuple[list[Patient], list[RowError]]:
-    """Every row is checked first (including duplicates within the file); one bad row means
-    nothing is written and the whole error report comes back."""
-    requests, errors = parse_bulk_csv(csv_text, clinician_email)
-    seen: dict[str, int] = {}
-    for line, req in enumerate(requests, start=2):
-        try:
-            validate_enrollment(session, req, settings)
-        except ValidationFailed as exc:
-            errors.extend(RowError(line, f, m) for f, m in exc.errors.items())
-        try:
-            phone = parse_mobile(req.phone, settings.default_region)
-        except InvalidPhoneNumber:
-            continue
-        if phone in seen:
-            errors.append(RowError(line, "phone", f"same number as line {seen[phone]}"))
-        else:
-            seen[phone] = line
-    if not requests and not errors:
-        errors.append(RowError(1, "file", "no rows"))
-    if errors:
-        session.rollback()
-        return [], sorted(errors, key=lambda e: (e.line, e.field))
-    # Every row in one transaction: a failure part-way (a crash, a number enrolled by
-    # someone else meanwhile) leaves nothing enrolled. The welcomes go after the commit.
-    patients: list[Patient] = []
-    try:
-        for line, req in enumerate(requests, start=2):
-            try:
-                patients.append(add_patient(session, req, settings, now=now, actor=actor))
-            except ValidationFailed as exc:
-                session.rollback()
-                return [], [RowError(line, f, m) for f, m in exc.errors.items()]
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    for patient in patients:
-        send_welcome(session, gateway, library, settings, patient, now=now)
-    return patients, []

@@ -118,17 +118,16 @@ class _Sim:
             checkin=persona.checkin,
             homework=persona.homework,
         )
-        with self.session_factory() as session:
-            patient = enroll_patient(
-                session,
-                self.gateway,
-                self.library,
-                self.settings,
-                request,
-                now=when,
-                actor="demo",
-            )
-            patient_id = patient.id
+        patient = enroll_patient(
+            self.session_factory,
+            self.gateway,
+            self.library,
+            self.settings,
+            request,
+            now=when,
+            actor="demo",
+        )
+        patient_id = patient.id
         self.behaviour[patient_id] = Behaviourist(persona)
         if persona.behaviour is Behaviour.PENDING:
             return  # the welcome went; they have not answered it

@@ -1,10 +1,5 @@
-"""Enrolling a patient: validate everything first, write once, then ask for the opt-in YES.
-
-The welcome obeys the same clock as every nudge: it goes at once only when the patient's
-local time is inside the programme's send window and outside their quiet hours. Otherwise
-its first permitted instant is stored (`Patient.welcome_due_at`) and the clock tick sends it
-then (`send_due_welcomes`).
-"""
+"""Enrolling a patient: validate everything first, write once, then ask for the opt-in YES
+(the welcome, `coachbot.services.welcomes`)."""
 
 from __future__ import annotations
 
@@ -13,12 +8,11 @@ import logging
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.content.lint import clinician_text_problem
-from coachbot.domain import schedule as sched
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, parse_tracks
 from coachbot.domain.schedule import MAX_TIMES_PER_TRACK as MAX_TIMES_PER_TRACK  # re-exported
@@ -27,23 +21,14 @@ from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
 from coachbot.services import audit, consent
 from coachbot.services.errors import ValidationFailed
-from coachbot.services.messaging import send_to_patient, status_callback_url
-from coachbot.services.schedules import dispatch_settings, program_default
+from coachbot.services.schedules import program_default
+from coachbot.services.welcomes import send_welcome
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
-from coachbot.store.dialect import skip_locked
 
 log = logging.getLogger(__name__)
 
 MAX_HOMEWORK = 20
-# How far ahead a held welcome looks for a permitted instant: any daily send window is
-# reached within two days, daylight-saving changes included.
-WELCOME_MAX_DEFER = dt.timedelta(days=2)
-# When quiet hours cover the whole send window there is no permitted instant at all; the
-# welcome stays pending and is looked at again this often, so it goes once an edit of the
-# quiet hours or the window lets it.
-WELCOME_RECHECK = dt.timedelta(hours=1)
-WELCOME_BATCH = 200
 
 
 def zone_named(name: str) -> ZoneInfo | None:
@@ -253,7 +238,7 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
 
 
 def enroll_patient(
-    session: Session,
+    sessions: sessionmaker[Session],
     gateway: SmsGateway,
     library: MessageLibrary,
     settings: Settings,
@@ -265,12 +250,13 @@ def enroll_patient(
     """Creates the patient as pending-consent and texts the welcome asking for YES.
 
     Nothing else is sent to a pending patient: dispatch only plans for active patients.
+    The enrolment commits in its own transaction before the welcome's (`send_welcome`), so
+    a slow provider never holds the write lock and a failed welcome leaves a visible
+    pending patient, not nothing.
     """
-    patient = add_patient(session, req, settings, now=now, actor=actor)
-    # The enrolment is committed before the network call, so a slow provider never holds
-    # the write lock and a failed welcome leaves a visible pending patient, not nothing.
-    session.commit()
-    send_welcome(session, gateway, library, settings, patient, now=now)
+    with sessions.begin() as session:
+        patient = add_patient(session, req, settings, now=now, actor=actor)
+    patient.welcome_due_at = send_welcome(sessions, gateway, library, settings, patient.id, now=now)
     return patient
 
 
@@ -305,35 +291,7 @@ def add_patient(
         enrolled_at=now,
         updated_at=now,
     )
-    tracks = v.tracks + (("checkin",) if req.checkin else ())
-    for track in tracks:
-        if v.times and track not in v.track_times:
-            # Explicit times make this patient's schedule their own: a later change to
-            # the programme default does not move it.
-            patient.schedules.append(
-                TrackSchedule(
-                    track=track,
-                    local_times=v.times,
-                    days_of_week="0123456",
-                    is_custom=True,
-                    updated_at=now,
-                )
-            )
-        else:
-            # The programme's days and phases; times of the track's own, if given and
-            # not the programme's, make the schedule the patient's own.
-            default = program_default(session, track)
-            times = v.track_times.get(track, default.local_times)
-            patient.schedules.append(
-                TrackSchedule(
-                    track=track,
-                    local_times=times,
-                    days_of_week=default.days_of_week,
-                    phases=default.phases,
-                    is_custom=times != default.local_times,
-                    updated_at=now,
-                )
-            )
+    patient.schedules.extend(_schedules(session, v, req.checkin, now))
     for text in req.homework:
         if text.strip():
             patient.homework.append(HomeworkItem(description=text.strip()[:200], created_at=now))
@@ -361,64 +319,39 @@ def add_patient(
     return patient
 
 
-def send_welcome(
-    session: Session,
-    gateway: SmsGateway,
-    library: MessageLibrary,
-    settings: Settings,
-    patient: Patient,
-    *,
-    now: dt.datetime,
-) -> None:
-    """Texts the welcome asking for YES if the patient's local time allows it now (send
-    window, quiet hours), else records when it may go for the clock tick; commits either
-    way. Call it after the patient's row is committed: a network call never runs inside
-    the enrolment's transaction. A later call (a new number) replaces an earlier hold.
-
-    A number on the suppression list gets nothing, not even a hold: enrolling it is
-    allowed, and texts start only once that number texts START (see `opted_out_notes`)."""
-    if consent.is_suppressed(session, patient.phone_e164):
-        patient.welcome_due_at = None
-        audit.record(
-            session,
-            actor="system",
-            action="consent.welcome_suppressed",
-            patient_id=patient.id,
-            now=now,
-            detail="number on the suppression list: no welcome",
+def _schedules(
+    session: Session, v: _Validated, checkin: bool, now: dt.datetime
+) -> list[TrackSchedule]:
+    schedules: list[TrackSchedule] = []
+    for track in v.tracks + (("checkin",) if checkin else ()):
+        if v.times and track not in v.track_times:
+            # Explicit times make this patient's schedule their own: a later change to
+            # the programme default does not move it.
+            schedules.append(
+                TrackSchedule(
+                    track=track,
+                    local_times=v.times,
+                    days_of_week="0123456",
+                    is_custom=True,
+                    updated_at=now,
+                )
+            )
+            continue
+        # The programme's days and phases; times of the track's own, if given and not
+        # the programme's, make the schedule the patient's own.
+        default = program_default(session, track)
+        times = v.track_times.get(track, default.local_times)
+        schedules.append(
+            TrackSchedule(
+                track=track,
+                local_times=times,
+                days_of_week=default.days_of_week,
+                phases=default.phases,
+                is_custom=times != default.local_times,
+                updated_at=now,
+            )
         )
-        consent.record_event(
-            session,
-            number=patient.phone_e164,
-            patient_id=patient.id,
-            event=consent.ENROLLED_SUPPRESSED,
-            text=None,
-            now=now,
-            actor="system",
-        )
-        session.commit()
-        return
-    window = dispatch_settings(session).window
-    decision = _welcome_decision(
-        window, patient.timezone, patient.quiet_start, patient.quiet_end, now
-    )
-    if decision.action == "send":
-        patient.welcome_due_at = None
-        # Ends the read (and clears any earlier hold) before the network call.
-        session.commit()
-        _text_welcome(session, gateway, library, settings, patient, now=now)
-        return
-    due = decision.send_at or now + WELCOME_RECHECK
-    patient.welcome_due_at = due
-    audit.record(
-        session,
-        actor="system",
-        action="consent.welcome_held",
-        patient_id=patient.id,
-        now=now,
-        detail=f"until {due.isoformat()} ({decision.reason})",
-    )
-    session.commit()
+    return schedules
 
 
 def opted_out_notes(session: Session, settings: Settings, patient: Patient) -> list[str]:
@@ -430,153 +363,3 @@ def opted_out_notes(session: Session, settings: Settings, patient: Patient) -> l
     stopped = consent.suppressed_among(session, list(numbers.values()))
     notice = consent.opted_out_notice(settings)
     return [f"{whose}: {notice}." for whose, number in numbers.items() if number in stopped]
-
-
-def welcome_note(session: Session, patient: Patient, now: dt.datetime) -> str | None:
-    """For the clinician after an enrolment or a new number: when a held welcome will go,
-    in the patient's local time; None when it was texted at once. Only reads."""
-    due = patient.welcome_due_at
-    if due is None:
-        return None
-    decision = _welcome_decision(
-        dispatch_settings(session).window,
-        patient.timezone,
-        patient.quiet_start,
-        patient.quiet_end,
-        now,
-    )
-    if decision.action == "skip":
-        return "The welcome text is on hold: their quiet hours leave no time in the send window."
-    why = "quiet hours" if decision.reason == "quiet_hours" else "outside the send window"
-    local = due.astimezone(ZoneInfo(patient.timezone))
-    return f"The welcome text will go at {local:%H:%M} their time ({why})."
-
-
-def _welcome_decision(
-    window: sched.LocalWindow,
-    timezone: str,
-    quiet_start: dt.time | None,
-    quiet_end: dt.time | None,
-    now: dt.datetime,
-) -> sched.SendDecision:
-    """The dispatcher's rule for a nudge due now, with the deferral a welcome always gets."""
-    quiet = (
-        sched.LocalWindow(quiet_start, quiet_end)
-        if quiet_start is not None and quiet_end is not None
-        else None
-    )
-    return sched.place_in_window(
-        now,
-        ZoneInfo(timezone),
-        window,
-        quiet,
-        sched.QuietPolicy.DEFER,
-        max_defer=WELCOME_MAX_DEFER,
-    )
-
-
-def _text_welcome(
-    session: Session,
-    gateway: SmsGateway,
-    library: MessageLibrary,
-    settings: Settings,
-    patient: Patient,
-    *,
-    now: dt.datetime,
-) -> None:
-    """Texts the welcome and commits the message row."""
-    welcome = library.render(
-        "welcome",
-        patient.language,
-        {"first_name": patient.first_name, "clinic_name": settings.clinic_name},
-        seed=str(patient.id),
-    )
-    callback = status_callback_url(settings.public_base_url) if gateway.name == "twilio" else None
-    send_to_patient(
-        session, gateway, patient, welcome, kind="welcome", now=now, status_callback=callback
-    )
-    session.commit()
-
-
-def send_due_welcomes(
-    session_factory: sessionmaker[Session],
-    gateway: SmsGateway,
-    library: MessageLibrary,
-    settings: Settings,
-    now: dt.datetime,
-) -> int:
-    """The clock tick's step: texts every held welcome whose instant has come, at most once
-    whatever the number of clock processes. Returns how many were sent."""
-    sent = 0
-    for patient_id, phone in _claim_due_welcomes(session_factory, now):
-        with session_factory() as session:
-            patient = session.get(Patient, patient_id)
-            # A discharge, an opt-in or a new number committed since the claim wins.
-            if (
-                patient is None
-                or patient.status != PatientStatus.PENDING_CONSENT
-                or patient.phone_e164 != phone
-            ):
-                continue
-            session.commit()  # no transaction (nor SQLite write lock) across the send
-            _text_welcome(session, gateway, library, settings, patient, now=now)
-            sent += 1
-    if sent:
-        log.info("held welcomes sent: %d", sent)
-    return sent
-
-
-def _claim_due_welcomes(
-    session_factory: sessionmaker[Session], now: dt.datetime
-) -> list[tuple[int, str]]:
-    """(patient id, number) of the held welcomes that may go now, their marks cleared and
-    committed before any network call. Each mark is cleared by a conditional UPDATE on the
-    value this clock read, so of several clocks only one wins a welcome; a patient who is
-    no longer waiting for YES (opted in, out, discharged) loses the mark without a text, and
-    one whose instant is not permitted any more (quiet hours or window changed) is held
-    again to the next permitted instant."""
-    with session_factory() as session, session.begin():
-        query = (
-            select(
-                Patient.id,
-                Patient.welcome_due_at,
-                Patient.status,
-                Patient.timezone,
-                Patient.quiet_start,
-                Patient.quiet_end,
-                Patient.phone_e164,
-            )
-            .where(Patient.welcome_due_at <= now)
-            .order_by(Patient.welcome_due_at, Patient.id)
-            .limit(WELCOME_BATCH)
-        )
-        # Concurrent clocks take disjoint rows instead of queueing on row locks.
-        rows = session.execute(skip_locked(session, query)).all()
-        if not rows:
-            return []
-        window = dispatch_settings(session).window
-        claimed: list[tuple[int, str]] = []
-        for row in rows:
-            held = update(Patient).where(
-                Patient.id == row.id, Patient.welcome_due_at == row.welcome_due_at
-            )
-            if row.status != PatientStatus.PENDING_CONSENT:
-                session.execute(held.values(welcome_due_at=None))
-                continue
-            decision = _welcome_decision(window, row.timezone, row.quiet_start, row.quiet_end, now)
-            if decision.action != "send":
-                session.execute(
-                    held.values(welcome_due_at=decision.send_at or now + WELCOME_RECHECK)
-                )
-                continue
-            won = session.scalar(
-                held.where(
-                    Patient.status == PatientStatus.PENDING_CONSENT,
-                    Patient.phone_e164 == row.phone_e164,
-                )
-                .values(welcome_due_at=None)
-                .returning(Patient.id)
-            )
-            if won is not None:
-                claimed.append((row.id, row.phone_e164))
-        return claimed

@@ -10,16 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain import schedule as sched
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.schedules import (
     dispatch_settings,
-    set_pace,
-    set_stale_limit,
-    set_window,
     stale_limit_override,
+    store_pace,
+    store_stale_limit,
+    store_window,
 )
 
 
@@ -57,7 +57,7 @@ def _parse(errors: dict[str, str], name: str, text: str, kind: type[int] | type[
 
 
 def update_global_settings(
-    session: Session,
+    sessions: sessionmaker[Session],
     *,
     sender: str,
     window_start: str,
@@ -90,7 +90,7 @@ def update_global_settings(
         else None
     )
     steps = (
-        lambda: set_window(
+        lambda session: store_window(
             session,
             start=times.get("window_start"),
             end=times.get("window_end"),
@@ -98,19 +98,19 @@ def update_global_settings(
             max_concurrency=concurrency,
             actor=actor,
             now=now,
-            commit=False,
         ),
-        lambda: set_pace(session, sender, pace, actor=actor, now=now, commit=False),
-        lambda: set_stale_limit(session, stale, actor=actor, now=now, commit=False),
+        lambda session: store_pace(session, sender, pace, actor=actor, now=now),
+        lambda session: store_stale_limit(session, stale, actor=actor, now=now),
     )
-    if not errors:
+    if errors:
+        raise ValidationFailed(errors)
+    with sessions.begin() as session:
         for step in steps:
             try:
-                step()
+                step(session)
             except ValidationFailed as exc:
                 errors.update(exc.errors)
-    if errors:
-        session.rollback()
-        raise ValidationFailed(errors)
-    session.commit()
-    return global_settings(session, sender)
+        if errors:
+            # Raised inside the transaction: a step that passed is rolled back with it.
+            raise ValidationFailed(errors)
+        return global_settings(session, sender)

@@ -1,29 +1,20 @@
 """Programmes: named per-track defaults that patients follow, kept as immutable versions.
-
-Every save writes a new version (who, when, what changed) and moves the programme's
-`current_version` with a conditional UPDATE on the version the editor started from, so a
-concurrent edit is refused rather than silently overwritten. Saving applies the new
-defaults to every schedule that follows the programme (not the per-patient custom ones)
-through `schedules.follow_default`: future unsent nudges are cancelled and the next tick
-plans them again under the new times, without a restart. A restore is a save of an old
-version's settings. Previews compute the next nudges with the domain schedule functions and
-write nothing.
+Reading them (the views, the history, the rules a nudge follows) and previewing an edit,
+which computes the next nudges with the domain schedule functions and writes nothing.
+Changes are in `services.program_edits`, a track's settings in `services.track_settings`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coachbot.domain import schedule as sched
-from coachbot.domain.coaching import FOLLOWUP_TRACKS
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import PatientStatus
 from coachbot.models import (
@@ -34,79 +25,17 @@ from coachbot.models import (
     ProgramVersion,
     TrackSchedule,
 )
-from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
-from coachbot.services.schedules import (
-    ScheduleSpec,
-    dispatch_settings,
-    follow_default,
-    parse_phases,
-    shortest_interval,
-    stale_limit_override,
-    times_outside_window,
-    validate_schedule,
-)
+from coachbot.services.schedules import ScheduleSpec, parse_phases, stale_limit_override
+from coachbot.services.track_settings import FOLLOWUP_POLICIES as FOLLOWUP_POLICIES
+from coachbot.services.track_settings import QUIET_POLICIES as QUIET_POLICIES
+from coachbot.services.track_settings import TrackSettings as TrackSettings
+from coachbot.services.track_settings import built_in_settings as built_in_settings
+from coachbot.services.track_settings import day_names as day_names
+from coachbot.services.track_settings import decode_tracks, encode_tracks, track_changes
+from coachbot.services.track_settings import validate_track as validate_track
 
 STANDARD = "standard"
-FOLLOWUP_POLICIES = ("once", "none")
-QUIET_POLICIES = tuple(p.value for p in sched.QuietPolicy)
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
-
-
-class StaleVersion(ValidationFailed):
-    """The programme moved on since the editor loaded it; nothing was saved."""
-
-
-@dataclass(frozen=True)
-class TrackSettings:
-    """One track of a programme: when its nudges go out and how a reply is waited for."""
-
-    track: str
-    times: str  # "HH:MM,HH:MM"
-    days: str  # digits Monday=0..Sunday=6
-    phases: str | None  # "0-28:0123456;28-:024", days since enrolment
-    reply_window_minutes: int
-    followup: str  # once | none: one gentle follow-up when the window closes unanswered
-    quiet_policy: str  # defer | skip: a nudge outside the window or in quiet hours
-
-    def schedule_spec(self) -> ScheduleSpec:
-        return ScheduleSpec(self.track, self.times, self.days, self.phases)
-
-    def describe(self) -> str:
-        return (
-            f"times={self.times} days={self.days} phases={self.phases or '-'}"
-            f" reply={self.reply_window_minutes}m followup={self.followup}"
-            f" quiet={self.quiet_policy}"
-        )
-
-
-def built_in_settings(track: str) -> TrackSettings:
-    policy = TRACK_POLICIES[track]
-    return TrackSettings(
-        track=track,
-        times=",".join(f"{t:%H:%M}" for t in policy.default_times),
-        days="0123456",
-        phases=None,
-        reply_window_minutes=int(policy.reply_window.total_seconds() // 60),
-        followup="once" if track in FOLLOWUP_TRACKS else "none",
-        quiet_policy=str(policy.quiet_policy),
-    )
-
-
-def _decode(settings_json: str) -> dict[str, TrackSettings]:
-    tracks = json.loads(settings_json)["tracks"]
-    out = {track: built_in_settings(track) for track in TRACK_POLICIES}
-    for track, values in tracks.items():
-        if track in TRACK_POLICIES:
-            out[track] = TrackSettings(track=track, **values)
-    return out
-
-
-def _encode(tracks: dict[str, TrackSettings]) -> str:
-    body = {
-        t: {k: v for k, v in asdict(s).items() if k != "track"} for t, s in sorted(tracks.items())
-    }
-    return json.dumps({"tracks": body}, sort_keys=True)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -144,28 +73,50 @@ def _recreate_standard(session: Session) -> Program | None:
             tracks[row.track] = replace(
                 tracks[row.track], times=row.local_times, days=row.days_of_week, phases=row.phases
             )
-    program = Program(
-        name=STANDARD, description="The default programme.", current_version=1,
-        created_at=now, updated_at=now,
-    )  # fmt: skip
     try:
-        session.add(program)
-        session.flush()
-        session.add(
-            ProgramVersion(
-                program_id=program.id,
-                version=1,
-                settings_json=_encode(tracks),
-                change_summary="recreated from the programme defaults",
-                created_at=now,
-                created_by="system",
-            )
+        add_program(
+            session,
+            name=STANDARD,
+            description="The default programme.",
+            tracks=tracks,
+            summary="recreated from the programme defaults",
+            actor="system",
+            now=now,
         )
         session.commit()
     except IntegrityError:
         # Another request recreated it first: theirs stands.
         session.rollback()
     return session.scalar(select(Program).where(Program.name == STANDARD))
+
+
+def add_program(
+    session: Session,
+    *,
+    name: str,
+    description: str,
+    tracks: dict[str, TrackSettings],
+    summary: str,
+    actor: str,
+    now: dt.datetime,
+) -> Program:
+    """A programme at version 1 with these settings, flushed in the caller's transaction."""
+    program = Program(
+        name=name, description=description[:200], current_version=1, created_at=now, updated_at=now
+    )
+    session.add(program)
+    session.flush()
+    session.add(
+        ProgramVersion(
+            program_id=program.id,
+            version=1,
+            settings_json=encode_tracks(tracks),
+            change_summary=summary,
+            created_at=now,
+            created_by=actor,
+        )
+    )
+    return program
 
 
 def _version_row(session: Session, program_id: int, version: int) -> ProgramVersion | None:
@@ -180,7 +131,7 @@ def version_settings(session: Session, program: Program, version: int) -> dict[s
     row = _version_row(session, program.id, version)
     if row is None:
         raise ValidationFailed({"version": f"{program.name} has no version {version}"})
-    return _decode(row.settings_json)
+    return decode_tracks(row.settings_json)
 
 
 def _assigned(program: Program) -> ColumnElement[bool]:
@@ -309,88 +260,6 @@ def load_policy_book(session: Session) -> PolicyBook:
     )
 
 
-# --- validating -----------------------------------------------------------------------------
-
-
-def validate_track(
-    session: Session,
-    *,
-    track: str,
-    times: str,
-    days: str = "daily",
-    phases: str | None = None,
-    reply_window_minutes: int | str | None = None,
-    followup: str = "once",
-    quiet_policy: str = "defer",
-) -> TrackSettings:
-    """Every field checked at once: the schedule (via schedules.validate_schedule), the
-    times against the allowed send window, and a reply window no longer than the shortest
-    gap between two nudges (a longer one would swallow the next nudge's answer)."""
-    errors: dict[str, str] = {}
-    spec: ScheduleSpec | None = None
-    try:
-        spec = validate_schedule(track, times, _day_names(days), phases or None)
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
-    minutes: int | None = None
-    try:
-        minutes = int(str(reply_window_minutes).strip())
-        if not 15 <= minutes <= 48 * 60:
-            errors["reply_window_minutes"] = "must be between 15 and 2880 minutes"
-            minutes = None
-    except ValueError:
-        errors["reply_window_minutes"] = "a whole number of minutes is required"
-    if followup not in FOLLOWUP_POLICIES:
-        errors["followup"] = f"choose from {', '.join(FOLLOWUP_POLICIES)}"
-    if quiet_policy not in QUIET_POLICIES:
-        errors["quiet_policy"] = f"choose from {', '.join(QUIET_POLICIES)}"
-    if spec is not None:
-        window = dispatch_settings(session).window
-        outside = times_outside_window(spec.local_times, window)
-        if outside:
-            errors["times"] = (
-                f"{', '.join(outside)} outside the allowed send window"
-                f" {window.start:%H:%M}-{window.end:%H:%M}"
-            )
-        if minutes is not None:
-            gap = shortest_interval(spec)
-            if dt.timedelta(minutes=minutes) > gap:
-                errors["reply_window_minutes"] = (
-                    f"{minutes} minutes is longer than the {_span(gap)} between two nudges"
-                )
-    if errors or spec is None or minutes is None:
-        raise ValidationFailed(errors)
-    return TrackSettings(
-        spec.track,
-        spec.local_times,
-        spec.days_of_week,
-        spec.phases,
-        minutes,
-        followup,
-        quiet_policy,
-    )
-
-
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def day_names(days: str) -> str:
-    """The stored digits ('024') as the names people type ('mon,wed,fri')."""
-    return ",".join(_WEEKDAYS[int(d)] for d in days) if days.isdigit() else days
-
-
-def _day_names(days: str) -> str:
-    # Stored digits are accepted as well as names, so a form can round-trip what it shows.
-    days = days.strip()
-    return day_names(days) if days.isdigit() and all(c in "0123456" for c in days) else days
-
-
-def _span(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    hours, rest = divmod(minutes, 60)
-    return f"{hours}h{rest:02d}" if rest else f"{hours}h"
-
-
 # --- preview ------------------------------------------------------------------------------
 
 
@@ -415,11 +284,6 @@ class Preview:
     patients: list[PatientPreview]
 
 
-def _diff(old: TrackSettings, new: TrackSettings) -> list[str]:
-    old_d, new_d = asdict(old), asdict(new)
-    return [f"{k}: {old_d[k] or '-'} -> {new_d[k] or '-'}" for k in old_d if old_d[k] != new_d[k]]
-
-
 def _next_local(
     spec: ScheduleSpec, row: TrackSchedule, zone: ZoneInfo, now: dt.datetime, count: int
 ) -> list[dt.datetime]:
@@ -438,7 +302,7 @@ def _next_local(
     return [o.due_at.astimezone(zone) for o in found[:count]]
 
 
-def _followers(program: Program, track: str, *, custom: bool) -> Select[TrackSchedule]:
+def followers(program: Program, track: str, *, custom: bool) -> Select[TrackSchedule]:
     """Schedules of the programme's patients for a track: the ones that follow its defaults
     (custom=False) or the ones a clinician gave their own times (custom=True). Every status
     is included, so a paused patient who comes back is already on the current version."""
@@ -470,9 +334,9 @@ def preview_track(
     """Which patients the change reaches and their next nudges before and after; reads only."""
     program = get_program(session, name)
     current = version_settings(session, program, program.current_version)[proposed.track]
-    rows = session.scalars(_followers(program, proposed.track, custom=False).limit(limit)).all()
-    affected = _count(session, _followers(program, proposed.track, custom=False))
-    custom = _count(session, _followers(program, proposed.track, custom=True))
+    rows = session.scalars(followers(program, proposed.track, custom=False).limit(limit)).all()
+    affected = _count(session, followers(program, proposed.track, custom=False))
+    custom = _count(session, followers(program, proposed.track, custom=True))
     patients = []
     for row in rows:
         zone = ZoneInfo(row.patient.timezone)
@@ -490,251 +354,8 @@ def preview_track(
         program.current_version,
         current,
         proposed,
-        _diff(current, proposed),
+        track_changes(current, proposed),
         affected,
         custom,
         patients,
     )
-
-
-# --- saving -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SaveResult:
-    program: str
-    version: int
-    schedules_changed: int
-    nudges_replaced: int
-
-
-def _commit_version(
-    session: Session,
-    program: Program,
-    tracks: dict[str, TrackSettings],
-    *,
-    base_version: int,
-    summary: str,
-    restored_from: int | None,
-    actor: str,
-    now: dt.datetime,
-) -> SaveResult:
-    old = version_settings(session, program, program.current_version)
-    new_version = base_version + 1
-    # The conditional UPDATE is the lock: of two editors who loaded the same version, the
-    # second finds no row to move and is refused, whatever the isolation level.
-    moved = session.execute(
-        update(Program)
-        .where(Program.id == program.id, Program.current_version == base_version)
-        .values(current_version=new_version, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if moved != 1:
-        session.rollback()
-        raise StaleVersion(
-            {
-                "version": (
-                    f"{program.name} was changed since you opened version {base_version}"
-                    " (reload to see the current version); nothing was saved"
-                )
-            }
-        )
-    session.add(
-        ProgramVersion(
-            program_id=program.id,
-            version=new_version,
-            settings_json=_encode(tracks),
-            change_summary=summary[:500],
-            restored_from=restored_from,
-            created_at=now,
-            created_by=actor,
-        )
-    )
-    schedules_changed = nudges = 0
-    for track, settings in tracks.items():
-        if old[track].schedule_spec() == settings.schedule_spec():
-            continue
-        spec = settings.schedule_spec()
-        if program.name == STANDARD:
-            # Enrolment reads ProgramDefault: the standard programme stays its source.
-            default = session.get(ProgramDefault, track)
-            if default is None:
-                default = ProgramDefault(track=track, updated_at=now, updated_by=actor)
-                session.add(default)
-            default.local_times, default.days_of_week, default.phases = (
-                spec.local_times,
-                spec.days_of_week,
-                spec.phases,
-            )
-            default.updated_at, default.updated_by = now, actor
-        for row in session.scalars(_followers(program, track, custom=False)):
-            nudges += follow_default(session, row, spec, now)
-            schedules_changed += 1
-    audit.record(
-        session,
-        actor=actor,
-        action="program.restore" if restored_from is not None else "program.save",
-        now=now,
-        detail=(
-            f"program={program.name} v{base_version}->v{new_version} {summary}"
-            f" schedules={schedules_changed} nudges_replaced={nudges}"
-        ),
-    )
-    session.commit()
-    return SaveResult(program.name, new_version, schedules_changed, nudges)
-
-
-def propose_track(session: Session, name: str, track: str, **given: object) -> TrackSettings:
-    """A programme's current settings for `track` with only the given fields replaced
-    (None means "keep"), validated as a whole: what an edit would save."""
-    track = track.strip().lower()
-    if track not in TRACK_POLICIES:
-        raise ValidationFailed(
-            {"track": f"unknown track {track!r}; choose from {', '.join(TRACK_POLICIES)}"}
-        )
-    current = show_program(session, name).tracks[track]
-    pick = {k: v for k, v in given.items() if v is not None}
-    return validate_track(
-        session,
-        track=track,
-        times=str(pick.get("times", current.times)),
-        days=str(pick.get("days", current.days)),
-        phases=str(pick["phases"]) if "phases" in pick else current.phases,
-        reply_window_minutes=str(pick.get("reply_window", current.reply_window_minutes)),
-        followup=str(pick.get("followup", current.followup)),
-        quiet_policy=str(pick.get("quiet_policy", current.quiet_policy)),
-    )
-
-
-def save_track(
-    session: Session,
-    name: str,
-    proposed: TrackSettings,
-    *,
-    base_version: int,
-    actor: str,
-    now: dt.datetime,
-) -> SaveResult:
-    program = get_program(session, name)
-    current = version_settings(session, program, program.current_version)
-    changes = _diff(current[proposed.track], proposed)
-    if not changes and program.current_version == base_version:
-        raise ValidationFailed({"track": f"no change to {proposed.track}; nothing to save"})
-    tracks = {**current, proposed.track: proposed}
-    summary = f"{proposed.track}: " + "; ".join(changes)
-    return _commit_version(
-        session,
-        program,
-        tracks,
-        base_version=base_version,
-        summary=summary,
-        restored_from=None,
-        actor=actor,
-        now=now,
-    )
-
-
-def restore_version(
-    session: Session,
-    name: str,
-    version: int,
-    *,
-    base_version: int,
-    actor: str,
-    now: dt.datetime,
-) -> SaveResult:
-    """Makes an earlier version current again, as a new version (history only grows)."""
-    program = get_program(session, name)
-    tracks = version_settings(session, program, version)
-    if version == program.current_version:
-        raise ValidationFailed({"version": f"version {version} is already current"})
-    return _commit_version(
-        session,
-        program,
-        tracks,
-        base_version=base_version,
-        summary=f"restored v{version}",
-        restored_from=version,
-        actor=actor,
-        now=now,
-    )
-
-
-def create_program(
-    session: Session,
-    name: str,
-    *,
-    description: str = "",
-    copy_from: str = STANDARD,
-    actor: str,
-    now: dt.datetime,
-) -> Program:
-    name = name.strip().lower()
-    if not _NAME.match(name):
-        raise ValidationFailed(
-            {"name": "2-40 characters: lower-case letters, digits, - and _, starting with a letter"}
-        )
-    source = get_program(session, copy_from)
-    if session.scalar(select(Program.id).where(Program.name == name)) is not None:
-        raise ValidationFailed({"name": f"a programme named {name!r} exists"})
-    tracks = version_settings(session, source, source.current_version)
-    program = Program(
-        name=name, description=description[:200], current_version=1, created_at=now, updated_at=now
-    )
-    session.add(program)
-    session.flush()
-    session.add(
-        ProgramVersion(
-            program_id=program.id,
-            version=1,
-            settings_json=_encode(tracks),
-            change_summary=f"created from {source.name} v{source.current_version}",
-            created_at=now,
-            created_by=actor,
-        )
-    )
-    audit.record(session, actor=actor, action="program.create", now=now, detail=f"program={name}")
-    session.commit()
-    return program
-
-
-def assign_patient(
-    session: Session, patient_id: int, name: str, *, actor: str, now: dt.datetime
-) -> int:
-    """Moves a patient onto a programme; their non-custom schedules take its defaults.
-    Returns the future nudges replaced."""
-    program = get_program(session, name)
-    patient = session.get(Patient, patient_id)
-    if patient is None:
-        raise ValidationFailed({"patient": f"no patient with id {patient_id}"})
-    row = session.get(ProgramAssignment, patient_id)
-    if row is None:
-        session.add(
-            ProgramAssignment(
-                patient_id=patient_id, program_id=program.id, assigned_at=now, assigned_by=actor
-            )
-        )
-    else:
-        row.program_id, row.assigned_at, row.assigned_by = program.id, now, actor
-    tracks = version_settings(session, program, program.current_version)
-    replaced = 0
-    for schedule in patient.schedules:
-        if not schedule.is_custom and schedule.track in tracks:
-            replaced += follow_default(
-                session, schedule, tracks[schedule.track].schedule_spec(), now
-            )
-    audit.record(
-        session,
-        actor=actor,
-        action="program.assign",
-        patient_id=patient_id,
-        now=now,
-        detail=f"program={program.name} v{program.current_version} nudges_replaced={replaced}",
-    )
-    session.commit()
-    return replaced
-
-
-def with_changes(current: TrackSettings, **changes: object) -> TrackSettings:
-    """A copy of a track's settings with some fields replaced (for callers that edit one)."""
-    return replace(current, **changes)  # type: ignore[arg-type]

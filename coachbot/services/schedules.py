@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain import schedule as sched
 from coachbot.domain.program import DEFAULT_DAILY_CAP, TRACK_POLICIES
@@ -75,10 +75,19 @@ def stale_limit_override(session: Session) -> dt.timedelta | None:
 
 
 def set_stale_limit(
-    session: Session, minutes: int | None, *, actor: str, now: dt.datetime, commit: bool = True
+    sessions: sessionmaker[Session], minutes: int | None, *, actor: str, now: dt.datetime
 ) -> None:
     """How overdue a nudge may be before it is recorded as missed instead of sent late;
     None returns every track to its own limit."""
+    with sessions.begin() as session:
+        store_stale_limit(session, minutes, actor=actor, now=now)
+
+
+def store_stale_limit(
+    session: Session, minutes: int | None, *, actor: str, now: dt.datetime
+) -> None:
+    """`set_stale_limit` in the caller's transaction (the operator console saves every
+    global setting at once)."""
     if minutes is not None and not 5 <= minutes <= 24 * 60:
         raise ValidationFailed({"stale_limit": "must be between 5 and 1440 minutes"})
     row = session.get(GlobalSetting, STALE_LIMIT_KEY)
@@ -98,8 +107,6 @@ def set_stale_limit(
         now=now,
         detail=f"minutes={minutes if minutes is not None else 'per-track'}",
     )
-    if commit:
-        session.commit()
 
 
 # --- schedule text <-> domain -----------------------------------------------------------
@@ -300,9 +307,21 @@ def shortest_interval(spec: ScheduleSpec) -> dt.timedelta:
 
 
 def set_patient_schedule(
-    session: Session, patient_id: int, spec: ScheduleSpec, *, actor: str, now: dt.datetime
+    sessions: sessionmaker[Session],
+    patient_id: int,
+    spec: ScheduleSpec,
+    *,
+    actor: str,
+    now: dt.datetime,
 ) -> int:
     """Gives one patient their own schedule for a track; returns nudges cancelled."""
+    with sessions.begin() as session:
+        return _store_patient_schedule(session, patient_id, spec, actor=actor, now=now)
+
+
+def _store_patient_schedule(
+    session: Session, patient_id: int, spec: ScheduleSpec, *, actor: str, now: dt.datetime
+) -> int:
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise ValidationFailed({"patient": f"no patient with id {patient_id}"})
@@ -325,11 +344,33 @@ def set_patient_schedule(
         patient_id=patient_id,
         detail=_describe(spec) + f" cancelled={cancelled}",
     )
-    session.commit()
     return cancelled
 
 
 def set_window(
+    sessions: sessionmaker[Session],
+    *,
+    start: dt.time | None,
+    end: dt.time | None,
+    daily_cap: int | None,
+    max_concurrency: int | None,
+    actor: str,
+    now: dt.datetime,
+) -> DispatchSettings:
+    """The send window (None keeps that end), the daily cap and the API calls in flight."""
+    with sessions.begin() as session:
+        return store_window(
+            session,
+            start=start,
+            end=end,
+            daily_cap=daily_cap,
+            max_concurrency=max_concurrency,
+            actor=actor,
+            now=now,
+        )
+
+
+def store_window(
     session: Session,
     *,
     start: dt.time | None,
@@ -338,8 +379,8 @@ def set_window(
     max_concurrency: int | None,
     actor: str,
     now: dt.datetime,
-    commit: bool = True,
 ) -> DispatchSettings:
+    """`set_window` in the caller's transaction."""
     current = dispatch_settings(session)
     errors: dict[str, str] = {}
     if daily_cap is not None and not 1 <= daily_cap <= 20:
@@ -371,23 +412,33 @@ def set_window(
             f" concurrency={row.max_concurrency}"
         ),
     )
-    if commit:
-        session.commit()
-    # Built from the values just stored, not re-read: a read would open a transaction
-    # the caller never closes (on SQLite, a write lock held against the next tick).
+    # Built from the values just stored, not re-read: the caller's transaction is still
+    # open and a read would only add to it.
     return DispatchSettings(window, row.daily_cap, row.max_concurrency, current.paces)
 
 
 def set_pace(
+    sessions: sessionmaker[Session],
+    sender: str,
+    segments_per_second: float | None,
+    *,
+    actor: str,
+    now: dt.datetime,
+) -> None:
+    """Caps a sender at so many segments per second; None removes the cap."""
+    with sessions.begin() as session:
+        store_pace(session, sender, segments_per_second, actor=actor, now=now)
+
+
+def store_pace(
     session: Session,
     sender: str,
     segments_per_second: float | None,
     *,
     actor: str,
     now: dt.datetime,
-    commit: bool = True,
 ) -> None:
-    """Caps a sender at so many segments per second; None removes the cap."""
+    """`set_pace` in the caller's transaction."""
     if segments_per_second is not None and not 0 < segments_per_second <= 10_000:
         raise ValidationFailed({"segments_per_second": "must be in (0, 10000]"})
     row = session.get(SenderPace, sender)
@@ -412,8 +463,6 @@ def set_pace(
         now=now,
         detail=f"sender={sender} segments_per_second={segments_per_second}",
     )
-    if commit:
-        session.commit()
 
 
 def _describe(spec: ScheduleSpec) -> str:

@@ -6,7 +6,7 @@ exactly what production runs. Its steps, each in its own module:
 1. `inbound_recovery.recover_failed_inbound`: texts the webhook could not handle;
 2. `followups.process_reply_windows`: closed reply windows (misses, follow-ups, alerts);
 3. `paging.run_due`: first pages, re-pages and retries;
-4. `enrollment.send_due_welcomes`: held welcomes;
+4. `welcomes.send_due_welcomes`: held welcomes;
 5. `run_tick`, the dispatcher's part: expired leases, planning, claim/send/record
    (`services.dispatch`), then reconciliation of ambiguous sends.
 
@@ -111,10 +111,10 @@ def run_clock_tick(
     settings: Settings,
     now: dt.datetime,
 ) -> TickSummary:
-    from coachbot.services.enrollment import send_due_welcomes
     from coachbot.services.followups import process_reply_windows
     from coachbot.services.inbound.recovery import recover_failed_inbound
     from coachbot.services.paging import run_due as run_paging
+    from coachbot.services.welcomes import send_due_welcomes
 
     recover_failed_inbound(session_factory, gateway, library, settings, now)  # kept texts
     # Reply windows first: a follow-up planned now is sent by the dispatch step below,

@@ -39,13 +39,11 @@ def record_refusal(
     patient_id: int | None = None,
 ) -> None:
     """An audited refusal (a record someone may not open), in its own transaction."""
-    with session_factory.begin() as session:
-        audit.record(
-            session,
-            actor=actor,
-            action=action,
-            now=now,
-            patient_id=patient_id,
-            outcome="denied",
-            detail=detail,
-        )
+    audit.deny(
+        session_factory,
+        actor=actor,
+        action=action,
+        now=now,
+        patient_id=patient_id,
+        detail=detail,
+    )

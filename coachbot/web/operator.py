@@ -16,9 +16,9 @@ from coachbot.content import catalogue
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import Role
 from coachbot.queries.delivery_health import SPANS, delivery_health
-from coachbot.services import operations, programs
+from coachbot.services import operations, program_edits, programs
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.common import db, now, roles_required, runtime, staff
+from coachbot.web.common import db, now, roles_required, runtime, staff, write_sessions
 from coachbot.web.forms import ActionForm, CoachbotForm
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
@@ -89,8 +89,8 @@ def program_list() -> ResponseReturnValue:
     errors: dict[str, str] = {}
     if form.validate_on_submit():
         try:
-            program = programs.create_program(
-                db(),
+            program = program_edits.create_program(
+                write_sessions(),
                 form.name.data or "",
                 description=form.description.data or "",
                 actor=staff().actor,
@@ -176,8 +176,8 @@ def program_edit(name: str) -> ResponseReturnValue:
                 quiet_policy=form.quiet_policy.data or "",
             )
             if action == "save":
-                result = programs.save_track(
-                    db(),
+                result = program_edits.save_track(
+                    write_sessions(),
                     name,
                     proposed,
                     base_version=base_version,
@@ -198,7 +198,7 @@ def program_edit(name: str) -> ResponseReturnValue:
                     f" {base_version}. Reload the edit page before saving."
                 )
                 status = 409
-        except programs.StaleVersion as exc:
+        except program_edits.StaleVersion as exc:
             errors, status = exc.errors, 409
         except ValidationFailed as exc:
             errors, status = exc.errors, 422
@@ -224,8 +224,8 @@ def program_restore(name: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     try:
-        result = programs.restore_version(
-            db(),
+        result = program_edits.restore_version(
+            write_sessions(),
             name,
             _int(form.version.data, "version"),
             base_version=_int(form.base_version.data, "version"),
@@ -281,7 +281,7 @@ def settings_page() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             operations.update_global_settings(
-                db(),
+                write_sessions(),
                 sender=_sender(),
                 window_start=form.window_start.data or "",
                 window_end=form.window_end.data or "",

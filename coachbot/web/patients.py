@@ -29,28 +29,23 @@ from coachbot.queries.patient_page import (
     weekly_adherence,
 )
 from coachbot.services import consent
-from coachbot.services.care import (
-    CarePlan,
-    PatientChanges,
-    RowError,
-    bulk_enroll,
-    check_care_plan,
-    edit_patient,
-)
+from coachbot.services.bulk_enrollment import RowError, bulk_enroll
+from coachbot.services.care import CarePlan, PatientChanges, check_care_plan, edit_patient
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
     opted_out_notes,
     parse_times,
     validate_enrollment,
-    welcome_note,
     zone_named,
 )
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.status_changes import TransitionRefused, change_status, resume_block
+from coachbot.services.welcomes import welcome_note
 from coachbot.web.common import (
     audit_ok,
     db,
+    fresh_reads,
     now,
     owned_patient,
     read_db,
@@ -123,15 +118,21 @@ def new() -> ResponseReturnValue:
             ),
         )
         try:
-            validate_enrollment(db(), req, runtime().settings)
+            validate_enrollment(read_db(), req, runtime().settings)
         except ValidationFailed as exc:
             errors = {**exc.errors, **errors}
-        db().rollback()
         if not errors:
             rt = runtime()
             patient = enroll_patient(
-                db(), rt.gateway, rt.library, rt.settings, req, now=now(), actor=staff().actor
+                write_sessions(),
+                rt.gateway,
+                rt.library,
+                rt.settings,
+                req,
+                now=now(),
+                actor=staff().actor,
             )
+            fresh_reads()  # the notes below read what the enrolment committed
             note = welcome_note(read_db(), patient, now()) or ""
             said = f"{patient.first_name} is enrolled; the welcome text asks for YES."
             if consent.is_suppressed(read_db(), patient.phone_e164):
@@ -157,14 +158,15 @@ def bulk() -> ResponseReturnValue:
             flash(problem, "error")
             return render_template("bulk.html", form=form, row_errors=[]), 422
         rt = runtime()
+        clinician_email = _clinician_email()
         # A file the csv module cannot read comes back as a row error, like a bad row.
         patients, row_errors = bulk_enroll(
-            db(),
+            write_sessions(),
             rt.gateway,
             rt.library,
             rt.settings,
             text,
-            clinician_email=_clinician_email(),
+            clinician_email=clinician_email,
             now=now(),
             actor=staff().actor,
         )
@@ -275,7 +277,7 @@ def consent_csv(patient_id: int) -> ResponseReturnValue:
 @roles_required(Role.CLINICIAN)
 def edit(patient_id: int) -> ResponseReturnValue:
     reading = request.method == "GET"
-    patient = owned_patient(patient_id, "patient.edit", session=read_db() if reading else None)
+    patient = owned_patient(patient_id, "patient.edit", session=read_db())
     form = EditPatientForm()
     errors: dict[str, str] = {}
     if reading:
@@ -332,12 +334,12 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
     """Details and care plan in one transaction: a failure saves neither."""
     rt = runtime()
     try:
-        changed = edit_patient(
-            db(),
+        edited = edit_patient(
+            write_sessions(),
             rt.gateway,
             rt.library,
             rt.settings,
-            patient,
+            patient.id,
             PatientChanges(
                 first_name=form.first_name.data or "",
                 phone=form.phone.data or "",
@@ -353,6 +355,8 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
         )
     except ValidationFailed as exc:
         return exc.errors
+    patient, changed = edited.patient, edited.changed
+    fresh_reads()  # the notes below read what the edit committed
     opted_out = opted_out_notes(read_db(), rt.settings, patient)
     if "phone" in changed:
         note = welcome_note(read_db(), patient, now()) or ""

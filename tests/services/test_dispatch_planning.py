@@ -19,7 +19,7 @@ from coachbot.clock import tick_once
 from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, TrackSchedule
 from coachbot.runtime import Runtime
-from coachbot.services import programs
+from coachbot.services import program_edits, programs
 from coachbot.services.dispatch import plan_nudges
 from coachbot.services.schedules import (
     set_patient_schedule,
@@ -29,13 +29,14 @@ from coachbot.services.schedules import (
 from coachbot.services.tick import run_tick
 from coachbot.store.nudges import PLANNER_LOCK_ARGS, PLANNER_LOCK_CLASS
 from tests.support.builders import make_patient
+from tests.web.test_dashboard_support import writer_of
 
 ALL_DAY = (dt.time(0, 0), dt.time(23, 59))
 
 
 def open_window(session: Session, now: dt.datetime) -> None:
     set_window(
-        session,
+        writer_of(session),
         start=ALL_DAY[0],
         end=ALL_DAY[1],
         daily_cap=None,
@@ -175,7 +176,7 @@ def test_the_daily_cap_skips_the_rest_with_a_reason(runtime: Runtime, session: S
     times = ",".join(f"{h:02d}:00" for h in range(9, 17))  # eight slots
     make_patient(session, tracks={"sleep": times}, enrolled_at=start)
     set_window(
-        session,
+        runtime.session_factory,
         start=None,
         end=None,
         daily_cap=3,
@@ -216,7 +217,10 @@ def test_a_changed_schedule_applies_at_the_next_tick_replacing_unsent_keeping_se
     change_at = start + dt.timedelta(hours=4)
     spec = validate_schedule("sleep", "17:00,18:15", "daily")
     with freeze_time(change_at):
-        assert set_patient_schedule(session, patient.id, spec, actor="test", now=change_at) == 1
+        changed = set_patient_schedule(
+            runtime.session_factory, patient.id, spec, actor="test", now=change_at
+        )
+        assert changed == 1
     run_clock(runtime, change_at, hours=10)
     session.expire_all()
     zone = ZoneInfo("America/New_York")
@@ -245,11 +249,17 @@ def test_a_programme_default_change_moves_default_followers_only(
     own_times.schedules[0].is_custom = True
     session.commit()
     version = programs.show_program(session, programs.STANDARD).version
-    proposed = programs.propose_track(
+    proposed = program_edits.propose_track(
         session, programs.STANDARD, "sleep", times="09:45", days="mon-fri"
     )
-    saved = programs.save_track(
-        session, programs.STANDARD, proposed, base_version=version, actor="test", now=now
+    session.commit()  # the read ends before the save's own transaction
+    saved = program_edits.save_track(
+        runtime.session_factory,
+        programs.STANDARD,
+        proposed,
+        base_version=version,
+        actor="test",
+        now=now,
     )
     assert saved.schedules_changed == 1
     session.expire_all()
@@ -264,7 +274,7 @@ def test_phases_relative_to_enrolment_change_the_days(runtime: Runtime, session:
     enrolled = dt.datetime(2026, 11, 2, 14, 0, tzinfo=dt.UTC)  # a Monday, 09:00 New York
     patient = make_patient(session, tracks={"checkin": "10:00"}, enrolled_at=enrolled)
     spec = validate_schedule("checkin", "10:00", "daily", "0-28:daily;28-:mon,wed,fri")
-    set_patient_schedule(session, patient.id, spec, actor="test", now=enrolled)
+    set_patient_schedule(runtime.session_factory, patient.id, spec, actor="test", now=enrolled)
     zone = ZoneInfo("America/New_York")
     days = []
     moment = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)

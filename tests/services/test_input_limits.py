@@ -15,7 +15,7 @@ from coachbot.cli.schedule import schedule
 from coachbot.domain.schedule import MAX_TIMES_PER_TRACK
 from coachbot.models import AuditEntry, Patient, ProgramVersion, TrackSchedule
 from coachbot.runtime import Runtime
-from coachbot.services import care, programs
+from coachbot.services import bulk_enrollment, care, programs
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.schedules import validate_schedule
 from tests.support.builders import make_patient
@@ -32,14 +32,16 @@ def every_half_hour(count: int, first: str = "08:00") -> str:
 # --- the care plan (the clinician's edit page) -------------------------------------------
 
 
-def test_a_care_plan_with_more_times_than_a_track_allows_is_refused(session: Session) -> None:
+def test_a_care_plan_with_more_times_than_a_track_allows_is_refused(
+    session: Session, runtime: Runtime
+) -> None:
     patient = make_patient(session, tracks={"sleep": "08:30"})
     most = care.CarePlan({"sleep": every_half_hour(MAX_TIMES_PER_TRACK)}, ())
     assert care.check_care_plan(most) == {}
     plan = care.CarePlan({"sleep": every_half_hour(MAX_TIMES_PER_TRACK + 1)}, ())
     assert care.check_care_plan(plan) == {"times_sleep": TOO_MANY}
     with pytest.raises(ValidationFailed) as refused:
-        care.update_care_plan(session, patient, plan, now=NOW, actor="staff:1")
+        care.update_care_plan(runtime.session_factory, patient.id, plan, now=NOW, actor="staff:1")
     assert refused.value.errors == {"times_sleep": TOO_MANY}
     session.rollback()
     assert session.scalars(select(TrackSchedule.local_times)).all() == ["08:30"]
@@ -123,14 +125,14 @@ def test_a_bulk_csv_with_bare_cr_line_ends_is_read_row_by_row() -> None:
     text = "\r".join(
         [HEADER, "Ada,+16175550181,America/New_York,sleep", "Ben,+16175550182,UTC,rehab"]
     )
-    requests, errors = care.parse_bulk_csv(text, "clin@clinic.test")
+    requests, errors = bulk_enrollment.parse_bulk_csv(text, "clin@clinic.test")
     assert errors == []
     assert [(r.first_name, r.tracks) for r in requests] == [("Ada", "sleep"), ("Ben", "rehab")]
 
 
 def test_a_quoted_cell_keeps_its_line_break() -> None:
     text = f'{HEADER},homework\r\nAda,+16175550181,UTC,sleep,"walk\r\nstretch"\r\n'
-    requests, errors = care.parse_bulk_csv(text, "clin@clinic.test")
+    requests, errors = bulk_enrollment.parse_bulk_csv(text, "clin@clinic.test")
     assert errors == []
     assert [r.homework for r in requests] == [("walk\r\nstretch",)]
 
@@ -139,14 +141,16 @@ def test_a_cell_past_the_csv_field_limit_is_a_file_error_at_its_line() -> None:
     text = "\n".join(
         [HEADER, "Ada,+16175550181,UTC,sleep", f"Ben,+16175550182,UTC,{'s' * 140_000}"]
     )
-    requests, errors = care.parse_bulk_csv(text, "clin@clinic.test")
+    requests, errors = bulk_enrollment.parse_bulk_csv(text, "clin@clinic.test")
     assert [r.first_name for r in requests] == ["Ada"]
     assert [(e.line, e.field) for e in errors] == [(3, "file")]
     assert errors[0].message.startswith("not a readable CSV (field larger than field limit")
 
 
 def test_an_unreadable_header_is_a_file_error() -> None:
-    requests, errors = care.parse_bulk_csv(f"{'x' * 140_000},phone\n", "clin@clinic.test")
+    requests, errors = bulk_enrollment.parse_bulk_csv(
+        f"{'x' * 140_000},phone\n", "clin@clinic.test"
+    )
     assert requests == []
     assert [(e.line, e.field) for e in errors] == [(1, "file")]
     assert errors[0].message.startswith("not a readable CSV")
@@ -158,8 +162,8 @@ def test_bulk_enrolment_of_an_unreadable_csv_writes_and_sends_nothing(
     text = "\n".join(
         [HEADER, "Ada,+16175550181,UTC,sleep", f"Ben,+16175550182,UTC,{'s' * 140_000}"]
     )
-    patients, errors = care.bulk_enroll(
-        session,
+    patients, errors = bulk_enrollment.bulk_enroll(
+        runtime.session_factory,
         runtime.gateway,
         runtime.library,
         runtime.settings,

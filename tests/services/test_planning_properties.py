@@ -303,7 +303,7 @@ def test_property_planned_rows_obey_daylight_saving_windows_and_the_cap(
     start = local_day_bounds(first, zone)[0]
     end = local_day_bounds(last, zone)[1]
     set_window(
-        session,
+        runtime.session_factory,
         start=window.start,
         end=window.end,
         daily_cap=cap,

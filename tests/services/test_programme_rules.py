@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from coachbot.models import AdherenceRecord, Nudge
 from coachbot.runtime import Runtime
-from coachbot.services import programs
+from coachbot.services import program_edits, programs
 from coachbot.services.tick import run_clock_tick
 from tests.support.builders import make_patient
+from tests.web.test_dashboard_support import writer_of
 
 # 08:30 in New York on Monday 2026-11-23 (UTC-5).
 NUDGE_TIME = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
@@ -20,9 +21,15 @@ NUDGE_TIME = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
 
 def _save_sleep(session: Session, **changes: object) -> None:
     view = programs.show_program(session, "standard")
-    proposed = programs.with_changes(view.tracks["sleep"], **changes)
-    programs.save_track(
-        session, "standard", proposed, base_version=view.version, actor="test", now=NUDGE_TIME
+    proposed = program_edits.with_changes(view.tracks["sleep"], **changes)
+    session.commit()  # the read ends before the save's own transaction
+    program_edits.save_track(
+        writer_of(session),
+        "standard",
+        proposed,
+        base_version=view.version,
+        actor="test",
+        now=NUDGE_TIME,
     )
 
 

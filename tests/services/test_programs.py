@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, ProgramDefault, ProgramVersion, TrackSchedule
 from coachbot.runtime import Runtime
-from coachbot.services import programs
+from coachbot.services import program_edits, programs
 from coachbot.services.dispatch import plan_nudges
 from coachbot.services.errors import ValidationFailed
-from coachbot.services.programs import StaleVersion
+from coachbot.services.program_edits import StaleVersion
 from coachbot.services.schedules import program_default
 from tests.support.builders import make_patient
 
@@ -95,8 +95,8 @@ def test_a_save_is_used_by_the_next_tick_and_sent_nudges_are_kept(
     assert plan_nudges(runtime.session_factory, MONDAY_0700) > 0
     assert _local_due(runtime) == ["Mon 08:30", "Mon 08:45"]
 
-    result = programs.save_track(
-        session,
+    result = program_edits.save_track(
+        runtime.session_factory,
         "standard",
         _sleep(session, times="09:15"),
         base_version=1,
@@ -121,17 +121,18 @@ def test_restore_brings_back_an_earlier_version_as_a_new_one(
     runtime: Runtime, session: Session
 ) -> None:
     make_patient(session)
-    programs.save_track(
-        session,
+    program_edits.save_track(
+        runtime.session_factory,
         "standard",
         _sleep(session, times="09:15"),
         base_version=1,
         actor="a",
         now=MONDAY_0700,
     )
-    result = programs.restore_version(
-        session, "standard", 1, base_version=2, actor="a", now=MONDAY_0700
+    result = program_edits.restore_version(
+        runtime.session_factory, "standard", 1, base_version=2, actor="a", now=MONDAY_0700
     )
+    session.commit()  # the test's read snapshot ends: it reads what the saves committed
     assert result.version == 3
     plan_nudges(runtime.session_factory, MONDAY_0700 + dt.timedelta(minutes=1))
     assert _local_due(runtime) == ["Mon 08:30"]
@@ -174,10 +175,12 @@ def test_two_editors_of_the_same_version_do_not_overwrite_each_other(
     mine = _sleep(session, times="09:15")
     theirs = _sleep(session, times="10:45")
     session.commit()
-    with runtime.session_factory() as first:
-        programs.save_track(first, "standard", mine, base_version=1, actor="a", now=MONDAY_0700)
-    with runtime.session_factory() as second, pytest.raises(StaleVersion) as refused:
-        programs.save_track(second, "standard", theirs, base_version=1, actor="b", now=MONDAY_0700)
+    sessions = runtime.session_factory
+    program_edits.save_track(sessions, "standard", mine, base_version=1, actor="a", now=MONDAY_0700)
+    with pytest.raises(StaleVersion) as refused:
+        program_edits.save_track(
+            sessions, "standard", theirs, base_version=1, actor="b", now=MONDAY_0700
+        )
     assert "nothing was saved" in refused.value.errors["version"]
     with runtime.session_factory() as s:
         assert programs.show_program(s, "standard").tracks["sleep"].times == "09:15"
@@ -188,18 +191,19 @@ def test_a_patient_assigned_to_another_programme_follows_it_and_standard_no_long
     runtime: Runtime, session: Session
 ) -> None:
     patient = make_patient(session)
-    programs.create_program(session, "gentle", actor="a", now=MONDAY_0700)
-    programs.save_track(
-        session,
+    sessions = runtime.session_factory
+    program_edits.create_program(sessions, "gentle", actor="a", now=MONDAY_0700)
+    program_edits.save_track(
+        sessions,
         "gentle",
         _sleep(session, times="10:00"),
         base_version=1,
         actor="a",
         now=MONDAY_0700,
     )
-    programs.assign_patient(session, patient.id, "gentle", actor="a", now=MONDAY_0700)
-    programs.save_track(
-        session,
+    program_edits.assign_patient(sessions, patient.id, "gentle", actor="a", now=MONDAY_0700)
+    program_edits.save_track(
+        sessions,
         "standard",
         _sleep(session, times="09:15"),
         base_version=1,
@@ -213,9 +217,10 @@ def test_a_patient_assigned_to_another_programme_follows_it_and_standard_no_long
         assert programs.show_program(s, "gentle").patients == 1
 
 
-def test_programme_names_are_checked(session: Session) -> None:
+def test_programme_names_are_checked(runtime: Runtime) -> None:
+    sessions = runtime.session_factory
     with pytest.raises(ValidationFailed) as refused:
-        programs.create_program(session, "Bad Name!", actor="a", now=MONDAY_0700)
+        program_edits.create_program(sessions, "Bad Name!", actor="a", now=MONDAY_0700)
     assert "name" in refused.value.errors
     with pytest.raises(ValidationFailed):
-        programs.create_program(session, "standard", actor="a", now=MONDAY_0700)
+        program_edits.create_program(sessions, "standard", actor="a", now=MONDAY_0700)

@@ -23,9 +23,10 @@ from coachbot.runtime import Runtime, build_runtime
 from coachbot.services import consent
 from coachbot.services.care import CarePlan, PatientChanges, edit_patient
 from coachbot.services.delivery import StatusCallback, handle_status
-from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, send_due_welcomes
+from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.messaging import send_text
 from coachbot.services.tick import run_tick
+from coachbot.services.welcomes import send_due_welcomes
 from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import OutgoingSms, Pacing, SendFailure, SendReceipt, open_batch_sender
@@ -162,21 +163,13 @@ def test_the_welcome_to_a_suppressed_number_is_not_sent(
     _suppress(runtime, STOPPED)
     with runtime.session_factory() as s:
         make_staff(s, "ana@clinic.test")
+    for phone in (STOPPED, CONTROL):
         enroll_patient(
-            s,
+            runtime.session_factory,
             runtime.gateway,
             runtime.library,
             runtime.settings,
-            _request(STOPPED),
-            now=NOW,
-            actor="test",
-        )
-        enroll_patient(
-            s,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            _request(CONTROL),
+            _request(phone),
             now=NOW,
             actor="test",
         )
@@ -190,17 +183,17 @@ def test_a_held_welcome_to_a_number_suppressed_meanwhile_is_not_sent(
     night = NOW + dt.timedelta(hours=14)  # 22:30 in New York: the welcome is held
     with runtime.session_factory() as s:
         make_staff(s, "ana@clinic.test")
-        patient = enroll_patient(
-            s,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            _request(STOPPED),
-            now=night,
-            actor="test",
-        )
-        assert patient.welcome_due_at is not None
-        due = patient.welcome_due_at
+    patient = enroll_patient(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        _request(STOPPED),
+        now=night,
+        actor="test",
+    )
+    assert patient.welcome_due_at is not None
+    due = patient.welcome_due_at
     _suppress(runtime, STOPPED)
 
     send_due_welcomes(
@@ -218,18 +211,17 @@ def test_a_number_changed_on_the_edit_page_to_a_suppressed_one_gets_no_welcome(
         patient = make_patient(s, phone=CONTROL, tracks={"sleep": "20:00"})
         patient_id = patient.id
     _suppress(runtime, STOPPED)
-    with runtime.session_factory() as s:
-        edit_patient(
-            s,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            s.get_one(Patient, patient_id),
-            PatientChanges("Maya", STOPPED, "America/New_York", "en", None, None, False),
-            CarePlan({"sleep": "20:00"}, ()),
-            now=NOW,
-            actor="staff:1",
-        )
+    edit_patient(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        patient_id,
+        PatientChanges("Maya", STOPPED, "America/New_York", "en", None, None, False),
+        CarePlan({"sleep": "20:00"}, ()),
+        now=NOW,
+        actor="staff:1",
+    )
     _tick(runtime, NOW + dt.timedelta(hours=12))
 
     assert fake.count_by_to() == {}
@@ -343,15 +335,15 @@ def test_a_21610_in_a_status_callback_for_a_welcome_suppresses_the_number(
     runtime, fake = twilio
     with runtime.session_factory() as s:
         make_staff(s, "ana@clinic.test")
-        enroll_patient(
-            s,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            _request(STOPPED),
-            now=NOW,
-            actor="test",
-        )
+    enroll_patient(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        _request(STOPPED),
+        now=NOW,
+        actor="test",
+    )
     (welcome,) = fake.sent_to(STOPPED)
     handle_status(runtime.session_factory, StatusCallback(welcome.sid, "undelivered", "21610"), NOW)
     with runtime.session_factory() as s:

@@ -14,17 +14,13 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import PatientStatus
 from coachbot.models import AuditEntry, OutboundMessage, Patient
 from coachbot.runtime import Runtime
-from coachbot.services.care import CarePlan, PatientChanges, bulk_enroll, edit_patient
-from coachbot.services.enrollment import (
-    WELCOME_RECHECK,
-    EnrollmentRequest,
-    enroll_patient,
-    send_due_welcomes,
-    welcome_note,
-)
+from coachbot.services.bulk_enrollment import bulk_enroll
+from coachbot.services.care import CarePlan, PatientChanges, edit_patient
+from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.schedules import set_window
 from coachbot.services.status_changes import change_status
 from coachbot.services.tick import run_clock_tick
+from coachbot.services.welcomes import WELCOME_RECHECK, send_due_welcomes, welcome_note
 from tests.web.test_dashboard_support import make_staff
 
 # London keeps GMT in November: local time is UTC.
@@ -53,29 +49,28 @@ def _enrol(runtime: Runtime, now: dt.datetime, **overrides: object) -> int:
     with runtime.session_factory() as session:
         if session.scalar(select(func.count()).select_from(Patient)) == 0:
             make_staff(session, "ana@clinic.test")
-        patient = enroll_patient(
-            session,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            _request(**overrides),
-            now=now,
-            actor="test",
-        )
-        return patient.id
+    patient = enroll_patient(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        _request(**overrides),
+        now=now,
+        actor="test",
+    )
+    return patient.id
 
 
 def _window(runtime: Runtime, start: str, end: str) -> None:
-    with runtime.session_factory() as session:
-        set_window(
-            session,
-            start=dt.time.fromisoformat(start),
-            end=dt.time.fromisoformat(end),
-            daily_cap=None,
-            max_concurrency=None,
-            actor="test",
-            now=MIDDAY - dt.timedelta(days=1),
-        )
+    set_window(
+        runtime.session_factory,
+        start=dt.time.fromisoformat(start),
+        end=dt.time.fromisoformat(end),
+        daily_cap=None,
+        max_concurrency=None,
+        actor="test",
+        now=MIDDAY - dt.timedelta(days=1),
+    )
 
 
 def _tick(runtime: Runtime, now: dt.datetime) -> None:
@@ -96,18 +91,17 @@ def _edit(
     runtime: Runtime, patient_id: int, phone: str, quiet_hours: str, *, now: dt.datetime
 ) -> None:
     """The clinician's edit form: Tom's number and quiet hours, the rest unchanged."""
-    with runtime.session_factory() as session:
-        edit_patient(
-            session,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            session.get_one(Patient, patient_id),
-            PatientChanges("Tom", phone, "Europe/London", "en", quiet_hours, None, False),
-            CarePlan({"sleep": "08:30"}, ()),
-            now=now,
-            actor="test",
-        )
+    edit_patient(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        patient_id,
+        PatientChanges("Tom", phone, "Europe/London", "en", quiet_hours, None, False),
+        CarePlan({"sleep": "08:30"}, ()),
+        now=now,
+        actor="test",
+    )
 
 
 def _held(runtime: Runtime, patient_id: int) -> dt.datetime | None:
@@ -265,17 +259,16 @@ def test_two_clocks_at_the_same_instant_send_each_held_welcome_once(
     with runtime.session_factory() as s:
         make_staff(s, "ana@clinic.test")
     rows = "".join(f"P{i},+4479111234{i:02d},Europe/London,sleep,21:00-07:30\n" for i in range(30))
-    with runtime.session_factory() as s:
-        patients, errors = bulk_enroll(
-            s,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            "first_name,phone,timezone,tracks,quiet_hours\n" + rows,
-            clinician_email="ana@clinic.test",
-            now=LATE,
-            actor="test",
-        )
+    patients, errors = bulk_enroll(
+        runtime.session_factory,
+        runtime.gateway,
+        runtime.library,
+        runtime.settings,
+        "first_name,phone,timezone,tracks,quiet_hours\n" + rows,
+        clinician_email="ana@clinic.test",
+        now=LATE,
+        actor="test",
+    )
     assert errors == []
     assert len(patients) == 30
     assert _welcomes(runtime) == []

@@ -25,7 +25,7 @@ from coachbot.models import (
     TrackSchedule,
 )
 from coachbot.queries.patient_page import patient_detail
-from coachbot.services import care, enrollment
+from coachbot.services import bulk_enrollment, care, enrollment, welcomes
 from coachbot.services.errors import ValidationFailed
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, post_form, sign_in
@@ -282,7 +282,7 @@ def test_the_patient_page_shows_each_homework_item_with_its_completion(
 def test_bulk_enrolment_that_fails_part_way_leaves_nothing_enrolled_and_sends_nothing(
     client: Any, session: Session, clinician: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = enrollment.add_patient  # the function care imported; care's name is patched
+    real = enrollment.add_patient  # the function bulk_enrollment imported; its name is patched
     calls = []
 
     def crash_on_third(*args: Any, **kwargs: Any) -> Patient:
@@ -291,7 +291,7 @@ def test_bulk_enrolment_that_fails_part_way_leaves_nothing_enrolled_and_sends_no
             raise RuntimeError("worker killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(care, "add_patient", crash_on_third)
+    monkeypatch.setattr(bulk_enrollment, "add_patient", crash_on_third)
     rows = "".join(f"P{i},+1617555018{i},America/New_York,sleep\n" for i in range(4))
     csv_text = "first_name,phone,timezone,tracks\n" + rows
     with pytest.raises(RuntimeError):
@@ -313,7 +313,7 @@ def test_bulk_enrolment_reports_the_row_that_fails_while_writing(
 ) -> None:
     """A row that passed the check can still fail as it is written (a number enrolled by
     someone else meanwhile): the report names it and nothing is kept."""
-    real = enrollment.add_patient  # the function care imported; care's name is patched
+    real = enrollment.add_patient  # the function bulk_enrollment imported; its name is patched
     calls = []
 
     def taken_on_second(*args: Any, **kwargs: Any) -> Patient:
@@ -322,7 +322,7 @@ def test_bulk_enrolment_reports_the_row_that_fails_while_writing(
             raise ValidationFailed({"phone": "this number is already enrolled"})
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(care, "add_patient", taken_on_second)
+    monkeypatch.setattr(bulk_enrollment, "add_patient", taken_on_second)
     csv_text = (
         "first_name,phone,timezone\n"
         "Ada,+16175550181,America/New_York\n"
@@ -343,14 +343,14 @@ def test_bulk_enrolment_commits_every_row_before_the_first_welcome_is_sent(
     client: Any, session: Session, clinician: int, runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[int] = []
-    real = enrollment.send_welcome  # the function care imported; care's name is patched
+    real = welcomes.send_welcome  # the function bulk_enrollment imported; its name is patched
 
-    def counting(db: Session, *args: Any, **kwargs: Any) -> None:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         with runtime.read_session_factory() as other:
             seen.append(other.scalar(select(func.count(Patient.id))) or 0)
-        real(db, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(care, "send_welcome", counting)
+    monkeypatch.setattr(bulk_enrollment, "send_welcome", counting)
     csv_text = (
         "first_name,phone,timezone\n"
         "Ada,+16175550181,America/New_York\n"

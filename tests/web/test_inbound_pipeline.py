@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
 from coachbot.models import (
@@ -20,7 +20,7 @@ from coachbot.models import (
     OutboundMessage,
     Patient,
 )
-from coachbot.services import programs
+from coachbot.services import program_edits, programs
 from coachbot.services.inbound import context as inbound_context
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
@@ -481,10 +481,17 @@ def test_a_reply_to_a_nudge_in_an_ambiguous_state_still_counts(
 
 def _set_reply_window(session: Session, track: str, minutes: int) -> None:
     view = programs.show_program(session, "standard")
-    changed = programs.with_changes(view.tracks[track], reply_window_minutes=minutes)
-    programs.save_track(
-        session, "standard", changed, base_version=view.version, actor="test", now=T0
+    changed = program_edits.with_changes(view.tracks[track], reply_window_minutes=minutes)
+    session.commit()  # the read ends before the save's own transaction
+    program_edits.save_track(
+        sessionmaker(session.get_bind()),
+        "standard",
+        changed,
+        base_version=view.version,
+        actor="test",
+        now=T0,
     )
+    session.expire_all()
 
 
 def test_an_ambiguous_nudge_stays_open_for_its_programmes_longer_reply_window(

@@ -506,23 +506,23 @@ def test_a_number_that_texted_stop_and_is_then_enrolled_gets_no_welcome(
     control = "+16175550161"
     with runtime.session_factory() as s:
         make_staff(s, "ana@clinic.test")
-        for phone in (STRANGER, control):
-            request = EnrollmentRequest(
-                first_name="Tom",
-                phone=phone,
-                timezone="America/New_York",
-                tracks="sleep",
-                clinician_email="ana@clinic.test",
-            )
-            enroll_patient(
-                s,
-                runtime.gateway,
-                runtime.library,
-                runtime.settings,
-                request,
-                now=T0,
-                actor="test",
-            )
+    for phone in (STRANGER, control):
+        request = EnrollmentRequest(
+            first_name="Tom",
+            phone=phone,
+            timezone="America/New_York",
+            tracks="sleep",
+            clinician_email="ana@clinic.test",
+        )
+        enroll_patient(
+            runtime.session_factory,
+            runtime.gateway,
+            runtime.library,
+            runtime.settings,
+            request,
+            now=T0,
+            actor="test",
+        )
     assert outbound_to(session, STRANGER) == []
     assert [m.template_id for m in outbound_to(session, control)] == ["welcome"]
     assert [e for e, _ in ledger(session, STRANGER)][-1] == consent.ENROLLED_SUPPRESSED
