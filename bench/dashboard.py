@@ -56,7 +56,7 @@ from coachbot.queries.dashboard import (
     patient_detail,
     patients_page,
 )
-from coachbot.services.exports import PATIENT_CSV_COLUMNS, csv_text, patient_csv
+from coachbot.queries.exports import PATIENT_CSV_COLUMNS, csv_text, patient_csv
 
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 DAYS = 90

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from coachbot.domain.states import Role
 from coachbot.models import SuppressedNumber
-from coachbot.services.exports import csv_text
+from coachbot.queries.exports import csv_text
 from coachbot.web.common import audit_ok, read_db, roles_required
 
 bp = Blueprint("suppression", __name__, url_prefix="/admin")

@@ -23,7 +23,7 @@ from coachbot.domain.states import NudgeState
 from coachbot.models import AdherenceRecord, Nudge, Patient
 from coachbot.queries.adherence import adherence_by_track, adherence_pct
 from coachbot.queries.dashboard import HEAT_STATES, TrackSummary, patient_detail
-from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
+from coachbot.queries.exports import cohort_csv, patient_csv, patient_fhir_bundle
 from coachbot.settings import Settings
 from coachbot.web.charts import heatmap_svg
 from tests.support.builders import make_patient
