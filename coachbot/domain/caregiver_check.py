@@ -29,6 +29,7 @@ __all__ = [
     "CheckDecision",
     "Concern",
     "decide",
+    "patient_choices",
     "read_answer",
 ]
 
@@ -203,3 +204,13 @@ def decide(answer: CaregiverAnswer, baseline: int | None) -> CheckDecision:
     elif count is not None and count < baseline:
         reasons.append(f"{count} of the usual items, below their first answer ({baseline})")
     return CheckDecision(urgent=bool(reasons), reasons=tuple(reasons), baseline=baseline)
+
+
+_FOR = {"en": "for", "es": "para"}
+
+
+def patient_choices(first_names: list[str], language: str) -> str:
+    """The choices of "Which person?" to a caregiver of several patients, numbered from 1 in
+    the order given: "1 for Ana, 2 for Bo" ("1 para Ana, 2 para Bo")."""
+    word = _FOR.get(language, _FOR["en"])
+    return ", ".join(f"{n} {word} {name}" for n, name in enumerate(first_names, start=1))
