@@ -26,9 +26,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
-from coachbot.models import OutboundMessage, Patient
+from coachbot.models import Patient
 from coachbot.queries.exports import patient_fhir_bundle
-from tests.support.builders import make_inbound, make_patient
+from tests.support.builders import make_inbound, make_outbound, make_patient
 from tests.web.test_dashboard_support import NOW, give_history
 
 VALIDATOR_DIR = Path(__file__).resolve().parent / "fhir_validator"
@@ -99,16 +99,14 @@ def bundle(session: Session) -> dict[str, Any]:
             session, body="She slept well", received_at=NOW, patient=patient, is_proxy=True
         )
         make_inbound(session, body="", received_at=NOW, patient=patient)
-        session.add(
-            OutboundMessage(
-                patient_id=patient.id,
-                to_e164=patient.phone_e164,
-                body="",
-                kind="reply",
-                backend="muted",
-                segments=0,
-                created_at=NOW - dt.timedelta(minutes=1),
-            )
+        make_outbound(
+            session,
+            patient,
+            body="",
+            kind="reply",
+            backend="muted",
+            segments=0,
+            created_at=NOW - dt.timedelta(minutes=1),
         )
         session.commit()
         return patient_fhir_bundle(session, patient, NOW)
