@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from coachbot.content import MessageLibrary
 from coachbot.content.lint import clinician_text_problem
 from coachbot.domain import schedule as sched
+from coachbot.domain import sendability
 from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.program import (
     CLAIM_LEASE,
@@ -457,32 +458,27 @@ def _prepare(
             rules = book.rules(pid, row.track)
             # Consent, lateness, quiet hours and the cap may all have changed since the
             # row was planned.
-            if row.status != PatientStatus.ACTIVE:
-                finished.append(_final(row.id, NudgeState.SKIPPED, f"patient_{row.status}", now))
-                summary.skipped += 1
-                continue
-            quiet = (
-                sched.LocalWindow(row.quiet_start, row.quiet_end)
-                if row.quiet_start is not None and row.quiet_end is not None
-                else None
+            verdict = sendability.check(
+                sendability.Recipient(row.status, zone, row.quiet_start, row.quiet_end),
+                now,
+                sendability.Rules(
+                    config.window,
+                    quiet_policy=rules.quiet_policy,
+                    lateness=sendability.Lateness(row.due_at, rules.stale_limit),
+                    daily_cap=config.daily_cap,
+                    sent_today=sent_today[pid],
+                ),
             )
-            if sched.overdue(
-                row.due_at, now, rules.stale_limit, zone, config.window, quiet, rules.quiet_policy
-            ):
-                finished.append(_final(row.id, NudgeState.MISSED, "too_late", now))
+            if verdict.action == "missed":
+                finished.append(_final(row.id, NudgeState.MISSED, verdict.reason, now))
                 summary.missed += 1
                 continue
-            decision = sched.place_in_window(now, zone, config.window, quiet, rules.quiet_policy)
-            if decision.action == "skip":
-                finished.append(_final(row.id, NudgeState.SKIPPED, decision.reason, now))
-                summary.skipped += 1
-                continue
-            if decision.action == "defer" and decision.send_at is not None:
-                requeued.append(_back_to_queue(row.id, decision.send_at, now))
+            if verdict.action == "defer" and verdict.send_at is not None:
+                requeued.append(_back_to_queue(row.id, verdict.send_at, now))
                 summary.deferred += 1
                 continue
-            if sent_today[pid] >= config.daily_cap:
-                finished.append(_final(row.id, NudgeState.SKIPPED, "daily_cap", now))
+            if not verdict.may_send_now:
+                finished.append(_final(row.id, NudgeState.SKIPPED, verdict.reason, now))
                 summary.skipped += 1
                 continue
             variables: dict[str, object] = {

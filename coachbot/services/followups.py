@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
-from coachbot.domain import coaching
+from coachbot.domain import coaching, sendability
 from coachbot.domain import schedule as sched
 from coachbot.domain.states import (
     AdherenceOutcome,
@@ -181,13 +181,13 @@ def _after_miss(
     policy = rules.book.rules(patient.id, nudge.track)
     if not policy.followup:
         return  # the programme asks for no follow-up on this track
-    zone = ZoneInfo(patient.timezone)
-    quiet = (
-        sched.LocalWindow(patient.quiet_start, patient.quiet_end)
-        if patient.quiet_start is not None and patient.quiet_end is not None
-        else None
+    decision = sendability.check(
+        sendability.Recipient(
+            patient.status, ZoneInfo(patient.timezone), patient.quiet_start, patient.quiet_end
+        ),
+        now,
+        sendability.Rules(rules.window, quiet_policy=policy.quiet_policy),
     )
-    decision = sched.place_in_window(now, zone, rules.window, quiet, policy.quiet_policy)
     if decision.send_at is None or decision.send_at - now > policy.stale_limit:
         return
     if now - closed_at > policy.stale_limit:

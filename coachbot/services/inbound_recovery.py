@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.domain import schedule as sched
-from coachbot.domain.states import PatientStatus
+from coachbot.domain import sendability
 from coachbot.models import InboundMessage, Patient
 from coachbot.services import inbound
 from coachbot.services.messaging import send_text, status_callback_url
@@ -130,15 +130,18 @@ def _may_send(session: Session, recovered: inbound.Recovered, now: dt.datetime) 
         return False
     if message.template_id in IMMEDIATE:
         return True
-    if patient.status != PatientStatus.ACTIVE or now - recovered.received_at > FRESH_REPLY:
-        return False
-    quiet = (
-        sched.LocalWindow(patient.quiet_start, patient.quiet_end)
-        if patient.quiet_start is not None and patient.quiet_end is not None
-        else None
+    verdict = sendability.check(
+        sendability.Recipient(
+            patient.status, ZoneInfo(patient.timezone), patient.quiet_start, patient.quiet_end
+        ),
+        now,
+        sendability.Rules(
+            dispatch_settings(session).window,
+            quiet_policy=sched.QuietPolicy.SKIP,
+            fresh_until=recovered.received_at + FRESH_REPLY,
+        ),
     )
-    window = dispatch_settings(session).window
-    return sched.may_send_at(now, ZoneInfo(patient.timezone), window, quiet)
+    return verdict.may_send_now
 
 
 def _send_reply(

@@ -14,7 +14,7 @@ from freezegun import freeze_time
 from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
-from coachbot.cli_schedule import schedule
+from coachbot.cli.schedule import schedule
 from coachbot.clock import tick_once
 from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, TrackSchedule

@@ -6,7 +6,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coachbot.cli_common import fail, friendly_errors, runtime_of
+from coachbot.cli.common import fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 from coachbot.models import StaffUser
 from coachbot.services.api_tokens import create_token, revoke_token, tokens_of

@@ -8,7 +8,7 @@ import datetime as dt
 
 import click
 
-from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 
 

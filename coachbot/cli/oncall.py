@@ -10,7 +10,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 from coachbot.domain.states import AlertStatus
 from coachbot.settings import Settings
