@@ -28,9 +28,12 @@ __all__ = [
     "CaregiverAnswer",
     "CheckDecision",
     "Concern",
+    "SeenToday",
     "decide",
     "patient_choices",
     "read_answer",
+    "read_choice",
+    "read_seen_today",
 ]
 
 # The lay items of the default programme; a programme may ask fewer or more.
@@ -161,6 +164,12 @@ def _concern(tokens: list[str]) -> Concern | None:
     return None
 
 
+def _numbers(text: str, words: list[str]) -> set[int]:
+    return {int(n) for n in _NUMBER.findall(text)} | {
+        _NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS
+    }
+
+
 def _count(text: str, words: list[str], items: int) -> int | None:
     """The caregiver's count, when exactly one is given and it fits the number of items."""
     if _ALL_FINE.match(text.strip(" .!")):
@@ -169,8 +178,7 @@ def _count(text: str, words: list[str], items: int) -> int | None:
     if fraction:
         count, total = int(fraction.group(1)), int(fraction.group(2))
         return count if total == items and count <= items else None
-    counts = {int(n) for n in _NUMBER.findall(text)}
-    counts |= {_NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS}
+    counts = _numbers(text, words)
     if len(counts) != 1:
         return None
     (count,) = counts
@@ -214,3 +222,40 @@ def patient_choices(first_names: list[str], language: str) -> str:
     the order given: "1 for Ana, 2 for Bo" ("1 para Ana, 2 para Bo")."""
     word = _FOR.get(language, _FOR["en"])
     return ", ".join(f"{n} {word} {name}" for n, name in enumerate(first_names, start=1))
+
+
+class SeenToday(enum.StrEnum):
+    """The answer to "Have you seen <first name> today? Reply 1 if all is fine, 2 if you are
+    worried"."""
+
+    FINE = "fine"
+    WORRIED = "worried"
+
+
+def read_seen_today(body: str) -> SeenToday | None:
+    """1 or an OK is FINE; 2, WORSE, WORRIED or a red flag is WORRIED (the worry wins when
+    both are said); anything else None, which the caller treats like no answer."""
+    text = expand(fold(body))
+    concern = _concern(_TOKEN.findall(text))
+    numbers = _numbers(text, _WORD.findall(text))
+    if find_red_flags(body) or concern in (Concern.WORSE, Concern.WORRIED) or 2 in numbers:
+        return SeenToday.WORRIED
+    if numbers == {1} or (not numbers and concern is Concern.OK):
+        return SeenToday.FINE
+    return None
+
+
+def read_choice(body: str, first_names: list[str]) -> int | None:
+    """Which of the numbered people of "Which person?" the caregiver means: its index in
+    `first_names`, from its number ("2", "two") or its name ("Bo"), when exactly one fits."""
+    text = expand(fold(body))
+    words = _WORD.findall(text)
+    picked = {n - 1 for n in _numbers(text, words) if 1 <= n <= len(first_names)}
+    folded = [fold(name) for name in first_names]
+    # Two people of the same first name can only be told apart by their number.
+    if len(set(folded)) == len(folded):
+        picked |= {i for i, name in enumerate(folded) if name in words}
+    if len(picked) != 1:
+        return None
+    (index,) = picked
+    return index

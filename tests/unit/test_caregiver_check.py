@@ -8,8 +8,11 @@ from coachbot.domain.caregiver_check import (
     CaregiverAnswer,
     CheckDecision,
     Concern,
+    SeenToday,
     decide,
     read_answer,
+    read_choice,
+    read_seen_today,
 )
 from coachbot.domain.red_flags import RedFlag
 
@@ -195,3 +198,51 @@ def test_nothing_in_a_decision_grades_icans() -> None:
     assert reasons
     for word in ("icans", "grade", "ice score", "neurotox"):
         assert word not in reasons
+
+
+@pytest.mark.parametrize(
+    ("body", "seen"),
+    [
+        ("1", SeenToday.FINE),
+        ("OK", SeenToday.FINE),
+        ("Sí, todo bien", SeenToday.FINE),
+        ("2", SeenToday.WORRIED),
+        ("worried", SeenToday.WORRIED),
+        ("PREOCUPADA", SeenToday.WORRIED),
+        ("1 but worried", SeenToday.WORRIED),
+        ("1 2", SeenToday.WORRIED),
+        ("she fell this morning", SeenToday.WORRIED),
+        # Not an answer: the caller treats it like silence, which raises an alert.
+        ("no la he visto", None),
+        ("haven't seen him", None),
+        ("3", None),
+        ("", None),
+    ],
+)
+def test_have_you_seen_them_today(body: str, seen: SeenToday | None) -> None:
+    assert read_seen_today(body) is seen
+
+
+@pytest.mark.parametrize(
+    ("body", "names", "index"),
+    [
+        ("1", ["Ana", "Bo"], 0),
+        ("2", ["Ana", "Bo"], 1),
+        ("two", ["Ana", "Bo"], 1),
+        ("dos", ["Ana", "Bo"], 1),
+        ("Bo", ["Ana", "Bo"], 1),
+        ("it's about ana", ["Ana", "Bo"], 0),
+        ("Bo, 2", ["Ana", "Bo"], 1),
+        ("José", ["Ana", "José"], 1),
+        ("3", ["Ana", "Bo"], None),
+        ("1 or 2", ["Ana", "Bo"], None),
+        ("Ana and Bo", ["Ana", "Bo"], None),
+        ("Ana", ["Ana", "Ana"], None),  # same first name: only the number tells them apart
+        ("2", ["Ana", "Ana"], 1),
+        ("hello", ["Ana", "Bo"], None),
+    ],
+)
+def test_which_person_is_read_by_number_or_first_name(
+    body: str, names: list[str], index: int | None
+) -> None:
+    assert read_choice(body, names) == index
