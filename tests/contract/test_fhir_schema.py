@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
@@ -116,6 +117,14 @@ def test_the_whole_fhir_export_validates_against_hl7s_json_schema(
     bundle: dict[str, Any],
 ) -> None:
     assert schema_errors(bundle) == []
+
+
+def test_the_same_export_validates_with_the_models_it_is_built_for(
+    bundle: dict[str, Any],
+) -> None:
+    parsed = Bundle.model_validate(bundle)
+    assert parsed.entry is not None
+    assert len(parsed.entry) == len(bundle["entry"])
 
 
 def test_every_reference_in_the_export_resolves_to_an_entry_by_its_urn_uuid(
