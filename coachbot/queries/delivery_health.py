@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, cast, func, literal, select
+from sqlalchemy import ColumnElement, Integer, and_, cast, func, literal, not_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from coachbot.domain.states import NudgeState
@@ -22,6 +22,22 @@ SPANS: dict[str, tuple[dt.timedelta, int]] = {
 }
 DELIVERED = ("delivered", "read")
 PROVIDER_FAILED = ("failed", "undelivered")
+# Backends whose provider reports each text's fate (Twilio's status callbacks). The console
+# backend prints texts and TwiML replies get no callback: their delivery is not tracked.
+TRACKED_BACKENDS = ("twilio",)
+# The reply-loop guard's marker row (services/inbound.py: backend "muted", no body) records a
+# reply it did not send; a text refused before it left (the API said no, or the suppression
+# list) has no provider id. Neither was sent.
+MUTED_BACKEND = "muted"
+SENT = and_(
+    OutboundMessage.backend != MUTED_BACKEND,
+    not_(
+        and_(
+            OutboundMessage.delivery_status.in_(PROVIDER_FAILED),
+            OutboundMessage.provider_sid.is_(None),
+        )
+    ),
+)
 CLOCK_NAME = "dispatch"
 MISSED_TICKS_ALARM = 3
 
@@ -29,16 +45,22 @@ MISSED_TICKS_ALARM = 3
 @dataclass(frozen=True)
 class Bucket:
     start: dt.datetime
-    sent: int
+    sent: int  # texts that left: not muted replies, not refused before sending
     delivered: int
     failed: int
     opt_outs: int
+    tracked: int  # of `sent`, those through a backend that reports delivery
 
     @property
     def delivery_rate(self) -> float | None:
         """Share delivered of the texts whose fate is known; None when nothing settled."""
         settled = self.delivered + self.failed
         return self.delivered / settled if settled else None
+
+    @property
+    def delivery_percent(self) -> int | None:
+        rate = self.delivery_rate
+        return None if rate is None else round(rate * 100)
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,13 @@ class DeliveryHealth:
     waiting_later: int  # planned for later
     ambiguous: int
     clock: ClockStatus
+    delivery_tracked: bool  # False: "Delivered" would read 0 for texts nobody reports on
+
+    @property
+    def labels(self) -> list[str]:
+        """Each bucket's start as a chart labels it: "14:00" for hours, "30 Nov" for days."""
+        pattern = "%H:%M" if self.width < dt.timedelta(days=1) else "%d %b"
+        return [b.start.strftime(pattern) for b in self.buckets]
 
     @property
     def sent(self) -> int:
@@ -124,18 +153,27 @@ def clock_status(
     return ClockStatus(name, row.last_tick_at, row.last_summary, silent, alarm)
 
 
-def delivery_health(
-    session: Session, *, now: dt.datetime, span: str, tick_seconds: float
-) -> DeliveryHealth:
+def _window(now: dt.datetime, span: str) -> tuple[dt.datetime, dt.timedelta, int]:
+    """The first bucket's start, the bucket width and the count: buckets end at the current
+    one, aligned to whole hours or days (UTC)."""
     width, count = SPANS[span]
-    # Buckets end at the current one, aligned to whole hours or days (UTC).
     if width == dt.timedelta(hours=1):
         current = now.replace(minute=0, second=0, microsecond=0)
     else:
         current = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    since = current - width * (count - 1)
+    return current - width * (count - 1), width, count
 
-    sent = _series(session, OutboundMessage.created_at, since, width)
+
+def _buckets(session: Session, since: dt.datetime, width: dt.timedelta, count: int) -> list[Bucket]:
+    sent = _series(session, OutboundMessage.created_at, since, width, SENT)
+    tracked = _series(
+        session,
+        OutboundMessage.created_at,
+        since,
+        width,
+        SENT,
+        OutboundMessage.backend.in_(TRACKED_BACKENDS),
+    )
     delivered = _series(
         session,
         OutboundMessage.created_at,
@@ -157,16 +195,22 @@ def delivery_health(
         OutboundMessage.nudge_id.is_(None),
     )
     opt_outs = _series(session, Patient.opted_out_at, since, width)
-    buckets = [
+    return [
         Bucket(
             start=since + width * i,
             sent=sent.get(i, 0),
             delivered=delivered.get(i, 0),
             failed=failed_nudges.get(i, 0) + failed_other.get(i, 0),
             opt_outs=opt_outs.get(i, 0),
+            tracked=tracked.get(i, 0),
         )
         for i in range(count)
     ]
+
+
+def _failures_by_code(session: Session, since: dt.datetime) -> list[tuple[str, int]]:
+    """Failed nudges by their reason, plus failed texts outside nudges by their error code;
+    most frequent first."""
     code = func.coalesce(Nudge.state_reason, "unknown")
     by_code: dict[str, int] = {
         str(c): int(n)
@@ -187,6 +231,16 @@ def delivery_health(
         .group_by(other_code)
     ).all():
         by_code[str(c)] = by_code.get(str(c), 0) + int(n)
+    return sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def delivery_health(
+    session: Session, *, now: dt.datetime, span: str, tick_seconds: float, backend: str
+) -> DeliveryHealth:
+    """The span's buckets and totals. `backend` is the SMS backend in use: delivery counts
+    as tracked if it reports delivery, or if any text in the span went through one that does."""
+    since, width, count = _window(now, span)
+    buckets = _buckets(session, since, width, count)
     waiting_due, waiting_later = session.execute(
         select(
             func.count().filter(Nudge.send_at <= now),
@@ -201,9 +255,10 @@ def delivery_health(
         since=since,
         width=width,
         buckets=buckets,
-        failures_by_code=sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0])),
+        failures_by_code=_failures_by_code(session, since),
         waiting_due=int(waiting_due or 0),
         waiting_later=int(waiting_later or 0),
         ambiguous=int(ambiguous or 0),
         clock=clock_status(session, now, tick_seconds),
+        delivery_tracked=backend in TRACKED_BACKENDS or any(b.tracked for b in buckets),
     )

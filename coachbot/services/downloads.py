@@ -1,6 +1,7 @@
-"""Audited downloads: the audit entries of an export, written in a transaction of their own
-before the first byte goes out (a download cut short still happened). The exports themselves
-are read-only queries in `coachbot/queries/exports/`."""
+"""The audit of a cohort download: an entry in the trail of every record it holds, written in
+a transaction of its own before the first byte goes out (a download cut short still
+happened). One patient's export is audited with `audit.viewed`; the exports themselves are
+read-only queries in `coachbot/queries/exports/`."""
 
 from __future__ import annotations
 
@@ -11,19 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.models import Patient
 from coachbot.services import audit
-
-
-def record_patient_export(
-    session_factory: sessionmaker[Session],
-    *,
-    actor: str,
-    action: str,
-    patient_id: int,
-    now: dt.datetime,
-) -> None:
-    """One patient's record downloaded (its owner was checked by the caller)."""
-    with session_factory.begin() as session:
-        audit.record(session, actor=actor, action=action, patient_id=patient_id, now=now)
 
 
 def record_cohort_export(

@@ -1,5 +1,6 @@
 """Downloads: a patient's CSV and FHIR Bundle, and the clinician's cohort CSV. Each is
-audited through `services/downloads.py` before it is built, and read from a read session."""
+audited (`audit.viewed`, or `services/downloads.py` for the cohort) before it is built, and
+read from a read session."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import Role
 from coachbot.models import Patient
 from coachbot.queries.exports import cohort_csv, patient_csv, patient_fhir_bundle
-from coachbot.services import downloads
-from coachbot.web.common import now, owned_patient, read_db, roles_required, runtime, staff
+from coachbot.services import audit, downloads
+from coachbot.web.common import (
+    now,
+    owned_patient,
+    read_db,
+    roles_required,
+    runtime,
+    staff,
+    write_sessions,
+)
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 
@@ -39,14 +48,11 @@ def _download(body: Iterable[str] | str, mimetype: str, filename: str) -> Respon
 
 
 def _audited_patient(patient_id: int, action: str) -> Patient:
-    """The owned patient, read from the read session, with the download in its trail."""
+    """The owned patient, read from the read session, with the download in its trail
+    before the first byte goes out (a download cut short still happened)."""
     patient = owned_patient(patient_id, action, session=read_db())
-    downloads.record_patient_export(
-        runtime().session_factory,
-        actor=staff().actor,
-        action=action,
-        patient_id=patient.id,
-        now=now(),
+    audit.viewed(
+        write_sessions(), actor=staff().actor, action=action, now=now(), patient_id=patient.id
     )
     return patient
 
@@ -79,7 +85,7 @@ def patient_export_fhir(patient_id: int) -> ResponseReturnValue:
 def cohort_export_csv() -> ResponseReturnValue:
     clinician_id, as_of = staff().user_id, now()
     downloads.record_cohort_export(
-        runtime().session_factory, actor=staff().actor, clinician_id=clinician_id, now=as_of
+        write_sessions(), actor=staff().actor, clinician_id=clinician_id, now=as_of
     )
     return _download(
         _streamed(lambda session: cohort_csv(session, clinician_id=clinician_id, now=as_of)),

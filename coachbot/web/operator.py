@@ -5,18 +5,17 @@ patient's name, number or words (the preview names patients by id and time zone 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from markupsafe import Markup
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import Optional
 
-from coachbot.content.library import TemplateError
-from coachbot.content.lint import SAMPLE_VARIABLES, lint_library
+from coachbot.content import catalogue
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import Role
-from coachbot.queries.delivery_health import SPANS, Bucket, delivery_health
+from coachbot.queries.delivery_health import SPANS, delivery_health
 from coachbot.services import operations, programs
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.common import db, now, roles_required, runtime, staff
@@ -311,82 +310,42 @@ def settings_page() -> ResponseReturnValue:
 @bp.get("/templates")
 @_console
 def templates_page() -> ResponseReturnValue:
-    library = runtime().library
+    """The contents list: each track with its families and lint problems. The old filter
+    (?track=&language=) now lands on the track's own page."""
     track = request.args.get("track", "")
     language = request.args.get("language", "")
-    problems = lint_library(library)
-    families: list[dict[str, Any]] = []
-    for (tid, lang), template in sorted(library.templates.items()):
-        if (track and (template.track or "general") != track) or (language and lang != language):
-            continue
-        variants: list[dict[str, Any]] = []
-        for variant in template.variants:
-            try:
-                rendered = library.render_variant(tid, lang, variant.id, SAMPLE_VARIABLES)
-            except TemplateError as exc:
-                variants.append({"id": variant.id, "error": str(exc)})
-                continue
-            variants.append(
-                {
-                    "id": variant.id,
-                    "body": rendered.body,
-                    "segments": rendered.segments.segments,
-                    "encoding": rendered.segments.encoding,
-                    "units": rendered.segments.units,
-                    "over": rendered.segments.segments > template.max_segments,
-                }
-            )
-        families.append(
-            {
-                "id": tid,
-                "language": lang,
-                "track": template.track or "general",
-                "kind": template.kind,
-                "max_segments": template.max_segments,
-                "variants": variants,
-                "problems": [p for p in problems if p.template_id == tid and p.language == lang],
-            }
-        )
-    tracks = sorted({t.track or "general" for t in library.templates.values()})
+    if track:
+        target = url_for("operator.template_track", track=track)
+        return redirect(f"{target}?{urlencode({'language': language})}" if language else target)
+    library = runtime().library
+    problems, entries = catalogue.browse(library)
     return render_template(
         "operator/templates.html",
-        families=families,
-        tracks=tracks,
+        entries=entries,
         languages=library.languages(),
-        track=track,
-        language=language,
         problem_count=len(problems),
     )
 
 
-# --- delivery health ----------------------------------------------------------------------
-
-
-def bars_svg(
-    buckets: list[Bucket], values: list[float | None], *, label: str, percent: bool = False
-) -> Markup:
-    """A bar per bucket, each titled with its time and value; empty buckets show no bar."""
-    width, height, pad = 480, 90, 14
-    top = 1.0 if percent else max([v or 0 for v in values] + [1])
-    step = (width - 2) / max(len(values), 1)
-    parts = []
-    for i, (bucket, value) in enumerate(zip(buckets, values, strict=True)):
-        shown = "no data" if value is None else (f"{value:.0%}" if percent else f"{value:g}")
-        h = 0.0 if value is None else (height - pad - 2) * value / top
-        x = 1 + i * step
-        parts.append(
-            f'<rect fill="#0b5cad" x="{x:.1f}" y="{height - pad - h:.1f}"'
-            f' width="{max(step - 2, 1):.1f}" height="{h:.1f}">'
-            f"<title>{bucket.start:%Y-%m-%d %H:%M} UTC: {shown}</title></rect>"
-        )
-    peak = "100%" if percent else f"{top:g}"
-    # Only numbers, fixed labels and formatted instants are interpolated: nothing to escape.
-    return Markup(  # noqa: S704
-        f'<svg class="bars" role="img" aria-label="{label}" width="{width}" height="{height}"'
-        f' viewBox="0 0 {width} {height}">{"".join(parts)}'
-        f'<text x="2" y="10">max {peak}</text>'
-        f'<line stroke="#888" x1="0" y1="{height - pad}" x2="{width}" y2="{height - pad}" /></svg>'
+@bp.get("/templates/<track>")
+@_console
+def template_track(track: str) -> ResponseReturnValue:
+    library = runtime().library
+    if track not in catalogue.tracks(library):
+        abort(404)
+    language = request.args.get("language", "")
+    problems, entries = catalogue.browse(library)
+    return render_template(
+        "operator/template_track.html",
+        track=track,
+        entries=entries,
+        families=catalogue.families(library, problems, track=track, language=language),
+        languages=library.languages(),
+        language=language,
     )
+
+
+# --- delivery health ----------------------------------------------------------------------
 
 
 @bp.get("/health")
@@ -396,22 +355,14 @@ def health() -> ResponseReturnValue:
     span = request.args.get("span", "24h")
     if span not in SPANS:
         span = "24h"
+    backend = runtime().gateway.name
     report = delivery_health(
-        db(), now=now(), span=span, tick_seconds=runtime().settings.tick_seconds
+        db(), now=now(), span=span, tick_seconds=runtime().settings.tick_seconds, backend=backend
     )
-    b = report.buckets
-    charts = {
-        "Texts sent": bars_svg(b, [x.sent for x in b], label="Texts sent"),
-        "Delivery rate": bars_svg(
-            b, [x.delivery_rate for x in b], label="Delivery rate", percent=True
-        ),
-        "Failures": bars_svg(b, [x.failed for x in b], label="Failures"),
-        "Opt-outs": bars_svg(b, [x.opt_outs for x in b], label="Opt-outs"),
-    }
     return render_template(
         "operator/health.html",
         report=report,
-        charts=charts,
+        backend_name=backend,
         spans=list(SPANS),
         tick_seconds=runtime().settings.tick_seconds,
         action_form=ActionForm(),

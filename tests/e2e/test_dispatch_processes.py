@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.db import make_engine, make_session_factory
 from coachbot.domain.states import NudgeState
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.dispatch import plan_nudges, run_tick
+from coachbot.services.dispatch import plan_nudges
 from coachbot.services.reconcile import reconcile_ambiguous
+from coachbot.services.tick import run_tick
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.cohort import make_cohort, nudge_states

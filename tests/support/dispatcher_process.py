@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from coachbot.runtime import build_runtime
-from coachbot.services import dispatch
+from coachbot.services import dispatch, tick
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 from tests.support.crash_points import crash_points, kill_at
@@ -58,12 +58,12 @@ def main() -> None:
     now = dt.datetime.fromisoformat(args["now"])
     with points as gateway:
         if args.get("dispatch_only"):
-            summary = dispatch.TickSummary()
+            summary = tick.TickSummary()
             dispatch.dispatch_due(
                 runtime.session_factory, gateway, runtime.library, runtime.settings, now, summary
             )
         else:
-            summary = dispatch.run_tick(
+            summary = tick.run_tick(
                 runtime.session_factory, gateway, runtime.library, runtime.settings, now
             )
     sys.stdout.write(summary.as_text() + "\n")

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.services.staff import create_staff_user
 from tests.support.builders import MONDAY_1300_NEW_YORK
@@ -19,6 +19,12 @@ _CSRF = re.compile(
 )
 
 
+def writer_of(session: Session) -> sessionmaker[Session]:
+    """Sessions on the database `session` reads, for services that open their own
+    transaction (test set-up runs nothing concurrently, so the read-only flag is moot)."""
+    return sessionmaker(session.get_bind(), expire_on_commit=False)
+
+
 def make_staff(
     session: Session,
     email: str,
@@ -26,9 +32,17 @@ def make_staff(
     *,
     created_at: dt.datetime = MONDAY_1300_NEW_YORK,
 ) -> int:
-    """A staff account (committed) whose password is PASSWORD; returns its id."""
+    """A staff account whose password is PASSWORD; returns its id."""
+    # The set-up so far is kept (as when the service committed the caller's session), and
+    # a write session's transaction ends: on SQLite it holds the lock the service needs.
+    session.commit()
     user = create_staff_user(
-        session, email=email, role=role, password=PASSWORD, now=created_at, actor="test"
+        writer_of(session),
+        email=email,
+        role=role,
+        password=PASSWORD,
+        now=created_at,
+        actor="test",
     )
     return user.id
 

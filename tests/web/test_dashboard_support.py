@@ -20,12 +20,12 @@ from tests.support.builders import (
     make_outbound,
     make_sent_nudge,
 )
-from tests.support.sign_in import PASSWORD, csrf_token, make_staff, post_form, sign_in
+from tests.support.sign_in import PASSWORD, csrf_token, make_staff, post_form, sign_in, writer_of
 
 # The instant the history is built around; the sign-in helpers live in tests/support/sign_in.py
 # and are re-exported here for the tests that import them from this module.
 NOW = MONDAY_1300_NEW_YORK
-__all__ = ["PASSWORD", "csrf_token", "make_staff", "post_form", "sign_in"]
+__all__ = ["PASSWORD", "csrf_token", "make_staff", "post_form", "sign_in", "writer_of"]
 
 
 @contextlib.contextmanager

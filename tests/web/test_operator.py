@@ -157,7 +157,11 @@ def test_global_settings_are_validated_together_and_saved_together(
 def test_templates_page_shows_each_family_with_samples_segments_and_encoding(
     client: Any, operator: int
 ) -> None:
-    html = client.get("/operator/templates?track=sleep&language=es").get_data(as_text=True)
+    # The old filter lands on the track's own page.
+    moved = client.get("/operator/templates?track=sleep&language=es")
+    assert moved.status_code == 302
+    assert moved.headers["Location"].endswith("/operator/templates/sleep?language=es")
+    html = client.get("/operator/templates/sleep?language=es").get_data(as_text=True)
     for family in ("nudge.sleep", "followup.sleep", "tip.sleep"):
         assert f'data-template="{family}" data-language="es"' in html
     assert 'data-language="en"' not in html
@@ -166,8 +170,15 @@ def test_templates_page_shows_each_family_with_samples_segments_and_encoding(
     assert "(GSM-7)" not in html
     assert "GSM" in html or "UCS" in html
     assert "units)" in html
-    everything = client.get("/operator/templates").get_data(as_text=True)
-    assert everything.count('<section class="family"') > html.count('<section class="family"')
+    every_language = client.get("/operator/templates/sleep").get_data(as_text=True)
+    assert every_language.count('<section class="family"') > html.count('<section class="family"')
+    # The contents page lists every family of every track, each linked to its track's page,
+    # and no samples: those live on the track pages.
+    contents = client.get("/operator/templates").get_data(as_text=True)
+    assert '<section class="family"' not in contents
+    assert contents.count("data-toc-family=") > every_language.count('<section class="family"')
+    assert 'href="/operator/templates/sleep#nudge.sleep-es"' in contents
+    assert client.get("/operator/templates/no-such-track").status_code == 404
 
 
 def test_delivery_health_counts_failures_by_code_and_alarms_on_a_silent_clock(
@@ -188,7 +199,13 @@ def test_delivery_health_counts_failures_by_code_and_alarms_on_a_silent_clock(
     assert '<th scope="row">21211</th><td>1</td>' in html
     assert '<td data-figure="failed">1</td>' in html
     assert "Clock alarm" in html  # 16 s silent > three 5 s intervals
-    assert html.count('<svg class="bars"') == 4
+    # Charts drawn by the vendored library from data islands, each with its table fallback;
+    # the console backend reports no delivery, so no delivery-rate chart and "not tracked".
+    assert html.count('<figure class="cb-chart"') == 3
+    assert html.count('<script type="application/json" id="chart-') == 3
+    assert html.count('<details class="cb-chart__table">') == 3
+    assert '<td data-figure="delivered">not tracked</td>' in html
+    assert '<td data-figure="rate">not tracked</td>' in html
     month = client.get("/operator/health?span=30d").get_data(as_text=True)
     assert "last 30 days" in month
 
