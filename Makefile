@@ -37,7 +37,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy coachbot bench proof tests
 
-pytest: install
+# The FHIR contract test's validator (ajv with HL7's fhir.schema.json), pinned by its lock file.
+FHIR_VALIDATOR := tests/contract/fhir_validator
+FHIR_STAMP := $(FHIR_VALIDATOR)/node_modules/.installed-stamp
+$(FHIR_STAMP): $(FHIR_VALIDATOR)/package-lock.json
+	npm ci --prefix $(FHIR_VALIDATOR) --no-audit --no-fund --silent
+	touch $(FHIR_STAMP)
+
+pytest: install $(FHIR_STAMP)
 	$(BIN)/pytest
 
 ## make proof: the reliability suite (crash, provider faults, load, consent, database faults,

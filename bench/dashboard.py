@@ -46,8 +46,8 @@ from coachbot.models import (
     TrackSchedule,
 )
 from coachbot.queries.dashboard import PER_PAGE, ListFilter, PatientRow, TrackSummary, patients_page
+from coachbot.queries.exports import PATIENT_CSV_COLUMNS, csv_text, patient_csv
 from coachbot.queries.patient_page import HEATMAP_DAYS, TIMELINE_PAGE, patient_detail
-from coachbot.services.exports import PATIENT_CSV_COLUMNS, csv_text, patient_csv
 
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 DAYS = 90

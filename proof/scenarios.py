@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -40,6 +39,7 @@ from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.cohort import cohort_phone, make_cohort, nudge_states
 from tests.support.crash_points import commit_points
+from tests.support.dispatcher_process import start_dispatcher
 from tests.support.fake_twilio import FakeTwilio, Fault
 from tests.support.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, inbound_params, sign
 
@@ -158,7 +158,7 @@ def crash(database_url: str, *, nudges: int, kills: int, seed: int) -> Result:
                     options["kill_at"] = point
                     options["kill_after"] = rng.randint(1, 150 if point == "accepted" else 3)
                 restart_at = NOW + k * (CLAIM_LEASE + dt.timedelta(minutes=1))
-                worker = _start_worker(config, restart_at, options)
+                worker = start_dispatcher(config, restart_at, stderr=subprocess.DEVNULL, **options)
                 assert worker.stdout is not None
                 worker.stdout.readline()  # "ready": imports done, the runtime is built
                 if k % 2 == 1:
@@ -182,25 +182,6 @@ def crash(database_url: str, *, nudges: int, kills: int, seed: int) -> Result:
         result.checks[f"{kills} kills landed mid-run"] = landed == kills
         delivery_checks(result, fake, build_factory(database_url), nudges)
     return result
-
-
-def _start_worker(
-    settings: Settings, now: dt.datetime, options: dict[str, object]
-) -> subprocess.Popen[str]:
-    payload = {
-        "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-        "now": now.isoformat(),
-        **options,
-    }
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(  # noqa: S603 - our own module, our own arguments
-        [sys.executable, "-m", "proof._worker", json.dumps(payload)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
 
 
 def build_factory(database_url: str) -> sessionmaker[Session]:
@@ -726,7 +707,7 @@ def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int
                     if time.monotonic() > deadline or web.poll() is not None:
                         raise RuntimeError("gunicorn did not start") from None
                     time.sleep(0.1)
-            worker = _start_worker(config, NOW, {})
+            worker = start_dispatcher(config, NOW, stderr=subprocess.DEVNULL)
             sent: list[tuple[str, str, str]] = []  # (path, body, signature) posted once
 
             def request_for(i: int) -> tuple[str, dict[str, str]] | None:
@@ -947,7 +928,7 @@ def paging(
                     if time.monotonic() > deadline or web.poll() is not None:
                         raise RuntimeError("gunicorn did not start") from None
                     time.sleep(0.1)
-            worker = _start_worker(config, NOW, {})
+            worker = start_dispatcher(config, NOW, stderr=subprocess.DEVNULL)
             clock_thread.start()
             flaggers = rng.sample(range(nudges), red_flags)
             total = int(rate * seconds)

@@ -57,6 +57,9 @@ ALLOWED_VARIABLES = frozenset(
         # The safety replies' numbers, from coachbot.domain.emergency (by the sender's country).
         "emergency_number",
         "crisis_line",
+        # "Which person?" to a caregiver of several patients: "1 for Ana, 2 for Bo", first
+        # names only (coachbot.domain.caregiver_check.patient_choices).
+        "patient_choices",
     }
 )
 DEFAULT_LANGUAGE = "en"

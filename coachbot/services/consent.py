@@ -234,7 +234,7 @@ LEDGER_COLUMNS = ("at", "event", "number", "patient_id", "source", "actor", "tex
 def ledger_csv(events: list[ConsentEvent]) -> Iterator[str]:
     """The ledger as CSV for audits and disputes: full number, exact words (a cell that a
     spreadsheet would run as a formula is shown as text)."""
-    from coachbot.services.exports import csv_text, spreadsheet_safe
+    from coachbot.queries.exports import csv_text, spreadsheet_safe
 
     rows: list[list[object]] = [list(LEDGER_COLUMNS)]
     rows.extend(

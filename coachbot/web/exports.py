@@ -1,4 +1,6 @@
-"""Downloads: a patient's CSV and FHIR Bundle, and the clinician's cohort CSV. Audited."""
+"""Downloads: a patient's CSV and FHIR Bundle, and the clinician's cohort CSV. Each is
+audited (`audit.viewed`, or `services/downloads.py` for the cohort) before it is built, and
+read from a read session."""
 
 from __future__ import annotations
 
@@ -7,14 +9,21 @@ from collections.abc import Callable, Iterable, Iterator
 
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import Role
 from coachbot.models import Patient
-from coachbot.services import audit
-from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
-from coachbot.web.common import audit_ok, db, now, owned_patient, roles_required, runtime, staff
+from coachbot.queries.exports import cohort_csv, patient_csv, patient_fhir_bundle
+from coachbot.services import audit, downloads
+from coachbot.web.common import (
+    now,
+    owned_patient,
+    read_db,
+    roles_required,
+    runtime,
+    staff,
+    write_sessions,
+)
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 
@@ -38,12 +47,20 @@ def _download(body: Iterable[str] | str, mimetype: str, filename: str) -> Respon
     return response
 
 
+def _audited_patient(patient_id: int, action: str) -> Patient:
+    """The owned patient, read from the read session, with the download in its trail
+    before the first byte goes out (a download cut short still happened)."""
+    patient = owned_patient(patient_id, action, session=read_db())
+    audit.viewed(
+        write_sessions(), actor=staff().actor, action=action, now=now(), patient_id=patient.id
+    )
+    return patient
+
+
 @bp.get("/patients/<int:patient_id>.csv")
 @roles_required(Role.CLINICIAN)
 def patient_export_csv(patient_id: int) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, "export.patient_csv")
-    audit_ok("export.patient_csv", patient.id)
-    patient_id = patient.id
+    patient_id = _audited_patient(patient_id, "export.patient_csv").id
 
     def rows(session: Session) -> Iterator[str]:
         yield from patient_csv(session, session.get_one(Patient, patient_id))
@@ -54,9 +71,8 @@ def patient_export_csv(patient_id: int) -> ResponseReturnValue:
 @bp.get("/patients/<int:patient_id>.fhir.json")
 @roles_required(Role.CLINICIAN)
 def patient_export_fhir(patient_id: int) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, "export.patient_fhir")
-    audit_ok("export.patient_fhir", patient.id)
-    bundle = patient_fhir_bundle(db(), patient, now())
+    patient = _audited_patient(patient_id, "export.patient_fhir")
+    bundle = patient_fhir_bundle(read_db(), patient, now())
     return _download(
         json.dumps(bundle, ensure_ascii=False),
         "application/fhir+json",
@@ -68,17 +84,9 @@ def patient_export_fhir(patient_id: int) -> ResponseReturnValue:
 @roles_required(Role.CLINICIAN)
 def cohort_export_csv() -> ResponseReturnValue:
     clinician_id, as_of = staff().user_id, now()
-    # Each record in the download shows the export in its own trail, written before the
-    # first byte goes out (a download cut short still happened).
-    audit.record_reads(
-        db(),
-        actor=staff().actor,
-        action="export.cohort_csv",
-        now=as_of,
-        patient_ids=db().scalars(select(Patient.id).where(Patient.clinician_id == clinician_id)),
-        detail="cohort",
+    downloads.record_cohort_export(
+        write_sessions(), actor=staff().actor, clinician_id=clinician_id, now=as_of
     )
-    db().commit()
     return _download(
         _streamed(lambda session: cohort_csv(session, clinician_id=clinician_id, now=as_of)),
         "text/csv",

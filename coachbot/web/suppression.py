@@ -8,8 +8,8 @@ from flask.typing import ResponseReturnValue
 
 from coachbot.domain.states import Role
 from coachbot.models import SuppressedNumber
+from coachbot.queries.exports import csv_text
 from coachbot.services.consent import suppression_list
-from coachbot.services.exports import csv_text
 from coachbot.web.common import audit_ok, roles_required, runtime
 
 bp = Blueprint("suppression", __name__, url_prefix="/admin")

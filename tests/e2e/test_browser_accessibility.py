@@ -23,7 +23,8 @@ from coachbot.models import HomeworkItem
 from coachbot.services import consent
 from coachbot.services.alerts import acknowledge_alert, raise_alert, resolve_alert
 from tests.support.builders import make_inbound, make_patient
-from tests.web.test_dashboard_support import NOW, PASSWORD, give_history, make_staff
+from tests.support.sign_in import make_staff, sign_in_browser
+from tests.web.test_dashboard_support import NOW, give_history
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 EMAILS = {
@@ -187,14 +188,6 @@ def _seed(session: Session, role: str | None) -> int:
     return rosa.id
 
 
-def _sign_in(page: Any, live_server: str, role: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(EMAILS[role])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: not url.endswith("/login"))
-
-
 def _report(violations: list[dict[str, Any]]) -> str:
     lines = []
     for v in violations:
@@ -216,7 +209,7 @@ def test_page_meets_wcag_2_1_aa(
     monkeypatch.setattr("coachbot.web.common.utcnow", lambda: NOW + dt.timedelta(hours=2))
     patient_id = _seed(session, visit.role)
     if visit.role is not None:
-        _sign_in(page, live_server, visit.role)
+        sign_in_browser(page, live_server, EMAILS[visit.role])
     page.goto(live_server + visit.path.format(patient=patient_id))
     if visit.act is not None:
         visit.act(page)

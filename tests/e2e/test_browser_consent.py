@@ -14,15 +14,7 @@ from coachbot.models import Patient
 from coachbot.runtime import Runtime
 from tests.e2e.conftest import Screenshots
 from tests.support.builders import make_patient
-from tests.web.test_dashboard_support import PASSWORD, make_staff
-
-
-def _sign_in(page: Any, live_server: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill("ana@clinic.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server}/patients")
+from tests.support.sign_in import make_staff, sign_in_browser
 
 
 def _paused_patient(runtime: Runtime, clinician_id: int, paused_by: str) -> int:
@@ -40,7 +32,7 @@ def test_the_page_refuses_to_resume_a_patient_who_asked_to_stop_and_says_why(
 ) -> None:
     clinician_id = make_staff(session, "ana@clinic.test")
     patient_id = _paused_patient(runtime, clinician_id, "clinician")
-    _sign_in(page, live_server)
+    sign_in_browser(page, live_server, "ana@clinic.test")
 
     page.goto(f"{live_server}/patients/{patient_id}")
     resume = page.get_by_role("button", name="Resume")

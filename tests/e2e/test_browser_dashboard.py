@@ -19,7 +19,7 @@ from coachbot.models import Patient
 from coachbot.runtime import Runtime
 from coachbot.services.tick import run_tick
 from tests.e2e.conftest import Screenshots
-from tests.web.test_dashboard_support import PASSWORD, make_staff
+from tests.support.sign_in import make_staff, sign_in_browser
 
 
 def _midday_zone(now: dt.datetime) -> str:
@@ -42,9 +42,7 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
 
     page.goto(f"{live_server}/login")
     shots.take("login")
-    page.get_by_label("Email").fill("ana@clinic.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_browser(page, live_server, "ana@clinic.test")
     page.wait_for_url(f"{live_server}/patients")
     shots.take("patients-empty")
 

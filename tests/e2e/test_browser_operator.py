@@ -24,8 +24,8 @@ from coachbot.settings import Settings
 from tests.e2e.conftest import Screenshots
 from tests.support.builders import make_patient
 from tests.support.fake_twilio import FakeTwilio, Fault
+from tests.support.sign_in import make_staff, sign_in_browser
 from tests.support.twilio_signing import AUTH_TOKEN
-from tests.web.test_dashboard_support import PASSWORD, make_staff
 
 ACCOUNT_SID = "AC" + "e7" * 16
 
@@ -72,14 +72,6 @@ def _tick(runtime: Runtime, now: dt.datetime) -> None:
     assert not worker.is_alive(), "the tick did not finish within 30 s"
 
 
-def _sign_in(page: Any, live_server: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill("ops@clinic.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Delivery health").wait_for()
-
-
 def test_an_operator_edits_previews_saves_sees_the_new_time_used_and_restores(
     page: Any,
     live_server: str,
@@ -97,7 +89,7 @@ def test_an_operator_edits_previews_saves_sees_the_new_time_used_and_restores(
     new_local = (start + dt.timedelta(minutes=3)).astimezone(zone)
     new_time = f"{new_local:%H:%M}"
 
-    _sign_in(page, live_server)
+    sign_in_browser(page, live_server, "ops@clinic.test")
     page.get_by_role("link", name="Operator console").click()
     page.get_by_role("link", name="standard").click()
     page.get_by_role("link", name="Edit sleep").click()
@@ -163,7 +155,7 @@ def test_delivery_health_shows_a_failure_injected_at_the_twilio_server(
         assert s.scalars(select(Nudge.state)).all() == [NudgeState.FAILED]
         assert s.scalars(select(OutboundMessage)).all() == []
 
-    _sign_in(page, live_server)
+    sign_in_browser(page, live_server, "ops@clinic.test")
     failures = page.locator("table.failures")
     failures.get_by_text("21211").wait_for()
     assert "21211 1" in " ".join(failures.inner_text().split())

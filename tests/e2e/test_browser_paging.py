@@ -24,8 +24,8 @@ from coachbot.settings import Settings
 from tests.e2e.conftest import Screenshots
 from tests.support.builders import make_patient
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.sign_in import make_staff, sign_in_browser
 from tests.support.twilio_signing import AUTH_TOKEN
-from tests.web.test_dashboard_support import PASSWORD, make_staff
 
 ACCOUNT_SID = "AC" + "f8" * 16
 BEN_PHONE = "+16175550142"
@@ -62,14 +62,6 @@ def _axe_clean(page: Any, name: str) -> None:
     assert not violations, f"{name}: " + "; ".join(f"{v['id']}: {v['help']}" for v in violations)
 
 
-def _sign_in(page: Any, live_server: str, email: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: not url.endswith("/login"))
-
-
 def _page_in_thread(runtime: Runtime) -> None:
     """As the pager thread does; Playwright keeps an asyncio loop in the test's thread."""
     worker = threading.Thread(
@@ -100,7 +92,7 @@ def test_admin_sets_the_on_call_who_is_paged_opens_the_alert_and_acknowledges_it
     maya.clinician_id = ana
     session.commit()
 
-    _sign_in(page, live_server, "ada@clinic.test")
+    sign_in_browser(page, live_server, "ada@clinic.test")
     page.get_by_role("link", name="On call").click()
     page.get_by_text("Nobody is on call.").wait_for()
     shots.take("rota-nobody")
@@ -129,7 +121,7 @@ def test_admin_sets_the_on_call_who_is_paged_opens_the_alert_and_acknowledges_it
     [sms] = fake.sent_to(BEN_PHONE)
     assert f"/alerts/{alert.id}" in sms.body
 
-    _sign_in(page, live_server, "ben@clinic.test")
+    sign_in_browser(page, live_server, "ben@clinic.test")
     page.get_by_role("link", name="Alerts").click()
     page.get_by_role("heading", name="Paged to you (on call)").wait_for()
     page.get_by_role("link", name=f"#{alert.id}").click()

@@ -17,7 +17,7 @@ from coachbot.queries.adherence import adherence_by_track
 from coachbot.runtime import Runtime
 from coachbot.services.followups import process_reply_windows
 from coachbot.services.tick import TickSummary, run_tick
-from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
+from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient, make_sent_nudge
 from tests.support.twilio_signing import inbound_params, post_signed
 
 T0 = MONDAY_0830_NEW_YORK
@@ -40,19 +40,7 @@ def sent_nudge(
     window: dt.timedelta,
     key: str | None = None,
 ) -> Nudge:
-    nudge = Nudge(
-        patient_id=patient.id,
-        track=track,
-        occurrence_key=key or f"{track}:{sent_at:%Y-%m-%dT%H:%M}",
-        due_at=sent_at,
-        send_at=sent_at,
-        state=NudgeState.SENT,
-        sent_at=sent_at,
-        reply_window_ends_at=sent_at + window,
-        created_at=sent_at,
-        updated_at=sent_at,
-    )
-    session.add(nudge)
+    nudge = make_sent_nudge(session, patient, sent_at=sent_at, window=window, track=track, key=key)
     session.commit()
     return nudge
 

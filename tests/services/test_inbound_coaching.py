@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session
 from coachbot.content import load_library
 from coachbot.domain import coaching
 from coachbot.domain.segments import count_segments
-from coachbot.domain.states import NudgeState
-from coachbot.models import Nudge, OutboundMessage, Patient
-from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
+from coachbot.models import OutboundMessage, Patient
+from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient, make_sent_nudge
 from tests.support.twilio_signing import inbound_params, post_signed
 
 T0 = MONDAY_0830_NEW_YORK
@@ -97,20 +96,7 @@ def nudge_and_answer(
     track: str,
     sid: str | None = None,
 ) -> OutboundMessage:
-    session.add(
-        Nudge(
-            patient_id=patient.id,
-            track=track,
-            occurrence_key=f"{track}:{at:%Y-%m-%dT%H:%M}",
-            due_at=at,
-            send_at=at,
-            state=NudgeState.SENT,
-            sent_at=at,
-            reply_window_ends_at=at + dt.timedelta(hours=4),
-            created_at=at,
-            updated_at=at,
-        )
-    )
+    make_sent_nudge(session, patient, sent_at=at, window=dt.timedelta(hours=4), track=track)
     session.commit()
     with freeze_time(at + dt.timedelta(minutes=10)):
         response = post_signed(

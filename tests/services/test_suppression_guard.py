@@ -31,7 +31,7 @@ from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import OutgoingSms, Pacing, SendFailure, SendReceipt, open_batch_sender
 from coachbot.sms.suppression import SuppressionGuard
-from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
+from tests.support.builders import MONDAY_0830_NEW_YORK, make_nudge, make_patient
 from tests.support.fake_twilio import FakeTwilio, Fault
 from tests.support.twilio_signing import AUTH_TOKEN
 from tests.web.test_dashboard_support import make_staff
@@ -123,18 +123,7 @@ def test_a_followup_or_reengagement_to_a_suppressed_number_is_skipped(
     runtime, fake = twilio
     with runtime.session_factory() as s:
         patient = make_patient(s, phone=STOPPED, tracks={"sleep": "20:00"})
-        s.add(
-            Nudge(
-                patient_id=patient.id,
-                track="sleep",
-                occurrence_key=f"{template}:1",
-                due_at=NOW,
-                send_at=NOW,
-                template_id=template,
-                created_at=NOW,
-                updated_at=NOW,
-            )
-        )
+        make_nudge(s, patient, due=NOW, key=f"{template}:1", template_id=template)
         s.commit()
     _suppress(runtime, STOPPED)
 

@@ -7,13 +7,21 @@ import itertools
 
 from sqlalchemy.orm import Session
 
-from coachbot.domain.states import PatientStatus
-from coachbot.models import InboundMessage, Patient, TrackSchedule
+from coachbot.domain.states import NudgeState, PatientStatus
+from coachbot.models import (
+    AdherenceRecord,
+    InboundMessage,
+    Nudge,
+    OutboundMessage,
+    Patient,
+    TrackSchedule,
+)
 
 # Named instants for frozen time (all aware UTC).
 MONDAY_0800_NEW_YORK = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 MONDAY_0830_NEW_YORK = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
 MONDAY_0900_NEW_YORK = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
+MONDAY_1300_NEW_YORK = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 
 _phones = itertools.count(2001)
 _sids = itertools.count(1)
@@ -90,3 +98,121 @@ def make_inbound(
     session.add(message)
     session.commit()
     return message
+
+
+def make_nudge(
+    session: Session,
+    patient: Patient,
+    *,
+    due: dt.datetime,
+    track: str = "sleep",
+    state: NudgeState = NudgeState.PLANNED,
+    sent_at: dt.datetime | None = None,
+    reply_window_ends_at: dt.datetime | None = None,
+    key: str | None = None,
+    body: str | None = None,
+    template_id: str | None = None,
+    state_reason: str | None = None,
+) -> Nudge:
+    """A nudge due (and to be sent) at `due`, created then, in `state`; flushed so it has an
+    id, committed with the caller's other rows."""
+    nudge = Nudge(
+        patient_id=patient.id,
+        track=track,
+        occurrence_key=key or f"{track}:{due.isoformat()}",
+        due_at=due,
+        send_at=due,
+        state=state,
+        state_reason=state_reason,
+        sent_at=sent_at,
+        reply_window_ends_at=reply_window_ends_at,
+        rendered_body=body,
+        template_id=template_id,
+        created_at=due,
+        updated_at=due,
+    )
+    session.add(nudge)
+    session.flush()
+    return nudge
+
+
+def make_sent_nudge(
+    session: Session,
+    patient: Patient,
+    *,
+    sent_at: dt.datetime,
+    window: dt.timedelta,
+    track: str = "sleep",
+    state: NudgeState = NudgeState.SENT,
+    key: str | None = None,
+    body: str | None = None,
+) -> Nudge:
+    """A nudge due and sent at `sent_at`, open for replies for `window` after it."""
+    return make_nudge(
+        session,
+        patient,
+        due=sent_at,
+        track=track,
+        state=state,
+        sent_at=sent_at,
+        reply_window_ends_at=sent_at + window,
+        key=key,
+        body=body,
+    )
+
+
+def make_outbound(
+    session: Session,
+    patient: Patient,
+    *,
+    body: str,
+    created_at: dt.datetime,
+    kind: str = "nudge",
+    nudge: Nudge | None = None,
+    backend: str = "console",
+    delivery_status: str | None = None,
+    segments: int = 1,
+) -> OutboundMessage:
+    """A text to the patient's phone, as the outbound log records it; flushed."""
+    message = OutboundMessage(
+        patient_id=patient.id,
+        to_e164=patient.phone_e164,
+        body=body,
+        kind=kind,
+        nudge_id=nudge.id if nudge is not None else None,
+        backend=backend,
+        delivery_status=delivery_status,
+        segments=segments,
+        created_at=created_at,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def make_answer(
+    session: Session,
+    nudge: Nudge,
+    *,
+    recorded_at: dt.datetime,
+    outcome: str = "done",
+    value: float | None = None,
+    unit: str | None = None,
+    inbound: InboundMessage | None = None,
+    is_proxy: bool = False,
+) -> AdherenceRecord:
+    """The adherence record of an answered nudge, on the nudge's track; flushed."""
+    record = AdherenceRecord(
+        patient_id=nudge.patient_id,
+        nudge_id=nudge.id,
+        track=nudge.track,
+        outcome=outcome,
+        value=value,
+        unit=unit,
+        inbound_message_id=inbound.id if inbound is not None else None,
+        is_proxy=is_proxy,
+        recorded_at=recorded_at,
+    )
+    session.add(record)
+    session.flush()
+    return record

@@ -11,6 +11,8 @@ Endpoints (all under ``/2010-04-01/Accounts/{AccountSid}``):
 * ``POST /Messages.json``: create (201 + message resource, or a Twilio error)
 * ``GET  /Messages/{Sid}.json``: fetch (404 / 20404 when unknown)
 * ``GET  /Messages.json``: list, filtered by To, From, DateSent[<>], paged
+* ``GET  /Messages/{Sid}/Media/{Sid}``, ``GET|DELETE .../Media/{Sid}.json``: a received
+  MMS's files (``add_media``), see fake_twilio_media.py
 
 Faults (``inject``) script failures for the next N matching requests: Twilio
 errors (invalid To, unsubscribed, not mobile, 429 + Retry-After, 500, 503),
@@ -57,6 +59,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
+
+from tests.support.fake_twilio_media import MEDIA_PATH_RE, FakeMedia, MediaReply, load_media_spec
 
 __all__ = [
     "DEFAULT_ACCOUNT_SID",
@@ -319,8 +323,11 @@ class _Request:
 @dataclass(frozen=True)
 class _Reply:
     status: int
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any] | None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # A file's bytes (a media download) instead of a JSON payload.
+    raw: bytes | None = None
+    content_type: str | None = None
 
 
 class _Drop(Exception):
@@ -337,6 +344,10 @@ def _twilio_error(
         "status": status,
     }
     return _Reply(status, payload, dict(headers or {}))
+
+
+def _from_media(reply: MediaReply) -> _Reply:
+    return _Reply(reply.status, reply.payload, raw=reply.raw, content_type=reply.content_type)
 
 
 def _rfc2822(moment: datetime | None) -> str | None:
@@ -429,6 +440,7 @@ class FakeTwilio:
             raise ValueError(f"not Twilio message statuses: {unknown}")
         self.auto_status = tuple(auto_status)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.media = FakeMedia(load_media_spec(str(spec_path)), account_sid, self._clock)
         self._host = host
         self._port = port
         self._latency = latency
@@ -638,7 +650,7 @@ class FakeTwilio:
         """Apply ``fault`` to the next ``times`` matching requests (None: forever).
 
         A request matches when its kind is in ``kinds`` ("create", "fetch",
-        "list", "other"), its To equals ``to`` (if given) and ``when`` returns
+        "list", "media", "other"), its To equals ``to`` (if given) and ``when`` returns
         true for its form (POST) or query (GET) fields. Rules are tried in
         injection order; the first match is consumed.
         """
@@ -879,6 +891,8 @@ class FakeTwilio:
                 kind = "create"
             elif method == "GET":
                 kind = "list" if sid is None else "fetch"
+        elif media := MEDIA_PATH_RE.match(split.path):
+            account_sid, sid, kind = media["account"], media["media"], "media"
         return _Request(
             method,
             split.path,
@@ -902,6 +916,8 @@ class FakeTwilio:
         if request.account_sid != self.account_sid:
             # Real Twilio answers 404 for an account the credentials cannot see.
             return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        if request.kind == "media":
+            return _from_media(self.media.answer(request.method, request.path))
         if request.kind == "create":
             return self._create(request)
         if request.kind == "fetch":
@@ -1127,13 +1143,19 @@ class FakeTwilio:
     # ------------------------------------------------------------ wire
 
     def _send(self, handler: _Handler, reply: _Reply) -> None:
-        body = json.dumps(reply.payload, separators=(",", ":")).encode("utf-8")
+        content_type: str | None = "application/json; charset=utf-8"
+        if reply.raw is not None:
+            body, content_type = reply.raw, reply.content_type
+        elif reply.payload is None:  # 204 No Content
+            body, content_type = b"", None
+        else:
+            body = json.dumps(reply.payload, separators=(",", ":")).encode("utf-8")
         reason = handler.responses.get(reply.status, ("",))[0]
         lines = [
             f"HTTP/1.1 {reply.status} {reason}",
             f"Date: {handler.date_time_string()}",
             "Server: FakeTwilio/1.0",
-            "Content-Type: application/json; charset=utf-8",
+            *([f"Content-Type: {content_type}"] if content_type else []),
             f"Content-Length: {len(body)}",
             f"Twilio-Request-Id: RQ{uuid.uuid4().hex}",
         ]

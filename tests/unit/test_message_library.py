@@ -18,6 +18,17 @@ from tests.unit.template_builders import make_template, write_templates
 
 TRACKS = ("sleep", "exercise", "diet", "mindfulness", "rehab")
 
+CAREGIVER_IDS = {
+    "caregiver.welcome",
+    "caregiver.optin_confirmed",
+    "caregiver.check",
+    "caregiver.check_followup",
+    "caregiver.seen_today",
+    "caregiver.which_person",
+    "caregiver.ack_ok",
+    "caregiver.ack_concern",
+    "caregiver.not_understood",
+}
 # The ids the rest of coachbot calls; renaming one breaks a caller.
 CONTRACT_IDS = {
     *(f"nudge.{track}" for track in TRACKS),
@@ -42,6 +53,7 @@ CONTRACT_IDS = {
     "unknown_sender",
     "revocation_paused",
     "not_understood",
+    *CAREGIVER_IDS,
 }
 
 PATIENT = {

@@ -27,7 +27,7 @@ from coachbot.models import (
 from coachbot.queries.patient_page import patient_detail
 from coachbot.services import bulk_enrollment, care, enrollment, welcomes
 from coachbot.services.errors import ValidationFailed
-from tests.support.builders import make_patient
+from tests.support.builders import make_nudge, make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, post_form, sign_in
 
 
@@ -59,22 +59,16 @@ def _nudge(
     state: NudgeState = NudgeState.PLANNED,
     body: str | None = None,
 ) -> Nudge:
-    nudge = Nudge(
-        patient_id=patient.id,
+    return make_nudge(
+        session,
+        patient,
+        due=due,
         track=track,
-        occurrence_key=f"{track}:{due.isoformat()}",
-        due_at=due,
-        send_at=due,
         state=state,
         sent_at=due if state != NudgeState.PLANNED else None,
         reply_window_ends_at=due + dt.timedelta(hours=10),
-        rendered_body=body,
-        created_at=due,
-        updated_at=due,
+        body=body,
     )
-    session.add(nudge)
-    session.flush()
-    return nudge
 
 
 def _edit_form(**extra: str) -> dict[str, str]:

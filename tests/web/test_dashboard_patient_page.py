@@ -18,7 +18,7 @@ from coachbot.domain.states import NudgeState
 from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage, Patient
 from coachbot.queries.patient_page import TIMELINE_PAGE, TimelineCursor, patient_detail
 from coachbot.queries.patient_page_sql import patient_page_statement
-from tests.support.builders import make_patient
+from tests.support.builders import make_nudge, make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, sign_in
 
 UTC = dt.UTC
@@ -40,21 +40,16 @@ def _nudge(
     key: str | None = None,
     window_ends: dt.datetime | None = None,
 ) -> Nudge:
-    nudge = Nudge(
-        patient_id=patient.id,
+    return make_nudge(
+        session,
+        patient,
+        due=due,
         track=track,
-        occurrence_key=key or f"{track}:{due.isoformat()}",
-        due_at=due,
-        send_at=due,
         state=state,
         sent_at=due if state in (NudgeState.SENT, NudgeState.DELIVERED) else None,
         reply_window_ends_at=window_ends or due + dt.timedelta(hours=2),
-        created_at=due,
-        updated_at=due,
+        key=key,
     )
-    session.add(nudge)
-    session.flush()
-    return nudge
 
 
 def _answer(

@@ -1,61 +1,31 @@
 """Helpers shared by the dashboard, auth, API and export tests (no tests in this module):
-staff accounts, signing in through the real form with its CSRF token, and a small history."""
+the statements a request sends, and a small history."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, AlertSeverity, NudgeState
-from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage, Patient
+from coachbot.models import InboundMessage, Patient
 from coachbot.services.alerts import raise_alert
-from coachbot.services.staff import create_staff_user
-
-PASSWORD = "correct-horse-battery-staple"
-NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
-_CSRF = re.compile(
-    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
+from tests.support.builders import (
+    MONDAY_1300_NEW_YORK,
+    make_answer,
+    make_outbound,
+    make_sent_nudge,
 )
+from tests.support.sign_in import PASSWORD, csrf_token, make_staff, post_form, sign_in, writer_of
 
-
-def writer_of(session: Session) -> sessionmaker[Session]:
-    """Sessions on the database `session` reads, for services that open their own
-    transaction (test set-up runs nothing concurrently, so the read-only flag is moot)."""
-    return sessionmaker(session.get_bind(), expire_on_commit=False)
-
-
-def make_staff(session: Session, email: str, role: str = "clinician") -> int:
-    # The set-up so far is kept (as when the service committed the caller's session), and
-    # a write session's transaction ends: on SQLite it holds the lock the service needs.
-    session.commit()
-    user = create_staff_user(
-        writer_of(session), email=email, role=role, password=PASSWORD, now=NOW, actor="test"
-    )
-    return user.id
-
-
-def csrf_token(client: Any, page: str = "/login") -> str:
-    html = client.get(page).get_data(as_text=True)
-    match = _CSRF.search(html)
-    assert match, f"no CSRF token on {page}"
-    return match.group(1) or match.group(2)
-
-
-def sign_in(client: Any, email: str, password: str = PASSWORD) -> Any:
-    token = csrf_token(client, "/login")
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
-
-
-def post_form(client: Any, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-    """Posts with the session's CSRF token, as the page's own form would."""
-    token = csrf_token(client, "/account/tokens")
-    return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+# The instant the history is built around; the sign-in helpers live in tests/support/sign_in.py
+# and are re-exported here for the tests that import them from this module.
+NOW = MONDAY_1300_NEW_YORK
+__all__ = ["PASSWORD", "csrf_token", "make_staff", "post_form", "sign_in", "writer_of"]
 
 
 @contextlib.contextmanager
@@ -89,31 +59,16 @@ def give_history(session: Session, patient: Patient, days: int = 10) -> None:
     plus the texts either way and an open red-flag alert."""
     for day in range(days):
         due = NOW - dt.timedelta(days=day, hours=4)
-        nudge = Nudge(
-            patient_id=patient.id,
-            track="sleep",
-            occurrence_key=f"sleep:{due.isoformat()}",
-            due_at=due,
-            send_at=due,
-            state=NudgeState.DELIVERED,
-            sent_at=due,
-            reply_window_ends_at=due + dt.timedelta(hours=10),
-            created_at=due,
-            updated_at=due,
+        nudge = make_sent_nudge(
+            session, patient, sent_at=due, window=dt.timedelta(hours=10), state=NudgeState.DELIVERED
         )
-        session.add(nudge)
-        session.flush()
-        session.add(
-            OutboundMessage(
-                patient_id=patient.id,
-                to_e164=patient.phone_e164,
-                body="How many hours did you sleep?",
-                kind="nudge",
-                nudge_id=nudge.id,
-                backend="console",
-                delivery_status="delivered",
-                created_at=due,
-            )
+        make_outbound(
+            session,
+            patient,
+            body="How many hours did you sleep?",
+            created_at=due,
+            nudge=nudge,
+            delivery_status="delivered",
         )
         if day % 3 != 2:
             reply_at = due + dt.timedelta(minutes=20)
@@ -128,17 +83,13 @@ def give_history(session: Session, patient: Patient, days: int = 10) -> None:
             )
             session.add(inbound)
             session.flush()
-            session.add(
-                AdherenceRecord(
-                    patient_id=patient.id,
-                    nudge_id=nudge.id,
-                    track="sleep",
-                    outcome="done",
-                    value=6.0 + day % 3,
-                    unit="hours",
-                    inbound_message_id=inbound.id,
-                    recorded_at=reply_at,
-                )
+            make_answer(
+                session,
+                nudge,
+                recorded_at=reply_at,
+                value=6.0 + day % 3,
+                unit="hours",
+                inbound=inbound,
             )
     raise_alert(
         session,

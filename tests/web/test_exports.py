@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from coachbot.models import AuditEntry, Nudge, OutboundMessage, Patient
-from coachbot.services.exports import COHORT_CSV_COLUMNS, PATIENT_CSV_COLUMNS
+from coachbot.queries.exports import COHORT_CSV_COLUMNS, PATIENT_CSV_COLUMNS
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, give_history, make_staff, sign_in
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from coachbot.domain.states import NudgeState
-from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage
-from tests.support.builders import make_patient
+from coachbot.models import AdherenceRecord, InboundMessage, OutboundMessage
+from tests.support.builders import make_nudge, make_patient
 from tests.support.twilio_signing import inbound_params, sign
 
 COPIES = 10
@@ -66,19 +66,15 @@ def test_one_message_id_posted_ten_times_at_once_creates_one_record_and_one_repl
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     patient = make_patient(session)
-    session.add(
-        Nudge(
-            patient_id=patient.id,
-            track="diet",
-            occurrence_key="diet:concurrency",
-            due_at=now - dt.timedelta(minutes=5),
-            send_at=now - dt.timedelta(minutes=5),
-            state=NudgeState.SENT,
-            sent_at=now - dt.timedelta(minutes=5),
-            reply_window_ends_at=now + dt.timedelta(hours=4),
-            created_at=now,
-            updated_at=now,
-        )
+    make_nudge(
+        session,
+        patient,
+        due=now - dt.timedelta(minutes=5),
+        track="diet",
+        state=NudgeState.SENT,
+        sent_at=now - dt.timedelta(minutes=5),
+        reply_window_ends_at=now + dt.timedelta(hours=4),
+        key="diet:concurrency",
     )
     session.commit()
     params = inbound_params(patient.phone_e164, "done")
@@ -100,19 +96,15 @@ def test_different_answers_to_one_nudge_at_once_are_all_kept(
     """Two messages racing for the same adherence row: both inbound rows survive, one record."""
     now = dt.datetime.now(dt.UTC)
     patient = make_patient(session)
-    session.add(
-        Nudge(
-            patient_id=patient.id,
-            track="diet",
-            occurrence_key="diet:race",
-            due_at=now,
-            send_at=now,
-            state=NudgeState.SENT,
-            sent_at=now - dt.timedelta(minutes=1),
-            reply_window_ends_at=now + dt.timedelta(hours=4),
-            created_at=now,
-            updated_at=now,
-        )
+    make_nudge(
+        session,
+        patient,
+        due=now,
+        track="diet",
+        state=NudgeState.SENT,
+        sent_at=now - dt.timedelta(minutes=1),
+        reply_window_ends_at=now + dt.timedelta(hours=4),
+        key="diet:race",
     )
     session.commit()
     payloads = [inbound_params(patient.phone_e164, "done") for _ in range(6)]

@@ -23,6 +23,7 @@ from coachbot.models import (
 from coachbot.services import program_edits, programs
 from coachbot.services.inbound import context as inbound_context
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
+from tests.support.builders import make_nudge as build_nudge
 from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
 
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -50,21 +51,17 @@ def make_nudge(
     state: NudgeState = NudgeState.SENT,
     key: str | None = None,
 ) -> Nudge:
-    nudge = Nudge(
-        patient_id=patient.id,
+    sent = state in (NudgeState.SENT, NudgeState.DELIVERED)
+    nudge = build_nudge(
+        session,
+        patient,
+        due=sent_at,
         track=track,
-        occurrence_key=key or f"{track}:{sent_at.isoformat()}",
-        due_at=sent_at,
-        send_at=sent_at,
         state=state,
-        sent_at=sent_at if state in (NudgeState.SENT, NudgeState.DELIVERED) else None,
-        reply_window_ends_at=sent_at + window
-        if state in (NudgeState.SENT, NudgeState.DELIVERED)
-        else None,
-        created_at=sent_at,
-        updated_at=sent_at,
+        sent_at=sent_at if sent else None,
+        reply_window_ends_at=sent_at + window if sent else None,
+        key=key,
     )
-    session.add(nudge)
     session.commit()
     return nudge
 

@@ -23,7 +23,13 @@ from coachbot.runtime import Runtime
 from coachbot.services import inbound
 from coachbot.services.inbound.recovery import recover_failed_inbound
 from coachbot.services.tick import run_clock_tick
-from tests.support.builders import MONDAY_0800_NEW_YORK, MONDAY_0830_NEW_YORK, make_patient
+from tests.support.builders import (
+    MONDAY_0800_NEW_YORK,
+    MONDAY_0830_NEW_YORK,
+    make_nudge,
+    make_patient,
+    make_sent_nudge,
+)
 from tests.support.twilio_signing import inbound_params, post_signed
 
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -116,35 +122,13 @@ def texts_to(session: Session, number: str) -> list[OutboundMessage]:
 
 
 def planned_nudge(session: Session, patient: Patient, at: dt.datetime) -> Nudge:
-    nudge = Nudge(
-        patient_id=patient.id,
-        track="exercise",
-        occurrence_key=f"exercise:{at.isoformat()}",
-        due_at=at,
-        send_at=at,
-        state=NudgeState.PLANNED,
-        created_at=at,
-        updated_at=at,
-    )
-    session.add(nudge)
+    nudge = make_nudge(session, patient, due=at, track="exercise")
     session.commit()
     return nudge
 
 
 def sent_nudge(session: Session, patient: Patient, track: str, at: dt.datetime) -> Nudge:
-    nudge = Nudge(
-        patient_id=patient.id,
-        track=track,
-        occurrence_key=f"{track}:{at.isoformat()}",
-        due_at=at,
-        send_at=at,
-        state=NudgeState.SENT,
-        sent_at=at,
-        reply_window_ends_at=at + dt.timedelta(hours=6),
-        created_at=at,
-        updated_at=at,
-    )
-    session.add(nudge)
+    nudge = make_sent_nudge(session, patient, sent_at=at, window=dt.timedelta(hours=6), track=track)
     session.commit()
     return nudge
 

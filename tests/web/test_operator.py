@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import NudgeState
-from coachbot.models import AuditEntry, ClockHeartbeat, Nudge, ProgramVersion
+from coachbot.models import AuditEntry, ClockHeartbeat, ProgramVersion
 from coachbot.services.schedules import dispatch_settings
-from tests.support.builders import make_patient
+from tests.support.builders import make_nudge, make_patient
 from tests.web.test_dashboard_support import NOW, give_history, make_staff, post_form, sign_in
 
 EDIT = "/operator/programs/standard/edit"
@@ -185,18 +185,13 @@ def test_delivery_health_counts_failures_by_code_and_alarms_on_a_silent_clock(
     client: Any, session: Session, operator: int
 ) -> None:
     patient = make_patient(session)
-    session.add(
-        Nudge(
-            patient_id=patient.id,
-            track="sleep",
-            occurrence_key="sleep:x",
-            due_at=NOW - dt.timedelta(hours=1),
-            send_at=NOW - dt.timedelta(hours=1),
-            state=NudgeState.FAILED,
-            state_reason="21211",
-            created_at=NOW - dt.timedelta(hours=1),
-            updated_at=NOW - dt.timedelta(hours=1),
-        )
+    make_nudge(
+        session,
+        patient,
+        due=NOW - dt.timedelta(hours=1),
+        state=NudgeState.FAILED,
+        state_reason="21211",
+        key="sleep:x",
     )
     session.add(ClockHeartbeat(name="dispatch", last_tick_at=NOW - dt.timedelta(seconds=16)))
     session.commit()

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from coachbot.cli import main
 from coachbot.domain import labels
 from coachbot.domain.states import NudgeState
-from coachbot.models import AdherenceRecord, Nudge, Patient
+from coachbot.models import Patient
 from coachbot.queries.adherence import adherence_by_track, adherence_pct
 from coachbot.queries.dashboard import TrackSummary
+from coachbot.queries.exports import cohort_csv, patient_csv, patient_fhir_bundle
 from coachbot.queries.patient_page import HEAT_STATES, heat_tally, patient_detail
-from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
 from coachbot.settings import Settings
-from tests.support.builders import make_patient
+from tests.support.builders import make_answer, make_patient, make_sent_nudge
 from tests.web.test_dashboard_support import NOW, make_staff, sign_in
 
 DAY = dt.timedelta(days=1)
@@ -44,30 +44,21 @@ def _answered(
     unit: str | None = None,
     track: str = "sleep",
 ) -> None:
-    nudge = Nudge(
-        patient_id=patient.id,
-        track=track,
-        occurrence_key=f"{track}:{due.isoformat()}",
-        due_at=due,
-        send_at=due,
-        state=NudgeState.DELIVERED,
+    nudge = make_sent_nudge(
+        session,
+        patient,
         sent_at=due,
-        reply_window_ends_at=due + dt.timedelta(hours=2),
-        created_at=due,
-        updated_at=due,
+        window=dt.timedelta(hours=2),
+        track=track,
+        state=NudgeState.DELIVERED,
     )
-    session.add(nudge)
-    session.flush()
-    session.add(
-        AdherenceRecord(
-            patient_id=patient.id,
-            nudge_id=nudge.id,
-            track=track,
-            outcome=outcome,
-            value=value,
-            unit=unit,
-            recorded_at=due + dt.timedelta(minutes=10),
-        )
+    make_answer(
+        session,
+        nudge,
+        recorded_at=due + dt.timedelta(minutes=10),
+        outcome=outcome,
+        value=value,
+        unit=unit,
     )
     session.commit()
 

@@ -1,0 +1,173 @@
+"""CSV exports: a patient's nudges with their answers, and the clinician's cohort, streamed
+in chunks."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from coachbot.db import UTCDateTime
+from coachbot.models import Patient
+from coachbot.queries.dashboard import ListFilter, PatientRow, patients_page
+
+PATIENT_CSV_COLUMNS = (
+    "patient_id",
+    "track",
+    "due_at",
+    "nudge_state",
+    "delivery_status",
+    "outcome",
+    "value",
+    "unit",
+    "replied_at",
+    "by_caregiver",
+)
+
+
+def csv_text(rows: Iterable[Sequence[Any]], batch: int = 500) -> Iterator[str]:
+    """CSV text for `rows` (None is an empty field), up to `batch` lines per chunk: one
+    writer for the whole download rather than one per line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    remaining = iter(rows)
+    while chunk := list(itertools.islice(remaining, batch)):
+        writer.writerows(chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+# The answer is joined on; the delivery status is that of the last text sent for the
+# nudge (a resend is a second text). Plain SQL, typed where it needs it, so a download
+# builds no statement and no ORM row per nudge. The last text is found the way each
+# database does fastest (measured at 90 days of history, raw fetch of the 270 rows):
+# SQLite probes the outbound nudge_id index once per nudge in process (0.48 ms; a
+# grouped join is slower); PostgreSQL hashes the patient's texts once, DISTINCT ON the
+# newest per nudge, instead of sorting a one-row subplan per nudge (0.67 ms against 0.95).
+_LAST_TEXT_SQLITE = """
+SELECT n.track, n.due_at, n.state,
+  (SELECT o.delivery_status FROM outbound_messages o
+   WHERE o.nudge_id = n.id AND o.patient_id = n.patient_id
+   ORDER BY o.id DESC LIMIT 1) AS delivery,
+  a.outcome, a.value, a.unit, a.recorded_at, a.is_proxy
+FROM nudges n LEFT JOIN adherence_records a ON a.nudge_id = n.id
+WHERE n.patient_id = :pid
+ORDER BY n.due_at, n.id
+"""
+_LAST_TEXT_POSTGRESQL = """
+SELECT n.track, n.due_at, n.state, o.delivery_status AS delivery,
+  a.outcome, a.value, a.unit, a.recorded_at, a.is_proxy
+FROM nudges n
+LEFT JOIN adherence_records a ON a.nudge_id = n.id AND a.patient_id = :pid
+LEFT JOIN (
+  SELECT DISTINCT ON (nudge_id) nudge_id, delivery_status FROM outbound_messages
+  WHERE patient_id = :pid AND nudge_id IS NOT NULL ORDER BY nudge_id, id DESC
+) o ON o.nudge_id = n.id
+WHERE n.patient_id = :pid
+ORDER BY n.due_at, n.id
+"""
+_PATIENT_CSV = {
+    dialect: text(sql).columns(due_at=UTCDateTime(), recorded_at=UTCDateTime())
+    for dialect, sql in (("sqlite", _LAST_TEXT_SQLITE), ("postgresql", _LAST_TEXT_POSTGRESQL))
+}
+
+
+def patient_csv(session: Session, patient: Patient) -> Iterator[str]:
+    """One row per nudge, oldest first, with the patient's answer if any, in chunks."""
+    pid = patient.id
+    rows = (
+        [
+            pid,
+            track,
+            due_at.isoformat(),
+            state,
+            delivery,
+            outcome,
+            value,
+            unit,
+            recorded_at.isoformat() if recorded_at else None,
+            "yes" if by_proxy else ("no" if outcome else None),
+        ]
+        for track, due_at, state, delivery, outcome, value, unit, recorded_at, by_proxy in (
+            # Rows fetched a batch at a time rather than one by one (a third of the cost).
+            session.connection()
+            .execute(_PATIENT_CSV[session.get_bind().dialect.name], {"pid": pid})
+            .yield_per(500)
+        )
+    )
+    yield from csv_text(itertools.chain([PATIENT_CSV_COLUMNS], rows))
+
+
+COHORT_CSV_COLUMNS = (
+    "patient_id",
+    "first_name",
+    "status",
+    "track",
+    "sent_7d",
+    "done_7d",
+    "sent_30d",
+    "done_30d",
+    "streak_days",
+    "last_reply_at",
+    "open_alerts",
+    # Partial answers ("2 of 3"): not in done; the screen's rates count each as half a done.
+    # Last, so a spreadsheet that reads the earlier columns by position still works.
+    "partial_7d",
+    "partial_30d",
+)
+
+
+def cohort_csv(session: Session, *, clinician_id: int | None, now: dt.datetime) -> Iterator[str]:
+    """The patients list as CSV, page by page with the same SQL aggregates as the screen."""
+
+    def rows() -> Iterator[Sequence[Any]]:
+        yield COHORT_CSV_COLUMNS
+        page_number = 1
+        while True:
+            page = patients_page(
+                session, clinician_id=clinician_id, now=now, f=ListFilter(page=page_number)
+            )
+            for row in page.rows:
+                yield from _cohort_rows(row)
+            if page.page >= page.pages:
+                return
+            page_number += 1
+
+    yield from csv_text(rows())
+
+
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): shown as text instead.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Free text typed by staff (a first name) as a CSV cell that Excel or Sheets shows as
+    text: a leading formula character gets a quote before it."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _cohort_rows(row: PatientRow) -> Iterator[list[Any]]:
+    last = row.last_reply_at.isoformat() if row.last_reply_at else None
+    for t in row.tracks or []:
+        yield [
+            row.id,
+            spreadsheet_safe(row.first_name),
+            row.status,
+            t.track,
+            t.sent_7,
+            t.done_7,
+            t.sent_30,
+            t.done_30,
+            t.streak,
+            last,
+            row.open_alerts,
+            t.partial_7,
+            t.partial_30,
+        ]
