@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from bench.report import machine_line, write_section
 from coachbot.db import make_engine
+from coachbot.domain.adherence import STREAK_LIMIT_DAYS, streak_from_instants
 from coachbot.domain.coaching import FOLLOWUP_SUFFIX
 from coachbot.migrate import upgrade
 from coachbot.models import (
@@ -44,18 +45,8 @@ from coachbot.models import (
     Patient,
     TrackSchedule,
 )
-from coachbot.queries.adherence import streak_from_instants
-from coachbot.queries.dashboard import (
-    HEATMAP_DAYS,
-    PER_PAGE,
-    STREAK_LIMIT_DAYS,
-    TIMELINE_PAGE,
-    ListFilter,
-    PatientRow,
-    TrackSummary,
-    patient_detail,
-    patients_page,
-)
+from coachbot.queries.dashboard import PER_PAGE, ListFilter, PatientRow, TrackSummary, patients_page
+from coachbot.queries.patient_page import HEATMAP_DAYS, TIMELINE_PAGE, patient_detail
 from coachbot.services.exports import PATIENT_CSV_COLUMNS, csv_text, patient_csv
 
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
@@ -413,7 +404,8 @@ def _naive_patient(session: Session, patient_id: int) -> tuple[Any, ...]:
     inbound = session.execute(
         select(InboundMessage.__table__).where(InboundMessage.patient_id == patient_id)
     ).all()
-    # Newest first; at the same instant replies first, then the newer id: the page's order.
+    # Newest first; at the same instant the text sent first (a bot reply is written at the
+    # instant of the text it answers), then the newer id: the paging order.
     messages = [
         (m.created_at, False, m.id, m.kind, m.body, m.delivery_status or "-") for m in outbound
     ] + [
@@ -427,11 +419,12 @@ def _naive_patient(session: Session, patient_id: int) -> tuple[Any, ...]:
         )
         for m in inbound
     ]
-    messages.sort(key=lambda m: (m[0], m[1], m[2]), reverse=True)
+    messages.sort(key=lambda m: (m[0], not m[1], m[2]), reverse=True)
     page = messages[:TIMELINE_PAGE]
+    # Shown oldest first, as a conversation reads.
     timeline = [
         (at, "in" if is_reply else "out", kind, body, status)
-        for at, is_reply, _id, kind, body, status in page
+        for at, is_reply, _id, kind, body, status in reversed(page)
     ]
     older = page[-1][:3] if len(messages) > TIMELINE_PAGE else None
     nudges = session.execute(select(Nudge.__table__).where(Nudge.patient_id == patient_id)).all()

@@ -115,6 +115,7 @@ def register_dashboard(app: Flask) -> None:
         oncall,
         operator,
         patients,
+        preferences,
         simulator,
         suppression,
         webhooks,
@@ -138,6 +139,7 @@ def register_dashboard(app: Flask) -> None:
         inbox.bp,
         oncall.bp,
         suppression.bp,
+        preferences.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

@@ -49,6 +49,9 @@ class StaffUser(Base):
     created_at: Mapped[dt.datetime]
     # Paging (migration 0010): the mobile a page goes to and an ACK is accepted from.
     phone_e164: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
+    # Migration 0012: the zone the dashboard shows this person's times in; NULL is the
+    # clinic's (CLINIC_TIMEZONE).
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Patient(Base):

@@ -1,39 +1,30 @@
 """Read side: adherence per patient and track, aggregated in SQL (never a Python loop over rows).
 
 Partial answers ("2 of 3", "half", outcome ``partial``) are counted as their own outcome
-everywhere they are shown, and an adherence *rate* counts each as half a done:
-rate = (done + 0.5 * partial) / sent. Half, not the reported fraction: the fraction is kept
-as a reported value, but a rate that moved with it would make "2 of 3" and "1 of 3" different
-kinds of success while both mean "did some and not all". A partial answer does not extend a
-streak (a streak is days in a row with a done), and the homework table counts only a done,
-since "2 of 3" does not say which items were done.
+everywhere they are shown; the rate and streak arithmetic is in `coachbot.domain.adherence`.
+The homework table counts only a done, since "2 of 3" does not say which items were done.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from coachbot.domain.adherence import PARTIAL_CREDIT as PARTIAL_CREDIT
+from coachbot.domain.adherence import adherence_pct as adherence_pct
+from coachbot.domain.adherence import adherence_rate
+from coachbot.domain.adherence import streak_from_instants as streak_from_instants
 from coachbot.domain.coaching import FOLLOWUP_SUFFIX
 from coachbot.domain.states import AdherenceOutcome, NudgeState
 from coachbot.models import AdherenceRecord, Nudge, Patient
 
 _SENT_STATES = (NudgeState.SENT, NudgeState.DELIVERED)
-# How much of a done a partial answer is worth in an adherence rate (see the module docstring).
-PARTIAL_CREDIT = 0.5
 # The unit of a partial answer's value: the share done, 0 < value < 1.
 FRACTION_UNIT = "fraction"
-
-
-def adherence_pct(done: int, partial: int, sent: int) -> int | None:
-    """The adherence rate as a whole percentage, a partial counting as half; None if nothing
-    was sent."""
-    return round(100 * (done + PARTIAL_CREDIT * partial) / sent) if sent else None
 
 
 @dataclass(frozen=True)
@@ -50,9 +41,8 @@ class TrackAdherence:
     @property
     def rate(self) -> float | None:
         """Done plus half of each partial, over sent; None if nothing was sent."""
-        if not self.sent:
-            return None
-        return round((self.done + PARTIAL_CREDIT * self.partial) / self.sent, 3)
+        rate = adherence_rate(self.done, self.partial, self.sent)
+        return None if rate is None else round(rate, 3)
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -154,16 +144,3 @@ def current_streak(
         )
     ).all()
     return streak_from_instants(instants, zone, now)
-
-
-def streak_from_instants(
-    instants: Iterable[dt.datetime], timezone: str | ZoneInfo, now: dt.datetime
-) -> int:
-    """Consecutive local days, ending on `now`'s local day, that hold one of `instants`."""
-    zone = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
-    days = {i.astimezone(zone).date() for i in instants}
-    today = now.astimezone(zone).date()
-    streak = 0
-    while today - dt.timedelta(days=streak) in days:
-        streak += 1
-    return streak

@@ -25,9 +25,9 @@ PROVIDER_FAILED = ("failed", "undelivered")
 # Backends whose provider reports each text's fate (Twilio's status callbacks). The console
 # backend prints texts and TwiML replies get no callback: their delivery is not tracked.
 TRACKED_BACKENDS = ("twilio",)
-# The reply-loop guard's marker row (services/inbound.py: backend "muted", no body) records a
-# reply it did not send; a text refused before it left (the API said no, or the suppression
-# list) has no provider id. Neither was sent.
+# The reply-loop guard's marker row (services/inbound/replies.py: backend "muted", no body)
+# records a reply it did not send; a text refused before it left (the API said no, or the
+# suppression list) has no provider id. Neither was sent.
 MUTED_BACKEND = "muted"
 SENT = and_(
     OutboundMessage.backend != MUTED_BACKEND,

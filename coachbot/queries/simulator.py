@@ -26,6 +26,13 @@ class Phone:
     texts: list[tuple[str, dt.datetime, str]] = field(default_factory=list)
 
 
+def _conversation_order(text: tuple[str, dt.datetime, str]) -> tuple[dt.datetime, int]:
+    """Oldest first; at the same instant the phone's own text before the clinic's: a bot
+    reply is written at the instant of the text it answers, and reads under it."""
+    direction, at, _body = text
+    return (at, 0 if direction == OUT else 1)
+
+
 def phones(session: Session, clinician_id: int, length: int) -> list[Phone]:
     """The clinician's patients by first name, each with its phone's latest `length` texts."""
     mine = select(Patient.phone_e164).where(Patient.clinician_id == clinician_id)
@@ -41,7 +48,11 @@ def phones(session: Session, clinician_id: int, length: int) -> list[Phone]:
             order_by=(OutboundMessage.created_at.desc(), OutboundMessage.id.desc()),
         )
         .label("rank"),
-    ).where(OutboundMessage.to_e164.in_(mine))
+    ).where(
+        OutboundMessage.to_e164.in_(mine),
+        # A muted reply is a marker row, never sent: no bubble on the phone.
+        OutboundMessage.backend != "muted",
+    )
     sent = select(
         literal(OUT).label("direction"),
         InboundMessage.from_e164.label("phone"),
@@ -73,9 +84,7 @@ def phones(session: Session, clinician_id: int, length: int) -> list[Phone]:
         if direction is not None:
             sides[patient.id][direction].append((direction, at, body))
     for patient_id, phone in found.items():
-        # Newest first each way, then one stable sort by time: equal instants keep the
-        # clinic's text before the reply, as the page always showed them.
         merged = sides[patient_id][IN] + sides[patient_id][OUT]
-        merged.sort(key=lambda item: item[1])
+        merged.sort(key=_conversation_order)
         phone.texts = merged[-length:]
     return list(found.values())

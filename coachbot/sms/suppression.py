@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from coachbot.domain import sendability
 from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.provider_errors import Outcome
@@ -45,7 +46,7 @@ from coachbot.sms.gateway import (
 
 log = logging.getLogger(__name__)
 
-SUPPRESSED = "suppressed"
+SUPPRESSED = sendability.SUPPRESSED
 # Replies owed to a person who texted us, even from a suppressed number (one list, kept with
 # the inbound decision that sends them).
 COMPLIANCE_TEMPLATES = OWED_AFTER_STOP

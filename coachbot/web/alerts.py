@@ -7,11 +7,22 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from coachbot.domain.states import Role
-from coachbot.models import Alert, Patient, StaffUser
+from coachbot.models import Alert, Patient
+from coachbot.queries.alerts import alert_words
 from coachbot.queries.dashboard import alerts_queue
+from coachbot.queries.pages import paged_alerts, pages_for, was_paged
 from coachbot.services.alerts import AlertActionRefused, acknowledge_alert, resolve_alert
-from coachbot.services.paging import paged_alerts, pages_for, was_paged
-from coachbot.web.common import audit_ok, db, now, owned_patient, read_db, roles_required, staff
+from coachbot.services.viewing import record_page_view
+from coachbot.web.common import (
+    audit_ok,
+    db,
+    now,
+    owned_patient,
+    read_db,
+    roles_required,
+    runtime,
+    staff,
+)
 from coachbot.web.forms import NoteForm
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
@@ -28,8 +39,25 @@ def queue() -> ResponseReturnValue:
     items = alerts_queue(read_db(), clinician_id=mine, status=view)
     own = {a.id for a, _ in items}
     paged = [(a, n) for a, n in paged_alerts(read_db(), staff().user_id) if a.id not in own]
+    shown = [a for a, _ in items + paged]
+    words = alert_words(read_db(), [a.id for a in shown])
+    # The patients' own words are on the page: each patient shown gets a row in their trail.
+    record_page_view(
+        runtime().session_factory,
+        actor=staff().actor,
+        action="alert.queue_view",
+        now=now(),
+        patient_ids=[a.patient_id for a in shown if words[a.id].words is not None],
+    )
     return render_template(
-        "alerts.html", items=items, paged=paged, view=view, form=NoteForm(), now=now()
+        "alerts.html",
+        items=items,
+        paged=paged,
+        words=words,
+        pages=pages_for(read_db(), [a.id for a in shown]),
+        view=view,
+        form=NoteForm(),
+        now=now(),
     )
 
 
@@ -54,12 +82,11 @@ def _owned_alert(alert_id: int, action: str) -> Alert:
 def show(alert_id: int) -> ResponseReturnValue:
     alert = _owned_alert(alert_id, "alert.view")
     patient = db().get(Patient, alert.patient_id) if alert.patient_id else None
-    ack_by = db().get(StaffUser, alert.acknowledged_by_id) if alert.acknowledged_by_id else None
     return render_template(
         "alert.html",
         a=alert,
         patient=patient,
-        ack_by=ack_by,
+        said=alert_words(db(), [alert.id])[alert.id],
         pages=pages_for(db(), [alert.id])[alert.id],
         form=NoteForm(),
         now=now(),

@@ -13,13 +13,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from coachbot.domain.need import time_ago
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.states import Role
 from coachbot.models import InboundMessage
 from coachbot.queries.inbox import to_read_count, to_read_page
-from coachbot.services import audit
 from coachbot.services.inbox import AlreadyRead, mark_read
-from coachbot.web.common import db, now, owned_patient, read_db, roles_required, staff
+from coachbot.services.viewing import record_page_view, record_refusal
+from coachbot.web.common import db, now, owned_patient, read_db, roles_required, runtime, staff
 from coachbot.web.forms import ActionForm
 
 bp = Blueprint("inbox", __name__, url_prefix="/to-read")
@@ -27,17 +28,8 @@ _READERS = (Role.CLINICIAN, Role.ADMIN)
 
 
 def age_text(received_at: dt.datetime, at: dt.datetime) -> str:
-    """How long a text has waited, as a person says it: "just now", "25 min ago", "3 h ago",
-    "4 days ago" (hours up to two days: "36 h" reads better than "1 day" for a sick patient)."""
-    minutes = max(0, int((at - received_at).total_seconds() // 60))
-    if minutes < 1:
-        return "just now"
-    if minutes < 60:
-        return f"{minutes} min ago"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours} h ago"
-    return f"{hours // 24} days ago"
+    """How long a text has waited, as a person says it (`coachbot.domain.need.time_ago`)."""
+    return time_ago(at - received_at)
 
 
 @bp.app_context_processor
@@ -61,16 +53,13 @@ def to_read() -> ResponseReturnValue:
     me, at = staff(), now()
     page = to_read_page(read_db(), viewer_id=me.user_id, role=me.role, page=_page_number())
     # Message text is patient data: each patient on the page gets a row in their trail.
-    audit.record_reads(
-        db(),
+    record_page_view(
+        runtime().session_factory,
         actor=me.actor,
         action="inbox.view",
         now=at,
-        patient_ids=sorted({i.patient_id for i in page.items if i.patient_id is not None}),
+        patient_ids=[i.patient_id for i in page.items],
     )
-    if any(i.patient_id is None for i in page.items):
-        audit.record(db(), actor=me.actor, action="inbox.view", now=at, detail="unknown senders")
-    db().commit()
     return render_template(
         "to_read.html",
         page=page,
@@ -82,28 +71,27 @@ def to_read() -> ResponseReturnValue:
 
 
 def _readable(message_id: int) -> InboundMessage:
-    """The text if the signed-in person may read it; otherwise an audited 404."""
-    message = db().get(InboundMessage, message_id)
+    """The text if the signed-in person may read it; otherwise an audited 404. Looked up in
+    the read session: on SQLite the write session would hold the write lock the refusal's
+    own transaction needs."""
+    message = read_db().get(InboundMessage, message_id)
     if message is not None and message.patient_id is not None:
-        owned_patient(message.patient_id, "inbox.mark_read")  # aborts for anyone but the owner
-        return message
-    if message is None or staff().role != Role.ADMIN:
+        owned_patient(message.patient_id, "inbox.mark_read", session=read_db())
+    elif message is None or staff().role != Role.ADMIN:
         _deny(message_id)
         abort(404)
-    return message
+    return db().get_one(InboundMessage, message_id)
 
 
 def _deny(message_id: int) -> None:
     # A text from an unknown number, or one that does not exist: only admins read those.
-    audit.record(
-        db(),
+    record_refusal(
+        runtime().session_factory,
         actor=staff().actor,
         action="inbox.mark_read",
         now=now(),
-        outcome="denied",
         detail=f"inbound={message_id}",
     )
-    db().commit()
 
 
 @bp.post("/<int:message_id>/read")

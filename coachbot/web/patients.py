@@ -17,21 +17,25 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from coachbot.domain import labels
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
-from coachbot.queries.dashboard import TimelineCursor, patient_detail
+from coachbot.queries.patient_page import (
+    TimelineCursor,
+    heat_tally,
+    heatmap_weeks,
+    patient_detail,
+    weekly_adherence,
+)
 from coachbot.services import consent
 from coachbot.services.care import (
     CarePlan,
     PatientChanges,
     RowError,
-    TransitionRefused,
     bulk_enroll,
-    change_status,
     check_care_plan,
     edit_patient,
-    resume_block,
 )
 from coachbot.services.enrollment import (
     EnrollmentRequest,
@@ -43,7 +47,7 @@ from coachbot.services.enrollment import (
     zone_named,
 )
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.charts import heatmap_svg, trend_svg
+from coachbot.services.status_changes import TransitionRefused, change_status, resume_block
 from coachbot.web.common import (
     audit_ok,
     db,
@@ -53,6 +57,7 @@ from coachbot.web.common import (
     roles_required,
     runtime,
     staff,
+    write_sessions,
 )
 from coachbot.web.forms import ActionForm, BulkEnrolForm, EditPatientForm, EnrolForm, NoteForm
 
@@ -224,11 +229,12 @@ def show(patient_id: int) -> ResponseReturnValue:
     # the audit commit lets the page's own snapshot include this very view.
     patient = owned_patient(patient_id, "patient.view", session=read_db(), on_call=True)
     audit_ok("patient.view", patient.id)
-    read_db().commit()
+    _end_read_snapshot()
     # The timeline pages back from `before` (a cursor from the "Older messages" link); a
     # cursor that does not parse is the first page.
     before = TimelineCursor.parse(request.args.get("before", "")[:64])
     detail = patient_detail(read_db(), patient, now(), before)
+    calendars = {t: heatmap_weeks(cells) for t, cells in detail.heatmap.items()}
     return render_template(
         "patient.html",
         d=detail,
@@ -236,11 +242,18 @@ def show(patient_id: int) -> ResponseReturnValue:
         resume_refusal=resume_block(read_db(), patient, runtime().settings),
         ledger=consent.ledger(read_db(), patient.id, patient.phone_e164, limit=LEDGER_ROWS),
         paged=before is not None,
-        heatmaps={t: heatmap_svg(cells) for t, cells in detail.heatmap.items()},
-        trends={t: trend_svg(points) for t, points in detail.trends.items()},
+        calendars=calendars,
+        tallies={t: heat_tally(cells, labels.HEAT_STATES) for t, cells in detail.heatmap.items()},
+        weekly={t: weekly_adherence(weeks) for t, weeks in calendars.items()},
         action_form=ActionForm(),
         note_form=NoteForm(),
     )
+
+
+def _end_read_snapshot() -> None:
+    """Ends the read session's transaction (it wrote nothing: a rollback), so what the page
+    reads next sees the audit row just committed for this very view."""
+    read_db().rollback()
 
 
 @bp.get("/<int:patient_id>/consent.csv")
@@ -250,7 +263,6 @@ def consent_csv(patient_id: int) -> ResponseReturnValue:
     patient = owned_patient(patient_id, "export.consent_csv", session=read_db())
     audit_ok("export.consent_csv", patient.id)
     events = consent.ledger(read_db(), patient.id, patient.phone_e164)
-    read_db().commit()
     response = Response("".join(consent.ledger_csv(events)), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="patient-{patient.id}-consent.csv"'
@@ -358,16 +370,20 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
 @bp.post("/<int:patient_id>/<any(pause, resume, discharge):action>")
 @roles_required(Role.CLINICIAN)
 def status(patient_id: int, action: str) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, f"patient.{action}")
+    owned_patient(patient_id, f"patient.{action}", session=read_db())
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        change_status(
-            db(), patient, action, now=now(), actor=staff().actor, settings=runtime().settings
+        patient = change_status(
+            write_sessions(),
+            patient_id,
+            action,
+            now=now(),
+            actor=staff().actor,
+            settings=runtime().settings,
         )
     except TransitionRefused as exc:
-        db().rollback()
         flash(str(exc), "error")
     else:
         flash(f"{patient.first_name} is now {patient.status}.", "info")
-    return redirect(url_for("patients.show", patient_id=patient.id))
+    return redirect(url_for("patients.show", patient_id=patient_id))

@@ -70,8 +70,9 @@ def reply(patient_id: int) -> ResponseReturnValue:
     signature = RequestValidator(settings.twilio_auth_token or "").compute_signature(
         settings.public_base_url + INBOUND_PATH, params
     )
-    # Nothing of this request stays open while the webhook runs in the same thread.
-    read_db().commit()
+    # Nothing of this request stays open while the webhook runs in the same thread: the
+    # read session (it wrote nothing) gives its connection back.
+    read_db().close()
     # A fresh application context, so the inner request shares nothing (g, the signed-in user).
     with current_app.app_context():
         answer = current_app.test_client().post(

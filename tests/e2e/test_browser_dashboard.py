@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from coachbot.domain.clock import utcnow
 from coachbot.models import Patient
 from coachbot.runtime import Runtime
-from coachbot.services.dispatch import run_tick
+from coachbot.services.tick import run_tick
 from tests.e2e.conftest import Screenshots
 from tests.web.test_dashboard_support import PASSWORD, make_staff
 
@@ -98,14 +98,14 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
 
     page.get_by_role("link", name="Patients").click()
     row = page.locator("table.patients tbody tr", has_text="Rosa")
-    row.get_by_text("sleep 100% / 100%").wait_for()
+    row.get_by_text("sleep: 1 of 1 done this week (100%); 100% over 30 days").wait_for()
     assert row.locator("a.badge").inner_text() == "1"
     shots.take("patients-adherence")
 
     row.get_by_role("link", name="Rosa").click()
-    page.locator("td.heatmap-cell[data-track='sleep'] rect.hm-done").first.wait_for()
-    assert page.locator("svg.trend").count() == 1
-    page.locator("section", has_text="Alerts").get_by_text("red_flag").first.wait_for()
+    page.locator("table.heatmap[data-track='sleep'] td.hm-done").first.wait_for()
+    assert page.locator("table.trend-table", has_text="sleep (hours)").count() == 1
+    page.locator("table.alerts").get_by_text("Red flag").first.wait_for()
     shots.take("patient-page")
 
     page.get_by_role("link", name="Alerts", exact=True).click()

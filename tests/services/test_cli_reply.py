@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coachbot.cli_reply import reply_text
+from coachbot.cli.reply import reply_text
 from coachbot.db import make_engine
 from coachbot.models import InboundMessage
 from coachbot.services.inbound import EMPTY_TWIML, twiml_message

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coachbot.cli_schedule import schedule
+from coachbot.cli.schedule import schedule
 from coachbot.domain.schedule import MAX_TIMES_PER_TRACK
 from coachbot.models import AuditEntry, Patient, ProgramVersion, TrackSchedule
 from coachbot.runtime import Runtime

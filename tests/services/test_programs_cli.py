@@ -8,7 +8,7 @@ from typing import Any
 import click
 from click.testing import CliRunner, Result
 
-from coachbot.cli_program import program, settings
+from coachbot.cli.program import program, settings
 from coachbot.runtime import Runtime
 from tests.support.builders import make_patient
 

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
-# A module path as the page writes it: coachbot/services/inbound.py, coachbot/cli_reply.py.
+# A module path as the page writes it: coachbot/services/inbound.py, coachbot/cli/reply.py.
 _MODULE_PATH = re.compile(r"coachbot/[A-Za-z0-9_/]+\.py")
 # A table row about one folder: | `coachbot/services/` | ... `tick.py`, `dispatch.py` ... |
 _FOLDER_ROW = re.compile(r"^\| `(coachbot/[a-z_]+/)` \|(.*)$", re.MULTILINE)

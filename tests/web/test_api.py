@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coachbot.cli_dashboard import api_token
+from coachbot.cli.api_tokens import api_token
 from coachbot.models import ApiToken, AuditEntry
 from coachbot.runtime import Runtime
 from coachbot.settings import Settings

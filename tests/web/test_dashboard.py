@@ -209,8 +209,17 @@ def test_the_list_shows_adherence_streak_last_reply_and_alerts_and_filters(
     html = client.get("/patients").get_data(as_text=True)
     assert "Maya" in html
     assert "Tom" in html
-    # 7 days: days 0..6 sent, day 2 and 5 unanswered -> 5/7 = 71%; 30 days: 7/10 = 70%.
-    assert "<strong>sleep</strong> 71% / 70% · 2 d" in html
+    # 7 days: days 0..6 sent, day 2 and 5 unanswered -> 5 of 7; 30 days: 7/10 = 70%;
+    # answered today and yesterday -> a 2-day streak. In words, not "71% / 70% · 2 d".
+    assert (
+        "<strong>sleep</strong>: 5 of 7 done this week (71%); 70% over 30 days;"
+        " done 2 days running" in html
+    )
+    # Maya's open urgent red flag puts her first, flagged in words, not only as a count.
+    assert html.index("Maya") < html.index("Tom")
+    assert "Urgent alert" in html
+    assert "Red flag 1 h ago" in html
+    assert "English" in html
     assert '<a class="badge"' in html
     only_paused = client.get("/patients?status=paused").get_data(as_text=True)
     assert "Tom" in only_paused
@@ -248,8 +257,9 @@ def test_the_patient_page_shows_timeline_heatmap_trends_alerts_and_audit(
     assert 'class="heatmap"' in html
     assert 'class="hm-done"' in html
     assert 'class="hm-missed"' in html
-    assert '<svg class="trend"' in html
-    assert "red_flag" in html
+    assert 'class="trend-table"' in html
+    assert "Red flag" in html
+    assert "red_flag" not in html  # the kind in words, never the code
     assert "patient.view" in html  # the audit trail includes this very view
     entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "patient.view")).one()
     assert (entry.patient_id, entry.outcome, entry.actor) == (maya.id, "ok", f"staff:{clinician}")

@@ -24,7 +24,7 @@ from coachbot.models import (
     ProgramDefault,
     TrackSchedule,
 )
-from coachbot.queries.dashboard import patient_detail
+from coachbot.queries.patient_page import patient_detail
 from coachbot.services import care, enrollment
 from coachbot.services.errors import ValidationFailed
 from tests.support.builders import make_patient

@@ -16,12 +16,8 @@ from sqlalchemy.orm import Session
 
 from coachbot.domain.states import NudgeState
 from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage, Patient
-from coachbot.queries.dashboard import (
-    TIMELINE_PAGE,
-    TimelineCursor,
-    _patient_page_statement,
-    patient_detail,
-)
+from coachbot.queries.patient_page import TIMELINE_PAGE, TimelineCursor, patient_detail
+from coachbot.queries.patient_page_sql import patient_page_statement
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, sign_in
 
@@ -163,9 +159,9 @@ def _conversation(session: Session, patient: Patient, count: int) -> list[tuple[
                 received_at=at if n % 3 == 0 else at - dt.timedelta(minutes=1),
             )
         )
-        # Newest first; at the same instant the reply comes first.
-        sent += [("in", f"in {n}"), ("out", f"out {n}")] if n % 3 == 0 else []
-        sent += [("out", f"out {n}"), ("in", f"in {n}")] if n % 3 else []
+        # Newest first. At the same instant the text sent is the newer: a bot reply is
+        # written at the instant of the text it answers, so it reads under it.
+        sent += [("out", f"out {n}"), ("in", f"in {n}")]
     session.commit()
     return sent
 
@@ -183,7 +179,8 @@ def test_the_timeline_pages_back_through_every_message_once_in_order(session: Se
         # The link carries the cursor as text.
         cursor = TimelineCursor.parse(detail.older.token())
     assert [len(p) for p in pages] == [TIMELINE_PAGE, TIMELINE_PAGE, 140 - 2 * TIMELINE_PAGE]
-    assert [m for page in pages for m in page] == expected
+    # Each page reads oldest first, as a conversation does; the pages go back in time.
+    assert [m for page in pages for m in reversed(page)] == expected
 
 
 def test_the_page_links_to_older_messages_and_back(
@@ -223,7 +220,7 @@ def test_a_cursor_survives_its_link_and_anything_else_is_no_cursor() -> None:
 def test_the_page_statement_fits_psycopgs_parse_cache(transitions: int) -> None:
     # psycopg re-parses every execution of a statement over 4,096 characters or 50
     # parameters; within them it parses once and prepares it on the server.
-    compiled = _patient_page_statement("postgresql", transitions).compile(
+    compiled = patient_page_statement("postgresql", transitions).compile(
         # SQLAlchemy leaves the psycopg dialect's constructor unannotated.
         dialect=postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
     )

@@ -19,13 +19,14 @@ from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
 from coachbot.cli import main
+from coachbot.domain import labels
 from coachbot.domain.states import NudgeState
 from coachbot.models import AdherenceRecord, Nudge, Patient
 from coachbot.queries.adherence import adherence_by_track, adherence_pct
-from coachbot.queries.dashboard import HEAT_STATES, TrackSummary, patient_detail
+from coachbot.queries.dashboard import TrackSummary
+from coachbot.queries.patient_page import HEAT_STATES, heat_tally, patient_detail
 from coachbot.services.exports import cohort_csv, patient_csv, patient_fhir_bundle
 from coachbot.settings import Settings
-from coachbot.web.charts import heatmap_svg
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, sign_in
 
@@ -111,9 +112,11 @@ def test_partial_ranks_between_skipped_and_done() -> None:
 def test_the_heatmap_names_partial_days_in_its_text_alternative(session: Session) -> None:
     maya = make_patient(session, tracks={"sleep": "08:30"})
     _week(session, maya)
-    svg = str(heatmap_svg(patient_detail(session, maya, NOW).heatmap["sleep"]))
-    assert 'class="hm-partial"' in svg
-    assert re.search(r'aria-label="Last 90 days: 1 done, 2 partial, 1 skipped, 86 nothing', svg)
+    cells = patient_detail(session, maya, NOW).heatmap["sleep"]
+    assert heat_tally(cells, labels.HEAT_STATES).startswith(
+        "1 done, 2 partly done, 1 skipped, 86 nothing"
+    )
+    assert [c.state for c in cells].count("partial") == 2
 
 
 def _hex_luminance(colour: str) -> float:
@@ -149,10 +152,15 @@ def test_the_patients_list_shows_partial_answers_and_the_half_counted_rate(
     assert sign_in(client, "ana@clinic.test").status_code == 302
 
     listing = client.get("/patients").get_data(as_text=True)
-    assert re.search(r"<strong>sleep</strong> 50% / 50% · 0 d · .*2 partial this week", listing)
+    # A partial counts half: (1 + 0.5 * 2) / 4 = 50%, said in words with the counts.
+    assert (
+        "<strong>sleep</strong>: 1 of 4 done and 2 in part this week (50%); 50% over 30 days"
+        in listing
+    )
     page = client.get(f"/patients/{maya.id}").get_data(as_text=True)
-    assert "(1/4, 2 partial)" in page
+    assert "1 of 4 done and 2 in part this week (50%)" in page
     assert 'class="key hm-partial"' in page
+    assert 'class="hm-partial"' in page  # the day's cell in the calendar
 
 
 def test_the_exports_say_partial_and_carry_the_fraction_done(session: Session) -> None:

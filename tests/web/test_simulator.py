@@ -133,3 +133,42 @@ def test_each_phone_shows_its_own_newest_texts_oldest_first(
     assert "No texts yet." in sections[str(cara.id)]
     # By first name, as before.
     assert [int(pid) for pid, _ in found] == [ben.id, cara.id, maya.id]
+
+
+def test_a_bot_reply_reads_under_the_text_it_answers_and_a_muted_reply_is_no_bubble(
+    session: Session,
+) -> None:
+    from coachbot.queries.simulator import IN, OUT, phones
+
+    clinician = make_staff(session, "ana@clinic.test")
+    maya = _clinicians_patient(session, clinician, "Maya")
+    at = NOW - dt.timedelta(minutes=5)
+    # The bot's answer is written at the very instant the reply arrived: only the order
+    # rule puts it under the reply.
+    for body, backend in (("Great, logged 7 hours.", "console"), ("", "muted")):
+        session.add(
+            OutboundMessage(
+                patient_id=maya.id,
+                to_e164=maya.phone_e164,
+                body=body,
+                kind="reply",
+                backend=backend,
+                created_at=at,
+            )
+        )
+    session.add(
+        InboundMessage(
+            provider_sid="SMsimorder1",
+            from_e164=maya.phone_e164,
+            to_e164="+16175550100",
+            body="7 hours",
+            patient_id=maya.id,
+            received_at=at,
+        )
+    )
+    session.commit()
+    (phone,) = phones(session, clinician, THREAD_LENGTH)
+    assert [(d, body) for d, _at, body in phone.texts] == [
+        (OUT, "7 hours"),
+        (IN, "Great, logged 7 hours."),
+    ]

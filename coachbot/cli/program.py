@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 
 ACTOR = "cli"

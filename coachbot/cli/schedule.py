@@ -11,7 +11,7 @@ import datetime as dt
 import click
 from sqlalchemy import select
 
-from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.schedule import parse_hhmm

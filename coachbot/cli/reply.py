@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 import click
 from sqlalchemy import select
 
-from coachbot.cli_common import NOW_OPTION, fail, friendly_errors, runtime_of
+from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.runtime import Runtime
