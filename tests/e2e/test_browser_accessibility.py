@@ -24,8 +24,9 @@ from coachbot.domain.states import AlertKind, AlertSeverity
 from coachbot.models import Alert, HomeworkItem
 from coachbot.services import consent
 from coachbot.services.alerts import acknowledge_alert, raise_alert, resolve_alert
+from tests.support.browser import sign_in
 from tests.support.builders import make_inbound, make_patient
-from tests.web.test_dashboard_support import NOW, PASSWORD, give_history, make_staff
+from tests.web.test_dashboard_support import NOW, give_history, make_staff
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 EMAILS = {
@@ -177,6 +178,13 @@ VISITS: dict[str, Visit] = {
     "admin-console": Visit("admin", "/operator/programs"),
     "admin-health": Visit("admin", "/operator/health"),
     "admin-tokens": Visit("admin", "/account/tokens"),
+    # Every role's own settings.
+    "my-settings": Visit("clinician", "/me/settings"),
+    "my-settings-errors": Visit(
+        "clinician", "/me/settings", _submit("Save", Time_zone="Mars/Olympus")
+    ),
+    "operator-my-settings": Visit("operator", "/me/settings"),
+    "admin-my-settings": Visit("admin", "/me/settings"),
 }
 
 
@@ -245,14 +253,6 @@ def _seed_history(session: Session, role: str | None, staff_id: int | None) -> i
     return rosa.id
 
 
-def _sign_in(page: Any, live_server: str, role: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(EMAILS[role])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: not url.endswith("/login"))
-
-
 def _broken(*_args: Any, **_kwargs: Any) -> Any:
     raise RuntimeError("a failure the 500 page must survive")
 
@@ -278,7 +278,7 @@ def test_page_meets_wcag_2_1_aa(
     monkeypatch.setattr("coachbot.web.common.utcnow", lambda: NOW + dt.timedelta(hours=2))
     ids = _seed(session, visit.role, history=visit.seed)
     if visit.role is not None:
-        _sign_in(page, live_server, visit.role)
+        sign_in(page, live_server, EMAILS[visit.role])
     if visit.fault is not None:
         monkeypatch.setattr(visit.fault, _broken)
     answer = page.goto(live_server + visit.path.format(**ids))

@@ -12,20 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from coachbot.models import OutboundMessage
 from tests.e2e.conftest import Screenshots
-from tests.support.builders import make_patient
-from tests.web.test_dashboard_support import NOW, PASSWORD, make_staff
+from tests.support.browser import sign_in
+from tests.support.builders import make_outbound, make_patient
+from tests.web.test_dashboard_support import NOW, make_staff
 
 SERIES_BLUE = (0x00, 0x5E, 0xA2)  # charts.js PALETTE[0], the first series' colour
-
-
-def _sign_in(page: Any, live_server: str, email: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: not url.endswith("/login"))
 
 
 def _focused_id(page: Any) -> str:
@@ -36,7 +28,7 @@ def test_the_error_summary_takes_focus_and_each_link_focuses_its_field(
     page: Any, live_server: str, session: Session, shots: Screenshots
 ) -> None:
     make_staff(session, "ana@clinic.test")
-    _sign_in(page, live_server, "ana@clinic.test")
+    sign_in(page, live_server, "ana@clinic.test")
     page.goto(f"{live_server}/patients/new")
     page.get_by_label("Mobile number", exact=True).fill("not a phone")
     page.get_by_label("Time zone", exact=True).fill("Mars/Base")
@@ -102,20 +94,9 @@ def test_delivery_health_charts_draw_with_axes_legend_values_and_a_table_fallbac
     patient = make_patient(session)
     # Two texts sent in the 17:00 hour (UTC), one in the 15:00 hour.
     for minutes in (30, 40, 150):
-        session.add(
-            OutboundMessage(
-                patient_id=patient.id,
-                to_e164=patient.phone_e164,
-                body="Time for your sleep log",
-                kind="nudge",
-                backend="console",
-                segments=1,
-                created_at=NOW - dt.timedelta(minutes=minutes),
-            )
-        )
-    session.commit()
+        make_outbound(session, patient, created_at=NOW - dt.timedelta(minutes=minutes))
 
-    _sign_in(page, live_server, "ops@clinic.test")
+    sign_in(page, live_server, "ops@clinic.test")
     page.goto(f"{live_server}/operator/health")
     page.locator("#chart-sent [data-chart-ready]").wait_for()
     state = _chart_state(page, "chart-sent")
@@ -158,7 +139,7 @@ def test_with_the_console_backend_delivery_reads_not_tracked(
     page: Any, live_server: str, session: Session
 ) -> None:
     make_staff(session, "ops@clinic.test", role="operator")
-    _sign_in(page, live_server, "ops@clinic.test")
+    sign_in(page, live_server, "ops@clinic.test")
     page.goto(f"{live_server}/operator/health")
     assert page.locator("td[data-figure='delivered']").inner_text() == "not tracked"
     assert page.locator("td[data-figure='rate']").inner_text() == "not tracked"
@@ -172,7 +153,7 @@ def test_message_templates_open_on_contents_with_a_page_per_track(
     page: Any, live_server: str, session: Session, shots: Screenshots
 ) -> None:
     make_staff(session, "ops@clinic.test", role="operator")
-    _sign_in(page, live_server, "ops@clinic.test")
+    sign_in(page, live_server, "ops@clinic.test")
     page.get_by_role("link", name="Operator console").click()
     page.get_by_role("link", name="Message templates").click()
     contents = page.get_by_role("navigation", name="Contents")

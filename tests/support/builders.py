@@ -8,7 +8,7 @@ import itertools
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
-from coachbot.models import InboundMessage, Patient, TrackSchedule
+from coachbot.models import InboundMessage, OutboundMessage, Patient, TrackSchedule
 
 # Named instants for frozen time (all aware UTC).
 MONDAY_0800_NEW_YORK = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
@@ -86,6 +86,36 @@ def make_inbound(
         outcome="free_text",
         received_at=received_at,
         needs_reading=needs_reading,
+    )
+    session.add(message)
+    session.commit()
+    return message
+
+
+def make_outbound(
+    session: Session,
+    patient: Patient,
+    *,
+    created_at: dt.datetime,
+    backend: str = "console",
+    kind: str = "nudge",
+    body: str = "Time for your sleep log",
+    provider_sid: str | None = None,
+    delivery_status: str | None = None,
+    error_code: str | None = None,
+) -> OutboundMessage:
+    """A stored outbound text to the patient, as the backend named recorded it."""
+    message = OutboundMessage(
+        patient_id=patient.id,
+        to_e164=patient.phone_e164,
+        body=body,
+        kind=kind,
+        backend=backend,
+        provider_sid=provider_sid,
+        delivery_status=delivery_status,
+        error_code=error_code,
+        segments=1,
+        created_at=created_at,
     )
     session.add(message)
     session.commit()

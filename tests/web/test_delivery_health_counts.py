@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.models import OutboundMessage
 from coachbot.queries.delivery_health import MUTED_BACKEND, delivery_health
-from tests.support.builders import make_patient
+from tests.support.builders import make_outbound, make_patient
 from tests.web import test_inbound_pipeline
 from tests.web.test_inbound_pipeline import EMPTY, T0, make_nudge, post, text_of
 
@@ -42,20 +42,16 @@ def test_texts_sent_leaves_out_muted_replies_and_texts_refused_before_sending(
     rows = _outbound(session)
     assert [r.backend for r in rows] == ["twiml", "twiml", "twiml", MUTED_BACKEND]
     # A welcome the suppression list refused: recorded, never sent (no provider id).
-    session.add(
-        OutboundMessage(
-            patient_id=patient.id,
-            to_e164=patient.phone_e164,
-            body="Welcome",
-            kind="welcome",
-            backend="twilio",
-            delivery_status="failed",
-            error_code="suppressed",
-            segments=1,
-            created_at=T0 + 6 * MINUTE,
-        )
+    make_outbound(
+        session,
+        patient,
+        created_at=T0 + 6 * MINUTE,
+        backend="twilio",
+        kind="welcome",
+        body="Welcome",
+        delivery_status="failed",
+        error_code="suppressed",
     )
-    session.commit()
 
     report = _report(session)
     assert len(_outbound(session)) == 5
@@ -72,20 +68,14 @@ def test_delivery_is_tracked_with_twilio_or_once_a_tracked_text_is_in_the_span(
     patient = make_patient(session)
     assert _report(session, backend="console").delivery_tracked is False
     assert _report(session, backend="twilio").delivery_tracked is True
-    session.add(
-        OutboundMessage(
-            patient_id=patient.id,
-            to_e164=patient.phone_e164,
-            body="Time for your sleep log",
-            kind="nudge",
-            backend="twilio",
-            provider_sid="SM" + "a1" * 16,
-            delivery_status="delivered",
-            segments=1,
-            created_at=T0,
-        )
+    make_outbound(
+        session,
+        patient,
+        created_at=T0,
+        backend="twilio",
+        provider_sid="SM" + "a1" * 16,
+        delivery_status="delivered",
     )
-    session.commit()
     # Sent through Twilio earlier in the span, then the process moved to the console backend.
     report = _report(session, backend="console")
     assert (report.delivery_tracked, report.sent, report.delivered) == (True, 1, 1)
