@@ -154,6 +154,7 @@ VISITS: dict[str, Visit] = {
     "templates": Visit("operator", "/operator/templates"),
     "templates-track": Visit("operator", "/operator/templates/sleep?language=es"),
     "health-month": Visit("operator", "/operator/health?span=30d"),
+    "health-old-address": Visit("operator", "/delivery"),
     "health-empty": Visit("operator", "/operator/health", seed=False),
     "server-error": Visit(
         "operator", "/operator/health", fault="coachbot.web.operator.delivery_health", status=500
