@@ -7,19 +7,25 @@ PORT ?= 5000
 
 .PHONY: install run test lint typecheck pytest bench proof proof-quick clean
 
+# Quiet on purpose: `make run` must end with the URL and the logins, not pip's progress.
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "installing coachbot into $(VENV) (first run only)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip
+	@$(PIP) install -e '.[test]'
+	@touch $(STAMP)
 
 install: $(STAMP)
 
-## make run: migrate the SQLite database, seed demo data, serve on http://127.0.0.1:$(PORT)
+## make run: migrate the SQLite database, seed the demo clinic (once, some seconds), serve on
+## http://127.0.0.1:$(PORT); the last lines printed are the URL and the three demo logins.
+## The migration's log is shown only if it fails.
 run: install
-	$(BIN)/coachbot db upgrade
-	$(BIN)/coachbot demo-seed
-	PORT=$(PORT) $(BIN)/coachbot serve --port $(PORT)
+	@$(BIN)/coachbot db upgrade >$(VENV)/db-upgrade.log 2>&1 || { cat $(VENV)/db-upgrade.log; exit 1; }
+	@$(BIN)/coachbot demo-seed
+	@PORT=$(PORT) $(BIN)/coachbot serve --port $(PORT)
 
 ## make test: ruff, mypy (coachbot, bench, proof, tests), then the whole pytest suite
 test: lint typecheck pytest
@@ -50,7 +56,7 @@ proof-quick: install
 BENCH_FLAGS := $(if $(QUICK),--quick,)
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(PIP) install -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: install $(BENCH_STAMP)

@@ -40,6 +40,12 @@ class SettingsError(ValueError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+# The demo clinic's name: texts read "Hi Maya, Riverside Recovery Clinic has signed you up",
+# never a placeholder such as "Your care team" in the middle of a sentence ("Your Your care
+# team coachbot messages"). Production must set CLINIC_NAME.
+DEVELOPMENT_CLINIC_NAME = "Riverside Recovery Clinic"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -54,7 +60,7 @@ class Settings:
     twilio_api_base_url: str | None = None
     twilio_timeout_seconds: float = 10.0
     public_base_url: str = "http://127.0.0.1:5000"
-    clinic_name: str = "Your care team"
+    clinic_name: str = DEVELOPMENT_CLINIC_NAME
     clinic_phone: str = "+16175550199"
     default_region: str = "US"
     tick_seconds: float = 5.0
@@ -226,7 +232,7 @@ def _clinic(env: _Env) -> dict[str, Any]:
         env.problems.append(f"DEFAULT_REGION: unknown region code {default_region!r}")
     return {
         "public_base_url": public_base_url,
-        "clinic_name": env.get("CLINIC_NAME") or "Your care team",
+        "clinic_name": env.get("CLINIC_NAME") or DEVELOPMENT_CLINIC_NAME,
         "clinic_phone": clinic_phone,
         "default_region": default_region,
     }
@@ -298,6 +304,10 @@ def _production_problems(env: _Env, fields: dict[str, Any]) -> None:
         env.problems.append("PUBLIC_BASE_URL: production needs an https:// URL")
     if fields["twilio_auth_token"] is None:
         env.problems.append("TWILIO_AUTH_TOKEN: required in production")
+    if env.get("CLINIC_NAME") is None:
+        # Every welcome, HELP and STOP text names the clinic: the development default is the
+        # demo clinic's name, which must never reach a real patient.
+        env.problems.append("CLINIC_NAME: required in production (the clinic's name in texts)")
 
 
 def _minutes(raw: str | None, default: float, name: str, problems: list[str]) -> float:

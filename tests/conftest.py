@@ -79,19 +79,25 @@ def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield str(path)
 
 
-@pytest.fixture
-def database_url(_migrated_template: str, tmp_path: Path) -> str:
+def fresh_database(template: str, directory: Path) -> str:
+    """An empty migrated database: a copy of the SQLite template in `directory`, or the
+    PostgreSQL template schema emptied (shared: the next test that asks empties it again)."""
     if TEST_DATABASE_URL:
-        engine = create_engine(_migrated_template)
+        engine = create_engine(template)
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         with engine.begin() as connection:
             # TRUNCATE bypasses the audit log's row-level append-only trigger by design.
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
-        return _migrated_template
-    copy = tmp_path / "coachbot.db"
-    shutil.copyfile(_migrated_template, copy)
+        return template
+    copy = directory / "coachbot.db"
+    shutil.copyfile(template, copy)
     return f"sqlite:///{copy}"
+
+
+@pytest.fixture
+def database_url(_migrated_template: str, tmp_path: Path) -> str:
+    return fresh_database(_migrated_template, tmp_path)
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from coachbot.cli.common import fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
@@ -16,9 +19,19 @@ from coachbot.domain.clock import utcnow
 @click.option("--tz", "timezone", required=True, help="IANA time zone, e.g. America/Chicago.")
 @click.option("--language", default="en", show_default=True)
 @click.option("--tracks", default="sleep,exercise,diet,mindfulness,rehab", show_default=True)
-@click.option("--times", default=None, help="Local times for every chosen track, e.g. 08:30,20:00.")
+@click.option(
+    "--times",
+    default=None,
+    help="Local times for every track listed in --tracks, e.g. 08:30,20:00 (default: each"
+    " track's own time from the programme).",
+)
 @click.option("--quiet-hours", default=None, help="e.g. 21:00-07:30")
-@click.option("--clinician", "clinician_email", default=None, help="Owning clinician's email.")
+@click.option(
+    "--clinician",
+    "clinician_email",
+    default=None,
+    help="Owning clinician's email; may be left out when there is only one clinician.",
+)
 @click.option("--consent", default="verbal consent in clinic", show_default=True)
 @click.option("--caregiver", "caregiver_phone", default=None)
 @click.option("--checkin/--no-checkin", default=False, help="Daily symptom check-in.")
@@ -35,9 +48,12 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
     )
 
     runtime = runtime_of(ctx)
-    request = EnrollmentRequest(**{**options, "homework": tuple(options["homework"])})
     now = utcnow()
     with runtime.session_factory() as session:
+        clinician = options["clinician_email"] or _the_only_clinician(session)
+        request = EnrollmentRequest(
+            **{**options, "clinician_email": clinician, "homework": tuple(options["homework"])}
+        )
         patient = enroll_patient(
             session,
             runtime.gateway,
@@ -58,15 +74,39 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
 @click.pass_context
 @friendly_errors
 def demo_seed(ctx: click.Context) -> None:
-    """Create the demo clinician and patients (development only; idempotent)."""
-    from coachbot.services.demo import seed_demo
+    """A demo clinic: logins for each role and 25 patients with 90 days of history, played
+    through the real pipeline (development only; idempotent)."""
+    from coachbot.services.demo import DemoRefused, seed_demo
 
     runtime = runtime_of(ctx)
+    # Some 5,000 texts go through the console backend, each logged at INFO: the seed says
+    # what it did in one line instead. Warnings and errors still show.
+    logging.getLogger("coachbot").setLevel(logging.WARNING)
     try:
-        login = seed_demo(
+        result = seed_demo(
             runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, utcnow()
         )
-    except RuntimeError as exc:
+    except DemoRefused as exc:
         fail(str(exc))
-    click.echo(f"demo clinician: {login.email} / password: {login.password}")
-    click.echo(f"patients enrolled: {login.patients}")
+    for line in result.as_lines():
+        click.echo(line)
+
+
+def _the_only_clinician(session: Session) -> str | None:
+    """A patient with no clinician is on nobody's list, so --clinician may be left out only
+    when the answer is obvious: the one clinician there is. With several, the error names
+    them. With none yet (a fresh install, before any `create-user`) there is no list to be
+    on, and the enrolment goes ahead as before."""
+    from coachbot.domain.states import Role
+    from coachbot.models import StaffUser
+
+    emails = list(
+        session.scalars(
+            select(StaffUser.email)
+            .where(StaffUser.role == Role.CLINICIAN, StaffUser.is_active.is_(True))
+            .order_by(StaffUser.email)
+        )
+    )
+    if len(emails) > 1:
+        fail(f"--clinician: required when there are several clinicians; one of {', '.join(emails)}")
+    return emails[0] if emails else None

@@ -1,109 +1,164 @@
-"""Demo data for `make run`: a clinician to sign in as and a few patients already opted in."""
+"""Demo data for `make run`: a clinic with 90 days of history and a login for each role.
+
+The logins are fixed and published, which is acceptable only because demo data is refused
+in production. The patients and their history are played through the real pipeline by
+`coachbot.services.demo_history`; the cast is in `coachbot.services.demo_cast`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
-from coachbot.domain.states import PatientStatus, Role
-from coachbot.models import Patient, StaffUser
-from coachbot.services import audit
-from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
+from coachbot.domain.states import Role
+from coachbot.models import OnCallOverride, Patient, StaffUser
+from coachbot.services.demo_cast import CAST, Persona
+from coachbot.services.demo_history import HISTORY, HistoryReport, play_history
+from coachbot.services.oncall import set_override
 from coachbot.services.staff import create_staff_user
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
-DEMO_EMAIL = "clinician@demo.coachbot.test"
-# A fixed, published password is acceptable only because demo data is refused in production.
-DEMO_PASSWORD = "demo-clinician-password"  # noqa: S105  (published demo login)
-
-_DEMO_PATIENTS = (
-    EnrollmentRequest(
-        first_name="Maya",
-        phone="+16175550101",
-        timezone="America/New_York",
-        tracks="sleep,exercise,mindfulness",
-        homework=("10 minutes of word-finding cards",),
-    ),
-    EnrollmentRequest(
-        first_name="Lucía",
-        phone="+16175550102",
-        timezone="America/Los_Angeles",
-        language="es",
-        tracks="exercise,diet,rehab",
-        homework=("5 sit-to-stand repetitions, twice",),
-    ),
-    EnrollmentRequest(
-        first_name="Tom",
-        phone="+16175550103",
-        timezone="Europe/London",
-        tracks="sleep,diet,rehab",
-        checkin=True,
-        homework=("the attention worksheet",),
-    ),
-)
-
 
 @dataclass(frozen=True)
 class DemoLogin:
+    role: str
     email: str
     password: str
-    patients: int
+
+
+# Published on purpose (README, `make run`): development only, refused in production.
+DEMO_LOGINS = (
+    DemoLogin(Role.CLINICIAN, "clinician@demo.coachbot.test", "demo-clinician-password"),
+    DemoLogin(Role.OPERATOR, "operator@demo.coachbot.test", "demo-operator-password"),
+    DemoLogin(Role.ADMIN, "admin@demo.coachbot.test", "demo-admin-password"),
+)
+DEMO_EMAIL = DEMO_LOGINS[0].email
+DEMO_PASSWORD = DEMO_LOGINS[0].password
+# The demo clinician's mobile, where the on-call pages go (a 555-01xx fiction number).
+DEMO_CLINICIAN_PHONE = "+16175550190"
+
+
+class DemoRefused(RuntimeError):
+    """Demo data may not be written here (a production configuration)."""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    logins: tuple[DemoLogin, ...]
+    patients: int  # demo patients in the database
+    history: HistoryReport | None  # None: the history was there already, or skipped
+    skipped_because: str | None = None
+
+    def as_lines(self) -> list[str]:
+        if self.history is not None:
+            h = self.history
+            return [
+                f"demo clinic seeded: {h.patients} patients, {HISTORY.days} days of history"
+                f" ({h.ticks} clock ticks, {h.texts_in} texts in)"
+            ]
+        return [self.skipped_because or f"demo data already there ({self.patients} patients)"]
 
 
 def seed_demo(
-    sessions: sessionmaker[Session],
+    session_factory: sessionmaker[Session],
     gateway: SmsGateway,
     library: MessageLibrary,
     settings: Settings,
     now: dt.datetime,
-) -> DemoLogin:
-    """Idempotent: a second run adds nothing and prints the same login. Development data,
-    so one transaction per account and per patient (as their services commit) is fine."""
+    cast: tuple[Persona, ...] = CAST,
+) -> DemoResult:
+    """Idempotent: the logins are created once, and the history is played only into a
+    clinic that has no patients yet; a second run changes nothing and says so."""
     if settings.env == "production":
-        raise RuntimeError("demo data is refused in production")
-    with sessions() as session:
-        has_clinician = session.scalar(select(StaffUser.id).where(StaffUser.email == DEMO_EMAIL))
-    if has_clinician is None:
-        create_staff_user(
-            sessions,
-            email=DEMO_EMAIL,
-            role=Role.CLINICIAN,
-            password=DEMO_PASSWORD,
-            now=now,
-            actor="demo",
-            display_name="Dr. Demo",
+        raise DemoRefused("demo data is refused in production (COACHBOT_ENV=production)")
+    clinician = _ensure_logins(session_factory, settings, now)
+    with session_factory() as session:
+        demo_phones = [p.phone for p in cast]
+        ours = session.scalar(
+            select(func.count(Patient.id)).where(Patient.phone_e164.in_(demo_phones))
         )
-    with sessions() as session:
-        for request in _DEMO_PATIENTS:
-            known = session.scalar(select(Patient.id).where(Patient.phone_e164 == request.phone))
-            if known is not None:
-                continue
-            patient = enroll_patient(
-                session,
-                gateway,
-                library,
-                settings,
-                dataclasses.replace(request, clinician_email=DEMO_EMAIL, consent="demo data"),
-                now=now,
-                actor="demo",
+        others = session.scalar(
+            select(func.count(Patient.id)).where(Patient.phone_e164.not_in(demo_phones))
+        )
+    if ours:
+        return DemoResult(DEMO_LOGINS, ours or 0, None)
+    if others:
+        # Playing 90 days of clock ticks would also run over these patients' records.
+        why = f"demo history skipped: the database already has {others} other patients"
+        return DemoResult(DEMO_LOGINS, 0, None, skipped_because=why)
+    history = play_history(session_factory, gateway, library, settings, clinician, now, cast)
+    return DemoResult(DEMO_LOGINS, history.patients, history)
+
+
+def _ensure_logins(
+    session_factory: sessionmaker[Session], settings: Settings, now: dt.datetime
+) -> StaffUser:
+    start = now - HISTORY - dt.timedelta(days=1)  # staff exist before the first enrolment
+    with session_factory() as session:
+        existing = set(
+            session.scalars(
+                select(StaffUser.email).where(
+                    StaffUser.email.in_([login.email for login in DEMO_LOGINS])
+                )
             )
-            # Demo phones cannot reply YES from a real handset; mark them opted in.
-            patient.status = PatientStatus.ACTIVE
-            patient.opted_in_at = now
-            audit.record(
-                session,
-                actor="demo",
-                action="consent.opt_in",
-                patient_id=patient.id,
-                now=now,
-                detail="demo data",
+        )
+        on_call_set = bool(session.scalar(select(func.count()).select_from(OnCallOverride)))
+    for login in DEMO_LOGINS:
+        if login.email in existing:
+            continue
+        create_staff_user(
+            session_factory,
+            email=login.email,
+            role=login.role,
+            password=login.password,
+            now=start,
+            actor="demo",
+            display_name=_DISPLAY_NAMES[login.role],
+            phone=DEMO_CLINICIAN_PHONE if login.role == Role.CLINICIAN else None,
+            default_region=settings.default_region,
+        )
+    if not on_call_set:
+        # Someone must be on call for the demo's red flags to page anybody.
+        set_override(
+            session_factory, primary_email=DEMO_EMAIL, backup_email=None, now=start, actor="demo"
+        )
+    with session_factory() as session:
+        clinician = session.scalars(select(StaffUser).where(StaffUser.email == DEMO_EMAIL)).one()
+        session.expunge(clinician)
+    return clinician
+
+
+def demo_logins_present(session: Session) -> tuple[DemoLogin, ...]:
+    """The demo logins whose accounts exist here, for `coachbot serve` to print; none in
+    production, where a published password must never be advertised."""
+    emails = set(
+        session.scalars(
+            select(StaffUser.email).where(
+                StaffUser.email.in_([login.email for login in DEMO_LOGINS]),
+                StaffUser.is_active.is_(True),
             )
-            session.commit()
-        count = len(session.scalars(select(Patient.id)).all())
-    return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, count)
+        )
+    )
+    return tuple(login for login in DEMO_LOGINS if login.email in emails)
+
+
+def ready_lines(url: str, logins: tuple[DemoLogin, ...]) -> list[str]:
+    """What `coachbot serve` prints once it listens, last, so `make run` ends with it."""
+    lines = [f"coachbot is running at {url}  (Ctrl+C stops it)"]
+    if logins:
+        lines.append("sign in as:")
+        width = max(len(login.role) for login in logins)
+        lines += [f"  {login.role:<{width}}  {login.email} / {login.password}" for login in logins]
+    return lines
+
+
+_DISPLAY_NAMES: dict[str, str] = {
+    Role.CLINICIAN: "Dr. Dana Reyes",
+    Role.OPERATOR: "Olu Operator",
+    Role.ADMIN: "Ari Admin",
+}

@@ -3,6 +3,7 @@ exit, and nothing written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -161,12 +162,44 @@ def test_adherence_for_an_unknown_patient_is_an_error(settings: Settings) -> Non
 
 
 def test_demo_seed_is_idempotent(settings: Settings) -> None:
-    first = _run(settings, "demo-seed")
+    """The full 90-day seed is played by tests/e2e/test_readme_screenshots.py through this
+    same command; here one pending patient stands in for the cast, so the second run's
+    answer is checked without playing 90 days twice."""
+    from coachbot.runtime import build_runtime
+    from coachbot.services.demo import seed_demo
+    from coachbot.services.demo_cast import CAST
+
+    runtime = build_runtime(settings)
+    pending = tuple(p for p in CAST if p.first_name == "Iris")
+    with freeze_time("2026-11-23T18:00:00Z"):
+        seed_demo(
+            runtime.session_factory,
+            runtime.gateway,
+            runtime.library,
+            runtime.settings,
+            dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC),
+            pending,
+        )
+    runtime.close()
+    before = _counts(settings)
     second = _run(settings, "demo-seed")
-    assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert "patients enrolled: 3" in second.output
-    assert _counts(settings)[0] == 3
+    assert "demo data already there (1 patients)" in second.output
+    assert _counts(settings) == before
+
+
+def test_demo_seed_is_refused_in_production(settings: Settings) -> None:
+    result = _run(
+        settings,
+        "demo-seed",
+        COACHBOT_ENV="production",
+        SECRET_KEY="x" * 48,
+        PUBLIC_BASE_URL="https://coach.example.org",
+        TWILIO_AUTH_TOKEN="token",
+        DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/none",
+    )
+    assert result.exit_code == 2
+    assert "demo data is refused in production" in result.output
 
 
 def test_the_console_script_is_installed_and_migrates_a_fresh_database(tmp_path: Path) -> None:

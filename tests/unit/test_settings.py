@@ -61,6 +61,7 @@ def test_production_refuses_default_secret_debug_sqlite_and_plain_http() -> None
         "DATABASE_URL",
         "PUBLIC_BASE_URL",
         "TWILIO_AUTH_TOKEN",
+        "CLINIC_NAME",
     ):
         assert name in text
 
@@ -76,6 +77,7 @@ def test_a_complete_production_environment_is_accepted() -> None:
             "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
             "TWILIO_AUTH_TOKEN": "token",
             "TWILIO_MESSAGING_SERVICE_SID": "MG" + "2" * 32,
+            "CLINIC_NAME": "Lakeside Neurology",
         }
     )
     assert settings.public_base_url == "https://coach.example.org"
