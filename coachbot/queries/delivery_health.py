@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, cast, func, literal, not_, select
+from sqlalchemy import ColumnElement, Integer, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from coachbot.domain.states import NudgeState
@@ -25,17 +25,17 @@ PROVIDER_FAILED = ("failed", "undelivered")
 # Backends whose provider reports each text's fate (Twilio's status callbacks). The console
 # backend prints texts and TwiML replies get no callback: their delivery is not tracked.
 TRACKED_BACKENDS = ("twilio",)
-# The reply-loop guard's marker row (services/inbound.py: backend "muted", no body) records a
-# reply it did not send; a text refused before it left (the API said no, or the suppression
-# list) has no provider id. Neither was sent.
+# The reply-loop guard's marker row (services/inbound/replies.py: backend "muted", no body)
+# records a reply it did not send; a text refused before it left (the API said no, or the
+# suppression list) has no provider id. Neither was sent.
 MUTED_BACKEND = "muted"
 SENT = and_(
     OutboundMessage.backend != MUTED_BACKEND,
-    not_(
-        and_(
-            OutboundMessage.delivery_status.in_(PROVIDER_FAILED),
-            OutboundMessage.provider_sid.is_(None),
-        )
+    # Spelled out for SQL's NULLs: most rows have no delivery status yet.
+    or_(
+        OutboundMessage.delivery_status.is_(None),
+        OutboundMessage.delivery_status.not_in(PROVIDER_FAILED),
+        OutboundMessage.provider_sid.is_not(None),
     ),
 )
 CLOCK_NAME = "dispatch"

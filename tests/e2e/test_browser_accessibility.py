@@ -1,9 +1,10 @@
-"""Every staff page, as each role reaches it, checked in a real browser with axe-core against
-WCAG 2.0/2.1 A and AA: the signed-out login page, the clinician's pages with a patient who has
-history and alerts, the operator console, the admin's staff page, and the error states of the
-forms (a form shown with its errors must be as usable as a fresh one).
+"""Every staff page state, as each role reaches it, checked in a real browser with axe-core
+against WCAG 2.0/2.1 A and AA: every page each role can open (the signed-out login page, the
+clinician's pages with a patient who has history and alerts, the operator console, the
+admin's pages), each form shown with its errors (a form with its errors must be as usable as
+a fresh one), the empty lists, and the 400, 404 and 500 pages.
 
-One test per page, so a regression names the page; the failure lists each rule broken, its
+One test per page state, so a regression names it; the failure lists each rule broken, its
 impact, what it asks for and the elements that break it.
 """
 
@@ -16,15 +17,16 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, AlertSeverity
-from coachbot.models import HomeworkItem
+from coachbot.models import Alert, HomeworkItem
 from coachbot.services import consent
 from coachbot.services.alerts import acknowledge_alert, raise_alert, resolve_alert
 from tests.support.builders import make_inbound, make_patient
-from tests.support.sign_in import make_staff, sign_in_browser
-from tests.web.test_dashboard_support import NOW, give_history
+from tests.support.sign_in import sign_in_browser as sign_in
+from tests.web.test_dashboard_support import NOW, give_history, make_staff
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 EMAILS = {
@@ -37,12 +39,18 @@ AXE = Axe()
 
 @dataclass(frozen=True)
 class Visit:
-    """A page as one role sees it: `path` may name {patient}; `act` is what the person does
-    there before the check (submit a form with a mistake, ask for a preview)."""
+    """A page as one role sees it: `path` may name {patient}, {alert} or {last_alert}; `act`
+    is what the person does there before the check (submit a form with a mistake, ask for a
+    preview); `seed=False` leaves the database with the staff account only (the empty
+    states); `fault` names a function the page calls, made to raise (the 500 page); `status`
+    is the answer the page must come with when nothing is done on it."""
 
     role: str | None
     path: str
     act: Callable[[Any], None] | None = None
+    seed: bool = True
+    fault: str | None = None
+    status: int = 200
 
 
 def _submit(button: str, **fields: str) -> Callable[[Any], None]:
@@ -53,6 +61,19 @@ def _submit(button: str, **fields: str) -> Callable[[Any], None]:
             page.get_by_label(label.replace("_", " "), exact=True).fill(value)
         page.get_by_role("button", name=button, exact=True).click()
         page.wait_for_load_state()
+
+    return act
+
+
+def _forge_csrf(button: str) -> Callable[[Any], None]:
+    """Submits the form with a forged CSRF token: the 400 page."""
+
+    def act(page: Any) -> None:
+        page.evaluate(
+            "document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'x')"
+        )
+        page.get_by_role("button", name=button, exact=True).click()
+        page.get_by_role("heading", name="Request refused").wait_for()
 
     return act
 
@@ -101,7 +122,15 @@ VISITS: dict[str, Visit] = {
         "clinician", "/account/tokens", _submit("Create token", Token_name="reporting")
     ),
     "tokens-errors": Visit("clinician", "/account/tokens", _submit("Create token")),
-    "not-found": Visit("clinician", "/patients/999999"),
+    "alert": Visit("clinician", "/alerts/{alert}"),
+    "alert-resolved": Visit("clinician", "/alerts/{last_alert}"),
+    "not-found": Visit("clinician", "/patients/999999", status=404),
+    "refused": Visit("clinician", "/account/tokens", _forge_csrf("Create token"), status=400),
+    # The clinician's lists with nobody and nothing in them.
+    "patients-empty": Visit("clinician", "/patients", seed=False),
+    "alerts-empty": Visit("clinician", "/alerts", seed=False),
+    "to-read-empty": Visit("clinician", "/to-read", seed=False),
+    "simulator-empty": Visit("clinician", "/simulator", seed=False),
     # The operator console.
     "health": Visit("operator", "/operator/health"),
     "programs": Visit("operator", "/operator/programs"),
@@ -123,21 +152,58 @@ VISITS: dict[str, Visit] = {
         _submit("Save settings", **{"Concurrent API calls": "many"}),
     ),
     "templates": Visit("operator", "/operator/templates"),
+    "templates-track": Visit("operator", "/operator/templates/sleep?language=es"),
+    "health-month": Visit("operator", "/operator/health?span=30d"),
+    "health-old-address": Visit("operator", "/delivery"),
+    "health-empty": Visit("operator", "/operator/health", seed=False),
+    "server-error": Visit(
+        "operator", "/operator/health", fault="coachbot.web.operator.delivery_health", status=500
+    ),
+    "operator-tokens": Visit("operator", "/account/tokens"),
     # The admin's pages.
     "staff": Visit("admin", "/staff"),
     "staff-errors": Visit("admin", "/staff", _submit("Create", Email="not-an-email")),
     "admin-alerts": Visit("admin", "/alerts"),
     "admin-to-read": Visit("admin", "/to-read"),
+    "staff-phone-errors": Visit(
+        "admin",
+        "/staff",
+        _submit("Save mobile of root@clinic.test", **{"Mobile of root@clinic.test": "12"}),
+    ),
+    # The admin's is the unknown sender's red flag: a patient's belongs to their clinician.
+    "admin-alert": Visit("admin", "/alerts/{last_alert}"),
     "oncall": Visit("admin", "/oncall"),
+    "oncall-errors": Visit("admin", "/oncall", _submit("Add shift", **{"Starts (HH:MM)": "25:99"})),
     "suppressions": Visit("admin", "/admin/suppressions"),
+    "suppressions-empty": Visit("admin", "/admin/suppressions", seed=False),
+    "admin-console": Visit("admin", "/operator/programs"),
+    "admin-health": Visit("admin", "/operator/health"),
+    "admin-tokens": Visit("admin", "/account/tokens"),
+    # Every role's own settings.
+    "my-settings": Visit("clinician", "/me/settings"),
+    "my-settings-errors": Visit(
+        "clinician", "/me/settings", _submit("Save", Time_zone="Mars/Olympus")
+    ),
+    "operator-my-settings": Visit("operator", "/me/settings"),
+    "admin-my-settings": Visit("admin", "/me/settings"),
 }
 
 
-def _seed(session: Session, role: str | None) -> int:
-    """The visit's staff account only (each costs a password hash) and a patient with ten
-    days of history, homework and an open red flag; for a clinician, the patient is theirs and
-    also has an acknowledged alert and a resolved one. Returns the patient's id."""
+def _seed(session: Session, role: str | None, *, history: bool = True) -> dict[str, int]:
+    """The visit's staff account only (each costs a password hash) and, with `history`, a
+    patient with ten days of history, homework and an open red flag; for a clinician, the
+    patient is theirs and also has an acknowledged alert and a resolved one. Returns the ids
+    the paths name: {patient}, {alert} (the first alert) and {last_alert}."""
     staff_id = make_staff(session, EMAILS[role], role=role) if role else None
+    if not history:
+        session.commit()
+        return {"patient": 0, "alert": 0, "last_alert": 0}
+    patient_id = _seed_history(session, role, staff_id)
+    first, last = session.execute(select(func.min(Alert.id), func.max(Alert.id))).one()
+    return {"patient": patient_id, "alert": first or 0, "last_alert": last or 0}
+
+
+def _seed_history(session: Session, role: str | None, staff_id: int | None) -> int:
     rosa = make_patient(
         session,
         first_name="Rosa",
@@ -188,6 +254,10 @@ def _seed(session: Session, role: str | None) -> int:
     return rosa.id
 
 
+def _broken(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("a failure the 500 page must survive")
+
+
 def _report(violations: list[dict[str, Any]]) -> str:
     lines = []
     for v in violations:
@@ -207,11 +277,16 @@ def test_page_meets_wcag_2_1_aa(
     # The app's clock two hours after the seeded history, so the heatmap, trend and timeline
     # show it whatever today's date is.
     monkeypatch.setattr("coachbot.web.common.utcnow", lambda: NOW + dt.timedelta(hours=2))
-    patient_id = _seed(session, visit.role)
+    ids = _seed(session, visit.role, history=visit.seed)
     if visit.role is not None:
-        sign_in_browser(page, live_server, EMAILS[visit.role])
-    page.goto(live_server + visit.path.format(patient=patient_id))
-    if visit.act is not None:
+        sign_in(page, live_server, EMAILS[visit.role])
+    if visit.fault is not None:
+        monkeypatch.setattr(visit.fault, _broken)
+    answer = page.goto(live_server + visit.path.format(**ids))
+    if visit.act is None:
+        # The page state is the one named: a 404 visit is the 404 page, not a bad seed.
+        assert answer.status == visit.status, f"{name}: {answer.status} from {page.url}"
+    else:
         visit.act(page)
 
     results = AXE.run(

@@ -165,15 +165,17 @@ def make_outbound(
     session: Session,
     patient: Patient,
     *,
-    body: str,
     created_at: dt.datetime,
+    body: str = "Time for your sleep log",
     kind: str = "nudge",
     nudge: Nudge | None = None,
     backend: str = "console",
+    provider_sid: str | None = None,
     delivery_status: str | None = None,
+    error_code: str | None = None,
     segments: int = 1,
 ) -> OutboundMessage:
-    """A text to the patient's phone, as the outbound log records it; flushed."""
+    """A text to the patient's phone, as the backend named recorded it; flushed."""
     message = OutboundMessage(
         patient_id=patient.id,
         to_e164=patient.phone_e164,
@@ -181,7 +183,9 @@ def make_outbound(
         kind=kind,
         nudge_id=nudge.id if nudge is not None else None,
         backend=backend,
+        provider_sid=provider_sid,
         delivery_status=delivery_status,
+        error_code=error_code,
         segments=segments,
         created_at=created_at,
     )

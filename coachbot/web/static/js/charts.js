@@ -37,7 +37,14 @@
       ticks: { stroke: GRID, width: 1 },
     };
     if (categories) {
-      x.splits = function () { return categories.map(function (_c, i) { return i; }); };
+      // A label per category while they fit (about 56 px each), else every n-th one.
+      x.splits = function (u) {
+        var width = u.bbox.width / (window.devicePixelRatio || 1);
+        var step = Math.max(1, Math.ceil((categories.length * 56) / Math.max(width, 1)));
+        var splits = [];
+        for (var i = 0; i < categories.length; i += step) splits.push(i);
+        return splits;
+      };
       x.values = function (_u, splits) {
         return splits.map(function (i) { return categories[i] === undefined ? "" : categories[i]; });
       };
@@ -54,7 +61,17 @@
         return splits.map(function (v) { return spec.unit === "%" ? v + "%" : String(v); });
       },
     };
+    if (wholeNumbers(spec)) y.incrs = WHOLE_STEPS;
     return [x, y];
+  }
+
+  // Counts tick in whole steps: "0.25 texts" would read as nonsense.
+  var WHOLE_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
+
+  function wholeNumbers(spec) {
+    return spec.unit !== "%" && spec.series.every(function (s) {
+      return s.values.every(function (v) { return v == null || Math.round(v) === v; });
+    });
   }
 
   function seriesOptions(spec) {
@@ -117,6 +134,7 @@
       opts.tzDate = function (ts) { return uPlot.tzDate(new Date(ts * 1000), spec.timezone); };
     }
     var chart = new uPlot(opts, data, container);
+    container.chart = chart; // the uPlot instance, for the browser tests and the console
     container.setAttribute("data-chart-ready", "true");
     if (typeof ResizeObserver !== "undefined") {
       new ResizeObserver(function () {
