@@ -104,7 +104,11 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
 
     row.get_by_role("link", name="Rosa").click()
     page.locator("table.heatmap[data-track='sleep'] td.hm-done").first.wait_for()
-    assert page.locator("table.trend-table", has_text="sleep (hours)").count() == 1
+    # The reported hours drawn by the chart library, with the numbers as a table beside it.
+    page.locator("figure#numbers-sleep canvas").first.wait_for()
+    assert page.locator("figure#numbers-sleep caption").text_content() == (
+        "sleep: reported numbers (hours)"
+    )
     page.locator("table.alerts").get_by_text("Red flag").first.wait_for()
     shots.take("patient-page")
 
