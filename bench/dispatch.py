@@ -63,7 +63,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DISPATCHER = r"""
 import datetime as dt, json, resource, sys, time
 from coachbot.runtime import build_runtime
-from coachbot.services import dispatch
+from coachbot.services import dispatch, tick
 from coachbot.settings import Settings
 
 args = json.loads(sys.argv[1])
@@ -72,7 +72,7 @@ due = dt.datetime.fromtimestamp(args["due"], dt.UTC)
 # Start at the due instant, as a clock tick would.
 time.sleep(max(0.0, args["due"] - time.time()))
 cpu0 = time.process_time()
-summary = dispatch.TickSummary()
+summary = tick.TickSummary()
 dispatch.dispatch_due(runtime.session_factory, runtime.gateway, runtime.library,
                       runtime.settings, due, summary)
 usage = resource.getrusage(resource.RUSAGE_SELF)

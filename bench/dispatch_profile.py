@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.dispatch import DEFAULT_PG, fresh_database, make_servers, seed, settings_for
 from coachbot.runtime import build_runtime
-from coachbot.services import dispatch
+from coachbot.services import dispatch, tick
 from coachbot.settings import Settings
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             servers = make_servers(args.server, 1, workdir)
             api = servers.start()
             runtime = build_runtime(Settings(**settings_for(url, api)))
-            summary = dispatch.TickSummary()
+            summary = tick.TickSummary()
             if args.bare:
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 dispatch.dispatch_due(

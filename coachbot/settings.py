@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -80,185 +80,224 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
+        """Every variable read, by concern; every problem collected before failing."""
+        env = _Env(os.environ if environ is None else environ)
+        database = _database(env)  # read first: the problems keep the order of the variables
+        mode = _mode(env)
+        fields: dict[str, Any] = {
+            **database,
+            **mode,
+            **_twilio(env, mode["sms_backend"]),
+            **_clinic(env),
+            **_tick(env),
+            **_emergency(env),
+            **_paging(env),
+        }
+        _production_problems(env, fields)
+        if env.problems:
+            raise SettingsError(env.problems)
+        return cls(**fields)
 
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            if value is None:
-                return None
-            value = value.strip()
-            return value or None
 
-        database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        try:
-            url = make_url(database_url)
-            if url.get_backend_name() not in ("sqlite", "postgresql") or url.drivername not in (
-                "sqlite",
-                "sqlite+pysqlite",
-                "postgresql",
-                "postgres",
-                "postgresql+psycopg",
-            ):
-                problems.append(
-                    f"DATABASE_URL: unsupported database {url.get_backend_name()!r}"
-                    " (use sqlite:/// or postgresql+psycopg://)"
-                )
-            elif url.drivername in ("postgresql", "postgres"):
-                # Normalise the common 'postgresql://' spelling to the psycopg 3 driver we ship.
-                database_url = url.set(drivername="postgresql+psycopg").render_as_string(
-                    hide_password=False
-                )
-        except ArgumentError:
-            problems.append(
-                "DATABASE_URL: not a database URL"
-                " (expected e.g. sqlite:///instance/coachbot.db or"
-                " postgresql+psycopg://user@host:5432/db)"
-            )
+class _Env:
+    """The environment being read, and the problems found in it so far."""
 
-        coachbot_env = get("COACHBOT_ENV") or "development"
-        if coachbot_env not in ("development", "production"):
-            problems.append(
-                f"COACHBOT_ENV: must be 'development' or 'production', not {coachbot_env!r}"
-            )
-            coachbot_env = "development"
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
 
-        debug_raw = (get("FLASK_DEBUG") or get("COACHBOT_DEBUG") or "0").lower()
-        debug = debug_raw in ("1", "true", "yes", "on")
+    def get(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
 
-        sms_backend = (get("SMS_BACKEND") or "console").lower()
-        if sms_backend not in ("console", "twilio"):
-            problems.append(f"SMS_BACKEND: must be 'console' or 'twilio', not {sms_backend!r}")
-            sms_backend = "console"
+    def flag(self, *names: str, default: str) -> bool:
+        raw = next((v for v in map(self.get, names) if v is not None), default)
+        return raw.lower() in ("1", "true", "yes", "on")
 
-        secret_key = get("SECRET_KEY") or DEFAULT_SECRET_KEY
 
-        account_sid = get("TWILIO_ACCOUNT_SID")
-        auth_token = get("TWILIO_AUTH_TOKEN")
-        from_number = get("TWILIO_FROM_NUMBER")
-        service_sid = get("TWILIO_MESSAGING_SERVICE_SID")
-        api_base_url = get("TWILIO_API_BASE_URL")
-        if account_sid is not None and not (
-            account_sid.startswith("AC") and len(account_sid) == 34
+def _database(env: _Env) -> dict[str, Any]:
+    database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    try:
+        url = make_url(database_url)
+        if url.get_backend_name() not in ("sqlite", "postgresql") or url.drivername not in (
+            "sqlite",
+            "sqlite+pysqlite",
+            "postgresql",
+            "postgres",
+            "postgresql+psycopg",
         ):
-            problems.append("TWILIO_ACCOUNT_SID: must look like AC followed by 32 characters")
-        if service_sid is not None and not service_sid.startswith("MG"):
-            problems.append("TWILIO_MESSAGING_SERVICE_SID: must start with MG")
-        if from_number is not None and not _is_e164(from_number):
-            problems.append("TWILIO_FROM_NUMBER: must be an E.164 number such as +16175550100")
-        if api_base_url is not None and not _is_http_url(api_base_url):
-            problems.append("TWILIO_API_BASE_URL: must be an http(s) URL")
-        if sms_backend == "twilio":
-            if account_sid is None:
-                problems.append("TWILIO_ACCOUNT_SID: required when SMS_BACKEND=twilio")
-            if from_number is None and service_sid is None:
-                problems.append(
-                    "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID:"
-                    " one is required when SMS_BACKEND=twilio"
-                )
+            env.problems.append(
+                f"DATABASE_URL: unsupported database {url.get_backend_name()!r}"
+                " (use sqlite:/// or postgresql+psycopg://)"
+            )
+        elif url.drivername in ("postgresql", "postgres"):
+            # Normalise the common 'postgresql://' spelling to the psycopg 3 driver we ship.
+            database_url = url.set(drivername="postgresql+psycopg").render_as_string(
+                hide_password=False
+            )
+    except ArgumentError:
+        env.problems.append(
+            "DATABASE_URL: not a database URL"
+            " (expected e.g. sqlite:///instance/coachbot.db or"
+            " postgresql+psycopg://user@host:5432/db)"
+        )
+    return {"database_url": database_url}
+
+
+def _mode(env: _Env) -> dict[str, Any]:
+    coachbot_env = env.get("COACHBOT_ENV") or "development"
+    if coachbot_env not in ("development", "production"):
+        env.problems.append(
+            f"COACHBOT_ENV: must be 'development' or 'production', not {coachbot_env!r}"
+        )
+        coachbot_env = "development"
+    debug = env.flag("FLASK_DEBUG", "COACHBOT_DEBUG", default="0")
+    sms_backend = (env.get("SMS_BACKEND") or "console").lower()
+    if sms_backend not in ("console", "twilio"):
+        env.problems.append(f"SMS_BACKEND: must be 'console' or 'twilio', not {sms_backend!r}")
+        sms_backend = "console"
+    return {
+        "env": coachbot_env,
+        "debug": debug,
+        "sms_backend": sms_backend,
+        "secret_key": env.get("SECRET_KEY") or DEFAULT_SECRET_KEY,
+    }
+
+
+def _twilio(env: _Env, sms_backend: str) -> dict[str, Any]:
+    problems = env.problems
+    account_sid = env.get("TWILIO_ACCOUNT_SID")
+    auth_token = env.get("TWILIO_AUTH_TOKEN")
+    from_number = env.get("TWILIO_FROM_NUMBER")
+    service_sid = env.get("TWILIO_MESSAGING_SERVICE_SID")
+    api_base_url = env.get("TWILIO_API_BASE_URL")
+    if account_sid is not None and not (account_sid.startswith("AC") and len(account_sid) == 34):
+        problems.append("TWILIO_ACCOUNT_SID: must look like AC followed by 32 characters")
+    if service_sid is not None and not service_sid.startswith("MG"):
+        problems.append("TWILIO_MESSAGING_SERVICE_SID: must start with MG")
+    if from_number is not None and not _is_e164(from_number):
+        problems.append("TWILIO_FROM_NUMBER: must be an E.164 number such as +16175550100")
+    if api_base_url is not None and not _is_http_url(api_base_url):
+        problems.append("TWILIO_API_BASE_URL: must be an http(s) URL")
+    if sms_backend == "twilio":
+        if account_sid is None:
+            problems.append("TWILIO_ACCOUNT_SID: required when SMS_BACKEND=twilio")
+        if from_number is None and service_sid is None:
+            problems.append(
+                "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID:"
+                " one is required when SMS_BACKEND=twilio"
+            )
         # The webhooks verify signatures with the auth token, so it is needed on any
         # backend once a real Twilio number points at us; without it every webhook is 403.
-        if sms_backend == "twilio" and auth_token is None:
+        if auth_token is None:
             problems.append("TWILIO_AUTH_TOKEN: required when SMS_BACKEND=twilio")
+    timeout_raw = env.get("TWILIO_TIMEOUT_SECONDS") or "10"
+    try:
+        timeout = float(timeout_raw)
+        if not 0 < timeout <= 120:
+            raise ValueError
+    except ValueError:
+        problems.append("TWILIO_TIMEOUT_SECONDS: must be a number of seconds in (0, 120]")
+        timeout = 10.0
+    return {
+        "twilio_account_sid": account_sid,
+        "twilio_auth_token": auth_token,
+        "twilio_from_number": from_number,
+        "twilio_messaging_service_sid": service_sid,
+        "twilio_api_base_url": api_base_url,
+        "twilio_timeout_seconds": timeout,
+    }
 
-        timeout_raw = get("TWILIO_TIMEOUT_SECONDS") or "10"
-        try:
-            timeout = float(timeout_raw)
-            if not 0 < timeout <= 120:
-                raise ValueError
-        except ValueError:
-            problems.append("TWILIO_TIMEOUT_SECONDS: must be a number of seconds in (0, 120]")
-            timeout = 10.0
 
-        public_base_url = (get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-        if not _is_http_url(public_base_url):
-            problems.append(
-                "PUBLIC_BASE_URL: must be an http(s) URL such as https://coach.example.org"
-            )
-
-        clinic_name = get("CLINIC_NAME") or "Your care team"
-        clinic_phone = get("CLINIC_PHONE") or "+16175550199"
-        if not _is_e164(clinic_phone):
-            problems.append("CLINIC_PHONE: must be an E.164 number such as +16175550199")
-
-        default_region = (get("DEFAULT_REGION") or "US").upper()
-        if default_region not in phonenumbers.SUPPORTED_REGIONS:
-            problems.append(f"DEFAULT_REGION: unknown region code {default_region!r}")
-
-        tick_raw = get("TICK_SECONDS") or "5"
-        try:
-            tick_seconds = float(tick_raw)
-            if not 0.5 <= tick_seconds <= 300:
-                raise ValueError
-        except ValueError:
-            problems.append("TICK_SECONDS: must be a number of seconds between 0.5 and 300")
-            tick_seconds = 5.0
-
-        emergency_numbers: dict[str, EmergencyNumbers] = {}
-        try:
-            emergency_numbers = parse_overrides(get("EMERGENCY_NUMBERS"))
-        except EmergencyNumbersError as exc:
-            problems.append(
-                f"EMERGENCY_NUMBERS: {exc} (format: REGION=EMERGENCY[;CRISIS_LINE[;NAME]],..."
-                " e.g. GB=999;116 123;Samaritans,US=911;988)"
-            )
-        smtp_url = get("SMTP_URL")
-        if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtp+starttls"):
-            problems.append("SMTP_URL: must be smtp://host:port or smtp+starttls://host:port")
-        paging_from_email = get("PAGING_FROM_EMAIL") or "coachbot@localhost"
-        if "@" not in paging_from_email:
-            problems.append("PAGING_FROM_EMAIL: must be an e-mail address")
-        repage = _minutes(get("PAGING_REPAGE_MINUTES"), 5.0, "PAGING_REPAGE_MINUTES", problems)
-        backup = _minutes(get("PAGING_BACKUP_MINUTES"), 15.0, "PAGING_BACKUP_MINUTES", problems)
-        clinic_timezone = get("CLINIC_TIMEZONE") or "UTC"
-        try:
-            ZoneInfo(clinic_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"CLINIC_TIMEZONE: unknown IANA time zone {clinic_timezone!r}")
-        pager_enabled = (get("PAGER_ENABLED") or "1").lower() in ("1", "true", "yes", "on")
-
-        if coachbot_env == "production":
-            if secret_key == DEFAULT_SECRET_KEY or len(secret_key) < 32:
-                problems.append(
-                    "SECRET_KEY: production needs a random secret of at least 32 characters"
-                )
-            if debug:
-                problems.append("FLASK_DEBUG: debug mode is refused in production")
-            if database_url.startswith("sqlite"):
-                problems.append("DATABASE_URL: production refuses SQLite; use PostgreSQL")
-            if not public_base_url.startswith("https://"):
-                problems.append("PUBLIC_BASE_URL: production needs an https:// URL")
-            if auth_token is None:
-                problems.append("TWILIO_AUTH_TOKEN: required in production")
-
-        if problems:
-            raise SettingsError(problems)
-
-        return cls(
-            database_url=database_url,
-            secret_key=secret_key,
-            env=coachbot_env,  # type: ignore[arg-type]  # validated above
-            debug=debug,
-            sms_backend=sms_backend,  # type: ignore[arg-type]  # validated above
-            twilio_account_sid=account_sid,
-            twilio_auth_token=auth_token,
-            twilio_from_number=from_number,
-            twilio_messaging_service_sid=service_sid,
-            twilio_api_base_url=api_base_url,
-            twilio_timeout_seconds=timeout,
-            public_base_url=public_base_url,
-            clinic_name=clinic_name,
-            clinic_phone=clinic_phone,
-            default_region=default_region,
-            tick_seconds=tick_seconds,
-            emergency_numbers=emergency_numbers,
-            smtp_url=smtp_url,
-            paging_from_email=paging_from_email,
-            paging_repage_minutes=repage,
-            paging_backup_minutes=backup,
-            clinic_timezone=clinic_timezone,
-            pager_enabled=pager_enabled,
+def _clinic(env: _Env) -> dict[str, Any]:
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    if not _is_http_url(public_base_url):
+        env.problems.append(
+            "PUBLIC_BASE_URL: must be an http(s) URL such as https://coach.example.org"
         )
+    clinic_phone = env.get("CLINIC_PHONE") or "+16175550199"
+    if not _is_e164(clinic_phone):
+        env.problems.append("CLINIC_PHONE: must be an E.164 number such as +16175550199")
+    default_region = (env.get("DEFAULT_REGION") or "US").upper()
+    if default_region not in phonenumbers.SUPPORTED_REGIONS:
+        env.problems.append(f"DEFAULT_REGION: unknown region code {default_region!r}")
+    return {
+        "public_base_url": public_base_url,
+        "clinic_name": env.get("CLINIC_NAME") or "Your care team",
+        "clinic_phone": clinic_phone,
+        "default_region": default_region,
+    }
+
+
+def _tick(env: _Env) -> dict[str, Any]:
+    tick_raw = env.get("TICK_SECONDS") or "5"
+    try:
+        tick_seconds = float(tick_raw)
+        if not 0.5 <= tick_seconds <= 300:
+            raise ValueError
+    except ValueError:
+        env.problems.append("TICK_SECONDS: must be a number of seconds between 0.5 and 300")
+        tick_seconds = 5.0
+    return {"tick_seconds": tick_seconds}
+
+
+def _emergency(env: _Env) -> dict[str, Any]:
+    emergency_numbers: dict[str, EmergencyNumbers] = {}
+    try:
+        emergency_numbers = parse_overrides(env.get("EMERGENCY_NUMBERS"))
+    except EmergencyNumbersError as exc:
+        env.problems.append(
+            f"EMERGENCY_NUMBERS: {exc} (format: REGION=EMERGENCY[;CRISIS_LINE[;NAME]],..."
+            " e.g. GB=999;116 123;Samaritans,US=911;988)"
+        )
+    return {"emergency_numbers": emergency_numbers}
+
+
+def _paging(env: _Env) -> dict[str, Any]:
+    problems = env.problems
+    smtp_url = env.get("SMTP_URL")
+    if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtp+starttls"):
+        problems.append("SMTP_URL: must be smtp://host:port or smtp+starttls://host:port")
+    paging_from_email = env.get("PAGING_FROM_EMAIL") or "coachbot@localhost"
+    if "@" not in paging_from_email:
+        problems.append("PAGING_FROM_EMAIL: must be an e-mail address")
+    repage = _minutes(env.get("PAGING_REPAGE_MINUTES"), 5.0, "PAGING_REPAGE_MINUTES", problems)
+    backup = _minutes(env.get("PAGING_BACKUP_MINUTES"), 15.0, "PAGING_BACKUP_MINUTES", problems)
+    clinic_timezone = env.get("CLINIC_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(clinic_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"CLINIC_TIMEZONE: unknown IANA time zone {clinic_timezone!r}")
+    return {
+        "smtp_url": smtp_url,
+        "paging_from_email": paging_from_email,
+        "paging_repage_minutes": repage,
+        "paging_backup_minutes": backup,
+        "clinic_timezone": clinic_timezone,
+        "pager_enabled": env.flag("PAGER_ENABLED", default="1"),
+    }
+
+
+def _production_problems(env: _Env, fields: dict[str, Any]) -> None:
+    """What production refuses that development allows."""
+    if fields["env"] != "production":
+        return
+    secret_key: str = fields["secret_key"]
+    if secret_key == DEFAULT_SECRET_KEY or len(secret_key) < 32:
+        env.problems.append(
+            "SECRET_KEY: production needs a random secret of at least 32 characters"
+        )
+    if fields["debug"]:
+        env.problems.append("FLASK_DEBUG: debug mode is refused in production")
+    if fields["database_url"].startswith("sqlite"):
+        env.problems.append("DATABASE_URL: production refuses SQLite; use PostgreSQL")
+    if not fields["public_base_url"].startswith("https://"):
+        env.problems.append("PUBLIC_BASE_URL: production needs an https:// URL")
+    if fields["twilio_auth_token"] is None:
+        env.problems.append("TWILIO_AUTH_TOKEN: required in production")
 
 
 def _minutes(raw: str | None, default: float, name: str, problems: list[str]) -> float:

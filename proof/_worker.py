@@ -12,7 +12,7 @@ import sys
 from contextlib import AbstractContextManager, nullcontext
 
 from coachbot.runtime import build_runtime
-from coachbot.services import dispatch
+from coachbot.services import tick
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 from tests.support.crash_points import crash_points, kill_at
@@ -29,7 +29,7 @@ def main() -> None:
     sys.stdout.flush()
     now = dt.datetime.fromisoformat(args["now"])
     with points as gateway:
-        summary = dispatch.run_tick(
+        summary = tick.run_tick(
             runtime.session_factory, gateway, runtime.library, runtime.settings, now
         )
     sys.stdout.write(summary.as_text() + "\n")

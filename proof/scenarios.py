@@ -32,9 +32,10 @@ from coachbot.domain.program import CLAIM_LEASE
 from coachbot.domain.states import FINAL_NUDGE_STATES, NudgeState, PatientStatus
 from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.dispatch import plan_nudges, run_tick
+from coachbot.services.dispatch import plan_nudges
 from coachbot.services.reconcile import reconcile_ambiguous
 from coachbot.services.schedules import set_stale_limit
+from coachbot.services.tick import run_tick
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.cohort import cohort_phone, make_cohort, nudge_states
@@ -868,24 +869,23 @@ def paging(
         try:
             make_cohort(runtime.session_factory, nudges, consent_method="proof")
             plan_nudges(runtime.session_factory, NOW)
-            with runtime.session_factory() as session:
-                for email, phone in ((ONCALL_EMAIL, ONCALL_PHONE), (BACKUP_EMAIL, None)):
-                    create_staff_user(
-                        session,
-                        email=email,
-                        role="clinician",
-                        password="proof-password-0",  # noqa: S106 - loopback only
-                        now=utcnow(),
-                        actor="proof",
-                        phone=phone,
-                    )
-                oncall.set_override(
-                    session,
-                    primary_email=ONCALL_EMAIL,
-                    backup_email=BACKUP_EMAIL,
+            for email, phone in ((ONCALL_EMAIL, ONCALL_PHONE), (BACKUP_EMAIL, None)):
+                create_staff_user(
+                    runtime.session_factory,
+                    email=email,
+                    role="clinician",
+                    password="proof-password-0",  # noqa: S106 - loopback only
                     now=utcnow(),
                     actor="proof",
+                    phone=phone,
                 )
+            oncall.set_override(
+                runtime.session_factory,
+                primary_email=ONCALL_EMAIL,
+                backup_email=BACKUP_EMAIL,
+                now=utcnow(),
+                actor="proof",
+            )
         finally:
             runtime.close()
 

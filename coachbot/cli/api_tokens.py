@@ -31,11 +31,12 @@ def _user(session: Session, email: str) -> StaffUser:
 @friendly_errors
 def create(ctx: click.Context, email: str, name: str) -> None:
     """Create a token and print it once."""
-    with runtime_of(ctx).session_factory() as session:
+    runtime = runtime_of(ctx)
+    with runtime.read_session_factory() as session:
         user = _user(session, email)
-        issued = create_token(session, user, name=name, now=utcnow(), actor="cli")
-        click.echo(f"token id {issued.token.id} for {user.email} (shown once):")
-        click.echo(issued.secret)
+    issued = create_token(runtime.session_factory, user.id, name=name, now=utcnow(), actor="cli")
+    click.echo(f"token id {issued.token.id} for {user.email} (shown once):")
+    click.echo(issued.secret)
 
 
 @api_token.command("revoke")
@@ -44,9 +45,8 @@ def create(ctx: click.Context, email: str, name: str) -> None:
 @friendly_errors
 def revoke(ctx: click.Context, token_id: int) -> None:
     """Revoke a token by id."""
-    with runtime_of(ctx).session_factory() as session:
-        if not revoke_token(session, token_id, now=utcnow(), actor="cli"):
-            fail(f"no token with id {token_id}")
+    if not revoke_token(runtime_of(ctx).session_factory, token_id, now=utcnow(), actor="cli"):
+        fail(f"no token with id {token_id}")
     click.echo(f"token {token_id} revoked")
 
 

@@ -62,10 +62,11 @@ def demo_seed(ctx: click.Context) -> None:
     from coachbot.services.demo import seed_demo
 
     runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        try:
-            login = seed_demo(session, runtime.gateway, runtime.library, runtime.settings, utcnow())
-        except RuntimeError as exc:
-            fail(str(exc))
+    try:
+        login = seed_demo(
+            runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, utcnow()
+        )
+    except RuntimeError as exc:
+        fail(str(exc))
     click.echo(f"demo clinician: {login.email} / password: {login.password}")
     click.echo(f"patients enrolled: {login.patients}")

@@ -38,19 +38,23 @@ def oncall_set(
     if clear and backup_email:
         fail("--backup-email cannot go with --clear")
     runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        if clear:
-            cleared = rota.clear_override(session, now=utcnow(), actor="cli")
-            click.echo("override cleared" if cleared else "no override was set")
-        else:
-            assert email is not None
-            rota.set_override(
-                session, primary_email=email, backup_email=backup_email, now=utcnow(), actor="cli"
-            )
-            click.echo(
-                f"on call now: {email.strip().lower()}"
-                + (f" (backup {backup_email.strip().lower()})" if backup_email else "")
-            )
+    if clear:
+        cleared = rota.clear_override(runtime.session_factory, now=utcnow(), actor="cli")
+        click.echo("override cleared" if cleared else "no override was set")
+    else:
+        assert email is not None
+        rota.set_override(
+            runtime.session_factory,
+            primary_email=email,
+            backup_email=backup_email,
+            now=utcnow(),
+            actor="cli",
+        )
+        click.echo(
+            f"on call now: {email.strip().lower()}"
+            + (f" (backup {backup_email.strip().lower()})" if backup_email else "")
+        )
+    with runtime.read_session_factory() as session:
         _warn_if_nobody(session, runtime.settings)
 
 
@@ -123,18 +127,16 @@ def shift_add(
     """Add a weekly shift."""
     from coachbot.services.oncall import add_shift
 
-    runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        shift = add_shift(
-            session,
-            weekday=weekday,
-            start=start,
-            end=end,
-            primary_email=email,
-            backup_email=backup_email,
-            now=utcnow(),
-            actor="cli",
-        )
+    shift = add_shift(
+        runtime_of(ctx).session_factory,
+        weekday=weekday,
+        start=start,
+        end=end,
+        primary_email=email,
+        backup_email=backup_email,
+        now=utcnow(),
+        actor="cli",
+    )
     click.echo(f"shift #{shift.id} added")
 
 
@@ -146,10 +148,8 @@ def shift_delete(ctx: click.Context, shift_id: int) -> None:
     """Delete a weekly shift by its number (see `oncall show`)."""
     from coachbot.services.oncall import delete_shift
 
-    runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        if not delete_shift(session, shift_id, now=utcnow(), actor="cli"):
-            fail(f"no shift #{shift_id}")
+    if not delete_shift(runtime_of(ctx).session_factory, shift_id, now=utcnow(), actor="cli"):
+        fail(f"no shift #{shift_id}")
     click.echo(f"shift #{shift_id} deleted")
 
 
@@ -162,8 +162,8 @@ def shift_delete(ctx: click.Context, shift_id: int) -> None:
 def alerts(ctx: click.Context, status: str, limit: int, as_json: bool) -> None:
     """Alerts, newest first, with who was paged, when, by which channel, and who acknowledged."""
     from coachbot.models import Alert, StaffUser
+    from coachbot.queries.pages import pages_for
     from coachbot.services import audit
-    from coachbot.services.paging import pages_for
 
     runtime = runtime_of(ctx)
     with runtime.session_factory() as session:

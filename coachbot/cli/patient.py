@@ -18,27 +18,23 @@ def patient() -> None:
 
 
 def _change(ctx: click.Context, action: str, patient_id: int, now: dt.datetime | None) -> None:
-    from coachbot.models import Patient
-    from coachbot.services.care import TransitionRefused, change_status
+    from coachbot.services.status_changes import TransitionRefused, change_status
 
     runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        record = session.get(Patient, patient_id)
-        if record is None:
-            fail(f"no patient with id {patient_id}")
-        try:
-            change_status(
-                session,
-                record,
-                action,
-                now=now or utcnow(),
-                actor="cli",
-                settings=runtime.settings,
-            )
-        except TransitionRefused as exc:
-            session.rollback()
-            fail(f"{action} refused: {exc}")
-        click.echo(f"patient {patient_id} is now {record.status}")
+    try:
+        record = change_status(
+            runtime.session_factory,
+            patient_id,
+            action,
+            now=now or utcnow(),
+            actor="cli",
+            settings=runtime.settings,
+        )
+    except LookupError:
+        fail(f"no patient with id {patient_id}")
+    except TransitionRefused as exc:
+        fail(f"{action} refused: {exc}")
+    click.echo(f"patient {patient_id} is now {record.status}")
 
 
 def _command(action: str, help_text: str) -> click.Command:

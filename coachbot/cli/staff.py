@@ -27,16 +27,15 @@ def create_user(
         "Password", hide_input=True, confirmation_prompt=True
     )
     runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        user = create_staff_user(
-            session,
-            email=email,
-            role=role,
-            password=password,
-            now=utcnow(),
-            actor="cli",
-            display_name=display_name,
-            phone=phone,
-            default_region=runtime.settings.default_region,
-        )
+    user = create_staff_user(
+        runtime.session_factory,
+        email=email,
+        role=role,
+        password=password,
+        now=utcnow(),
+        actor="cli",
+        display_name=display_name,
+        phone=phone,
+        default_region=runtime.settings.default_region,
+    )
     click.echo(f"created {user.role} {user.email} (id {user.id})")

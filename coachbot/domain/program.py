@@ -67,6 +67,8 @@ COACHING_TRACKS: tuple[str, ...] = ("sleep", "exercise", "diet", "mindfulness", 
 LANGUAGES: tuple[str, ...] = ("en", "es")
 DEFAULT_DAILY_CAP = 5
 PLANNING_HORIZON = dt.timedelta(hours=6)
+# The longest reply window a programme may set (operators choose 15 minutes to 48 hours).
+MAX_REPLY_WINDOW = dt.timedelta(hours=48)
 CLAIM_LEASE = dt.timedelta(minutes=5)
 
 

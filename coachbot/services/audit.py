@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.models import AuditEntry
 
@@ -58,3 +58,40 @@ def record_reads(
     ]
     if rows:
         session.execute(insert(AuditEntry), rows)
+
+
+def deny(
+    sessions: sessionmaker[Session],
+    *,
+    actor: str,
+    action: str,
+    now: dt.datetime,
+    patient_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """A refusal, in its own transaction: nothing else happened, so nothing commits with it."""
+    with sessions.begin() as session:
+        record(
+            session,
+            actor=actor,
+            action=action,
+            now=now,
+            patient_id=patient_id,
+            outcome="denied",
+            detail=detail,
+        )
+
+
+def viewed(
+    sessions: sessionmaker[Session],
+    *,
+    actor: str,
+    action: str,
+    now: dt.datetime,
+    patient_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """A read (a page, an export), in its own transaction: a read changes nothing that the
+    entry could commit with."""
+    with sessions.begin() as session:
+        record(session, actor=actor, action=action, now=now, patient_id=patient_id, detail=detail)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.models import LoginAttempt, StaffSession, StaffUser
 from coachbot.queries.dashboard import aware
@@ -74,87 +75,94 @@ def _check_throttle(session: Session, email: str, ip: str, now: dt.datetime) -> 
 
 
 def sign_in(
-    session: Session, *, email: str, password: str, ip: str, now: dt.datetime
+    sessions: sessionmaker[Session], *, email: str, password: str, ip: str, now: dt.datetime
 ) -> SignedIn | None:
     """Returns the new session on success, None on bad credentials; raises LoginThrottled."""
     email = email.strip().lower()[:254]
     ip = ip[:64]
-    _check_throttle(session, email, ip, now)
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
-    ok = False
-    try:
-        ok = password_hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
+    with sessions.begin() as session:
+        _check_throttle(session, email, ip, now)
+        user = session.scalar(select(StaffUser).where(StaffUser.email == email))
         ok = False
-    if user is None or not ok or not user.is_active:
-        session.add(LoginAttempt(email=email, ip=ip, at=now))
-        audit.record(
-            session,
-            actor=f"staff:{user.id}" if user else "anonymous",
-            action="auth.login",
-            outcome="denied",
-            now=now,
-            detail="inactive account" if user and ok else "bad credentials",
+        try:
+            ok = password_hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if user is None or not ok or not user.is_active:
+            session.add(LoginAttempt(email=email, ip=ip, at=now))
+            audit.record(
+                session,
+                actor=f"staff:{user.id}" if user else "anonymous",
+                action="auth.login",
+                outcome="denied",
+                now=now,
+                detail="inactive account" if user and ok else "bad credentials",
+            )
+            return None
+        if password_hasher.check_needs_rehash(user.password_hash):
+            # The policy rose since this hash was made; the plain password is only here now.
+            user.password_hash = password_hasher.hash(password)
+        session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
+        token = secrets.token_urlsafe(32)
+        session.add(
+            StaffSession(
+                token_hash=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now
+            )
         )
-        session.commit()
-        return None
-    if password_hasher.check_needs_rehash(user.password_hash):
-        # The policy rose since this hash was made; the plain password is only here now.
-        user.password_hash = password_hasher.hash(password)
-    session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
-    token = secrets.token_urlsafe(32)
-    session.add(
-        StaffSession(
-            token_hash=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now
-        )
-    )
-    audit.record(session, actor=f"staff:{user.id}", action="auth.login", now=now)
-    session.commit()
+        audit.record(session, actor=f"staff:{user.id}", action="auth.login", now=now)
     return SignedIn(user, token)
 
 
 def resume_session(
-    session: Session, token: str, now: dt.datetime, *, writer: Session | None = None
+    sessions: sessionmaker[Session], token: str, now: dt.datetime, *, read: Session | None = None
 ) -> StaffUser | None:
     """The user behind a cookie token, or None when the session ended, idled out or the
     account was deactivated (the session is then ended for good).
 
-    Reads through `session`; the rare writes (ending the session, the once-a-minute
-    last-seen stamp) go through `writer` (default: `session`) and commit there, so the web
-    app can read with its read-only session and write only when something changes."""
-    writer = writer or session
-    row = session.scalar(select(StaffSession).where(StaffSession.token_hash == hash_token(token)))
-    if row is None or row.ended_at is not None:
-        return None
-    user = session.get(StaffUser, row.user_id)
+    It runs on every signed-in request, so it reads through `read` (the caller's read
+    session, which on SQLite takes no write lock; default: a session of `sessions`) and
+    opens a write transaction only for the rare writes (ending the session, the
+    once-a-minute last-seen stamp)."""
+    with ExitStack() as stack:
+        session = read or stack.enter_context(sessions())
+        row = session.scalar(
+            select(StaffSession).where(StaffSession.token_hash == hash_token(token))
+        )
+        if row is None or row.ended_at is not None:
+            return None
+        user = session.get(StaffUser, row.user_id)
     reason = None
     if user is None or not user.is_active:
         reason = "deactivated"
     elif now - row.last_seen_at > IDLE_TIMEOUT:
         reason = "idle"
     if reason is not None:
-        writer.execute(
-            update(StaffSession)
-            .where(StaffSession.id == row.id, StaffSession.ended_at.is_(None))
-            .values(ended_at=now, end_reason=reason)
-        )
-        writer.commit()
+        with sessions.begin() as writer:
+            writer.execute(
+                update(StaffSession)
+                .where(StaffSession.id == row.id, StaffSession.ended_at.is_(None))
+                .values(ended_at=now, end_reason=reason)
+            )
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
-        # Conditional, so two concurrent requests never move the stamp backwards.
-        writer.execute(
-            update(StaffSession)
-            .where(StaffSession.id == row.id, StaffSession.last_seen_at < now)
-            .values(last_seen_at=now)
-        )
-        writer.commit()
+        with sessions.begin() as writer:
+            # Conditional, so two concurrent requests never move the stamp backwards.
+            writer.execute(
+                update(StaffSession)
+                .where(StaffSession.id == row.id, StaffSession.last_seen_at < now)
+                .values(last_seen_at=now)
+            )
     return user
 
 
-def end_session(session: Session, token: str, now: dt.datetime, reason: str = "logout") -> None:
-    row = session.scalar(select(StaffSession).where(StaffSession.token_hash == hash_token(token)))
-    if row is not None and row.ended_at is None:
-        row.ended_at = now
-        row.end_reason = reason
-        audit.record(session, actor=f"staff:{row.user_id}", action="auth.logout", now=now)
-        session.commit()
+def end_session(
+    sessions: sessionmaker[Session], token: str, now: dt.datetime, reason: str = "logout"
+) -> None:
+    with sessions.begin() as session:
+        row = session.scalar(
+            select(StaffSession).where(StaffSession.token_hash == hash_token(token))
+        )
+        if row is not None and row.ended_at is None:
+            row.ended_at = now
+            row.end_reason = reason
+            audit.record(session, actor=f"staff:{row.user_id}", action="auth.logout", now=now)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.content import MessageLibrary
+from coachbot.domain.patient_status import Event, transition
 from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import NudgeState, PatientStatus
@@ -29,16 +30,9 @@ from coachbot.services.enrollment import (
 )
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.schedules import program_default
+from coachbot.services.status_changes import patient_state
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
-
-
-class TransitionRefused(ValueError):
-    pass
-
-
-class ResumeRefused(TransitionRefused):
-    """A clinician asked to restart texts that only the patient may restart."""
 
 
 def set_track_times(
@@ -326,8 +320,9 @@ def _apply_details(
     if phone != patient.phone_e164:
         patient.phone_e164 = phone
         changed.append("phone")
-        if patient.status in (PatientStatus.ACTIVE, PatientStatus.PAUSED):
-            patient.status = PatientStatus.PENDING_CONSENT
+        outcome = transition(patient_state(session, patient), Event.NUMBER_CHANGED)
+        if outcome.allowed:
+            patient.status = outcome.status
         patient.opted_in_at = None
         audit.record(
             session,
@@ -369,113 +364,6 @@ def _welcome_new_number(
 ) -> None:
     if "phone" in changed and patient.status == PatientStatus.PENDING_CONSENT:
         send_welcome(session, gateway, library, settings, patient, now=now)
-
-
-_LEDGER_EVENT = {
-    "pause": consent.CLINICIAN_PAUSE,
-    "resume": consent.CLINICIAN_RESUME,
-    "discharge": consent.DISCHARGE,
-}
-_TRANSITIONS: dict[str, tuple[set[str], str]] = {
-    "pause": ({PatientStatus.ACTIVE}, PatientStatus.PAUSED),
-    "resume": ({PatientStatus.PAUSED}, PatientStatus.ACTIVE),
-    "discharge": (
-        {PatientStatus.ACTIVE, PatientStatus.PAUSED, PatientStatus.PENDING_CONSENT},
-        PatientStatus.DISCHARGED,
-    ),
-}
-
-
-def resume_block(session: Session, patient: Patient, settings: Settings | None) -> str | None:
-    """Why a clinician may not restart this patient's texts, or None. Consent belongs to
-    the patient (the FCC's 2024 revocation rule): texts they stopped themselves, by STOP or
-    in their own words, restart only when they text START or YES; a number on the
-    suppression list only when that number texts START."""
-    number = consent.start_number(settings) if settings else "the clinic's texting number"
-    name = patient.first_name
-    if patient.status == PatientStatus.OPTED_OUT:
-        return (
-            f"{name} opted out by text. Only {name} can restart the texts, by texting START"
-            f" to {number}."
-        )
-    if patient.status == PatientStatus.PAUSED and patient.paused_by == consent.PAUSED_BY_PATIENT:
-        return (
-            f"{name} asked to stop the texts. Only {name} can restart them, by texting START"
-            f" or YES to {number}."
-        )
-    if patient.status == PatientStatus.PAUSED and consent.is_suppressed(
-        session, patient.phone_e164
-    ):
-        return f"This number has opted out. Ask {name} to text START to {number}."
-    return None
-
-
-def change_status(
-    session: Session,
-    patient: Patient,
-    action: str,
-    *,
-    now: dt.datetime,
-    actor: str,
-    settings: Settings | None = None,
-) -> None:
-    """pause / resume / discharge. Resume only returns a paused patient who had opted in:
-    it never stands in for the patient's own YES, and never restarts texts the patient
-    stopped themselves (`resume_block`); that refusal is audited and kept in the consent
-    ledger (committed) before ResumeRefused is raised."""
-    allowed, target = _TRANSITIONS[action]
-    if action == "resume":
-        why = resume_block(session, patient, settings)
-        if why is not None:
-            audit.record(
-                session,
-                actor=actor,
-                action="patient.resume",
-                patient_id=patient.id,
-                now=now,
-                outcome="refused",
-                detail=f"paused_by={patient.paused_by or patient.status}",
-            )
-            consent.record_event(
-                session,
-                number=patient.phone_e164,
-                patient_id=patient.id,
-                event=consent.RESUME_REFUSED,
-                text=None,
-                now=now,
-                actor=actor,
-            )
-            session.commit()
-            raise ResumeRefused(why)
-    if patient.status not in allowed or (action == "resume" and patient.opted_in_at is None):
-        raise TransitionRefused(f"cannot {action} a patient who is {patient.status}")
-    patient.status = target
-    patient.updated_at = now
-    if action == "pause":
-        patient.paused_by = consent.PAUSED_BY_CLINICIAN
-    elif action == "resume":
-        patient.paused_by = None
-    consent.record_event(
-        session,
-        number=patient.phone_e164,
-        patient_id=patient.id,
-        event=_LEDGER_EVENT[action],
-        text=None,
-        now=now,
-        actor=actor,
-    )
-    # Planning resumes from now: nothing is planned for a paused week and then replayed.
-    for schedule in patient.schedules:
-        schedule.planned_through = None
-    audit.record(
-        session,
-        actor=actor,
-        action=f"patient.{action}",
-        patient_id=patient.id,
-        now=now,
-        detail=f"status={target}",
-    )
-    session.commit()
 
 
 # --- bulk enrolment -------------------------------------------------------------------

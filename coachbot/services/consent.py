@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from coachbot.domain.patient_status import PausedBy
 from coachbot.domain.phones import mask_phone
 from coachbot.models import ConsentEvent, SuppressedNumber
 from coachbot.settings import Settings
@@ -47,10 +48,10 @@ DISCHARGE = "discharge"
 ENROLLED_SUPPRESSED = "enrolled_suppressed"  # enrolled on a suppressed number: no welcome
 NUMBER_CHANGED = "number_changed"
 
-# Who paused a patient (Patient.paused_by).
-PAUSED_BY_PATIENT = "patient"
-PAUSED_BY_CLINICIAN = "clinician"
-PAUSED_BY_SYSTEM = "system"
+# Who paused a patient (Patient.paused_by); the status rules are in domain.patient_status.
+PAUSED_BY_PATIENT = PausedBy.PATIENT
+PAUSED_BY_CLINICIAN = PausedBy.CLINICIAN
+PAUSED_BY_SYSTEM = PausedBy.SYSTEM
 
 # The ledger keeps what the person wrote, up to an inbound text's useful length.
 MAX_TEXT = 1600
@@ -186,6 +187,17 @@ def suppressed_among(session: Session, numbers: Collection[str]) -> set[str]:
         session.scalars(
             select(SuppressedNumber.number_e164).where(
                 SuppressedNumber.number_e164.in_(list(set(numbers)))
+            )
+        )
+    )
+
+
+def suppression_list(session: Session) -> list[SuppressedNumber]:
+    """Every number nothing may be sent to, newest first (the admins' list names no patient)."""
+    return list(
+        session.scalars(
+            select(SuppressedNumber).order_by(
+                SuppressedNumber.suppressed_at.desc(), SuppressedNumber.number_e164
             )
         )
     )

@@ -13,7 +13,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.provider_errors import TWILIO_CODE_OUTCOMES, Outcome
@@ -29,6 +28,8 @@ from coachbot.models import DeliveryEvent, Nudge, OutboundMessage, Patient
 from coachbot.services import consent
 from coachbot.services.alerts import raise_alert
 from coachbot.services.programs import rules_for
+from coachbot.store import outbound as outbound_store
+from coachbot.store.dialect import insert_ignoring_duplicates
 
 _NUDGE_STATE_FOR_STATUS = {
     "sent": NudgeState.SENT,
@@ -94,22 +95,24 @@ def record_outbound(
     nudge.reply_window_ends_at = (
         now + rules_for(session, nudge.patient_id, nudge.track).reply_window
     )
-    message = OutboundMessage(
-        patient_id=nudge.patient_id,
-        to_e164=patient.phone_e164,
-        body=nudge.rendered_body or "",
-        kind="nudge",
-        template_id=nudge.template_id,
-        variant_id=nudge.variant_id,
-        nudge_id=nudge.id,
-        backend="twilio",
-        provider_sid=provider_sid,
-        delivery_status="sent",
-        segments=nudge.segments or 1,
-        created_at=now,
+    message_id = outbound_store.insert_one(
+        session.connection(),
+        outbound_store.Outbound(
+            patient_id=nudge.patient_id,
+            to_e164=patient.phone_e164,
+            body=nudge.rendered_body or "",
+            kind="nudge",
+            template_id=nudge.template_id,
+            variant_id=nudge.variant_id,
+            backend="twilio",
+            segments=nudge.segments or 1,
+            created_at=now,
+            nudge_id=nudge.id,
+            provider_sid=provider_sid,
+            delivery_status="sent",
+        ),
     )
-    session.add(message)
-    return message
+    return session.get_one(OutboundMessage, message_id)
 
 
 def apply_stored_events(
@@ -226,10 +229,11 @@ def _store_event(
     session: Session, sid: str, status: str, error_code: str | None, now: dt.datetime
 ) -> bool:
     """True when this (message, status) event is new."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.execute(
-        insert(DeliveryEvent)
-        .values(provider_sid=sid, status=status, error_code=error_code, received_at=now)
-        .on_conflict_do_nothing(index_elements=["provider_sid", "status"])
+    added = insert_ignoring_duplicates(
+        session,
+        DeliveryEvent,
+        {"provider_sid": sid, "status": status, "error_code": error_code, "received_at": now},
+        ["provider_sid", "status"],
+        [DeliveryEvent.id],
     )
-    return bool(getattr(result, "rowcount", 0))
+    return bool(added)

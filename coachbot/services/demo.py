@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.domain.states import PatientStatus, Role
@@ -57,19 +57,21 @@ class DemoLogin:
 
 
 def seed_demo(
-    session: Session,
+    sessions: sessionmaker[Session],
     gateway: SmsGateway,
     library: MessageLibrary,
     settings: Settings,
     now: dt.datetime,
 ) -> DemoLogin:
-    """Idempotent: a second run adds nothing and prints the same login."""
+    """Idempotent: a second run adds nothing and prints the same login. Development data,
+    so one transaction per account and per patient (as their services commit) is fine."""
     if settings.env == "production":
         raise RuntimeError("demo data is refused in production")
-    clinician = session.scalar(select(StaffUser).where(StaffUser.email == DEMO_EMAIL))
-    if clinician is None:
+    with sessions() as session:
+        has_clinician = session.scalar(select(StaffUser.id).where(StaffUser.email == DEMO_EMAIL))
+    if has_clinician is None:
         create_staff_user(
-            session,
+            sessions,
             email=DEMO_EMAIL,
             role=Role.CLINICIAN,
             password=DEMO_PASSWORD,
@@ -77,30 +79,31 @@ def seed_demo(
             actor="demo",
             display_name="Dr. Demo",
         )
-    for request in _DEMO_PATIENTS:
-        known = session.scalar(select(Patient.id).where(Patient.phone_e164 == request.phone))
-        if known is not None:
-            continue
-        patient = enroll_patient(
-            session,
-            gateway,
-            library,
-            settings,
-            dataclasses.replace(request, clinician_email=DEMO_EMAIL, consent="demo data"),
-            now=now,
-            actor="demo",
-        )
-        # Demo phones cannot reply YES from a real handset; mark them opted in.
-        patient.status = PatientStatus.ACTIVE
-        patient.opted_in_at = now
-        audit.record(
-            session,
-            actor="demo",
-            action="consent.opt_in",
-            patient_id=patient.id,
-            now=now,
-            detail="demo data",
-        )
-        session.commit()
-    count = len(session.scalars(select(Patient.id)).all())
+    with sessions() as session:
+        for request in _DEMO_PATIENTS:
+            known = session.scalar(select(Patient.id).where(Patient.phone_e164 == request.phone))
+            if known is not None:
+                continue
+            patient = enroll_patient(
+                session,
+                gateway,
+                library,
+                settings,
+                dataclasses.replace(request, clinician_email=DEMO_EMAIL, consent="demo data"),
+                now=now,
+                actor="demo",
+            )
+            # Demo phones cannot reply YES from a real handset; mark them opted in.
+            patient.status = PatientStatus.ACTIVE
+            patient.opted_in_at = now
+            audit.record(
+                session,
+                actor="demo",
+                action="consent.opt_in",
+                patient_id=patient.id,
+                now=now,
+                detail="demo data",
+            )
+            session.commit()
+        count = len(session.scalars(select(Patient.id)).all())
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, count)

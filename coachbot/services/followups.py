@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
@@ -40,7 +39,10 @@ from coachbot.models import AdherenceRecord, Alert, Nudge, Patient
 from coachbot.services.alerts import raise_alert
 from coachbot.services.programs import PolicyBook, load_policy_book
 from coachbot.services.schedules import dispatch_settings
+from coachbot.services.tick import TickSummary
 from coachbot.settings import Settings
+from coachbot.store import nudges as nudge_store
+from coachbot.store.dialect import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +53,14 @@ CHECKIN_SILENCE = "checkin_no_reply"
 MISSED_IN_A_ROW = "missed_in_a_row"
 
 
-@dataclass
-class ReplyWindowSummary:
-    missed: int = 0
-    followups: int = 0
-    silence_alerts: int = 0
-    checkin_alerts: int = 0
-
-    def as_text(self) -> str:
-        return (
-            f"missed={self.missed} followups={self.followups}"
-            f" silence_alerts={self.silence_alerts} checkin_alerts={self.checkin_alerts}"
-        )
-
-
 def process_reply_windows(
     session_factory: sessionmaker[Session],
     library: MessageLibrary,
     settings: Settings,
     now: dt.datetime,
-) -> ReplyWindowSummary:
+) -> TickSummary:
     del settings  # part of the tick's common signature; nothing here depends on it yet
-    summary = ReplyWindowSummary()
+    summary = TickSummary()
     while True:
         with session_factory() as session, session.begin():
             # The operator's live window and each patient's programme rules, read once.
@@ -110,38 +98,23 @@ def _closed_unanswered(session: Session, now: dt.datetime) -> list[Nudge]:
     )
 
 
-def _insert(
-    session: Session,
-    model: type[Nudge | AdherenceRecord],
-    values: dict[str, object],
-    keys: list[str],
-) -> bool:
-    """True when this statement inserted the row (not a replay or a concurrent run)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    # RETURNING, not rowcount: the ORM-level INSERT reports no rowcount on psycopg.
-    stmt = (
-        insert(model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=keys)
-        .returning(model.id)
-    )
-    return session.execute(stmt).first() is not None
-
-
 def _record_missed(session: Session, nudge: Nudge, now: dt.datetime) -> bool:
     """True when this run recorded the miss (another run or an answer may have won)."""
-    return _insert(
-        session,
-        AdherenceRecord,
-        {
-            "patient_id": nudge.patient_id,
-            "nudge_id": nudge.id,
-            "track": nudge.track,
-            "outcome": AdherenceOutcome.MISSED,
-            "is_proxy": False,
-            "recorded_at": nudge.reply_window_ends_at or now,
-        },
-        ["nudge_id"],
+    return bool(
+        insert_ignoring_duplicates(
+            session,
+            AdherenceRecord,
+            {
+                "patient_id": nudge.patient_id,
+                "nudge_id": nudge.id,
+                "track": nudge.track,
+                "outcome": AdherenceOutcome.MISSED,
+                "is_proxy": False,
+                "recorded_at": nudge.reply_window_ends_at or now,
+            },
+            ["nudge_id"],
+            [AdherenceRecord.id],
+        )
     )
 
 
@@ -157,7 +130,7 @@ def _after_miss(
     rules: _Rules,
     nudge: Nudge,
     now: dt.datetime,
-    summary: ReplyWindowSummary,
+    summary: TickSummary,
 ) -> None:
     patient = session.get_one(Patient, nudge.patient_id)
     closed_at = nudge.reply_window_ends_at or now
@@ -192,9 +165,8 @@ def _after_miss(
         return
     if now - closed_at > policy.stale_limit:
         return  # a backlog after downtime: too late for a gentle reminder
-    planned = _insert(
+    planned = nudge_store.insert_one_planned(
         session,
-        Nudge,
         {
             "patient_id": patient.id,
             "track": nudge.track,
@@ -208,7 +180,6 @@ def _after_miss(
             "created_at": now,
             "updated_at": now,
         },
-        ["patient_id", "occurrence_key"],
     )
     if planned:
         summary.followups += 1

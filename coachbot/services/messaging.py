@@ -14,6 +14,7 @@ from coachbot.models import OutboundMessage, Patient
 from coachbot.services import consent
 from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
 from coachbot.sms.suppression import COMPLIANCE_TEMPLATES, SUPPRESSED, is_suppression_refusal
+from coachbot.store import outbound as outbound_store
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,10 @@ def send_text(
     now: dt.datetime,
     status_callback: str | None,
 ) -> OutboundMessage:
-    """Sends to `to_e164` (the patient's number or their caregiver's) and adds the outbound
-    row to the session; the caller commits."""
-    row = OutboundMessage(
-        patient_id=patient_id,
-        to_e164=to_e164,
-        body=message.body,
-        kind=kind,
-        template_id=message.template_id,
-        variant_id=message.variant_id,
-        backend=gateway.name,
-        segments=message.segments.segments,
-        created_at=now,
-    )
+    """Sends to `to_e164` (the patient's number or their caregiver's) and writes the
+    outbound row in the session's transaction; the caller commits."""
+    provider_sid: str | None = None
+    error_code: str | None = None
     try:
         receipt = gateway.send(
             OutgoingSms(
@@ -83,16 +75,32 @@ def send_text(
         )
     except SendFailure as exc:
         log.warning("%s to %s not sent: %s", kind, mask_phone(to_e164), exc.outcome)
-        row.delivery_status = "failed"
+        delivery_status = "failed"
         if is_suppression_refusal(exc):
-            row.error_code = SUPPRESSED  # refused by the suppression list, never sent
+            error_code = SUPPRESSED  # refused by the suppression list, never sent
         else:
-            row.error_code = str(exc.code) if exc.code is not None else exc.outcome.value
+            error_code = str(exc.code) if exc.code is not None else exc.outcome.value
             if exc.outcome is Outcome.OPTED_OUT:
                 # The carrier's 21610 at send time: the number is suppressed like a STOP.
-                consent.carrier_opt_out(session, to_e164, patient_id, row.error_code, now)
+                consent.carrier_opt_out(session, to_e164, patient_id, error_code, now)
     else:
-        row.provider_sid = receipt.provider_sid
-        row.delivery_status = receipt.status
-    session.add(row)
-    return row
+        provider_sid = receipt.provider_sid
+        delivery_status = receipt.status
+    row_id = outbound_store.insert_one(
+        session.connection(),
+        outbound_store.Outbound(
+            patient_id=patient_id,
+            to_e164=to_e164,
+            body=message.body,
+            kind=kind,
+            template_id=message.template_id,
+            variant_id=message.variant_id,
+            backend=gateway.name,
+            segments=message.segments.segments,
+            created_at=now,
+            provider_sid=provider_sid,
+            delivery_status=delivery_status,
+            error_code=error_code,
+        ),
+    )
+    return session.get_one(OutboundMessage, row_id)

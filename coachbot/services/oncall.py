@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.oncall import OnCall, Shift, on_call_at
 from coachbot.domain.phones import InvalidPhoneNumber, mask_phone, parse_mobile
@@ -68,7 +68,7 @@ def _pair(session: Session, primary_email: str, backup_email: str | None) -> tup
 
 
 def set_override(
-    session: Session,
+    sessions: sessionmaker[Session],
     *,
     primary_email: str,
     backup_email: str | None,
@@ -76,28 +76,28 @@ def set_override(
     actor: str,
 ) -> OnCallOverride:
     """Who is on call from now until changed or cleared; beats the weekly shifts."""
-    primary_id, backup_id = _pair(session, primary_email, backup_email)
-    row = session.get(OnCallOverride, _OVERRIDE_ID)
-    if row is None:
-        row = OnCallOverride(id=_OVERRIDE_ID, primary_id=primary_id, set_at=now, set_by=actor)
-        session.add(row)
-    row.primary_id, row.backup_id, row.set_at, row.set_by = primary_id, backup_id, now, actor
-    audit.record(
-        session,
-        actor=actor,
-        action="oncall.set",
-        now=now,
-        detail=f"primary={primary_id} backup={backup_id}",
-    )
-    session.commit()
+    with sessions.begin() as session:
+        primary_id, backup_id = _pair(session, primary_email, backup_email)
+        row = session.get(OnCallOverride, _OVERRIDE_ID)
+        if row is None:
+            row = OnCallOverride(id=_OVERRIDE_ID, primary_id=primary_id, set_at=now, set_by=actor)
+            session.add(row)
+        row.primary_id, row.backup_id, row.set_at, row.set_by = primary_id, backup_id, now, actor
+        audit.record(
+            session,
+            actor=actor,
+            action="oncall.set",
+            now=now,
+            detail=f"primary={primary_id} backup={backup_id}",
+        )
     return row
 
 
-def clear_override(session: Session, *, now: dt.datetime, actor: str) -> bool:
+def clear_override(sessions: sessionmaker[Session], *, now: dt.datetime, actor: str) -> bool:
     """Back to the weekly shifts; False when there was no override."""
-    cleared = session.execute(delete(OnCallOverride).where(OnCallOverride.id == _OVERRIDE_ID))
-    audit.record(session, actor=actor, action="oncall.clear", now=now)
-    session.commit()
+    with sessions.begin() as session:
+        cleared = session.execute(delete(OnCallOverride).where(OnCallOverride.id == _OVERRIDE_ID))
+        audit.record(session, actor=actor, action="oncall.clear", now=now)
     return bool(getattr(cleared, "rowcount", 0))
 
 
@@ -112,7 +112,7 @@ def _parse_time(raw: str, field: str) -> dt.time:
 
 
 def add_shift(
-    session: Session,
+    sessions: sessionmaker[Session],
     *,
     weekday: int,
     start: str,
@@ -126,39 +126,40 @@ def add_shift(
     if not 0 <= weekday <= 6:
         raise ValidationFailed({"weekday": "a weekday from 0 (Monday) to 6 (Sunday)"})
     start_time, end_time = _parse_time(start, "start"), _parse_time(end, "end")
-    primary_id, backup_id = _pair(session, primary_email, backup_email)
-    shift = OnCallShift(
-        weekday=weekday,
-        start_time=start_time,
-        end_time=end_time,
-        primary_id=primary_id,
-        backup_id=backup_id,
-        updated_at=now,
-        updated_by=actor,
-    )
-    session.add(shift)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="oncall.shift_add",
-        now=now,
-        detail=f"shift={shift.id} day={weekday} {start_time:%H:%M}-{end_time:%H:%M}"
-        f" primary={primary_id} backup={backup_id}",
-    )
-    session.commit()
+    with sessions.begin() as session:
+        primary_id, backup_id = _pair(session, primary_email, backup_email)
+        shift = OnCallShift(
+            weekday=weekday,
+            start_time=start_time,
+            end_time=end_time,
+            primary_id=primary_id,
+            backup_id=backup_id,
+            updated_at=now,
+            updated_by=actor,
+        )
+        session.add(shift)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="oncall.shift_add",
+            now=now,
+            detail=f"shift={shift.id} day={weekday} {start_time:%H:%M}-{end_time:%H:%M}"
+            f" primary={primary_id} backup={backup_id}",
+        )
     return shift
 
 
-def delete_shift(session: Session, shift_id: int, *, now: dt.datetime, actor: str) -> bool:
-    deleted = session.execute(delete(OnCallShift).where(OnCallShift.id == shift_id))
-    if not getattr(deleted, "rowcount", 0):
-        session.rollback()
-        return False
-    audit.record(
-        session, actor=actor, action="oncall.shift_delete", now=now, detail=f"shift={shift_id}"
-    )
-    session.commit()
+def delete_shift(
+    sessions: sessionmaker[Session], shift_id: int, *, now: dt.datetime, actor: str
+) -> bool:
+    with sessions.begin() as session:
+        deleted = session.execute(delete(OnCallShift).where(OnCallShift.id == shift_id))
+        if not getattr(deleted, "rowcount", 0):
+            return False  # nothing deleted, nothing audited: the transaction ends empty
+        audit.record(
+            session, actor=actor, action="oncall.shift_delete", now=now, detail=f"shift={shift_id}"
+        )
     return True
 
 
@@ -182,27 +183,32 @@ def staff_phone(
 
 
 def set_staff_phone(
-    session: Session,
-    user: StaffUser,
+    sessions: sessionmaker[Session],
+    user_id: int,
     raw_phone: str | None,
     *,
     default_region: str,
     now: dt.datetime,
     actor: str,
-) -> None:
-    """The mobile a page goes to and an ACK is accepted from; empty removes it. The caller
-    commits."""
-    phone = staff_phone(session, raw_phone, default_region=default_region, user_id=user.id)
-    if phone == user.phone_e164:
-        return
-    user.phone_e164 = phone
-    audit.record(
-        session,
-        actor=actor,
-        action="staff.phone",
-        now=now,
-        detail=f"user={user.id} phone={mask_phone(phone)}",
-    )
+) -> StaffUser | None:
+    """The mobile a page goes to and an ACK is accepted from; empty removes it. The account,
+    or None when there is no such account."""
+    with sessions.begin() as session:
+        user = session.get(StaffUser, user_id)
+        if user is None:
+            return None
+        phone = staff_phone(session, raw_phone, default_region=default_region, user_id=user.id)
+        if phone == user.phone_e164:
+            return user
+        user.phone_e164 = phone
+        audit.record(
+            session,
+            actor=actor,
+            action="staff.phone",
+            now=now,
+            detail=f"user={user.id} phone={mask_phone(phone)}",
+        )
+    return user
 
 
 @dataclass(frozen=True)

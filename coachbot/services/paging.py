@@ -31,14 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.oncall import (
     MAX_PAGE_ATTEMPTS,
     NEVER_PAGED_KINDS,
     PAGED_SEVERITIES,
+    OnCall,
     is_pageable,
     page_step_due,
     page_subject,
@@ -49,12 +49,15 @@ from coachbot.domain.phones import mask_phone
 from coachbot.domain.provider_errors import Outcome
 from coachbot.domain.states import AlertStatus
 from coachbot.models import Alert, Page, StaffUser
+from coachbot.queries.pages import was_paged
 from coachbot.services import audit
 from coachbot.services.alerts import acknowledge
 from coachbot.services.oncall import current_on_call
+from coachbot.services.tick import TickSummary
 from coachbot.settings import Settings
 from coachbot.sms.email import Mailer, MailFailure, build_mailer
 from coachbot.sms.gateway import OutgoingSms, SendFailure, SmsGateway
+from coachbot.store.dialect import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +82,6 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
-@dataclass
-class PagingSummary:
-    sent: int = 0
-    failed: int = 0
-    retried: int = 0
-    # Pageable alerts nobody could be paged for, because nobody is on call.
-    unstaffed: int = 0
-
-    @property
-    def eventful(self) -> bool:
-        return bool(self.sent or self.failed or self.retried or self.unstaffed)
-
-    def as_text(self) -> str:
-        text = f"paged={self.sent} page_failures={self.failed} page_retries={self.retried}"
-        return text + (f" NOBODY ON CALL for {self.unstaffed} alert(s)" if self.unstaffed else "")
-
-
 @dataclass(frozen=True)
 class _Job:
     page_id: int
@@ -115,22 +101,22 @@ def run_due(
     now: dt.datetime,
     *,
     mailer: Mailer | None = None,
-) -> PagingSummary:
+) -> TickSummary:
     """Sends every page due at `now`: first pages, re-pages, backup pages and retries.
     E-mail goes through SMTP_URL unless a `mailer` is given."""
-    summary = PagingSummary()
+    summary = TickSummary()
     mailer = mailer or build_mailer(settings.smtp_url, settings.paging_from_email)
     with session_factory() as session:
         _expire_lost_sends(session, now)
         jobs = _claim_new(session, mailer, settings, now, summary)
         retries = _claim_retries(session, mailer, settings, now)
-    summary.retried = len(retries)
+    summary.page_retries = len(retries)
     for job in [*jobs, *retries]:
         state = _deliver(session_factory, gateway, mailer, job, now)
         if state == PageState.SENT:
-            summary.sent += 1
+            summary.paged += 1
         else:
-            summary.failed += 1
+            summary.page_failures += 1
     return summary
 
 
@@ -166,17 +152,10 @@ def _texts(alert: Alert, attempt: int, settings: Settings) -> tuple[str, str]:
     return page_subject(alert.id, alert.severity, settings.clinic_name), text
 
 
-def _claim_new(
-    session: Session,
-    mailer: Mailer | None,
-    settings: Settings,
-    now: dt.datetime,
-    summary: PagingSummary,
-) -> list[_Job]:
-    repage = dt.timedelta(minutes=settings.paging_repage_minutes)
-    backup_after = dt.timedelta(minutes=settings.paging_backup_minutes)
+def _pageable_alerts(session: Session, repage: dt.timedelta, now: dt.datetime) -> list[Alert]:
+    """Open alerts young enough to be paged still, oldest first."""
     # The SQL narrows with the domain's own constants; `is_pageable` stays the rule.
-    alerts = [
+    return [
         a
         for a in session.scalars(
             select(Alert)
@@ -191,6 +170,17 @@ def _claim_new(
         )
         if is_pageable(a.kind, a.severity)
     ]
+
+
+def _claim_new(
+    session: Session,
+    mailer: Mailer | None,
+    settings: Settings,
+    now: dt.datetime,
+    summary: TickSummary,
+) -> list[_Job]:
+    repage = dt.timedelta(minutes=settings.paging_repage_minutes)
+    alerts = _pageable_alerts(session, repage, now)
     if not alerts:
         session.rollback()
         return []
@@ -200,6 +190,41 @@ def _claim_new(
         log.warning("nobody is on call: %d pageable alert(s) not paged", len(alerts))
         session.rollback()
         return []
+    addresses: dict[tuple[int, int, int, str], str] = {}
+    rows = _new_page_rows(session, alerts, who, mailer, settings, now, addresses)
+    if not rows:
+        session.rollback()
+        return []
+    claimed = insert_ignoring_duplicates(
+        session,
+        Page,
+        rows,
+        ["alert_id", "attempt", "recipient_id", "channel"],
+        [Page.id, Page.alert_id, Page.attempt, Page.recipient_id, Page.channel],
+    )
+    session.commit()  # claimed before any network call
+    by_id = {a.id: a for a in alerts}
+    jobs = []
+    for page_id, alert_id, attempt, recipient_id, claimed_channel in claimed:
+        subject, text = _texts(by_id[alert_id], attempt, settings)
+        to = addresses[(alert_id, attempt, recipient_id, claimed_channel)]
+        jobs.append(_Job(page_id, claimed_channel, to, subject, text, 1, now))
+    return jobs
+
+
+def _new_page_rows(
+    session: Session,
+    alerts: Sequence[Alert],
+    who: OnCall,
+    mailer: Mailer | None,
+    settings: Settings,
+    now: dt.datetime,
+    addresses: dict[tuple[int, int, int, str], str],
+) -> list[dict[str, object]]:
+    """The page rows due now and not written yet, one per (alert, attempt, recipient,
+    channel); fills `addresses` with where each goes."""
+    repage = dt.timedelta(minutes=settings.paging_repage_minutes)
+    backup_after = dt.timedelta(minutes=settings.paging_backup_minutes)
     people = {
         u.id: u
         for u in session.scalars(
@@ -209,17 +234,15 @@ def _claim_new(
             )
         )
     }
-    by_id = {a.id: a for a in alerts}
     existing = {
         tuple(row)
         for row in session.execute(
             select(Page.alert_id, Page.attempt, Page.recipient_id, Page.channel).where(
-                Page.alert_id.in_(list(by_id))
+                Page.alert_id.in_([a.id for a in alerts])
             )
         )
     }
     rows: list[dict[str, object]] = []
-    addresses: dict[tuple[int, int, int, str], str] = {}
     for alert in alerts:
         step = page_step_due(alert.created_at, now, repage=repage, backup_after=backup_after)
         if step is None:
@@ -249,31 +272,7 @@ def _claim_new(
                         "updated_at": now,
                     }
                 )
-    if not rows:
-        session.rollback()
-        return []
-    claimed = _insert_ignoring_duplicates(session, rows)
-    session.commit()  # claimed before any network call
-    jobs = []
-    for page_id, alert_id, attempt, recipient_id, claimed_channel in claimed:
-        subject, text = _texts(by_id[alert_id], attempt, settings)
-        to = addresses[(alert_id, attempt, recipient_id, claimed_channel)]
-        jobs.append(_Job(page_id, claimed_channel, to, subject, text, 1, now))
-    return jobs
-
-
-def _insert_ignoring_duplicates(
-    session: Session, rows: list[dict[str, object]]
-) -> Sequence[Row[int, int, int, int, str]]:
-    """The claim: only the rows this runner inserted come back."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Page)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["alert_id", "attempt", "recipient_id", "channel"])
-        .returning(Page.id, Page.alert_id, Page.attempt, Page.recipient_id, Page.channel)
-    )
-    return session.execute(stmt).all()
+    return rows
 
 
 def _claim_retries(
@@ -446,99 +445,6 @@ def handle_staff_sms(session: Session, from_e164: str, body: str, now: dt.dateti
         return f"Alert #{alert_id} was already {alert.status}."
     acknowledge(session, alert, actor_id=user.id, now=now, via="sms")
     return f"Alert #{alert_id} acknowledged by {user.display_name}. Thank you."
-
-
-# --- what pages and people may see --------------------------------------------------------
-
-
-def was_paged(
-    session: Session, staff_id: int, *, alert_id: int | None = None, patient_id: int | None = None
-) -> bool:
-    """True when `staff_id` was paged for this alert, or for an alert of this patient that
-    is not resolved yet (open or acknowledged: the person on it keeps seeing the record
-    until it is resolved): the on-call's access to records beyond their own patients."""
-    query = select(Page.id).where(Page.recipient_id == staff_id)
-    if alert_id is not None:
-        query = query.where(Page.alert_id == alert_id)
-    if patient_id is not None:
-        query = query.join(Alert, Alert.id == Page.alert_id).where(
-            Alert.patient_id == patient_id, Alert.status != AlertStatus.RESOLVED
-        )
-    return session.scalar(query.limit(1)) is not None
-
-
-@dataclass(frozen=True)
-class PageView:
-    id: int
-    attempt: int
-    recipient: str
-    role: str
-    channel: str
-    state: str
-    tries: int
-    error: str | None
-    created_at: dt.datetime
-    sent_at: dt.datetime | None
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "attempt": self.attempt,
-            "recipient": self.recipient,
-            "role": self.role,
-            "channel": self.channel,
-            "state": self.state,
-            "tries": self.tries,
-            "error": self.error,
-            "created_at": self.created_at.isoformat(),
-            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
-        }
-
-
-def pages_for(session: Session, alert_ids: Sequence[int]) -> dict[int, list[PageView]]:
-    out: dict[int, list[PageView]] = {i: [] for i in alert_ids}
-    if not alert_ids:
-        return out
-    rows = session.execute(
-        select(Page, StaffUser.display_name)
-        .join(StaffUser, StaffUser.id == Page.recipient_id)
-        .where(Page.alert_id.in_(list(alert_ids)))
-        .order_by(Page.alert_id, Page.attempt, Page.id)
-    ).all()
-    for page, name in rows:
-        out[page.alert_id].append(
-            PageView(
-                page.id,
-                page.attempt,
-                name,
-                page.role,
-                page.channel,
-                page.state,
-                page.tries,
-                page.error,
-                page.created_at,
-                page.sent_at,
-            )
-        )
-    return out
-
-
-def paged_alerts(
-    session: Session, staff_id: int, limit: int = 200
-) -> list[tuple[Alert, str | None]]:
-    """Unresolved alerts paged to `staff_id`, newest first, with the patient's first name
-    (None: an alert with no patient)."""
-    from coachbot.models import Patient
-
-    paged = select(Page.alert_id).where(Page.recipient_id == staff_id).distinct()
-    rows = session.execute(
-        select(Alert, Patient.first_name)
-        .outerjoin(Patient, Patient.id == Alert.patient_id)
-        .where(Alert.id.in_(paged), Alert.status != AlertStatus.RESOLVED)
-        .order_by(Alert.created_at.desc(), Alert.id.desc())
-        .limit(limit)
-    )
-    return [(alert, name) for alert, name in rows]
 
 
 # --- the web process's sender ----------------------------------------------------------

@@ -1,5 +1,17 @@
-"""Everything one clock tick does, in order; the clock process and `coachbot tick` both call
-this, so what the CLI shows is exactly what production runs."""
+"""Everything one clock tick does, in order, and the one summary it reports.
+
+The clock process and `coachbot tick` both call `run_clock_tick`, so what the CLI shows is
+exactly what production runs. Its steps, each in its own module:
+
+1. `inbound_recovery.recover_failed_inbound`: texts the webhook could not handle;
+2. `followups.process_reply_windows`: closed reply windows (misses, follow-ups, alerts);
+3. `paging.run_due`: first pages, re-pages and retries;
+4. `enrollment.send_due_welcomes`: held welcomes;
+5. `run_tick`, the dispatcher's part: expired leases, planning, claim/send/record
+   (`services.dispatch`), then reconciliation of ambiguous sends.
+
+Every step counts into one `TickSummary`, whose line names each count once.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +21,87 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
-from coachbot.services.dispatch import TickSummary, run_tick
-from coachbot.services.enrollment import send_due_welcomes
-from coachbot.services.followups import ReplyWindowSummary, process_reply_windows
-from coachbot.services.inbound_recovery import recover_failed_inbound
-from coachbot.services.paging import PagingSummary
-from coachbot.services.paging import run_due as run_paging
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
 
 
-@dataclass(frozen=True)
-class ClockTickSummary:
-    reply_windows: ReplyWindowSummary
-    dispatch: TickSummary
-    paging: PagingSummary
+@dataclass
+class TickSummary:
+    # The dispatcher.
+    planned: int = 0
+    sent: int = 0
+    skipped: int = 0
+    too_late: int = 0  # claimed nudges past their stale limit (state "missed")
+    failed: int = 0
+    ambiguous: int = 0
+    deferred: int = 0
+    recovered: int = 0
+    reconciled: int = 0
+    # Reply windows.
+    missed: int = 0  # sent nudges whose reply window closed unanswered
+    followups: int = 0
+    silence_alerts: int = 0
+    checkin_alerts: int = 0
+    # Pages to staff.
+    paged: int = 0
+    page_failures: int = 0
+    page_retries: int = 0
+    unstaffed: int = 0  # pageable alerts nobody could be paged for: nobody is on call
 
-    def as_text(self) -> str:
-        text = f"{self.dispatch.as_text()} {self.reply_windows.as_text()}"
-        return f"{text} {self.paging.as_text()}" if self.paging.eventful else text
+    @property
+    def paging_eventful(self) -> bool:
+        return bool(self.paged or self.page_failures or self.page_retries or self.unstaffed)
 
     @property
     def eventful(self) -> bool:
-        d = self.dispatch
         return bool(
-            d.sent or d.failed or d.missed or self.reply_windows.followups or self.paging.eventful
+            self.sent or self.failed or self.too_late or self.followups or self.paging_eventful
         )
+
+    def paging_text(self) -> str:
+        text = (
+            f"paged={self.paged} page_failures={self.page_failures}"
+            f" page_retries={self.page_retries}"
+        )
+        return text + (f" NOBODY ON CALL for {self.unstaffed} alert(s)" if self.unstaffed else "")
+
+    def as_text(self) -> str:
+        text = (
+            f"planned={self.planned} sent={self.sent} skipped={self.skipped}"
+            f" too_late={self.too_late} failed={self.failed} ambiguous={self.ambiguous}"
+            f" deferred={self.deferred} recovered={self.recovered}"
+            f" reconciled={self.reconciled}"
+            f" missed={self.missed} followups={self.followups}"
+            f" silence_alerts={self.silence_alerts} checkin_alerts={self.checkin_alerts}"
+        )
+        return f"{text} {self.paging_text()}" if self.paging_eventful else text
+
+    def add(self, other: TickSummary) -> None:
+        """Adds another step's counts to these."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def run_tick(
+    session_factory: sessionmaker[Session],
+    gateway: SmsGateway,
+    library: MessageLibrary,
+    settings: Settings,
+    now: dt.datetime,
+    summary: TickSummary | None = None,
+) -> TickSummary:
+    """The dispatcher's part of a tick: leases, planning, sending, reconciliation."""
+    # Imported here, as are the other steps below: they count into TickSummary, so they
+    # import this module, and importing them at the top would make the import graph a cycle.
+    from coachbot.services.dispatch import dispatch_due, plan_nudges, recover_expired_leases
+    from coachbot.services.reconcile import reconcile_ambiguous
+
+    summary = summary if summary is not None else TickSummary()
+    summary.recovered = recover_expired_leases(session_factory, now)
+    summary.planned = plan_nudges(session_factory, now)
+    dispatch_due(session_factory, gateway, library, settings, now, summary)
+    summary.reconciled = reconcile_ambiguous(session_factory, gateway, now).found
+    return summary
 
 
 def run_clock_tick(
@@ -43,18 +110,19 @@ def run_clock_tick(
     library: MessageLibrary,
     settings: Settings,
     now: dt.datetime,
-) -> ClockTickSummary:
+) -> TickSummary:
+    from coachbot.services.enrollment import send_due_welcomes
+    from coachbot.services.followups import process_reply_windows
+    from coachbot.services.inbound.recovery import recover_failed_inbound
+    from coachbot.services.paging import run_due as run_paging
+
     recover_failed_inbound(session_factory, gateway, library, settings, now)  # kept texts
     # Reply windows first: a follow-up planned now is sent by the dispatch step below,
     # through the same consent, quiet-hour and cap checks as any nudge.
-    windows = process_reply_windows(session_factory, library, settings, now)
+    summary = process_reply_windows(session_factory, library, settings, now)
     # Pages before nudges: first pages no process sent (alerts raised above, or by a web
     # process that died before its pager ran), re-pages and retries never queue behind a
     # dispatch batch.
-    pages = run_paging(session_factory, gateway, settings, now)
+    summary.add(run_paging(session_factory, gateway, settings, now))
     send_due_welcomes(session_factory, gateway, library, settings, now)  # held welcomes
-    return ClockTickSummary(
-        reply_windows=windows,
-        dispatch=run_tick(session_factory, gateway, library, settings, now),
-        paging=pages,
-    )
+    return run_tick(session_factory, gateway, library, settings, now, summary)

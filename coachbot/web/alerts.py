@@ -10,8 +10,8 @@ from coachbot.domain.states import Role
 from coachbot.models import Alert, Patient
 from coachbot.queries.alerts import alert_words
 from coachbot.queries.dashboard import alerts_queue
+from coachbot.queries.pages import paged_alerts, pages_for, was_paged
 from coachbot.services.alerts import AlertActionRefused, acknowledge_alert, resolve_alert
-from coachbot.services.paging import paged_alerts, pages_for, was_paged
 from coachbot.services.viewing import record_page_view
 from coachbot.web.common import (
     audit_ok,

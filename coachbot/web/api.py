@@ -5,7 +5,7 @@ an Authorization header to a cross-site request on its own.
 
 Every endpoint only reads, so it reads through the read session (on SQLite no write lock
 while a page of patients is aggregated); the audit rows and the token's last-used stamp
-are the only writes, through the write session, committed at once.
+are the only writes, each in a service's own short transaction.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from coachbot.models import Patient, StaffUser
 from coachbot.queries.adherence import adherence_by_track
 from coachbot.queries.dashboard import ListFilter, alerts_queue, patients_page
 from coachbot.services import audit
+from coachbot.services.access import Viewer, open_patient_api
 from coachbot.services.api_tokens import authenticate_token, create_token, revoke_token, tokens_of
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.common import db, login_required, now, read_db, staff
+from coachbot.web.common import login_required, now, read_db, staff, write_sessions
 from coachbot.web.forms import ActionForm, TokenForm
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -42,7 +43,7 @@ def token_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Re
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
         user = (
-            authenticate_token(read_db(), secret.strip(), now(), writer=db())
+            authenticate_token(write_sessions(), secret.strip(), now(), read=read_db())
             if scheme.lower() == "bearer"
             else None
         )
@@ -51,16 +52,14 @@ def token_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Re
             response.headers["WWW-Authenticate"] = 'Bearer realm="coachbot"'
             return response, 401
         if user.role != Role.CLINICIAN:
-            audit.record(
-                db(),
+            audit.deny(
+                write_sessions(),
                 actor=f"staff:{user.id}",
                 action=f"api.{view.__name__}",
                 patient_id=kwargs.get("patient_id"),
-                outcome="denied",
                 now=now(),
                 detail=f"api: role={user.role}",
             )
-            db().commit()
             return jsonify(error="not found"), 404
         g.api_user = user
         return view(*args, **kwargs)
@@ -75,19 +74,14 @@ def _user() -> StaffUser:
 
 def _owned(patient_id: int, action: str) -> Patient | None:
     user = _user()
-    patient = read_db().get(Patient, patient_id)
-    ok = patient is not None and patient.clinician_id == user.id
-    audit.record(
-        db(),
-        actor=f"staff:{user.id}",
+    return open_patient_api(
+        read_db(),
+        write_sessions(),
+        Viewer(user.id, user.role),
+        patient_id,
         action=action,
-        patient_id=patient_id,
-        outcome="ok" if ok else "denied",
         now=now(),
-        detail="api" if ok else "api: not the owning clinician or no such patient",
     )
-    db().commit()
-    return patient if ok else None
 
 
 def _not_found() -> ResponseReturnValue:
@@ -207,11 +201,13 @@ def manage() -> ResponseReturnValue:
     issued = None
     errors: dict[str, str] = {}
     if form.validate_on_submit():
-        user = db().get(StaffUser, staff().user_id)
-        assert user is not None
         try:
             issued = create_token(
-                db(), user, name=form.name.data or "", now=now(), actor=staff().actor
+                write_sessions(),
+                staff().user_id,
+                name=form.name.data or "",
+                now=now(),
+                actor=staff().actor,
             )
         except ValidationFailed as exc:
             errors = exc.errors
@@ -230,7 +226,9 @@ def manage() -> ResponseReturnValue:
 def revoke(token_id: int) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return ("bad request", 400)
-    if not revoke_token(db(), token_id, now=now(), actor=staff().actor, user_id=staff().user_id):
+    if not revoke_token(
+        write_sessions(), token_id, now=now(), actor=staff().actor, user_id=staff().user_id
+    ):
         return ("not found", 404)
     flash("Token revoked.", "info")
     return redirect(url_for("tokens.manage"))

@@ -7,7 +7,15 @@ from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from coachbot.services.auth import LoginThrottled, end_session, resume_session, sign_in
-from coachbot.web.common import Staff, db, login_required, now, read_db, staff
+from coachbot.web.common import (
+    Staff,
+    fresh_reads,
+    login_required,
+    now,
+    read_db,
+    staff,
+    write_sessions,
+)
 from coachbot.web.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -19,14 +27,14 @@ login_manager.session_protection = None
 
 
 def _load(token: str) -> Staff | None:
-    # Runs on every signed-in request: read without SQLite's write lock, and write (through
-    # the write session, committed at once) only when the session ends or its once-a-minute
+    # Runs on every signed-in request: the service reads through the request's read session
+    # (no SQLite write lock) and writes only when the session ends or its once-a-minute
     # last-seen stamp is due.
-    user = resume_session(read_db(), token, now(), writer=db())
+    user = resume_session(write_sessions(), token, now(), read=read_db())
     signed_in = Staff(user, token) if user is not None else None
-    # Staff holds copies; ending the read transaction lets the view's reads start a fresh
-    # snapshot (one that includes the view's own audit row, for instance).
-    read_db().commit()
+    # Staff holds copies; the view's reads start a fresh snapshot (one that includes the
+    # view's own audit row, for instance).
+    fresh_reads()
     return signed_in
 
 
@@ -52,7 +60,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             result = sign_in(
-                db(),
+                write_sessions(),
                 email=form.email.data or "",
                 password=form.password.data or "",
                 ip=_client_ip(),
@@ -79,7 +87,7 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 @login_required
 def logout() -> ResponseReturnValue:
-    end_session(db(), staff().token, now())
+    end_session(write_sessions(), staff().token, now())
     logout_user()
     session.clear()
     flash("Signed out.", "info")

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import PatientStatus, Role
-from coachbot.models import StaffSession, StaffUser
 from coachbot.queries.dashboard import SORTS, ListFilter, patients_page
-from coachbot.services import audit
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.oncall import set_staff_phone
-from coachbot.services.staff import create_staff_user
-from coachbot.web.common import db, login_required, now, read_db, roles_required, runtime, staff
+from coachbot.services.staff import (
+    SelfChangeRefused,
+    change_role,
+    create_staff_user,
+    staff_accounts,
+    toggle_active,
+)
+from coachbot.web.common import (
+    login_required,
+    now,
+    read_db,
+    roles_required,
+    runtime,
+    staff,
+    write_sessions,
+)
 from coachbot.web.forms import ActionForm, RoleForm, StaffForm
 
 bp = Blueprint("dashboard", __name__)
@@ -90,7 +101,7 @@ def staff_list() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             user = create_staff_user(
-                db(),
+                write_sessions(),
                 email=form.email.data or "",
                 role=form.role.data or "",
                 password=form.password.data or "",
@@ -102,7 +113,6 @@ def staff_list() -> ResponseReturnValue:
             )
         except ValidationFailed as exc:
             errors = exc.errors
-            db().rollback()
         else:
             flash(f"Created {user.role} {user.email}.", "info")
             return redirect(url_for("dashboard.staff_list"))
@@ -112,14 +122,13 @@ def staff_list() -> ResponseReturnValue:
 def _staff_page(
     form: StaffForm, errors: dict[str, str], phone_errors: dict[int, str] | None = None
 ) -> ResponseReturnValue:
-    users = list(db().scalars(select(StaffUser).order_by(StaffUser.email)))
     status = 422 if errors or phone_errors else 200
     return render_template(
         "staff.html",
         form=form,
         errors=errors,
         phone_errors=phone_errors or {},
-        users=users,
+        users=staff_accounts(read_db()),
         action_form=ActionForm(),
         role_form=RoleForm(),
         status=status,
@@ -130,56 +139,39 @@ def _staff_page(
 @roles_required(Role.ADMIN)
 def staff_phone(user_id: int) -> ResponseReturnValue:
     """The mobile on-call pages go to and ACKs are accepted from; empty removes it."""
-    form = ActionForm()
-    user = db().get(StaffUser, user_id)
-    if user is None or not form.validate_on_submit():
+    if not ActionForm().validate_on_submit():
         return ("not found", 404)
     try:
-        set_staff_phone(
-            db(),
-            user,
+        user = set_staff_phone(
+            write_sessions(),
+            user_id,
             request.form.get("phone", "")[:40],
             default_region=runtime().settings.default_region,
             now=now(),
             actor=staff().actor,
         )
     except ValidationFailed as exc:
-        db().rollback()
         return _staff_page(StaffForm(formdata=None), {}, {user_id: exc.errors["phone"]})
-    db().commit()
+    if user is None:
+        return ("not found", 404)
     flash(f"Mobile of {user.email} saved.", "info")
     return redirect(url_for("dashboard.staff_list"))
-
-
-def _end_sessions(user_id: int, reason: str) -> None:
-    for row in db().scalars(
-        select(StaffSession).where(StaffSession.user_id == user_id, StaffSession.ended_at.is_(None))
-    ):
-        row.ended_at = now()
-        row.end_reason = reason
 
 
 @bp.post("/staff/<int:user_id>/active")
 @roles_required(Role.ADMIN)
 def staff_toggle_active(user_id: int) -> ResponseReturnValue:
-    form = ActionForm()
-    user = db().get(StaffUser, user_id)
-    if user is None or not form.validate_on_submit():
+    if not ActionForm().validate_on_submit():
         return ("not found", 404)
-    if user.id == staff().user_id:
-        flash("You cannot deactivate your own account.", "error")
+    try:
+        user = toggle_active(
+            write_sessions(), user_id, admin_id=staff().user_id, now=now(), actor=staff().actor
+        )
+    except SelfChangeRefused as exc:
+        flash(str(exc), "error")
         return redirect(url_for("dashboard.staff_list"))
-    user.is_active = not user.is_active
-    if not user.is_active:
-        _end_sessions(user.id, "deactivated")
-    audit.record(
-        db(),
-        actor=staff().actor,
-        action="staff.activate" if user.is_active else "staff.deactivate",
-        now=now(),
-        detail=f"user={user.id}",
-    )
-    db().commit()
+    if user is None:
+        return ("not found", 404)
     flash(f"{user.email} is now {'active' if user.is_active else 'deactivated'}.", "info")
     return redirect(url_for("dashboard.staff_list"))
 
@@ -188,22 +180,21 @@ def staff_toggle_active(user_id: int) -> ResponseReturnValue:
 @roles_required(Role.ADMIN)
 def staff_role(user_id: int) -> ResponseReturnValue:
     form = RoleForm()
-    user = db().get(StaffUser, user_id)
-    if user is None or not form.validate_on_submit():
+    if not form.validate_on_submit():
         return ("not found", 404)
-    if user.id == staff().user_id:
-        flash("Ask another admin to change your own role.", "error")
+    try:
+        user = change_role(
+            write_sessions(),
+            user_id,
+            form.role.data or "",
+            admin_id=staff().user_id,
+            now=now(),
+            actor=staff().actor,
+        )
+    except SelfChangeRefused as exc:
+        flash(str(exc), "error")
         return redirect(url_for("dashboard.staff_list"))
-    old, user.role = user.role, form.role.data or user.role
-    # A role change takes effect at once: existing sessions carry the old role.
-    _end_sessions(user.id, "role_changed")
-    audit.record(
-        db(),
-        actor=staff().actor,
-        action="staff.role",
-        now=now(),
-        detail=f"user={user.id} {old}->{user.role}",
-    )
-    db().commit()
+    if user is None:
+        return ("not found", 404)
     flash(f"{user.email} is now {user.role}.", "info")
     return redirect(url_for("dashboard.staff_list"))

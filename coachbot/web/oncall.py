@@ -18,7 +18,7 @@ from coachbot.domain.states import Role
 from coachbot.models import StaffUser
 from coachbot.services import oncall as rota
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.common import db, now, read_db, roles_required, runtime, staff
+from coachbot.web.common import now, read_db, roles_required, runtime, staff, write_sessions
 from coachbot.web.forms import ActionForm, CoachbotForm
 
 bp = Blueprint("oncall", __name__, url_prefix="/oncall")
@@ -68,7 +68,7 @@ def page() -> ResponseReturnValue:
     try:
         if which == "override" and override_form.validate_on_submit():
             rota.set_override(
-                db(),
+                write_sessions(),
                 primary_email=override_form.email.data or "",
                 backup_email=override_form.backup_email.data or None,
                 now=now(),
@@ -78,7 +78,7 @@ def page() -> ResponseReturnValue:
             return redirect(url_for("oncall.page"))
         if which == "shift" and shift_form.validate_on_submit():
             rota.add_shift(
-                db(),
+                write_sessions(),
                 weekday=int(shift_form.weekday.data or 0),
                 start=shift_form.start.data or "",
                 end=shift_form.end.data or "",
@@ -90,7 +90,6 @@ def page() -> ResponseReturnValue:
             flash("Shift added.", "info")
             return redirect(url_for("oncall.page"))
     except ValidationFailed as exc:
-        db().rollback()
         # Keyed by the submitted form's field names (the forms carry a prefix each).
         prefix = "o" if which == "override" else "s"
         errors = {f"{prefix}-{name}": message for name, message in exc.errors.items()}
@@ -113,7 +112,7 @@ def page() -> ResponseReturnValue:
 @roles_required(Role.ADMIN)
 def clear() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        rota.clear_override(db(), now=now(), actor=staff().actor)
+        rota.clear_override(write_sessions(), now=now(), actor=staff().actor)
         flash("Override cleared: the weekly shifts decide.", "info")
     return redirect(url_for("oncall.page"))
 
@@ -122,7 +121,7 @@ def clear() -> ResponseReturnValue:
 @roles_required(Role.ADMIN)
 def delete(shift_id: int) -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        if rota.delete_shift(db(), shift_id, now=now(), actor=staff().actor):
+        if rota.delete_shift(write_sessions(), shift_id, now=now(), actor=staff().actor):
             flash(f"Shift #{shift_id} deleted.", "info")
         else:
             flash(f"No shift #{shift_id}.", "error")

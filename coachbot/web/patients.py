@@ -33,12 +33,9 @@ from coachbot.services.care import (
     CarePlan,
     PatientChanges,
     RowError,
-    TransitionRefused,
     bulk_enroll,
-    change_status,
     check_care_plan,
     edit_patient,
-    resume_block,
 )
 from coachbot.services.enrollment import (
     EnrollmentRequest,
@@ -50,6 +47,7 @@ from coachbot.services.enrollment import (
     zone_named,
 )
 from coachbot.services.errors import ValidationFailed
+from coachbot.services.status_changes import TransitionRefused, change_status, resume_block
 from coachbot.web.common import (
     audit_ok,
     db,
@@ -59,6 +57,7 @@ from coachbot.web.common import (
     roles_required,
     runtime,
     staff,
+    write_sessions,
 )
 from coachbot.web.forms import ActionForm, BulkEnrolForm, EditPatientForm, EnrolForm, NoteForm
 
@@ -371,16 +370,20 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
 @bp.post("/<int:patient_id>/<any(pause, resume, discharge):action>")
 @roles_required(Role.CLINICIAN)
 def status(patient_id: int, action: str) -> ResponseReturnValue:
-    patient = owned_patient(patient_id, f"patient.{action}")
+    owned_patient(patient_id, f"patient.{action}", session=read_db())
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        change_status(
-            db(), patient, action, now=now(), actor=staff().actor, settings=runtime().settings
+        patient = change_status(
+            write_sessions(),
+            patient_id,
+            action,
+            now=now(),
+            actor=staff().actor,
+            settings=runtime().settings,
         )
     except TransitionRefused as exc:
-        db().rollback()
         flash(str(exc), "error")
     else:
         flash(f"{patient.first_name} is now {patient.status}.", "info")
-    return redirect(url_for("patients.show", patient_id=patient.id))
+    return redirect(url_for("patients.show", patient_id=patient_id))

@@ -5,24 +5,20 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from coachbot.domain.states import Role
 from coachbot.models import SuppressedNumber
+from coachbot.services.consent import suppression_list
 from coachbot.services.exports import csv_text
-from coachbot.web.common import audit_ok, read_db, roles_required
+from coachbot.web.common import audit_ok, roles_required, runtime
 
 bp = Blueprint("suppression", __name__, url_prefix="/admin")
 
 
 def _rows() -> list[SuppressedNumber]:
-    return list(
-        read_db().scalars(
-            select(SuppressedNumber).order_by(
-                SuppressedNumber.suppressed_at.desc(), SuppressedNumber.number_e164
-            )
-        )
-    )
+    # A read session of its own, closed before the page renders: the list holds no lazy parts.
+    with runtime().read_session_factory() as session:
+        return suppression_list(session)
 
 
 @bp.get("/suppressions")
@@ -30,7 +26,6 @@ def _rows() -> list[SuppressedNumber]:
 def listing() -> ResponseReturnValue:
     audit_ok("suppression.view", None)
     rows = _rows()
-    read_db().commit()
     return render_template("suppressions.html", rows=rows)
 
 
@@ -39,7 +34,6 @@ def listing() -> ResponseReturnValue:
 def export_csv() -> ResponseReturnValue:
     audit_ok("export.suppression_csv", None)
     rows = _rows()
-    read_db().commit()
     body = "".join(
         csv_text(
             [("number", "source", "suppressed_at")]

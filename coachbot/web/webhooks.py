@@ -1,10 +1,16 @@
 """Twilio's webhooks. Without a valid signature both answer 403; after the check:
 
-- /sms/inbound always answers 200 with TwiML: the pipeline already keeps every message it was
-  given, and an error status would only make Twilio retry a message we hold.
+- /sms/inbound answers 200 with TwiML, even when the database fails: the pipeline keeps
+  every message it was given (or logs why it could not), and an error status would only
+  make Twilio retry a message we hold.
 - /sms/status answers 204, or 503 when the callback could not be recorded (the database is
-  down): Twilio retries a status callback that failed, and that retry is how the delivery
-  status arrives once the database is back. Neither answers 500."""
+  down). 503 on purpose, not 204: the event was not stored, so the answer says so. Twilio
+  retries a failed callback only under a retry policy that covers 5xx (the `rp` connection
+  override); without one, the 503 shows in Twilio's debugger, the nudge keeps the state its
+  send gave it (`sent`), and an ambiguous send is still settled by reconciliation.
+
+Neither answers 500 (tests/web/test_status_callback_retry.py and
+tests/web/test_inbound_resilience.py hold both)."""
 
 from __future__ import annotations
 
@@ -101,8 +107,8 @@ def status() -> Response:
         try:
             handle_status(runtime.session_factory, callback, utcnow())
         except Exception:
-            # 503, not 204: Twilio retries the callback, so the status is not lost while the
-            # database is down; the log tells operators why.
+            # 503, not 204: the event was not stored (see the module's notes on retries);
+            # the log tells operators why.
             log.exception("status callback for %s failed", sid)
             return Response("", status=503)
     return Response("", status=204)

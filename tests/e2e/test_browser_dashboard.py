@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from coachbot.domain.clock import utcnow
 from coachbot.models import Patient
 from coachbot.runtime import Runtime
-from coachbot.services.dispatch import run_tick
+from coachbot.services.tick import run_tick
 from tests.e2e.conftest import Screenshots
 from tests.web.test_dashboard_support import PASSWORD, make_staff
 

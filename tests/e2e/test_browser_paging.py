@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.domain.clock import utcnow
 from coachbot.domain.states import AlertKind, AlertSeverity
-from coachbot.models import Alert, StaffUser
+from coachbot.models import Alert
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.services import oncall, paging
 from coachbot.services.alerts import raise_alert
@@ -92,9 +92,10 @@ def test_admin_sets_the_on_call_who_is_paged_opens_the_alert_and_acknowledges_it
     ana = make_staff(session, "ana@clinic.test")
     ben = make_staff(session, "ben@clinic.test")
     make_staff(session, "ada@clinic.test", role="admin")
-    user = session.get(StaffUser, ben)
+    user = oncall.set_staff_phone(
+        runtime.session_factory, ben, BEN_PHONE, default_region="US", now=utcnow(), actor="t"
+    )
     assert user is not None
-    oncall.set_staff_phone(session, user, BEN_PHONE, default_region="US", now=utcnow(), actor="t")
     maya = make_patient(session, first_name="Maya")
     maya.clinician_id = ana
     session.commit()

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.db import make_engine, make_session_factory
 from coachbot.domain.states import NudgeState
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.dispatch import plan_nudges, run_tick
+from coachbot.services.dispatch import plan_nudges
 from coachbot.services.reconcile import reconcile_ambiguous
+from coachbot.services.tick import run_tick
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.cohort import make_cohort, nudge_states
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = r"""
 import contextlib, datetime as dt, json, sys
 from coachbot.runtime import build_runtime
-from coachbot.services import dispatch
+from coachbot.services import dispatch, tick
 from coachbot.settings import Settings
 from tests.support.crash_points import crash_points, kill_at
 
@@ -51,12 +52,12 @@ if args.get("kill_at"):
 now = dt.datetime.fromisoformat(args["now"])
 with points as gateway:
     if args.get("dispatch_only"):
-        summary = dispatch.TickSummary()
+        summary = tick.TickSummary()
         dispatch.dispatch_due(runtime.session_factory, gateway, runtime.library,
                               runtime.settings, now, summary)
     else:
-        summary = dispatch.run_tick(runtime.session_factory, gateway, runtime.library,
-                                    runtime.settings, now)
+        summary = tick.run_tick(runtime.session_factory, gateway, runtime.library,
+                                runtime.settings, now)
 print(summary.as_text())
 """
 

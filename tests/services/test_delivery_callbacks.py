@@ -13,7 +13,7 @@ from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
 from coachbot.models import Alert, DeliveryEvent, Nudge, OutboundMessage, Patient
 from coachbot.runtime import Runtime
 from coachbot.services.delivery import StatusCallback, handle_status
-from coachbot.services.dispatch import run_tick
+from coachbot.services.tick import run_tick
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 
 NOW = MONDAY_0830_NEW_YORK

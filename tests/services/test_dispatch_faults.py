@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
 from coachbot.models import Alert, Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.dispatch import run_tick
 from coachbot.services.reconcile import reconcile_ambiguous
+from coachbot.services.tick import run_tick
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 from tests.support.fake_twilio import FakeTwilio, Fault

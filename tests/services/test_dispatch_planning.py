@@ -20,17 +20,14 @@ from coachbot.domain.states import NudgeState
 from coachbot.models import AuditEntry, Nudge, TrackSchedule
 from coachbot.runtime import Runtime
 from coachbot.services import programs
-from coachbot.services.dispatch import (
-    PLANNER_LOCK_ARGS,
-    PLANNER_LOCK_CLASS,
-    plan_nudges,
-    run_tick,
-)
+from coachbot.services.dispatch import plan_nudges
 from coachbot.services.schedules import (
     set_patient_schedule,
     set_window,
     validate_schedule,
 )
+from coachbot.services.tick import run_tick
+from coachbot.store.nudges import PLANNER_LOCK_ARGS, PLANNER_LOCK_CLASS
 from tests.support.builders import make_patient
 
 ALL_DAY = (dt.time(0, 0), dt.time(23, 59))

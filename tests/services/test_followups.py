@@ -15,8 +15,8 @@ from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
 from coachbot.models import AdherenceRecord, Alert, Nudge, Patient
 from coachbot.queries.adherence import adherence_by_track
 from coachbot.runtime import Runtime
-from coachbot.services.dispatch import run_tick
-from coachbot.services.followups import ReplyWindowSummary, process_reply_windows
+from coachbot.services.followups import process_reply_windows
+from coachbot.services.tick import TickSummary, run_tick
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 from tests.support.twilio_signing import inbound_params, post_signed
 
@@ -57,7 +57,7 @@ def sent_nudge(
     return nudge
 
 
-def process(runtime: Runtime, now: dt.datetime) -> ReplyWindowSummary:
+def process(runtime: Runtime, now: dt.datetime) -> TickSummary:
     return process_reply_windows(runtime.session_factory, runtime.library, runtime.settings, now)
 
 

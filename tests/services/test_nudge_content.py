@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from coachbot.models import Nudge, OutboundMessage
 from coachbot.runtime import Runtime
-from coachbot.services.dispatch import run_tick
+from coachbot.services.tick import run_tick
 from tests.support.builders import make_patient
 
 PRIVACY_WORDS = ("chemo", "neurotox", "car-t", "icans", "cancer", "lead", "mercury")

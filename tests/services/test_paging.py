@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.states import AlertKind, AlertSeverity, AlertStatus
 from coachbot.models import Alert, AuditEntry, Page, StaffUser
@@ -20,6 +20,7 @@ from coachbot.services import oncall, paging
 from coachbot.services.alerts import raise_alert
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.staff import create_staff_user
+from coachbot.services.tick import TickSummary
 from coachbot.settings import Settings
 from tests.support.builders import make_patient
 from tests.support.fake_twilio import FakeTwilio, Fault
@@ -42,7 +43,7 @@ class World:
     backup: int
     patient: int
 
-    def run(self, now: dt.datetime = NOW) -> paging.PagingSummary:
+    def run(self, now: dt.datetime = NOW) -> TickSummary:
         rt = self.runtime
         return paging.run_due(rt.session_factory, rt.gateway, rt.settings, now)
 
@@ -66,12 +67,13 @@ class World:
             return list(session.scalars(select(Page).order_by(Page.id)))
 
 
-def _staff(session: Session, email: str, phone: str | None, now: dt.datetime = NOW) -> int:
+def _staff(
+    sessions: sessionmaker[Session], email: str, phone: str | None, now: dt.datetime = NOW
+) -> int:
     user = create_staff_user(
-        session, email=email, role="clinician", password="x" * 12, now=now, actor="test"
+        sessions, email=email, role="clinician", password="x" * 12, now=now, actor="test"
     )
-    oncall.set_staff_phone(session, user, phone, default_region="US", now=now, actor="test")
-    session.commit()
+    oncall.set_staff_phone(sessions, user.id, phone, default_region="US", now=now, actor="test")
     return user.id
 
 
@@ -93,17 +95,17 @@ def world(settings: Settings) -> Iterator[World]:
                 paging_from_email="pager@clinic.example",
             )
         )
+        primary = _staff(rt.session_factory, "dr.night@clinic.example", PRIMARY_PHONE)
+        backup = _staff(rt.session_factory, "dr.backup@clinic.example", BACKUP_PHONE)
         with rt.session_factory() as session:
-            primary = _staff(session, "dr.night@clinic.example", PRIMARY_PHONE)
-            backup = _staff(session, "dr.backup@clinic.example", BACKUP_PHONE)
             patient = make_patient(session, first_name="Maya").id
-            oncall.set_override(
-                session,
-                primary_email="dr.night@clinic.example",
-                backup_email="dr.backup@clinic.example",
-                now=NOW,
-                actor="test",
-            )
+        oncall.set_override(
+            rt.session_factory,
+            primary_email="dr.night@clinic.example",
+            backup_email="dr.backup@clinic.example",
+            now=NOW,
+            actor="test",
+        )
         yield World(rt, fake, smtp, primary, backup, patient)
         rt.close()
 
@@ -111,7 +113,7 @@ def world(settings: Settings) -> Iterator[World]:
 def test_an_urgent_red_flag_pages_the_primary_by_sms_and_email_at_once(world: World) -> None:
     alert_id = world.raise_red_flag()
     summary = world.run()
-    assert (summary.sent, summary.failed) == (2, 0)
+    assert (summary.paged, summary.page_failures) == (2, 0)
     [sms] = world.fake.sent_to(PRIMARY_PHONE)
     assert sms.body == (
         f"Riverside Recovery Clinic: URGENT alert #{alert_id}."
@@ -245,18 +247,17 @@ def test_consent_delivery_and_normal_alerts_page_nobody(
     world: World, kind: str, severity: str
 ) -> None:
     world.raise_red_flag(kind=kind, severity=severity)
-    assert world.run() == paging.PagingSummary()
+    assert world.run() == TickSummary()
     assert world.pages() == []
 
 
 def test_a_new_urgent_kind_such_as_crisis_pages(world: World) -> None:
     world.raise_red_flag(kind="crisis")
-    assert world.run().sent == 2
+    assert world.run().paged == 2
 
 
 def test_with_nobody_on_call_nothing_is_paged_and_the_summary_says_so(world: World) -> None:
-    with world.runtime.session_factory() as session:
-        oncall.clear_override(session, now=NOW, actor="test")
+    oncall.clear_override(world.runtime.session_factory, now=NOW, actor="test")
     world.raise_red_flag()
     summary = world.run()
     assert summary.unstaffed == 1
@@ -347,63 +348,63 @@ def test_a_send_lost_mid_flight_becomes_ambiguous_and_is_looked_up(world: World)
 
 
 def test_the_rota_refuses_unknown_inactive_or_non_clinician_staff(world: World) -> None:
-    with world.runtime.session_factory() as session:
-        create_staff_user(
-            session,
-            email="ops@clinic.example",
-            role="operator",
-            password="x" * 12,
-            now=NOW,
-            actor="test",
+    sessions = world.runtime.session_factory
+    create_staff_user(
+        sessions,
+        email="ops@clinic.example",
+        role="operator",
+        password="x" * 12,
+        now=NOW,
+        actor="test",
+    )
+    with pytest.raises(ValidationFailed, match="only a clinician"):
+        oncall.set_override(
+            sessions, primary_email="ops@clinic.example", backup_email=None, now=NOW, actor="t"
         )
-        with pytest.raises(ValidationFailed, match="only a clinician"):
-            oncall.set_override(
-                session, primary_email="ops@clinic.example", backup_email=None, now=NOW, actor="t"
-            )
-        with pytest.raises(ValidationFailed) as missing:
-            oncall.set_override(
-                session, primary_email="who@x.example", backup_email=None, now=NOW, actor="t"
-            )
-        assert missing.value.errors == {"email": "no staff account who@x.example"}
-        with pytest.raises(ValidationFailed) as same:
-            oncall.set_override(
-                session,
-                primary_email="dr.night@clinic.example",
-                backup_email="DR.NIGHT@clinic.example",
-                now=NOW,
-                actor="t",
-            )
-        assert same.value.errors == {"backup_email": "the backup must be someone else"}
+    with pytest.raises(ValidationFailed) as missing:
+        oncall.set_override(
+            sessions, primary_email="who@x.example", backup_email=None, now=NOW, actor="t"
+        )
+    assert missing.value.errors == {"email": "no staff account who@x.example"}
+    with pytest.raises(ValidationFailed) as same:
+        oncall.set_override(
+            sessions,
+            primary_email="dr.night@clinic.example",
+            backup_email="DR.NIGHT@clinic.example",
+            now=NOW,
+            actor="t",
+        )
+    assert same.value.errors == {"backup_email": "the backup must be someone else"}
 
 
 def test_staff_phones_are_validated_and_unique(world: World) -> None:
-    with world.runtime.session_factory() as session:
-        user = session.get(StaffUser, world.backup)
-        assert user is not None
-        with pytest.raises(ValidationFailed) as bad:
-            oncall.set_staff_phone(session, user, "12", default_region="US", now=NOW, actor="t")
-        assert list(bad.value.errors) == ["phone"]
-        with pytest.raises(ValidationFailed) as taken:
-            oncall.set_staff_phone(
-                session, user, "(617) 555-0142", default_region="US", now=NOW, actor="t"
-            )
-        assert taken.value.errors == {"phone": "another staff account has this number"}
+    sessions = world.runtime.session_factory
+    with pytest.raises(ValidationFailed) as bad:
+        oncall.set_staff_phone(
+            sessions, world.backup, "12", default_region="US", now=NOW, actor="t"
+        )
+    assert list(bad.value.errors) == ["phone"]
+    with pytest.raises(ValidationFailed) as taken:
+        oncall.set_staff_phone(
+            sessions, world.backup, "(617) 555-0142", default_region="US", now=NOW, actor="t"
+        )
+    assert taken.value.errors == {"phone": "another staff account has this number"}
 
 
 def test_weekly_shifts_decide_when_no_override_is_set(world: World) -> None:
+    oncall.clear_override(world.runtime.session_factory, now=NOW, actor="test")
+    # 2026-12-03 is a Thursday; NOW is 07:00 UTC, inside a 00:00-08:00 UTC shift.
+    oncall.add_shift(
+        world.runtime.session_factory,
+        weekday=3,
+        start="00:00",
+        end="08:00",
+        primary_email="dr.backup@clinic.example",
+        backup_email=None,
+        now=NOW,
+        actor="test",
+    )
     with world.runtime.session_factory() as session:
-        oncall.clear_override(session, now=NOW, actor="test")
-        # 2026-12-03 is a Thursday; NOW is 07:00 UTC, inside a 00:00-08:00 UTC shift.
-        oncall.add_shift(
-            session,
-            weekday=3,
-            start="00:00",
-            end="08:00",
-            primary_email="dr.backup@clinic.example",
-            backup_email=None,
-            now=NOW,
-            actor="test",
-        )
         who = oncall.current_on_call(session, world.runtime.settings, NOW)
         assert who is not None
         assert (who.primary_id, who.source) == (world.backup, "shift")

@@ -214,7 +214,7 @@ def run_clock(
             if next(replays):
                 before = snapshot(session, patient_id)
                 again = run_clock_tick(sf, runtime.gateway, runtime.library, runtime.settings, now)
-                assert (again.dispatch.planned, again.dispatch.sent) == (0, 0)
+                assert (again.planned, again.sent) == (0, 0)
                 assert snapshot(session, patient_id) == before
                 # Planning without the bookmark may only extend past what was planned...
                 through = forget_planning(sf, patient_id)

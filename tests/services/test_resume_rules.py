@@ -17,7 +17,7 @@ from coachbot.domain.states import PatientStatus
 from coachbot.models import AuditEntry, ConsentEvent, OutboundMessage, Patient
 from coachbot.runtime import Runtime
 from coachbot.services import consent
-from coachbot.services.care import ResumeRefused, TransitionRefused, change_status
+from coachbot.services.status_changes import ResumeRefused, TransitionRefused, change_status
 from coachbot.settings import Settings
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 
@@ -35,15 +35,14 @@ def _paused(runtime: Runtime, paused_by: str | None, **kwargs: object) -> int:
 
 
 def _change(runtime: Runtime, patient_id: int, action: str) -> None:
-    with runtime.session_factory() as s:
-        change_status(
-            s,
-            s.get_one(Patient, patient_id),
-            action,
-            now=NOW,
-            actor="staff:1",
-            settings=dataclasses.replace(runtime.settings, twilio_from_number=FROM_NUMBER),
-        )
+    change_status(
+        runtime.session_factory,
+        patient_id,
+        action,
+        now=NOW,
+        actor="staff:1",
+        settings=dataclasses.replace(runtime.settings, twilio_from_number=FROM_NUMBER),
+    )
 
 
 def _ledger(runtime: Runtime, patient_id: int) -> list[tuple[str, str | None]]:

@@ -23,9 +23,9 @@ from coachbot.runtime import Runtime, build_runtime
 from coachbot.services import consent
 from coachbot.services.care import CarePlan, PatientChanges, edit_patient
 from coachbot.services.delivery import StatusCallback, handle_status
-from coachbot.services.dispatch import run_tick
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient, send_due_welcomes
 from coachbot.services.messaging import send_text
+from coachbot.services.tick import run_tick
 from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import OutgoingSms, Pacing, SendFailure, SendReceipt, open_batch_sender

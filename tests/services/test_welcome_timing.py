@@ -14,13 +14,7 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import PatientStatus
 from coachbot.models import AuditEntry, OutboundMessage, Patient
 from coachbot.runtime import Runtime
-from coachbot.services.care import (
-    CarePlan,
-    PatientChanges,
-    bulk_enroll,
-    change_status,
-    edit_patient,
-)
+from coachbot.services.care import CarePlan, PatientChanges, bulk_enroll, edit_patient
 from coachbot.services.enrollment import (
     WELCOME_RECHECK,
     EnrollmentRequest,
@@ -29,6 +23,7 @@ from coachbot.services.enrollment import (
     welcome_note,
 )
 from coachbot.services.schedules import set_window
+from coachbot.services.status_changes import change_status
 from coachbot.services.tick import run_clock_tick
 from tests.web.test_dashboard_support import make_staff
 
@@ -186,9 +181,13 @@ def test_the_tick_checks_quiet_hours_again_and_holds_the_welcome_further(
 def test_a_patient_discharged_before_the_welcome_is_due_gets_nothing(runtime: Runtime) -> None:
     _window(runtime, "07:00", "21:00")
     patient_id = _enrol(runtime, LATE)
-    with runtime.session_factory() as session:
-        patient = session.get_one(Patient, patient_id)
-        change_status(session, patient, "discharge", now=LATE + dt.timedelta(hours=1), actor="t")
+    change_status(
+        runtime.session_factory,
+        patient_id,
+        "discharge",
+        now=LATE + dt.timedelta(hours=1),
+        actor="t",
+    )
     _tick(runtime, QUIET_ENDS)
     assert _welcomes(runtime) == []
     assert _held(runtime, patient_id) is None

@@ -1,6 +1,6 @@
 """The dispatcher's crash points, found from outside: production code has no hook to leave on.
 
-`hook(point, nudge_id)` is called at three points of `dispatch.dispatch_due`:
+`hook(point, nudge_id)` is called at three points of `dispatch.send.dispatch_due`:
 
 - "claimed": a batch's claim committed, nothing gated or sent yet (nudge_id: the batch's first);
 - "accepted": the provider returned a receipt, nothing recorded yet (nudge_id: from the
@@ -9,7 +9,8 @@
 
 "accepted" comes from a gateway wrapper that watches each send's result; the two commit points
 from a Session "after_commit" event on the dispatcher's sessionmaker, which looks at the
-function whose transaction just committed (dispatch.claim_due or dispatch._record). If those
+function whose transaction just committed (dispatch.claim.claim_batch or
+dispatch.record.record_batch). If those
 are renamed or split, no point fires and the kill tests fail (the worker is not killed).
 
 Users: the kill -9 tests (tests/e2e/test_dispatch_processes.py), the proof's crash worker
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from coachbot.services import dispatch
+from coachbot.services.dispatch import claim, record
 from coachbot.sms.gateway import (
     BatchSender,
     OutgoingSms,
@@ -145,12 +146,12 @@ def commit_points(session_factory: sessionmaker[Session], hook: CrashHook) -> It
         frame = _committing_frame()
         if firing or frame is None:
             return
-        if frame.f_code is dispatch.claim_due.__code__:
+        if frame.f_code is claim.claim_batch.__code__:
             ids: list[int] = frame.f_locals["ids"]
             if not ids:  # nothing was due: the dispatcher stops without a claim
                 return
             point, nudge_id = "claimed", ids[0]
-        elif frame.f_code is dispatch._record.__code__:
+        elif frame.f_code is record.record_batch.__code__:
             point, nudge_id = "recorded", frame.f_locals["ready"][0].nudge_id
         else:
             return

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.states import AlertKind, AlertSeverity, NudgeState
 from coachbot.models import AdherenceRecord, InboundMessage, Nudge, OutboundMessage, Patient
@@ -24,9 +24,18 @@ _CSRF = re.compile(
 )
 
 
+def writer_of(session: Session) -> sessionmaker[Session]:
+    """Sessions on the database `session` reads, for services that open their own
+    transaction (test set-up runs nothing concurrently, so the read-only flag is moot)."""
+    return sessionmaker(session.get_bind(), expire_on_commit=False)
+
+
 def make_staff(session: Session, email: str, role: str = "clinician") -> int:
+    # The set-up so far is kept (as when the service committed the caller's session), and
+    # a write session's transaction ends: on SQLite it holds the lock the service needs.
+    session.commit()
     user = create_staff_user(
-        session, email=email, role=role, password=PASSWORD, now=NOW, actor="test"
+        writer_of(session), email=email, role=role, password=PASSWORD, now=NOW, actor="test"
     )
     return user.id
 

@@ -20,7 +20,7 @@ from coachbot.models import (
     OutboundMessage,
     Patient,
 )
-from coachbot.services import inbound
+from coachbot.services.inbound import context as inbound_context
 from tests.support.builders import MONDAY_0830_NEW_YORK, make_patient
 from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
 
@@ -582,7 +582,7 @@ def test_an_internal_failure_answers_empty_twiml_and_keeps_the_row(
     def broken(*_args: object) -> None:
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(inbound, "_decide", broken)
+    monkeypatch.setattr(inbound_context, "decide_text", broken)
     response = post(client, patient.phone_e164, "done", T0)
     assert text_of(response) == EMPTY
     row = last_inbound(session)

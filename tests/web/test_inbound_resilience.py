@@ -21,7 +21,7 @@ from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
 from coachbot.models import Alert, AuditEntry, InboundMessage, Nudge, OutboundMessage, Patient
 from coachbot.runtime import Runtime
 from coachbot.services import inbound
-from coachbot.services.inbound_recovery import recover_failed_inbound
+from coachbot.services.inbound.recovery import recover_failed_inbound
 from coachbot.services.tick import run_clock_tick
 from tests.support.builders import MONDAY_0800_NEW_YORK, MONDAY_0830_NEW_YORK, make_patient
 from tests.support.twilio_signing import inbound_params, post_signed
@@ -193,9 +193,9 @@ def test_a_stop_that_keeps_failing_still_opts_out_and_is_confirmed_by_the_next_t
     patient = make_patient(session, tracks={"sleep": "08:30"})
     later = planned_nudge(session, patient, T0 + dt.timedelta(hours=2))
     # Every run of the pipeline fails on its first write; the fallback's own write succeeds.
-    failure = fault("UPDATE patients", times=inbound._ATTEMPTS)
+    failure = fault("UPDATE patients", times=inbound.ATTEMPTS)
     assert post(client, patient.phone_e164, "  Stop. ", MONDAY_0800_NEW_YORK) == EMPTY
-    assert failure.hits == inbound._ATTEMPTS
+    assert failure.hits == inbound.ATTEMPTS
     row = only_inbound(session)
     assert (row.outcome, row.patient_id) == (inbound.FAILED, patient.id)
     session.expire_all()
@@ -220,7 +220,7 @@ def test_a_red_flag_that_keeps_failing_still_alerts_and_the_safety_text_follows(
     failure = fault("INSERT INTO outbound_messages", times=None)  # the reply's row, every run
     body = "I fell and hit my head, very confused"
     assert post(client, patient.phone_e164, body, T0) == EMPTY
-    assert failure.hits == inbound._ATTEMPTS
+    assert failure.hits == inbound.ATTEMPTS
     failure.remove()
     row = only_inbound(session)
     assert (row.outcome, row.patient_id) == (inbound.FAILED, patient.id)
@@ -336,7 +336,7 @@ def test_one_tick_drains_more_than_a_batch_of_kept_stops_before_any_nudge_goes(
     """Found by the proof's database-faults scenario: the tick recovered one batch of kept
     texts, so with a longer backlog a STOP kept whole (even its fallback failed) waited
     while that same tick sent the patient a nudge."""
-    monkeypatch.setattr("coachbot.services.inbound_recovery.BATCH", 2)
+    monkeypatch.setattr("coachbot.services.inbound.recovery.BATCH", 2)
     due = T0 + dt.timedelta(minutes=5)
     patients = [make_patient(session, phone=f"+1617555{n:04d}") for n in range(5)]
     for patient in patients:

@@ -26,9 +26,9 @@ from coachbot.models import (
 )
 from coachbot.runtime import Runtime
 from coachbot.services import consent
-from coachbot.services.care import ResumeRefused, change_status
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.inbound import InboundSms, handle_inbound
+from coachbot.services.status_changes import ResumeRefused, change_status
 from tests.support.builders import make_patient
 from tests.support.twilio_signing import new_message_sid
 from tests.web import test_inbound_pipeline
@@ -487,8 +487,8 @@ def test_a_patients_own_revocation_is_theirs_to_lift_not_the_clinicians(
     assert (paused.status, paused.paused_by) == (PatientStatus.PAUSED, consent.PAUSED_BY_PATIENT)
     assert ("revocation", "please stop texting me") in ledger(session, phone)
 
-    with runtime.session_factory() as s, pytest.raises(ResumeRefused):
-        change_status(s, s.get_one(Patient, patient.id), "resume", now=T0, actor="staff:1")
+    with pytest.raises(ResumeRefused):
+        change_status(runtime.session_factory, patient.id, "resume", now=T0, actor="staff:1")
     session.expire_all()
     assert session.get_one(Patient, patient.id).status == PatientStatus.PAUSED
 

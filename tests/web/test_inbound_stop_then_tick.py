@@ -16,7 +16,8 @@ from coachbot.app import create_app
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services.dispatch import TickSummary, claim_due, dispatch_due, plan_nudges, run_tick
+from coachbot.services.dispatch import claim_batch, dispatch_due, plan_nudges
+from coachbot.services.tick import TickSummary, run_tick
 from coachbot.settings import Settings
 from tests.support.builders import make_patient
 from tests.support.fake_twilio import FakeTwilio
@@ -58,7 +59,7 @@ def test_stop_after_a_claim_means_the_loopback_server_never_hears_of_that_number
     client: Any = create_app(runtime=runtime).test_client()
 
     plan_nudges(runtime.session_factory, AT_0830)
-    claimed = claim_due(runtime.session_factory, AT_0830)
+    claimed = claim_batch(runtime.session_factory, AT_0830)
     with runtime.session_factory() as session:
         (claimed_nudge,) = session.scalars(select(Nudge).where(Nudge.id.in_(claimed))).all()
         assert (claimed_nudge.patient_id, claimed_nudge.state) == (stopper_id, NudgeState.CLAIMED)

@@ -28,17 +28,17 @@ from coachbot.settings import Settings
 from tests.support.builders import make_patient
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.twilio_signing import AUTH_TOKEN, inbound_params, post_signed
-from tests.web.test_dashboard_support import make_staff, post_form, sign_in
+from tests.web.test_dashboard_support import make_staff, post_form, sign_in, writer_of
 
 ACCOUNT_SID = "AC" + "e5" * 16
 ONCALL_PHONE = "+16175550142"
 
 
 def _set_phone(session: Session, user_id: int, phone: str) -> None:
-    user = session.get(StaffUser, user_id)
+    user = oncall.set_staff_phone(
+        writer_of(session), user_id, phone, default_region="US", now=utcnow(), actor="t"
+    )
     assert user is not None
-    oncall.set_staff_phone(session, user, phone, default_region="US", now=utcnow(), actor="t")
-    session.commit()
 
 
 @pytest.fixture
@@ -52,7 +52,11 @@ def clinic(session: Session) -> dict[str, int]:
     maya.clinician_id = ana
     session.commit()
     oncall.set_override(
-        session, primary_email="ben@clinic.test", backup_email=None, now=utcnow(), actor="t"
+        writer_of(session),
+        primary_email="ben@clinic.test",
+        backup_email=None,
+        now=utcnow(),
+        actor="t",
     )
     return {"ana": ana, "ben": ben, "ada": ada, "maya": maya.id}
 
@@ -282,7 +286,7 @@ def test_nobody_on_call_is_a_loud_warning_on_the_patients_list_and_the_console(
     ana = app.test_client()
     sign_in(ana, "ana@clinic.test")
     assert "Nobody is on call." not in ana.get("/patients").get_data(as_text=True)
-    oncall.clear_override(session, now=utcnow(), actor="t")
+    oncall.clear_override(writer_of(session), now=utcnow(), actor="t")
     assert "Nobody is on call." in ana.get("/patients").get_data(as_text=True)
     ops = app.test_client()
     make_staff(session, "ops@clinic.test", role="operator")

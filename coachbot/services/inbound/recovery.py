@@ -24,29 +24,81 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from coachbot.content import MessageLibrary
+from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import schedule as sched
 from coachbot.domain import sendability
-from coachbot.models import InboundMessage, Patient
-from coachbot.services import inbound
+from coachbot.models import (
+    InboundMessage,
+    Patient,
+)
+from coachbot.services.inbound.context import FAILED, RECOVERING, Context, InboundRow
+from coachbot.services.inbound.failure import is_transient_db_error
+from coachbot.services.inbound.pipeline import process
 from coachbot.services.messaging import send_text, status_callback_url
 from coachbot.services.schedules import dispatch_settings
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
+from coachbot.store import inbound as inbound_store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A row kept as failed, handled now; `message` is the reply it owes, if any."""
+
+    row_id: int
+    to_e164: str
+    patient_id: int | None
+    is_proxy: bool
+    received_at: dt.datetime
+    message: RenderedMessage | None
+
+
+def recover_failed(
+    session_factory: sessionmaker[Session],
+    library: MessageLibrary,
+    settings: Settings,
+    row_id: int,
+) -> Recovered | None:
+    """Runs the pipeline for a row kept as failed, as of when it was received, and commits.
+    None when the row is no longer failed: the conditional UPDATE that claims it lets one
+    clock process only handle it (on PostgreSQL a second one waits for the first's commit,
+    then matches nothing; SQLite has one writer at a time). Raises on failure, the row then
+    stays failed."""
+    with session_factory() as session, session.begin():
+        connection = session.connection()
+        claimed = inbound_store.claim_failed(connection, row_id, FAILED, RECOVERING)
+        if claimed is None:
+            return None
+        row = InboundRow(
+            row_id, claimed.provider_sid, claimed.from_e164, claimed.body, claimed.num_media
+        )
+        ctx = Context(
+            session, connection, library, settings, row, claimed.received_at, recovering=True
+        )
+        reply = process(ctx)
+        # The TwiML answer stays the empty one Twilio got; the reply goes out as a text.
+        inbound_store.update_row(connection, row.id, row.found(row.outcome or "recovered"))
+        return Recovered(
+            row.id, row.from_e164, row.patient_id, row.is_proxy, claimed.received_at, reply
+        )
+
+
+# --- the clock tick's step ---------------------------------------------------------------
 
 BATCH = 50
 # Bounds one tick's work after a long outage; the rest waits for the next tick.
 MAX_PER_TICK = 2000
 FRESH_REPLY = dt.timedelta(hours=1)
 UNRECOVERED = "error_unrecovered"
-# Sent whatever the hour: carrier-required or safety text (as inbound._ALWAYS_SENT).
+# Sent whatever the hour: carrier-required or safety text (as triage.ALWAYS_SENT).
 IMMEDIATE = frozenset({"red_flag", "stop_confirmation", "start_confirmation", "optin_confirmed"})
 
 
@@ -69,7 +121,7 @@ def recover_failed_inbound(
             row_ids = list(
                 session.scalars(
                     select(InboundMessage.id)
-                    .where(InboundMessage.outcome == inbound.FAILED, InboundMessage.id > last_id)
+                    .where(InboundMessage.outcome == FAILED, InboundMessage.id > last_id)
                     .order_by(InboundMessage.id)
                     .limit(BATCH)
                 )
@@ -94,9 +146,9 @@ def _recover_one(
 ) -> int:
     """1 when this call handled the row, 0 when it failed again or another clock has it."""
     try:
-        recovered = inbound.recover_failed(session_factory, library, settings, row_id)
+        recovered = recover_failed(session_factory, library, settings, row_id)
     except Exception as exc:
-        if inbound.is_transient_db_error(exc):
+        if is_transient_db_error(exc):
             log.warning("inbound row %d still failing (%s)", row_id, type(exc).__name__)
             return 0
         log.exception("inbound row %d could not be recovered", row_id)
@@ -114,14 +166,14 @@ def _give_up(session_factory: sessionmaker[Session], row_id: int) -> None:
         with session_factory() as session, session.begin():
             session.execute(
                 update(InboundMessage)
-                .where(InboundMessage.id == row_id, InboundMessage.outcome == inbound.FAILED)
+                .where(InboundMessage.id == row_id, InboundMessage.outcome == FAILED)
                 .values(outcome=UNRECOVERED)
             )
     except Exception:
         log.exception("inbound row %d left failed", row_id)
 
 
-def _may_send(session: Session, recovered: inbound.Recovered, now: dt.datetime) -> bool:
+def _may_send(session: Session, recovered: Recovered, now: dt.datetime) -> bool:
     message = recovered.message
     if message is None or recovered.patient_id is None:
         return False
@@ -148,7 +200,7 @@ def _send_reply(
     session_factory: sessionmaker[Session],
     gateway: SmsGateway,
     settings: Settings,
-    recovered: inbound.Recovered,
+    recovered: Recovered,
     now: dt.datetime,
 ) -> None:
     """Texts the reply to the number that wrote (the patient or their caregiver) and keeps
