@@ -18,7 +18,7 @@ from wtforms.validators import Length
 from coachbot.domain import adherence, labels, need
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.preferences import own_timezone, set_own_timezone
-from coachbot.web.common import login_required, now, read_db, runtime, staff
+from coachbot.web.common import login_required, now, read_db, runtime, staff, write_sessions
 
 bp = Blueprint("preferences", __name__, url_prefix="/me")
 
@@ -72,7 +72,7 @@ def settings() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             saved = set_own_timezone(
-                runtime().session_factory,
+                write_sessions(),
                 staff().user_id,
                 form.timezone.data or "",
                 now=now(),

@@ -91,7 +91,7 @@ def test_the_list_puts_the_red_flag_first_highlighted_with_why_and_local_times(
     page.goto(f"{live_server}/me/settings")
     page.get_by_label("Time zone").fill("Mars/Olympus")
     page.get_by_role("button", name="Save").click()
-    page.get_by_text("is not a time zone").wait_for()
+    page.locator("#timezone-error").get_by_text("is not a time zone").wait_for()
 
 
 def test_the_alerts_queue_shows_the_words_who_was_paged_and_who_acknowledged(
