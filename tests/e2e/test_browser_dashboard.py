@@ -53,7 +53,11 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     page.get_by_label("Mobile number").fill("(617) 555-0177")
     page.get_by_label("Time zone").fill(zone)
     for track in ("Exercise", "Diet", "Mindfulness", "Rehab"):
-        page.get_by_label(track, exact=True).uncheck()
+        # USWDS draws the box on the label and moves the input off screen: click the label,
+        # as a person does, and check the box followed.
+        box = page.get_by_label(track, exact=True)
+        page.locator(f"label[for='{box.get_attribute('id')}']").click()
+        assert not box.is_checked()
     page.get_by_label("sleep times (HH:MM, comma separated)").fill(f"{due_local:%H:%M}")
     consented = (start - dt.timedelta(hours=1)).astimezone(ZoneInfo(zone))
     page.get_by_label("When consent was given").fill(f"{consented:%Y-%m-%dT%H:%M}")
