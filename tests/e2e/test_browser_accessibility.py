@@ -95,6 +95,10 @@ VISITS: dict[str, Visit] = {
     "alerts-resolved": Visit("clinician", "/alerts?view=resolved"),
     "to-read": Visit("clinician", "/to-read"),
     "simulator": Visit("clinician", "/simulator"),
+    "my-settings": Visit("clinician", "/me/settings"),
+    "my-settings-errors": Visit(
+        "clinician", "/me/settings", _submit("Save", Time_zone="Mars/Olympus")
+    ),
     "tokens": Visit("clinician", "/account/tokens"),
     "tokens-issued": Visit(
         "clinician", "/account/tokens", _submit("Create token", Token_name="reporting")
