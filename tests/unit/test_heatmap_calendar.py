@@ -17,7 +17,9 @@ def test_weeks_are_columns_from_monday_padded_outside_the_range() -> None:
     weeks = heatmap_weeks(_cells(dt.date(2026, 10, 29), ["done"] * 11))
     assert len(weeks) == 2
     assert [d is None for d in weeks[0].days] == [True] * 3 + [False] * 4
-    assert weeks[0].days[3] is not None and weeks[0].days[3].day == dt.date(2026, 10, 29)
+    thursday = weeks[0].days[3]
+    assert thursday is not None
+    assert thursday.day == dt.date(2026, 10, 29)
     assert all(d is not None and d.day.weekday() == i for i, d in enumerate(weeks[1].days))
     # The first column names its month even mid-month; a week holding the 1st names the new one.
     assert [w.month for w in weeks] == ["Nov", ""]  # Sunday 1 Nov is in the first week
