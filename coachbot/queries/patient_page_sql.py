@@ -146,16 +146,6 @@ def patient_page_statement(dialect: str, transitions: int) -> TextualSelect:
         f" ELSE r.due_at >= h.created_at END)"
     )
     text_of = "CAST({} AS TEXT)".format
-    # Each nudge's heatmap cell as its rank in HEAT_STATES (NULL: nothing to show, such as
-    # a text not sent yet); the day shows the best of its nudges.
-    cell = (
-        "(CASE WHEN a.outcome IS NOT NULL"
-        " THEN (CASE a.outcome WHEN 'done' THEN 5 WHEN 'partial' THEN 4 WHEN 'skipped' THEN 3"
-        " ELSE 2 END)"
-        " WHEN n.state IN ('sent', 'delivered')"
-        " THEN (CASE WHEN n.reply_window_ends_at <= :now THEN 2 ELSE 1 END)"
-        " WHEN n.state IN ('missed', 'failed') THEN 2 END)"
-    )
     statement = PATIENT_PAGE_SQL.format(
         GRID=GRID,
         STREAK=STREAK,
@@ -169,12 +159,29 @@ def patient_page_statement(dialect: str, transitions: int) -> TextualSelect:
         answers_of_patient=sql["answers_of_patient"],
         record_day=local_day("recorded_at"),
         due_day=local_day("n.due_at"),
-        cell=cell,
+        cell=_HEAT_CELL,
         partial=PARTIAL_PACK,
         agg_grid=sql["agg"].format(text_of("g.v")),
         agg_streak=sql["agg"].format(text_of("s.d")),
         asked=asked,
     )
+    return _typed(statement, dialect, transitions)
+
+
+# Each nudge's heatmap cell as its rank in HEAT_STATES (NULL: nothing to show, such as a text
+# not sent yet); the day shows the best of its nudges.
+_HEAT_CELL = (
+    "(CASE WHEN a.outcome IS NOT NULL"
+    " THEN (CASE a.outcome WHEN 'done' THEN 5 WHEN 'partial' THEN 4 WHEN 'skipped' THEN 3"
+    " ELSE 2 END)"
+    " WHEN n.state IN ('sent', 'delivered')"
+    " THEN (CASE WHEN n.reply_window_ends_at <= :now THEN 2 ELSE 1 END)"
+    " WHEN n.state IN ('missed', 'failed') THEN 2 END)"
+)
+
+
+def _typed(statement: str, dialect: str, transitions: int) -> TextualSelect:
+    """The statement as one line with its instants' parameter types and its row shape."""
     # SQLite needs the column type's text form of an instant; psycopg sends an aware
     # datetime as timestamptz itself, and an untyped parameter spares SQLAlchemy's cast.
     instant = UTCDateTime() if dialect == "sqlite" else None

@@ -27,23 +27,3 @@ def record_page_view(
         audit.record_reads(session, actor=actor, action=action, now=now, patient_ids=known)
         if None in ids:
             audit.record(session, actor=actor, action=action, now=now, detail="unknown senders")
-
-
-def record_refusal(
-    session_factory: sessionmaker[Session],
-    *,
-    actor: str,
-    action: str,
-    now: dt.datetime,
-    detail: str,
-    patient_id: int | None = None,
-) -> None:
-    """An audited refusal (a record someone may not open), in its own transaction."""
-    audit.deny(
-        session_factory,
-        actor=actor,
-        action=action,
-        now=now,
-        patient_id=patient_id,
-        detail=detail,
-    )

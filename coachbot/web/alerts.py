@@ -20,8 +20,8 @@ from coachbot.web.common import (
     owned_patient,
     read_db,
     roles_required,
-    runtime,
     staff,
+    write_sessions,
 )
 from coachbot.web.forms import NoteForm
 
@@ -43,7 +43,7 @@ def queue() -> ResponseReturnValue:
     words = alert_words(read_db(), [a.id for a in shown])
     # The patients' own words are on the page: each patient shown gets a row in their trail.
     record_page_view(
-        runtime().session_factory,
+        write_sessions(),
         actor=staff().actor,
         action="alert.queue_view",
         now=now(),

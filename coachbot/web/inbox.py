@@ -18,9 +18,18 @@ from coachbot.domain.phones import mask_phone
 from coachbot.domain.states import Role
 from coachbot.models import InboundMessage
 from coachbot.queries.inbox import to_read_count, to_read_page
+from coachbot.services import audit
 from coachbot.services.inbox import AlreadyRead, mark_read
-from coachbot.services.viewing import record_page_view, record_refusal
-from coachbot.web.common import db, now, owned_patient, read_db, roles_required, runtime, staff
+from coachbot.services.viewing import record_page_view
+from coachbot.web.common import (
+    db,
+    now,
+    owned_patient,
+    read_db,
+    roles_required,
+    staff,
+    write_sessions,
+)
 from coachbot.web.forms import ActionForm
 
 bp = Blueprint("inbox", __name__, url_prefix="/to-read")
@@ -54,7 +63,7 @@ def to_read() -> ResponseReturnValue:
     page = to_read_page(read_db(), viewer_id=me.user_id, role=me.role, page=_page_number())
     # Message text is patient data: each patient on the page gets a row in their trail.
     record_page_view(
-        runtime().session_factory,
+        write_sessions(),
         actor=me.actor,
         action="inbox.view",
         now=at,
@@ -85,8 +94,8 @@ def _readable(message_id: int) -> InboundMessage:
 
 def _deny(message_id: int) -> None:
     # A text from an unknown number, or one that does not exist: only admins read those.
-    record_refusal(
-        runtime().session_factory,
+    audit.deny(
+        write_sessions(),
         actor=staff().actor,
         action="inbox.mark_read",
         now=now(),

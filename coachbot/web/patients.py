@@ -231,7 +231,7 @@ def show(patient_id: int) -> ResponseReturnValue:
     # the audit commit lets the page's own snapshot include this very view.
     patient = owned_patient(patient_id, "patient.view", session=read_db(), on_call=True)
     audit_ok("patient.view", patient.id)
-    _end_read_snapshot()
+    fresh_reads()
     # The timeline pages back from `before` (a cursor from the "Older messages" link); a
     # cursor that does not parse is the first page.
     before = TimelineCursor.parse(request.args.get("before", "")[:64])
@@ -250,12 +250,6 @@ def show(patient_id: int) -> ResponseReturnValue:
         action_form=ActionForm(),
         note_form=NoteForm(),
     )
-
-
-def _end_read_snapshot() -> None:
-    """Ends the read session's transaction (it wrote nothing: a rollback), so what the page
-    reads next sees the audit row just committed for this very view."""
-    read_db().rollback()
 
 
 @bp.get("/<int:patient_id>/consent.csv")

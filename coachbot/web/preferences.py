@@ -18,7 +18,7 @@ from wtforms.validators import Length
 from coachbot.domain import adherence, labels, need
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.preferences import own_timezone, set_own_timezone
-from coachbot.web.common import login_required, now, read_db, runtime, staff
+from coachbot.web.common import login_required, now, read_db, runtime, staff, write_sessions
 
 bp = Blueprint("preferences", __name__, url_prefix="/me")
 
@@ -38,7 +38,12 @@ def viewer_zone() -> ZoneInfo:
 
 @bp.app_context_processor
 def _wording() -> dict[str, object]:
-    return {"labels": labels, "need": need, "adherence_words": adherence}
+    return {
+        "labels": labels,
+        "need": need,
+        "adherence_words": adherence,
+        "viewer_zone_name": lambda: viewer_zone().key,
+    }
 
 
 @bp.app_template_filter("local")
@@ -52,9 +57,11 @@ def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup
     )
 
 
-@bp.app_template_filter("local_date")
-def local_date(value: dt.datetime) -> str:
-    return f"{value.astimezone(viewer_zone()):%Y-%m-%d}"
+@bp.app_template_filter("local_iso")
+def local_iso(value: dt.datetime) -> str:
+    """The instant as ISO 8601 in the viewer's zone, to the minute: a chart's x value that
+    its table fallback can show as is."""
+    return value.astimezone(viewer_zone()).isoformat(timespec="minutes")
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -65,7 +72,7 @@ def settings() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             saved = set_own_timezone(
-                runtime().session_factory,
+                write_sessions(),
                 staff().user_id,
                 form.timezone.data or "",
                 now=now(),

@@ -117,6 +117,10 @@ VISITS: dict[str, Visit] = {
     "alerts-resolved": Visit("clinician", "/alerts?view=resolved"),
     "to-read": Visit("clinician", "/to-read"),
     "simulator": Visit("clinician", "/simulator"),
+    "my-settings": Visit("clinician", "/me/settings"),
+    "my-settings-errors": Visit(
+        "clinician", "/me/settings", _submit("Save", Time_zone="Mars/Olympus")
+    ),
     "tokens": Visit("clinician", "/account/tokens"),
     "tokens-issued": Visit(
         "clinician", "/account/tokens", _submit("Create token", Token_name="reporting")
@@ -179,11 +183,6 @@ VISITS: dict[str, Visit] = {
     "admin-console": Visit("admin", "/operator/programs"),
     "admin-health": Visit("admin", "/operator/health"),
     "admin-tokens": Visit("admin", "/account/tokens"),
-    # Every role's own settings.
-    "my-settings": Visit("clinician", "/me/settings"),
-    "my-settings-errors": Visit(
-        "clinician", "/me/settings", _submit("Save", Time_zone="Mars/Olympus")
-    ),
     "operator-my-settings": Visit("operator", "/me/settings"),
     "admin-my-settings": Visit("admin", "/me/settings"),
 }

@@ -257,7 +257,10 @@ def test_the_patient_page_shows_timeline_heatmap_trends_alerts_and_audit(
     assert 'class="heatmap"' in html
     assert 'class="hm-done"' in html
     assert 'class="hm-missed"' in html
-    assert 'class="trend-table"' in html
+    # The trends are charts with a table fallback: sleep hours, and days done each week.
+    assert '<figure class="cb-chart" id="numbers-sleep">' in html
+    assert "<caption>sleep: reported numbers (hours)</caption>" in html
+    assert '<figure class="cb-chart" id="adherence-sleep">' in html
     assert "Red flag" in html
     assert "red_flag" not in html  # the kind in words, never the code
     assert "patient.view" in html  # the audit trail includes this very view
