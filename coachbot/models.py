@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -82,6 +83,10 @@ class Patient(Base):
     # Who paused the patient: "patient" (a revocation in their own words), "clinician" or
     # "system" (a number that cannot receive texts). Only the patient restarts their own pause.
     paused_by: Mapped[str | None] = mapped_column(String(20))
+    # The close-watch weeks (issue #16): from this local date, for this many days (NULL: the
+    # programme's default length). Outside them the caregiver gets no daily check.
+    close_watch_from: Mapped[dt.date | None] = mapped_column(Date)
+    close_watch_days: Mapped[int | None] = mapped_column(Integer)
 
     schedules: Mapped[list[TrackSchedule]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", order_by="TrackSchedule.track"
@@ -261,6 +266,9 @@ class InboundMessage(Base):
     needs_reading: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     read_at: Mapped[dt.datetime | None]
     read_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # The caregiver who wrote it (issue #16), so the thread can mark caregiver answers. No FK:
+    # SQLite adds a column with a constraint only by copying the table (see 0013).
+    caregiver_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class DeliveryEvent(Base):
@@ -612,3 +620,118 @@ def _refuse_consent_change(
 
 
 # --- end consent -------------------------------------------------------------------------
+
+
+# --- Caregivers and the close-watch weeks (issue #16, migration 0013) -------------------
+
+
+class Caregiver(Base):
+    """A caregiver is a participant with their own consent: their own double opt-in (an
+    invitation, then their YES), their own STOP, language, zone and quiet hours. One caregiver
+    may watch several patients (`CaregiverLink`)."""
+
+    __tablename__ = "caregivers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(80))
+    phone_e164: Mapped[str] = mapped_column(String(16), unique=True)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    timezone: Mapped[str] = mapped_column(String(64))
+    quiet_start: Mapped[dt.time | None] = mapped_column(Time)
+    quiet_end: Mapped[dt.time | None] = mapped_column(Time)
+    # pending_consent (invited, no YES yet) | active | opted-out; the values of PatientStatus.
+    status: Mapped[str] = mapped_column(String(20), default=PatientStatus.PENDING_CONSENT)
+    # Set while the invitation waits for a permitted instant; the tick sends it and clears it.
+    invite_due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    invited_at: Mapped[dt.datetime | None]
+    opted_in_at: Mapped[dt.datetime | None]
+    opted_out_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    links: Mapped[list[CaregiverLink]] = relationship(
+        back_populates="caregiver",
+        cascade="all, delete-orphan",
+        order_by="CaregiverLink.patient_id",
+    )
+
+
+class CaregiverLink(Base):
+    """Which patients a caregiver watches, and the caregiver's own first count for each
+    (their baseline: a later count below it is a concern)."""
+
+    __tablename__ = "caregiver_links"
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    caregiver_id: Mapped[int] = mapped_column(
+        ForeignKey("caregivers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    baseline_score: Mapped[int | None] = mapped_column(Integer)
+    linked_at: Mapped[dt.datetime]
+    linked_by: Mapped[str] = mapped_column(String(120))
+
+    caregiver: Mapped[Caregiver] = relationship(back_populates="links")
+
+
+class CaregiverCheck(Base):
+    """One question to one caregiver about one patient on one local day: the daily
+    observation check, or "Have you seen <name> today?" when the patient is silent. The
+    unique key is what makes a check go out once, however many dispatchers run."""
+
+    __tablename__ = "caregiver_checks"
+    __table_args__ = (
+        UniqueConstraint(
+            "patient_id", "caregiver_id", "kind", "local_date", name="uq_caregiver_checks_day"
+        ),
+        Index("ix_caregiver_checks_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # observation | seen_today
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    program_version: Mapped[int | None] = mapped_column(Integer)  # whose items were asked
+    items: Mapped[int] = mapped_column(Integer, default=0)  # how many items were asked
+    due_at: Mapped[dt.datetime]
+    # due | sending | sent | answered | missed | skipped
+    state: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[dt.datetime | None]
+    followup_sent_at: Mapped[dt.datetime | None]
+    answered_at: Mapped[dt.datetime | None]
+    score: Mapped[int | None] = mapped_column(Integer)  # items that went as usual
+    concern: Mapped[str | None] = mapped_column(String(10))  # ok | worse | worried
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    created_at: Mapped[dt.datetime]
+
+
+class MediaSample(Base):
+    """A picture texted by a patient or caregiver (a handwriting sample). The row is written
+    with the webhook's media URL before anything is fetched, so a failed fetch is retried by
+    the tick and nothing is lost; the URL is cleared once Twilio's copy is deleted."""
+
+    __tablename__ = "media_samples"
+    __table_args__ = (
+        UniqueConstraint("inbound_message_id", "media_index", name="uq_media_samples_media"),
+        Index("ix_media_samples_state", "state", "received_at"),
+        Index("ix_media_samples_patient", "patient_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_message_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"))
+    media_index: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
+    media_url: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(20))  # pending | stored | refused | gave_up
+    content_type: Mapped[str | None] = mapped_column(String(60))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    storage_key: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))  # a code, never a body
+    received_at: Mapped[dt.datetime]
+    local_date: Mapped[dt.date | None] = mapped_column(Date)  # the patient's day it was sent
+    stored_at: Mapped[dt.datetime | None]
