@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import (
     AdherenceRecord,
+    Caregiver,
+    CaregiverLink,
     InboundMessage,
     Nudge,
     OutboundMessage,
@@ -220,3 +222,46 @@ def make_answer(
     session.add(record)
     session.flush()
     return record
+
+
+def make_caregiver(
+    session: Session,
+    patient: Patient,
+    *,
+    phone: str | None = None,
+    first_name: str = "Sam",
+    language: str = "en",
+    status: PatientStatus = PatientStatus.ACTIVE,
+    tz: str | None = None,
+    baseline: int | None = None,
+    now: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+) -> Caregiver:
+    """A caregiver linked to `patient` (opted in by default); an existing caregiver on the
+    same number is linked to `patient` too, so one caregiver can watch several patients."""
+    number = phone or next_mobile()
+    caregiver = session.query(Caregiver).filter_by(phone_e164=number).one_or_none()
+    if caregiver is None:
+        caregiver = Caregiver(
+            first_name=first_name,
+            phone_e164=number,
+            language=language,
+            timezone=tz or patient.timezone,
+            status=status,
+            opted_in_at=now if status == PatientStatus.ACTIVE else None,
+            invited_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(caregiver)
+        session.flush()
+    session.add(
+        CaregiverLink(
+            patient_id=patient.id,
+            caregiver_id=caregiver.id,
+            baseline_score=baseline,
+            linked_at=now,
+            linked_by="test",
+        )
+    )
+    session.commit()
+    return caregiver
