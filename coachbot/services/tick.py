@@ -47,6 +47,8 @@ class TickSummary:
     page_failures: int = 0
     page_retries: int = 0
     unstaffed: int = 0  # pageable alerts nobody could be paged for: nobody is on call
+    # Handwriting samples the tick fetched, refused, retried or gave up on (issue #16).
+    samples: int = 0
 
     @property
     def paging_eventful(self) -> bool:
@@ -74,6 +76,7 @@ class TickSummary:
             f" missed={self.missed} followups={self.followups}"
             f" silence_alerts={self.silence_alerts} checkin_alerts={self.checkin_alerts}"
         )
+        text += f" samples={self.samples}" if self.samples else ""
         return f"{text} {self.paging_text()}" if self.paging_eventful else text
 
     def add(self, other: TickSummary) -> None:
@@ -113,6 +116,7 @@ def run_clock_tick(
 ) -> TickSummary:
     from coachbot.services.followups import process_reply_windows
     from coachbot.services.inbound.recovery import recover_failed_inbound
+    from coachbot.services.media_samples import retry_in_tick
     from coachbot.services.paging import run_due as run_paging
     from coachbot.services.welcomes import send_due_welcomes
 
@@ -125,4 +129,6 @@ def run_clock_tick(
     # dispatch batch.
     summary.add(run_paging(session_factory, gateway, settings, now))
     send_due_welcomes(session_factory, gateway, library, settings, now)  # held welcomes
+    # Pictures the webhook could not fetch (or a crash interrupted): fetched again.
+    summary.samples = retry_in_tick(session_factory, gateway, library, settings, now)
     return run_tick(session_factory, gateway, library, settings, now, summary)

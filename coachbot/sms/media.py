@@ -40,6 +40,7 @@ __all__ = [
     "MediaStore",
     "delete_twilio_copy",
     "fetch_media",
+    "media_ids",
     "take_media",
 ]
 
@@ -117,6 +118,11 @@ def _media_ids(client: Client, media_url: str) -> tuple[str, str]:
     if match is None or match["account"] != client.username:
         raise MediaRefused("not_twilio_url")
     return match["message"], match["media"]
+
+
+def media_ids(client: Client, media_url: str) -> tuple[str, str]:
+    """(message sid, media sid) of a media URL of this account; `MediaRefused` otherwise."""
+    return _media_ids(client, media_url)
 
 
 def _read_bounded(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
