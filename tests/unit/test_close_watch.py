@@ -14,6 +14,10 @@ from coachbot.domain import close_watch as cw
 D = dt.date(2026, 3, 1)
 
 
+def _utc(*parts: int) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=dt.UTC)
+
+
 @pytest.mark.parametrize(
     ("from_date", "days", "local_date", "expected"),
     [
@@ -41,21 +45,21 @@ def test_a_patients_own_length_wins_over_the_programmes() -> None:
 @pytest.mark.parametrize(
     ("zone", "day", "at", "expected_utc"),
     [
-        ("America/New_York", dt.date(2026, 3, 6), dt.time(18), dt.datetime(2026, 3, 6, 23)),
+        ("America/New_York", dt.date(2026, 3, 6), dt.time(18), _utc(2026, 3, 6, 23)),
         # The Sunday daylight saving starts: 18:00 is 22:00 UTC from then on.
-        ("America/New_York", dt.date(2026, 3, 8), dt.time(18), dt.datetime(2026, 3, 8, 22)),
-        ("Europe/Madrid", dt.date(2026, 3, 28), dt.time(18), dt.datetime(2026, 3, 28, 17)),
-        ("Europe/Madrid", dt.date(2026, 3, 29), dt.time(18), dt.datetime(2026, 3, 29, 16)),
+        ("America/New_York", dt.date(2026, 3, 8), dt.time(18), _utc(2026, 3, 8, 22)),
+        ("Europe/Madrid", dt.date(2026, 3, 28), dt.time(18), _utc(2026, 3, 28, 17)),
+        ("Europe/Madrid", dt.date(2026, 3, 29), dt.time(18), _utc(2026, 3, 29, 16)),
         # A wall time the change skips moves on by the gap.
-        ("America/New_York", dt.date(2026, 3, 8), dt.time(2, 30), dt.datetime(2026, 3, 8, 7, 30)),
+        ("America/New_York", dt.date(2026, 3, 8), dt.time(2, 30), _utc(2026, 3, 8, 7, 30)),
         # A repeated one is its first occurrence.
-        ("America/New_York", dt.date(2026, 11, 1), dt.time(1, 30), dt.datetime(2026, 11, 1, 5, 30)),
+        ("America/New_York", dt.date(2026, 11, 1), dt.time(1, 30), _utc(2026, 11, 1, 5, 30)),
     ],
 )
 def test_local_instant_across_daylight_saving(
     zone: str, day: dt.date, at: dt.time, expected_utc: dt.datetime
 ) -> None:
-    assert cw.local_instant(day, at, ZoneInfo(zone)) == expected_utc.replace(tzinfo=dt.UTC)
+    assert cw.local_instant(day, at, ZoneInfo(zone)) == expected_utc
 
 
 def test_items_are_numbered_for_the_text() -> None:
