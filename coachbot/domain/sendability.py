@@ -36,6 +36,12 @@ DAILY_CAP = "daily_cap"
 Action = Literal["send", "defer", "skip", "missed"]
 
 
+def refused_status(status: str) -> str:
+    """The reason a recipient in `status` is refused when the rules want another one. The
+    same for a patient and a caregiver, who share the consent statuses."""
+    return f"patient_{status}"
+
+
 @dataclass(frozen=True)
 class Recipient:
     """What the check needs to know about the person behind the number."""
@@ -93,7 +99,7 @@ class Rules:
 def check(recipient: Recipient, now: dt.datetime, rules: Rules) -> Verdict:
     """The verdict for texting `recipient` at `now` under `rules`."""
     if recipient.status != rules.required_status:
-        return Verdict("skip", reason=f"patient_{recipient.status}")
+        return Verdict("skip", reason=refused_status(recipient.status))
     if recipient.suppressed:
         return Verdict("skip", reason=SUPPRESSED)
     quiet = recipient.quiet
