@@ -439,3 +439,42 @@ def retry_in_tick(
         return retry_pending(parts, now).total
     finally:
         close_parts(parts)
+
+
+def keep_picture(
+    session: Session,
+    store: media.MediaStore,
+    *,
+    inbound_message_id: int,
+    patient_id: int,
+    caregiver_id: int | None,
+    content: bytes,
+    received_at: dt.datetime,
+    local_date: dt.date,
+    sids: tuple[str, str],
+) -> int:
+    """A picture already in hand (the demo's), kept as a fetched one is: saved in the store
+    and a stored row added to the caller's transaction. `sids` are the (message, media)
+    sids its key is made of. Returns the row's id."""
+    content_type = media.picture_type(content)
+    if content_type is None:
+        raise media.MediaRefused("not_image")
+    key = store.save(media.MediaSample(sids[0], sids[1], content_type, content))
+    row = MediaSample(
+        inbound_message_id=inbound_message_id,
+        media_index=0,
+        patient_id=patient_id,
+        caregiver_id=caregiver_id,
+        media_url=None,
+        state=STORED,
+        content_type=content_type,
+        size_bytes=len(content),
+        storage_key=key,
+        attempts=0,
+        received_at=received_at,
+        local_date=local_date,
+        stored_at=received_at,
+    )
+    session.add(row)
+    session.flush()
+    return row.id

@@ -41,6 +41,7 @@ __all__ = [
     "delete_twilio_copy",
     "fetch_media",
     "media_ids",
+    "picture_type",
     "take_media",
 ]
 
@@ -107,6 +108,11 @@ def _sniffed_type(head: bytes) -> str | None:
     if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim"):
         return "image/heic" if head[8:12].startswith(b"hei") else "image/heif"
     return None
+
+
+def picture_type(content: bytes) -> str | None:
+    """The picture format of `content` by its first bytes, or None if it is not a picture."""
+    return _sniffed_type(content[:16])
 
 
 def _media_ids(client: Client, media_url: str) -> tuple[str, str]:
