@@ -7,20 +7,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from coachbot.app import create_app
 from coachbot.models import CaregiverCheck, InboundMessage, MediaSample, OutboundMessage
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services import media_samples
+from coachbot.services import inbound, media_samples
 from coachbot.services.demo_samples import scribble
+from coachbot.services.inbound import EMPTY_TWIML
 from coachbot.services.tick import run_clock_tick
 from coachbot.settings import Settings
 from tests.support.builders import (
@@ -327,3 +330,32 @@ def test_a_picture_no_patient_can_be_named_for_is_kept_nowhere(
     assert stored_files(media_settings) == []
     refusals = db.scalars(select(OutboundMessage).where(OutboundMessage.kind == "media_refused"))
     assert list(refusals) == []
+
+
+def test_a_text_the_pipeline_could_not_handle_keeps_its_pictures(
+    web: Any, fake: FakeTwilio, db: Session, rt: Runtime
+) -> None:
+    patient = make_patient(db)
+    failures = {"left": inbound.ATTEMPTS}
+
+    def fail_the_pipelines_last_write(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE INBOUND_MESSAGES") and failures["left"]:
+            failures["left"] -= 1
+            if rt.engine.dialect.name == "postgresql":
+                raise psycopg.errors.SerializationFailure("could not serialize access")
+            raise sqlite3.OperationalError("database is locked")
+
+    event.listen(rt.engine, "before_cursor_execute", fail_the_pipelines_last_write)
+    try:
+        answer, sid = mms(web, fake, patient.phone_e164, [(PNG, "image/png")])
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", fail_the_pipelines_last_write)
+    assert failures["left"] == 0
+    assert answer == EMPTY_TWIML  # kept for the tick's recovery, answered empty
+    db.rollback()
+    row = db.scalars(select(InboundMessage).where(InboundMessage.provider_sid == sid)).one()
+    assert row.outcome == inbound.FAILED
+    assert [(s.inbound_message_id, s.patient_id, s.state) for s in samples(db)] == [
+        (row.id, patient.id, "stored")
+    ]
+    assert fake.media.held() == []
