@@ -150,7 +150,7 @@ def run_clock_tick(
     from coachbot.services.caregivers.invitations import send_due_invitations
     from coachbot.services.followups import process_reply_windows
     from coachbot.services.inbound.recovery import recover_failed_inbound
-    from coachbot.services.media_samples import retry_in_tick
+    from coachbot.services.media_fetch import retry_in_tick
     from coachbot.services.paging import run_due as run_paging
     from coachbot.services.welcomes import send_due_welcomes
 

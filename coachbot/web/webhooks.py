@@ -22,7 +22,7 @@ from coachbot.domain.clock import utcnow
 from coachbot.runtime import Runtime
 from coachbot.services.delivery import StatusCallback, handle_status
 from coachbot.services.inbound import EMPTY_TWIML, InboundSms, handle_inbound
-from coachbot.services.media_samples import fetch_after_answer
+from coachbot.services.media_fetch import fetch_after_answer
 from coachbot.services.paging import Pager
 from coachbot.web.signature import is_valid_twilio_request
 
