@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 _TOLD = frozenset(("not_image", "too_large"))
 # Refusals of a file Twilio still holds: its copy is deleted (see coachbot.sms.media).
 _HELD_AT_TWILIO = frozenset(("not_image", "too_large", "no_patient"))
+# Attempts (downloads and deletions together) after which a copy at Twilio is left alone.
+DELETE_ATTEMPTS = 2 * MAX_ATTEMPTS
 
 
 @dataclass
@@ -119,8 +121,12 @@ def retry_pending(parts: MediaParts, now: dt.datetime, limit: int = 50) -> Fetch
             .order_by(MediaSample.received_at, MediaSample.id)
             .limit(limit * 4)
         ).all()
+    # The same spacing for a deletion that failed: Twilio is not asked every few seconds.
     due = [
-        r.id for r in rows if r.state != PENDING or now >= r.received_at + RETRY_STEP * r.attempts
+        r.id
+        for r in rows
+        if now >= r.received_at + RETRY_STEP * r.attempts
+        and (r.state == PENDING or r.attempts < DELETE_ATTEMPTS)
     ][:limit]
     return _work(parts, due, now)
 
@@ -274,15 +280,25 @@ def _delete_at_twilio(parts: MediaParts, sample_id: int, url: str) -> None:
         media.delete_twilio_copy(parts.client, *media.media_ids(parts.client, url))
     except TwilioRestException as exc:
         if exc.status != 404:  # already gone is what we wanted
-            log.warning("media sample %d: Twilio's copy not deleted (%s)", sample_id, exc.status)
+            _not_deleted(parts.session_factory, sample_id, str(exc.status))
             return
     except Exception as exc:
-        # A timeout or a refused connection: the URL stays, the next tick deletes it.
-        name = type(exc).__name__
-        log.warning("media sample %d: Twilio's copy not deleted (%s)", sample_id, name)
+        # A timeout or a refused connection: the URL stays, a later tick deletes it.
+        _not_deleted(parts.session_factory, sample_id, type(exc).__name__)
         return
     with parts.session_factory.begin() as session:
         session.get_one(MediaSample, sample_id).media_url = None
+
+
+def _not_deleted(session_factory: sessionmaker[Session], sample_id: int, code: str) -> None:
+    """Counts the failed deletion (the tick spaces the next, and stops after DELETE_ATTEMPTS:
+    then the URL stays on the row for an operator, and the log says so once)."""
+    with session_factory.begin() as session:
+        row = session.get_one(MediaSample, sample_id)
+        row.attempts += 1
+        attempts = row.attempts
+    last = " (the tick stops trying)" if attempts >= DELETE_ATTEMPTS else ""
+    log.warning("media sample %d: Twilio's copy not deleted (%s)%s", sample_id, code, last)
 
 
 # --- entry points for the webhook and the clock -----------------------------------------

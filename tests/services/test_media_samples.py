@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from coachbot.app import create_app
 from coachbot.models import CaregiverCheck, InboundMessage, MediaSample, OutboundMessage
 from coachbot.runtime import Runtime, build_runtime
-from coachbot.services import inbound, media_samples
+from coachbot.services import inbound, media_fetch, media_samples
 from coachbot.services.demo_samples import scribble
 from coachbot.services.inbound import EMPTY_TWIML
 from coachbot.services.tick import run_clock_tick
@@ -250,7 +250,11 @@ def test_a_crash_between_storing_and_deleting_is_finished_by_the_tick(
     assert sample.state == "stored"
     assert sample.media_url is not None
     assert len(fake.media.held()) == 1
+    assert sample.attempts == 2  # the download and the failed deletion: the next is spaced
     run_clock_tick(rt.session_factory, rt.gateway, rt.library, rt.settings, T0)
+    assert samples(db)[0].media_url is not None
+    later = T0 + 2 * media_samples.RETRY_STEP
+    run_clock_tick(rt.session_factory, rt.gateway, rt.library, rt.settings, later)
     assert samples(db)[0].media_url is None
     assert fake.media.held() == []
 
@@ -359,3 +363,26 @@ def test_a_text_the_pipeline_could_not_handle_keeps_its_pictures(
         (row.id, patient.id, "stored")
     ]
     assert fake.media.held() == []
+
+
+def test_a_deletion_that_keeps_failing_is_spaced_and_then_left_alone(
+    web: Any, fake: FakeTwilio, db: Session, rt: Runtime
+) -> None:
+    patient = make_patient(db)
+    media_requests: list[int] = []
+
+    def all_but_the_download(_params: Any) -> bool:
+        media_requests.append(1)
+        return len(media_requests) > 1
+
+    fake.inject(Fault.server_error(), kinds=("media",), when=all_but_the_download, times=None)
+    mms(web, fake, patient.phone_e164, [(PNG, "image/png")])
+    for minutes in range(0, 60, 2):  # well past the last attempt
+        at = T0 + dt.timedelta(minutes=minutes)
+        run_clock_tick(rt.session_factory, rt.gateway, rt.library, rt.settings, at)
+    (sample,) = samples(db)
+    assert sample.state == "stored"  # the picture is ours; only Twilio's copy is left
+    assert sample.media_url is not None
+    assert sample.attempts == media_fetch.DELETE_ATTEMPTS
+    # One download, then one deletion per attempt: none after the last.
+    assert len(media_requests) == media_fetch.DELETE_ATTEMPTS
