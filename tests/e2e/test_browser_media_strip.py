@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from coachbot.domain.clock import utcnow
 from coachbot.settings import Settings
 from tests.e2e.conftest import Screenshots
+from tests.e2e.test_browser_accessibility import AXE, WCAG_AA
 from tests.support.builders import make_caregiver, make_media_sample, make_patient
 from tests.web.test_dashboard_support import PASSWORD, make_staff
 
@@ -74,6 +75,10 @@ def test_the_strip_shows_the_days_pictures_and_another_clinician_cannot_open_one
         )
     assert today.locator("img").get_attribute("alt").startswith("Handwriting sample from Sam")
     shots.take("handwriting-strip")
+    results = AXE.run(
+        page, options={"runOnly": {"type": "tag", "values": WCAG_AA}, "resultTypes": ["violations"]}
+    )
+    assert results.response["violations"] == []
     picture_url = f"{live_server}/patients/{maya.id}/samples/{sample}"
 
     other = chromium.new_context()
