@@ -8,6 +8,8 @@ exactly what production runs. Its steps, each in its own module:
 3. `paging.run_due`: first pages, re-pages and retries;
 4. `welcomes.send_due_welcomes` and `caregivers.invitations.send_due_invitations`: held
    welcomes and caregiver invitations;
+   then `media_fetch.retry_in_tick`: handwriting samples not fetched yet, or whose copy
+   at Twilio is not deleted yet;
 5. `run_tick`, the dispatcher's part: expired leases, the caregivers' close-watch checks
    (`caregivers.checks.run_caregiver_checks`: checks, follow-ups, no-answer alerts),
    planning, claim/send/record (`services.dispatch`), then reconciliation of ambiguous
