@@ -16,6 +16,7 @@ ALERT_KINDS: dict[str, str] = {
     AlertKind.OPT_OUT: "Texted STOP",
     AlertKind.REVOCATION: "Asked to stop the texts",
     AlertKind.REPLY_LOOP: "Automatic replies looping",
+    AlertKind.CAREGIVER_CONCERN: "Caregiver concerned",
 }
 
 # What raised an alert (`alerts.detail`), beyond the red-flag names below.
@@ -28,6 +29,10 @@ ALERT_DETAILS: dict[str, str] = {
     "reply_cap_reached": "the hour's reply limit was reached",
     "checkin_no_reply": "no answer to the daily check-in",
     "missed_in_a_row": "several texts in a row without an answer",
+    "caregiver_worse": "the caregiver says worse",
+    "caregiver_worried": "the caregiver is worried",
+    "below_baseline": "fewer items as usual than the caregiver's first answer",
+    "seen_today_worried": 'the caregiver answered 2 (worried) to "Have you seen them today?"',
 }
 
 RED_FLAGS: dict[str, str] = {

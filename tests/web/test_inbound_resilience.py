@@ -18,7 +18,15 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
-from coachbot.models import Alert, AuditEntry, InboundMessage, Nudge, OutboundMessage, Patient
+from coachbot.models import (
+    Alert,
+    AuditEntry,
+    Caregiver,
+    InboundMessage,
+    Nudge,
+    OutboundMessage,
+    Patient,
+)
 from coachbot.runtime import Runtime
 from coachbot.services import inbound
 from coachbot.services.inbound.recovery import recover_failed_inbound
@@ -26,6 +34,7 @@ from coachbot.services.tick import run_clock_tick
 from tests.support.builders import (
     MONDAY_0800_NEW_YORK,
     MONDAY_0830_NEW_YORK,
+    make_caregiver,
     make_nudge,
     make_patient,
     make_sent_nudge,
@@ -384,16 +393,18 @@ def test_an_opted_out_patients_yes_to_an_open_checkin_is_a_red_flag_first(
 # --- a caregiver's STOP -------------------------------------------------------------------
 
 
-def test_a_caregivers_stop_removes_the_number_from_every_patient_then_silence(
+def test_a_caregivers_stop_opts_out_only_the_caregiver_of_every_patient_then_silence(
     client: Any, session: Session
 ) -> None:
-    maya = make_patient(session, first_name="Maya", caregiver=CAREGIVER)
-    tom = make_patient(session, first_name="Tom", caregiver=CAREGIVER)
+    maya = make_patient(session, first_name="Maya")
+    tom = make_patient(session, first_name="Tom")
+    caregiver = make_caregiver(session, maya, phone=CAREGIVER)
+    make_caregiver(session, tom, phone=CAREGIVER)
     assert "unsubscribed" in post(client, CAREGIVER, "STOP", T0)
     session.expire_all()
+    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
     for patient in (maya, tom):
-        refreshed = session.get_one(Patient, patient.id)
-        assert (refreshed.caregiver_phone_e164, refreshed.status) == (None, PatientStatus.ACTIVE)
+        assert session.get_one(Patient, patient.id).status == PatientStatus.ACTIVE
     audited = session.scalars(
         select(AuditEntry.patient_id).where(AuditEntry.action == "caregiver.opt_out")
     ).all()
