@@ -11,6 +11,7 @@ from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import (
     AdherenceRecord,
     Caregiver,
+    CaregiverCheck,
     CaregiverLink,
     InboundMessage,
     Nudge,
@@ -265,3 +266,30 @@ def make_caregiver(
     )
     session.commit()
     return caregiver
+
+
+def make_caregiver_check(
+    session: Session,
+    patient: Patient,
+    caregiver: Caregiver,
+    *,
+    sent_at: dt.datetime,
+    kind: str = "observation",
+    items: int = 4,
+    state: str = "sent",
+) -> CaregiverCheck:
+    """A check already sent to `caregiver` about `patient` (the tick's part, done)."""
+    check = CaregiverCheck(
+        patient_id=patient.id,
+        caregiver_id=caregiver.id,
+        kind=kind,
+        local_date=sent_at.date(),
+        items=items,
+        due_at=sent_at,
+        state=state,
+        sent_at=sent_at,
+        created_at=sent_at,
+    )
+    session.add(check)
+    session.commit()
+    return check
