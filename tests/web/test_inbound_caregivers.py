@@ -206,7 +206,7 @@ def test_worse_in_spanish_with_a_typo_is_a_concern_even_with_no_check_open(
     assert "Gracias por avisarnos" in answer
     (alert,) = alerts(session, AlertKind.CAREGIVER_CONCERN)
     assert alert.patient_id == patient.id
-    assert "caregiver_worried" in alert.detail
+    assert "caregiver_worried" in (alert.detail or "")
 
 
 def test_not_worse_is_no_concern(client: Any, session: Session) -> None:
@@ -256,7 +256,7 @@ def test_a_red_flag_from_a_caregiver_of_two_alerts_on_both_at_once(
     make_caregiver(session, ana, phone=CAREGIVER)
     make_caregiver(session, bo, phone=CAREGIVER)
     assert "911" in say(client, "she had a seizure")
-    assert sorted(a.patient_id for a in alerts(session, AlertKind.RED_FLAG)) == [ana.id, bo.id]
+    assert sorted(a.patient_id or 0 for a in alerts(session, AlertKind.RED_FLAG)) == [ana.id, bo.id]
     assert {a.severity for a in alerts(session, AlertKind.RED_FLAG)} == {"urgent"}
 
 
