@@ -420,6 +420,30 @@ def test_a_caregivers_stop_opts_out_only_the_caregiver_of_every_patient_then_sil
     assert "<Message>" in post(client, CAREGIVER, "START", T0 + dt.timedelta(minutes=2))
 
 
+def test_a_caregivers_stop_that_keeps_failing_still_opts_them_out_and_is_confirmed_once(
+    client: Any, runtime: Runtime, session: Session, fault: Callable[..., Fault]
+) -> None:
+    maya = make_patient(session, first_name="Maya")
+    tom = make_patient(session, first_name="Tom")
+    caregiver = make_caregiver(session, maya, phone=CAREGIVER)
+    make_caregiver(session, tom, phone=CAREGIVER)
+    failure = fault("INSERT INTO outbound_messages", times=inbound.ATTEMPTS)  # the reply's row
+    assert post(client, CAREGIVER, "STOP", T0) == EMPTY
+    assert failure.hits == inbound.ATTEMPTS
+    row = only_inbound(session)
+    assert (row.outcome, row.caregiver_id, row.patient_id) == (inbound.FAILED, caregiver.id, None)
+    session.expire_all()
+    # Applied by the fallback: the tick must not text them their check meanwhile.
+    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
+    assert count(session, Alert, Alert.kind == AlertKind.OPT_OUT) == 2  # one per patient
+
+    tick(runtime, T0 + dt.timedelta(minutes=5))
+    tick(runtime, T0 + dt.timedelta(minutes=6))
+    (confirmation,) = texts_to(session, CAREGIVER)
+    assert confirmation.template_id == "stop_confirmation"
+    assert count(session, Alert, Alert.kind == AlertKind.OPT_OUT) == 2
+
+
 @pytest.mark.parametrize("word", ["STOP", "unsubscribe", " Cancel. ", "QUIT"])
 def test_a_stop_from_an_unknown_number_gets_no_answer(
     client: Any, session: Session, word: str

@@ -88,9 +88,16 @@ def reply_to_caregiver(
     if decision.message_class in (MessageClass.FREE_TEXT, MessageClass.EMPTY):
         return _free_text(ctx, caregiver, decision)
     template = decision.reply if keep_reply else None
+    if template is None and _owes_stop_confirmation(ctx, decision):
+        # The fallback that kept the row applied this STOP; its one confirmation is owed.
+        template, ctx.row.outcome = "stop_confirmation", "caregiver_opt_out"
     if template is None:
         return None
     return reply_with(ctx, template, language, {"first_name": _names(caregiver)})
+
+
+def _owes_stop_confirmation(ctx: Context, decision: Decision) -> bool:
+    return decision.outcome == "caregiver_opt_out_repeat" and raised_for_row(ctx, AlertKind.OPT_OUT)
 
 
 def _free_text(

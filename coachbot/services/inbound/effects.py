@@ -39,7 +39,7 @@ def apply_effect(ctx: Context, patient: SenderRecord | None, decision: Decision)
             apply_opt_out(ctx, own)
     elif effect is Effect.CAREGIVER_REMOVED:
         suppress_number(ctx, decision)
-        _caregiver_leaves(ctx)
+        caregiver_leaves(ctx)
     elif effect is Effect.OPT_IN and own is not None and _start_superseded(ctx, own):
         ctx.row.outcome = "opt_in_superseded"
         applied = False
@@ -150,7 +150,7 @@ def _update_patient(ctx: Context, patient: SenderRecord, **values: Any) -> None:
     )
 
 
-def _caregiver_leaves(ctx: Context) -> None:
+def caregiver_leaves(ctx: Context) -> None:
     """A caregiver's STOP or revocation: that caregiver is opted out (their number is
     suppressed by the caller); every patient's own programme goes on."""
     caregiver = ctx.caregiver
