@@ -17,6 +17,7 @@ ALERT_KINDS: dict[str, str] = {
     AlertKind.REVOCATION: "Asked to stop the texts",
     AlertKind.REPLY_LOOP: "Automatic replies looping",
     AlertKind.CAREGIVER_CONCERN: "Caregiver concerned",
+    AlertKind.CAREGIVER_NO_ANSWER: "Caregiver did not answer",
 }
 
 # What raised an alert (`alerts.detail`), beyond the red-flag names below.
@@ -33,6 +34,8 @@ ALERT_DETAILS: dict[str, str] = {
     "caregiver_worried": "the caregiver is worried",
     "below_baseline": "fewer items as usual than the caregiver's first answer",
     "seen_today_worried": 'the caregiver answered 2 (worried) to "Have you seen them today?"',
+    "caregiver_check_missed": "no answer to the caregiver's daily check, nor its reminder",
+    "caregiver_seen_missed": 'no answer from the caregiver to "Have you seen them today?"',
 }
 
 RED_FLAGS: dict[str, str] = {
@@ -180,3 +183,18 @@ def inbound_outcome(outcome: str) -> str:
 
 def is_muted(outcome: str) -> bool:
     return outcome.endswith("_muted")
+
+
+# A caregiver check that has no answer (issue #16), as the caregiver panel shows its day.
+CAREGIVER_CHECK_STATES: dict[str, str] = {
+    "due": "Not sent yet",
+    "sending": "Sending",
+    "sent": "Sent, waiting for an answer",
+    "answered": "Answered",
+    "missed": "Missed: no answer after the follow-up",
+    "skipped": "Not sent (could not text the caregiver then)",
+}
+
+
+def caregiver_check_state(code: str) -> str:
+    return CAREGIVER_CHECK_STATES.get(code, _words(code).capitalize())

@@ -25,7 +25,7 @@ from coachbot.runtime import Runtime
 from coachbot.services.dispatch import dispatch_due, plan_nudges
 from coachbot.services.inbound import InboundSms, handle_inbound
 from coachbot.services.tick import TickSummary
-from tests.support.builders import make_caregiver, make_caregiver_check, make_patient
+from tests.support.builders import make_caregiver, make_patient, make_sent_caregiver_check
 from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
 from tests.web import test_inbound_pipeline
 from tests.web.test_inbound_pipeline import (
@@ -163,7 +163,7 @@ def test_the_first_count_is_the_baseline_and_a_lower_one_is_urgent_and_paged_onc
 ) -> None:
     patient = make_patient(session, first_name="Ana")
     caregiver = make_caregiver(session, patient, phone=CAREGIVER)
-    first = make_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
+    first = make_sent_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
     assert "Noted for Ana" in say(client, "4")
     assert baseline_of(session, patient) == 4
     answered = check_of(session, first.id)
@@ -171,7 +171,7 @@ def test_the_first_count_is_the_baseline_and_a_lower_one_is_urgent_and_paged_onc
     assert answered.inbound_message_id == last_inbound(session).id
 
     next_day = CHECK_AT + dt.timedelta(days=1)
-    second = make_caregiver_check(session, patient, caregiver, sent_at=next_day)
+    second = make_sent_caregiver_check(session, patient, caregiver, sent_at=next_day)
     sms = InboundSms(new_message_sid(), CAREGIVER, "+16175550100", "only 2 today")
     woken: list[str] = []
     for _ in range(2):  # Twilio retries the same MessageSid: nothing happens twice
@@ -212,7 +212,7 @@ def test_worse_in_spanish_with_a_typo_is_a_concern_even_with_no_check_open(
 def test_not_worse_is_no_concern(client: Any, session: Session) -> None:
     patient = make_patient(session, first_name="Ana")
     caregiver = make_caregiver(session, patient, phone=CAREGIVER)
-    check = make_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
+    check = make_sent_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
     assert "Noted for Ana" in say(client, "not worse, 4 of 4")
     assert alerts(session, AlertKind.CAREGIVER_CONCERN) == []
     assert check_of(session, check.id).concern == "ok"
@@ -221,11 +221,11 @@ def test_not_worse_is_no_concern(client: Any, session: Session) -> None:
 def test_a_2_to_have_you_seen_is_a_concern_and_a_1_is_fine(client: Any, session: Session) -> None:
     ana = make_patient(session, first_name="Ana")
     caregiver = make_caregiver(session, ana, phone=CAREGIVER)
-    seen = make_caregiver_check(session, ana, caregiver, sent_at=CHECK_AT, kind="seen_today")
+    seen = make_sent_caregiver_check(session, ana, caregiver, sent_at=CHECK_AT, kind="seen_today")
     assert "let Riverside" in say(client, "2")
     (alert,) = alerts(session, AlertKind.CAREGIVER_CONCERN)
     assert (alert.detail, check_of(session, seen.id).concern) == ("seen_today_worried", "worried")
-    later = make_caregiver_check(
+    later = make_sent_caregiver_check(
         session, ana, caregiver, sent_at=CHECK_AT + dt.timedelta(days=1), kind="seen_today"
     )
     assert "Noted" in say(client, "1", T0 + dt.timedelta(days=1))
@@ -238,7 +238,7 @@ def test_an_answer_we_cannot_read_is_not_understood_and_a_person_reads_it(
 ) -> None:
     patient = make_patient(session, first_name="Ana")
     caregiver = make_caregiver(session, patient, phone=CAREGIVER)
-    check = make_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
+    check = make_sent_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
     assert "did not understand" in say(client, "we went to the park")
     row = last_inbound(session)
     assert (row.outcome, row.needs_reading) == ("caregiver_not_understood", True)
@@ -265,8 +265,8 @@ def test_which_person_round_trip_applies_the_held_answer(client: Any, session: S
     bo = make_patient(session, first_name="Bo")
     caregiver = make_caregiver(session, ana, phone=CAREGIVER)
     make_caregiver(session, bo, phone=CAREGIVER)
-    make_caregiver_check(session, ana, caregiver, sent_at=CHECK_AT)
-    bo_check = make_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
+    make_sent_caregiver_check(session, ana, caregiver, sent_at=CHECK_AT)
+    bo_check = make_sent_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
     assert say(client, "worse") == text_of_which("Which person? Reply 1 for Ana, 2 for Bo.")
     held = last_inbound(session)
     assert (held.outcome, held.patient_id, held.needs_reading) == ("awaiting_choice", None, True)
@@ -296,7 +296,7 @@ def test_an_open_check_for_one_of_two_patients_says_whom_it_is_about(
     bo = make_patient(session, first_name="Bo")
     caregiver = make_caregiver(session, ana, phone=CAREGIVER)
     make_caregiver(session, bo, phone=CAREGIVER)
-    check = make_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
+    check = make_sent_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
     assert "Noted for Bo" in say(client, "3")
     assert (check_of(session, check.id).score, baseline_of(session, bo)) == (3, 3)
     assert outbound_to(session, CAREGIVER)[-1].patient_id == bo.id
@@ -313,7 +313,7 @@ def test_a_retried_webhook_through_the_signed_route_does_nothing_twice(
 ) -> None:
     patient = make_patient(session, first_name="Ana")
     caregiver = make_caregiver(session, patient, phone=CAREGIVER)
-    make_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
+    make_sent_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT)
     params = inbound_params(CAREGIVER, "WORRIED")
     answers = []
     for _ in range(2):
