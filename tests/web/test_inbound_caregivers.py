@@ -28,6 +28,7 @@ from coachbot.services.tick import TickSummary
 from tests.support.builders import make_caregiver, make_patient, make_sent_caregiver_check
 from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
 from tests.web import test_inbound_pipeline
+from tests.web.test_dashboard_support import recorded_statements
 from tests.web.test_inbound_pipeline import (
     EMPTY,
     T0,
@@ -323,3 +324,32 @@ def test_a_retried_webhook_through_the_signed_route_does_nothing_twice(
     assert answers[0] == answers[1]
     assert len(alerts(session, AlertKind.CAREGIVER_CONCERN)) == 1
     assert count(session, InboundMessage) == 1
+
+
+# --- cost ---------------------------------------------------------------------------------
+
+
+def _handled(runtime: Runtime, number: str, body: str) -> list[str]:
+    sms = InboundSms(new_message_sid(), number, "+16175550100", body)
+    with recorded_statements(runtime.engine) as seen, freeze_time(T0):
+        handle_inbound(runtime.session_factory, runtime.library, runtime.settings, sms, T0)
+    return seen
+
+
+def test_the_sender_is_one_statement_for_a_patient_and_for_a_caregiver(
+    runtime: Runtime, session: Session
+) -> None:
+    ana = make_patient(session, first_name="Ana")
+    bo = make_patient(session, first_name="Bo")
+    caregiver = make_caregiver(session, ana, phone=CAREGIVER)
+    make_caregiver(session, bo, phone=CAREGIVER)
+    make_sent_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
+    patient_text = _handled(runtime, ana.phone_e164, "hello")
+    caregiver_text = _handled(runtime, CAREGIVER, "3")
+    for seen in (patient_text, caregiver_text):
+        lookups = [s for s in seen if s.startswith("SELECT") and "FROM patients" in s]
+        assert len(lookups) == 1
+    # A patient's own text never reads caregiver checks; a caregiver's reads them once.
+    assert not any("FROM caregiver_checks" in s for s in patient_text)
+    checks = [s for s in caregiver_text if s.startswith("SELECT") and "FROM caregiver_checks" in s]
+    assert len(checks) == 1
