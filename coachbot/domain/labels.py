@@ -114,6 +114,17 @@ INBOUND_OUTCOMES: dict[str, str] = {
     "staff_ack": "staff acknowledgement",
     "awaiting_consent": "before the patient said YES",
     "empty": "empty text",
+    "caregiver_opt_in": "the caregiver said YES to the texts",
+    "caregiver_opt_out": "the caregiver texted STOP",
+    "caregiver_reminded": "before the caregiver said YES: asked again once",
+    "caregiver_answer": "the caregiver's answer to the check",
+    "caregiver_concern": "the caregiver's concern: care team alerted",
+    "caregiver_answer_choice": "the caregiver said which person the answer was about",
+    "caregiver_concern_choice": "the caregiver said which person: care team alerted",
+    "caregiver_not_understood": "the caregiver's answer was not understood",
+    "awaiting_choice": "waiting for the caregiver to say which person",
+    "choice_applied": "the caregiver's answer, once they said which person",
+    "caregiver_media": "a picture from the caregiver",
 }
 
 # The calendar heatmap's day states (queries.patient_page.HEAT_STATES).
