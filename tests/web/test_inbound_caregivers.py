@@ -353,3 +353,24 @@ def test_the_sender_is_one_statement_for_a_patient_and_for_a_caregiver(
     assert not any("FROM caregiver_checks" in s for s in patient_text)
     checks = [s for s in caregiver_text if s.startswith("SELECT") and "FROM caregiver_checks" in s]
     assert len(checks) == 1
+
+
+def test_a_red_flag_for_two_patients_wakes_the_pager_once_for_both_alerts(
+    runtime: Runtime, session: Session
+) -> None:
+    ana = make_patient(session, first_name="Ana")
+    bo = make_patient(session, first_name="Bo")
+    make_caregiver(session, ana, phone=CAREGIVER)
+    make_caregiver(session, bo, phone=CAREGIVER)
+    woken: list[int] = []
+    sms = InboundSms(new_message_sid(), CAREGIVER, "+16175550100", "he can't find his words")
+    with freeze_time(T0):
+        handle_inbound(
+            runtime.session_factory,
+            runtime.library,
+            runtime.settings,
+            sms,
+            T0,
+            after_commit=lambda: woken.append(len(alerts(session, AlertKind.RED_FLAG))),
+        )
+    assert woken == [2]  # both alerts committed before the one wake-up
