@@ -229,7 +229,9 @@ def test_a_2_to_have_you_seen_is_a_concern_and_a_1_is_fine(client: Any, session:
     later = make_sent_caregiver_check(
         session, ana, caregiver, sent_at=CHECK_AT + dt.timedelta(days=1), kind="seen_today"
     )
-    assert "Noted" in say(client, "1", T0 + dt.timedelta(days=1))
+    # Not a 1 or a 2: the question again, not the daily check's 0-4.
+    assert "Have you seen Ana today?" in say(client, "lunch", T0 + dt.timedelta(days=1))
+    assert "Noted" in say(client, "1", T0 + dt.timedelta(days=1, minutes=1))
     assert check_of(session, later.id).concern == "ok"
     assert len(alerts(session, AlertKind.CAREGIVER_CONCERN)) == 1
 

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, select, update
 from coachbot.content import RenderedMessage
 from coachbot.domain.caregiver_check import patient_choices
 from coachbot.domain.caregiver_reply import (
+    SEEN_TODAY,
     Assessment,
     HeldAnswer,
     OpenCheck,
@@ -159,6 +160,10 @@ def _apply(
     if held is not None:
         _settle_held(ctx, held, patient.id)
     if not result.understood:
+        if decided.check is not None and decided.check.kind == SEEN_TODAY:
+            # Their question was "Have you seen ...? 1 or 2": asked again, not the check's help.
+            ctx.row.outcome, ctx.row.needs_reading = "caregiver_not_understood", True
+            return reply_with(ctx, "caregiver.seen_today", caregiver.language)
         return _not_understood(ctx, caregiver)
     if result.baseline is not None and baseline is None:
         _set_baseline(ctx, caregiver, patient.id, result.baseline)
