@@ -76,13 +76,14 @@ def _context(session: Session, checks: Iterable[CaregiverCheck]) -> _Context:
             select(Caregiver).where(Caregiver.id.in_({k.caregiver_id for k in checks}))
         )
     }
-    names = dict(
-        session.execute(
+    names = {
+        row.id: row.first_name
+        for row in session.execute(
             select(Patient.id, Patient.first_name).where(
                 Patient.id.in_({k.patient_id for k in checks})
             )
-        ).tuples()
-    )
+        )
+    }
     phones = [c.phone_e164 for c in caregivers.values()]
     suppressed = set(
         session.scalars(
