@@ -178,3 +178,18 @@ def inbound_outcome(outcome: str) -> str:
 
 def is_muted(outcome: str) -> bool:
     return outcome.endswith("_muted")
+
+
+# A caregiver check that has no answer (issue #16), as the caregiver panel shows its day.
+CAREGIVER_CHECK_STATES: dict[str, str] = {
+    "due": "Not sent yet",
+    "sending": "Sending",
+    "sent": "Sent, waiting for an answer",
+    "answered": "Answered",
+    "missed": "Missed: no answer after the follow-up",
+    "skipped": "Not sent (could not text the caregiver then)",
+}
+
+
+def caregiver_check_state(code: str) -> str:
+    return CAREGIVER_CHECK_STATES.get(code, _words(code).capitalize())

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.models import Patient
 from coachbot.queries.exports import patient_fhir_bundle
-from tests.support.builders import make_inbound, make_outbound, make_patient
+from tests.support.builders import make_caregiver, make_inbound, make_outbound, make_patient
 from tests.web.test_dashboard_support import NOW, give_history
 
 VALIDATOR_DIR = Path(__file__).resolve().parent / "fhir_validator"
@@ -94,7 +94,8 @@ def bundle(session: Session) -> dict[str, Any]:
     with reported hours, a caregiver's answer, a partial answer, a text with no words and
     the marker row of a muted reply."""
     with freeze_time(NOW):
-        patient = make_patient(session, first_name="Maya", caregiver="+16175550166")
+        patient = make_patient(session, first_name="Maya")
+        make_caregiver(session, patient, phone="+16175550166")
         give_history(session, patient)
         make_inbound(
             session, body="She slept well", received_at=NOW, patient=patient, is_proxy=True
