@@ -270,7 +270,7 @@ def _answer(
         with lock:
             posted_at[params["MessageSid"]] = time.time()
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 code = response.status
         except urllib.error.HTTPError as exc:
             code = exc.code
@@ -292,19 +292,25 @@ def _answer(
         clock_runtime.close()
         web.terminate()
         web.wait(timeout=30)
+    log_file.seek(0)
+    result.numbers["web_tracebacks"] = log_file.read().count("Traceback")
     _page_checks(result, config, database_url, fake, posted_at, codes, len(answering))
 
 
 def _wait_for_port(port: int, web: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    """Until a worker answers /healthz: on a loaded machine the port opens long before
+    both workers have imported the app, and the first answers would time out."""
+    deadline = time.monotonic() + 60
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), 0.2):
+                pass
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
                 return
         except OSError:
             if time.monotonic() > deadline or web.poll() is not None:
                 raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.1)
+            time.sleep(0.2)
 
 
 def _wait_for_pages(factory: sessionmaker[Session], expected: int) -> None:
