@@ -247,3 +247,21 @@ def test_a_patient_who_answered_their_check_in_causes_no_seen_today(
     day = dt.date(2026, 3, 6)
     _tick(runtime, _at(day, 19, 0, NEW_YORK))
     assert _texts(runtime, "caregiver_seen") == []
+
+
+def test_a_check_left_sending_by_a_dead_dispatcher_is_never_resent(
+    runtime: Runtime, session: Session
+) -> None:
+    _watched(session)
+    day = dt.date(2026, 3, 6)
+    _tick(runtime, _at(day, 18, 0, NEW_YORK))
+    # As if the dispatcher had claimed it and died before recording the send.
+    with runtime.session_factory.begin() as write:
+        write.execute(update(CaregiverCheck).values(state="sending"))
+    _tick(runtime, _at(day, 18, 4, NEW_YORK))
+    assert _checks(runtime)[0][1] == "sending"  # inside the lease: left alone
+    _tick(runtime, _at(day, 18, 5, NEW_YORK))
+    assert _checks(runtime)[0][1] == "sent"
+    assert len(_texts(runtime)) == 1
+    _tick(runtime, _at(day, 19, 0, NEW_YORK))
+    assert len(_texts(runtime, "caregiver_followup")) == 1  # the follow-up still comes
