@@ -226,21 +226,7 @@ def _answer(
     """WORRIED from each answering caregiver through the signed webhook; the web workers'
     pagers page, the clock's paging step (once a second) catches any they missed."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": database_url,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
-        "SMS_BACKEND": "twilio",
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_FROM_NUMBER": FROM_NUMBER,
-        "TWILIO_API_BASE_URL": fake.base_url,
-        "CLINIC_NAME": config.clinic_name,
-        "PAGER_ENABLED": "1",
-    }
-    web = start_gunicorn(port, env, log_file)
+    web = start_gunicorn(port, _web_env(database_url, fake, config), log_file)
     clock_runtime = build_runtime(config)
     stop = threading.Event()
 
@@ -295,6 +281,24 @@ def _answer(
     log_file.seek(0)
     result.numbers["web_tracebacks"] = log_file.read().count("Traceback")
     _page_checks(result, config, database_url, fake, posted_at, codes, len(answering))
+
+
+def _web_env(database_url: str, fake: FakeTwilio, config: Settings) -> dict[str, str]:
+    """gunicorn's environment: the Twilio stand-in, and the web workers' pager threads on."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
+        "SMS_BACKEND": "twilio",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "TWILIO_API_BASE_URL": fake.base_url,
+        "CLINIC_NAME": config.clinic_name,
+        "PAGER_ENABLED": "1",
+    }
 
 
 def _wait_for_port(port: int, web: subprocess.Popen[bytes]) -> None:
