@@ -130,6 +130,9 @@ def _links_in_close_watch(session: Session, now: dt.datetime) -> list[_Link]:
             Patient.close_watch_from <= latest_start,
             Patient.status.not_in(_ENDED),
         )
+        # One order for every dispatcher: concurrent inserts of the same keys then wait on
+        # each other in the same order instead of deadlocking on PostgreSQL.
+        .order_by(CaregiverLink.patient_id, CaregiverLink.caregiver_id)
     ).all()
     return [_link(row) for row in found]
 
