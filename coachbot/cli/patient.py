@@ -89,8 +89,8 @@ def caregiver(
 ) -> None:
     """Add or change a patient's caregiver (a new number is invited to reply YES), or
     --remove them."""
-    from coachbot.services.caregivers.records import CaregiverEntry
     from coachbot.services.care import change_caregiver
+    from coachbot.services.caregivers.records import CaregiverEntry
 
     if remove == bool(phone):
         fail("--caregiver: give the caregiver's number, or --remove (not both)")
@@ -114,7 +114,9 @@ def caregiver(
 @patient.command("close-watch")
 @click.option("--id", "patient_id", type=int, required=True, help="The patient's id.")
 @click.option("--close-watch-from", "starts", default=None, help="First day, e.g. 2026-12-01.")
-@click.option("--close-watch-days", "days", default=None, help="1 to 90 (default: the programme's).")
+@click.option(
+    "--close-watch-days", "days", default=None, help="1 to 90 (default: the programme's)."
+)
 @click.option("--clear", is_flag=True, help="No close watch for this patient.")
 @NOW_OPTION
 @click.pass_context

@@ -30,8 +30,8 @@ from coachbot.queries.patient_page import (
 )
 from coachbot.services import consent
 from coachbot.services.bulk_enrollment import RowError, bulk_enroll
-from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of
 from coachbot.services.care import CarePlan, PatientChanges, check_care_plan, edit_patient
+from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,

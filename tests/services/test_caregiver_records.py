@@ -219,8 +219,14 @@ def test_an_opted_out_caregiver_linked_again_stays_opted_out(runtime: Runtime) -
             {"close_watch_from": "2026-02-30"},
             {"close_watch_from": "'2026-02-30' is not a date such as 2026-12-01"},
         ),
-        ({"close_watch_from": "2026-12-01", "close_watch_days": "0"}, {"close_watch_days": "from 1 to 90 days"}),
-        ({"close_watch_from": "2026-12-01", "close_watch_days": "91"}, {"close_watch_days": "from 1 to 90 days"}),
+        (
+            {"close_watch_from": "2026-12-01", "close_watch_days": "0"},
+            {"close_watch_days": "from 1 to 90 days"},
+        ),
+        (
+            {"close_watch_from": "2026-12-01", "close_watch_days": "91"},
+            {"close_watch_days": "from 1 to 90 days"},
+        ),
         (
             {"close_watch_from": "2026-12-01", "close_watch_days": "two weeks"},
             {"close_watch_days": "a whole number of days"},

@@ -70,7 +70,9 @@ def check_caregiver(
     language = (entry.language or "").strip().lower() or patient_language
     if not raw_phone:
         if name:
-            errors["caregiver_phone"] = "give the caregiver's mobile number, or leave the name empty"
+            errors["caregiver_phone"] = (
+                "give the caregiver's mobile number, or leave the name empty"
+            )
         return None
     phone = ""
     try:
@@ -209,9 +211,7 @@ def unlink_caregiver(
     if link is not None:
         session.delete(link)
         session.flush()
-    others = session.scalar(
-        select(func.count()).where(CaregiverLink.caregiver_id == caregiver.id)
-    )
+    others = session.scalar(select(func.count()).where(CaregiverLink.caregiver_id == caregiver.id))
     history = session.scalar(
         select(
             exists().where(CaregiverCheck.caregiver_id == caregiver.id)
