@@ -169,7 +169,7 @@ def _bulk(runtime: Runtime, text: str) -> tuple[list[Patient], list[RowError]]:
 def test_a_bulk_file_with_one_caregiver_for_two_patients_makes_one_caregiver(
     runtime: Runtime,
 ) -> None:
-    patients, errors = _bulk(
+    _patients, errors = _bulk(
         runtime,
         HEADER
         + f"Ana,+16175550501,America/Chicago,{CAREGIVER},Sam,es,2026-11-24,28\n"

@@ -126,7 +126,8 @@ def test_the_edit_form_shows_the_caregiver_and_close_watch_and_changes_them(
     assert f'value="{CAREGIVER}"' in html
     assert 'value="Sam"' in html
     assert '<option selected value="es">' in html
-    assert 'value="2026-11-20"' in html and 'value="14"' in html
+    assert 'value="2026-11-20"' in html
+    assert 'value="14"' in html
 
     page = post_form(
         client,
@@ -184,4 +185,5 @@ def test_a_bad_edit_shows_the_field_error_and_keeps_the_caregiver(
     assert 'id="caregiver_name-error"' in page.get_data(as_text=True)
     with runtime.read_session_factory() as s:
         caregiver = caregiver_of(s, patient_id)
-        assert caregiver is not None and caregiver.phone_e164 == CAREGIVER
+        assert caregiver is not None
+        assert caregiver.phone_e164 == CAREGIVER
