@@ -27,7 +27,7 @@ from coachbot.domain.adherence import (
     streak_from_mask,
 )
 from coachbot.domain.coaching import FOLLOWUP_SUFFIX
-from coachbot.domain.need import SILENCE_DAYS, Need, NeedFacts
+from coachbot.domain.need import CAREGIVER_MISSED_DAYS, SILENCE_DAYS, Need, NeedFacts
 from coachbot.domain.states import (
     AdherenceOutcome,
     AlertSeverity,
@@ -38,6 +38,7 @@ from coachbot.domain.states import (
 from coachbot.models import (
     AdherenceRecord,
     Alert,
+    CaregiverCheck,
     InboundMessage,
     Nudge,
     Patient,
@@ -164,6 +165,21 @@ def _last_week_sq(now: dt.datetime) -> ColumnElement[Any]:
     return _adherence_sq(now - dt.timedelta(days=14), now - dt.timedelta(days=7, microseconds=1))
 
 
+def _missed_check_sq(now: dt.datetime) -> ColumnElement[Any]:
+    """The local day of the patient's newest caregiver check missed in the last
+    CAREGIVER_MISSED_DAYS (by due time: the (state, due_at) index answers it), else NULL."""
+    return (
+        select(func.max(CaregiverCheck.local_date))
+        .where(
+            CaregiverCheck.patient_id == Patient.id,
+            CaregiverCheck.state == "missed",
+            CaregiverCheck.due_at >= now - dt.timedelta(days=CAREGIVER_MISSED_DAYS),
+        )
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+
+
 def _top_severity_sq() -> ColumnElement[Any]:
     """0 for an open urgent alert, 1 for an open high one, 2 for others, NULL for none."""
     return (
@@ -190,6 +206,7 @@ def _need_rank(now: dt.datetime) -> ColumnElement[Any]:
     return case(
         (severity == 0, int(Need.URGENT_ALERT)),
         (severity == 1, int(Need.HIGH_ALERT)),
+        (_missed_check_sq(now).is_not(None), int(Need.CAREGIVER_MISSED)),
         (
             and_(
                 Patient.status == PatientStatus.ACTIVE,
@@ -293,6 +310,7 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
     weeks' adherence; then one for the alerts the urgent and high ranks name."""
     rows = {}
     ranks: dict[int, tuple[Need, dt.datetime, int | None, int | None]] = {}
+    missed: dict[int, int | None] = {}
     for (
         pid,
         first_name,
@@ -306,6 +324,7 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
         rank,
         before,
         this_week,
+        missed_on,
     ) in session.connection().execute(
         select(
             Patient.id,
@@ -320,6 +339,7 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
             _need_rank(now),
             _last_week_sq(now),
             _this_week_sq(now),
+            _missed_check_sq(now),
         ).where(Patient.id.in_(ids))
     ):
         row = PatientRow(pid, first_name, phone[-4:], status, timezone, language=language)
@@ -327,6 +347,7 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
         row.open_alerts = int(alerts or 0)
         rows[pid] = row
         ranks[pid] = (Need(rank), aware(enrolled) or now, _pct(before), _pct(this_week))
+        missed[pid] = _days_ago(missed_on, timezone, now)
     named = _alerts_named(session, [p for p, r in ranks.items() if r[0] <= Need.HIGH_ALERT])
     for pid, (rank, enrolled, before, this_week) in ranks.items():
         kind, detail, at = named.get(pid, (None, None, None))
@@ -339,8 +360,17 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
             at,
             pct_last_week=before,
             pct_this_week=this_week,
+            missed_check_days_ago=missed[pid],
         )
     return rows
+
+
+def _days_ago(day: Any, zone: str, now: dt.datetime) -> int | None:
+    """How many of the patient's local days ago `day` was (SQLite may give the text)."""
+    if day is None:
+        return None
+    value = dt.date.fromisoformat(day) if isinstance(day, str) else day
+    return (now.astimezone(ZoneInfo(zone)).date() - value).days
 
 
 def _alerts_named(

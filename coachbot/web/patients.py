@@ -21,6 +21,7 @@ from coachbot.domain import labels
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
+from coachbot.queries import caregivers as caregiver_queries
 from coachbot.queries.patient_page import (
     TimelineCursor,
     heat_tally,
@@ -241,6 +242,9 @@ def show(patient_id: int) -> ResponseReturnValue:
     before = TimelineCursor.parse(request.args.get("before", "")[:64])
     detail = patient_detail(read_db(), patient, now(), before)
     calendars = {t: heatmap_weeks(cells) for t, cells in detail.heatmap.items()}
+    caregiver_texts = [
+        m.id for m in detail.timeline if m.direction == "in" and m.kind == "caregiver"
+    ]
     return render_template(
         "patient.html",
         d=detail,
@@ -253,6 +257,9 @@ def show(patient_id: int) -> ResponseReturnValue:
         weekly={t: weekly_adherence(weeks) for t, weeks in calendars.items()},
         action_form=ActionForm(),
         note_form=NoteForm(),
+        cg=caregiver_queries.caregiver_panel(read_db(), patient, now()),
+        cgq=caregiver_queries,
+        caregiver_names=caregiver_queries.caregiver_names(read_db(), caregiver_texts),
     )
 
 

@@ -265,3 +265,43 @@ def make_caregiver(
     )
     session.commit()
     return caregiver
+
+
+def make_caregiver_check(
+    session: Session,
+    patient: Patient,
+    caregiver: Caregiver,
+    *,
+    day: dt.date,
+    score: int | None = None,
+    concern: str | None = None,
+    state: str | None = None,
+    kind: str = "observation",
+    items: int = 4,
+    answered_at: dt.datetime | None = None,
+) -> int:
+    """A caregiver check about `patient` on local `day`, due at 18:00 UTC that day; answered
+    (at 20:00 UTC unless `answered_at`) when a score or concern is given, else `state`
+    ("sent" by default). Returns its id."""
+    # Imported here so the builders' shared import block stays as the lead left it.
+    from coachbot.models import CaregiverCheck
+
+    due = dt.datetime.combine(day, dt.time(18), dt.UTC)
+    answered = score is not None or concern is not None
+    check = CaregiverCheck(
+        patient_id=patient.id,
+        caregiver_id=caregiver.id,
+        kind=kind,
+        local_date=day,
+        items=items,
+        due_at=due,
+        state=state or ("answered" if answered else "sent"),
+        sent_at=due,
+        answered_at=(answered_at or due + dt.timedelta(hours=2)) if answered else None,
+        score=score,
+        concern=concern,
+        created_at=due,
+    )
+    session.add(check)
+    session.commit()
+    return check.id

@@ -1,0 +1,250 @@
+"""Read side for caregivers (issue #16): the patient page's caregiver panel (consent, last
+answer, the close-watch period, the daily counts against the baseline), the names behind
+caregiver texts in the thread, and the answered checks every export shows (FHIR, CSV, API:
+one read model, so the three cannot disagree)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from coachbot.domain.states import PatientStatus
+from coachbot.models import Caregiver, CaregiverCheck, CaregiverLink, InboundMessage, Patient
+
+# Until the programme's own length is read here (cgout's domain/close_watch.py), a patient
+# without close_watch_days is shown with the built-in default of the programme settings.
+DEFAULT_CLOSE_WATCH_DAYS = 28
+CHART_DAYS = 90  # the panel's chart reaches back as far as the page's heatmap
+OBSERVATION = "observation"
+SEEN_TODAY = "seen_today"
+
+
+@dataclass(frozen=True)
+class CloseWatch:
+    start: dt.date
+    days: int
+    today: dt.date
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.days - 1)
+
+    @property
+    def day(self) -> int | None:
+        """Today's day of the period (1-based), None when today is outside it."""
+        n = (self.today - self.start).days + 1
+        return n if 1 <= n <= self.days else None
+
+    @property
+    def words(self) -> str:
+        if self.day is not None:
+            return f"Day {self.day} of {self.days}"
+        if self.today < self.start:
+            return "Not started yet"
+        return "Ended"
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One caregiver check, as the panel and the exports show it."""
+
+    id: int
+    patient_id: int
+    caregiver_id: int
+    kind: str  # observation | seen_today
+    local_date: dt.date
+    state: str
+    items: int
+    score: int | None
+    concern: str | None
+    answered_at: dt.datetime | None
+
+    @property
+    def answer(self) -> str:
+        """The answer in a clinician's words: "3 of 4 as usual", "WORSE", "Worried"."""
+        return answer_words(self.kind, self.items, self.score, self.concern)
+
+
+def answer_words(kind: str, items: int, score: int | None, concern: str | None) -> str:
+    """What a caregiver answered, in words (the caregiver's own OK/WORSE/WORRIED in capitals,
+    as they texted it)."""
+    if kind == SEEN_TODAY:
+        worried = concern in ("worse", "worried") or score == 2
+        return "Seen today: worried" if worried else "Seen today: all fine"
+    parts = []
+    if score is not None:
+        parts.append(f"{score} of {items} as usual")
+    if concern:
+        parts.append(concern.upper())
+    return ", ".join(parts) or "No answer"
+
+
+@dataclass
+class CaregiverLine:
+    id: int
+    first_name: str
+    phone_last4: str
+    language: str
+    status: str
+    created_at: dt.datetime
+    invited_at: dt.datetime | None
+    opted_in_at: dt.datetime | None
+    opted_out_at: dt.datetime | None
+    baseline: int | None
+    checks: list[CheckLine] = field(default_factory=list)  # oldest first
+
+    @property
+    def last_answer(self) -> CheckLine | None:
+        answered = [c for c in self.checks if c.answered_at is not None]
+        return max(answered, key=lambda c: c.answered_at or c.local_date) if answered else None
+
+    @property
+    def observations(self) -> list[CheckLine]:
+        return [c for c in self.checks if c.kind == OBSERVATION]
+
+    @property
+    def missed(self) -> int:
+        return sum(1 for c in self.checks if c.state == "missed")
+
+
+@dataclass
+class CaregiverPanel:
+    caregivers: list[CaregiverLine]
+    close_watch: CloseWatch | None
+
+
+def close_watch_of(patient: Patient, today: dt.date) -> CloseWatch | None:
+    if patient.close_watch_from is None:
+        return None
+    days = patient.close_watch_days or DEFAULT_CLOSE_WATCH_DAYS
+    return CloseWatch(patient.close_watch_from, days, today)
+
+
+def _line(check: CaregiverCheck) -> CheckLine:
+    return CheckLine(
+        id=check.id,
+        patient_id=check.patient_id,
+        caregiver_id=check.caregiver_id,
+        kind=check.kind,
+        local_date=check.local_date,
+        state=check.state,
+        items=check.items,
+        score=check.score,
+        concern=check.concern,
+        answered_at=check.answered_at,
+    )
+
+
+def caregiver_panel(session: Session, patient: Patient, now: dt.datetime) -> CaregiverPanel:
+    """The patient's linked caregivers with their checks of the last CHART_DAYS local days
+    (one statement: caregivers left-joined to their checks about this patient)."""
+    today = now.astimezone(ZoneInfo(patient.timezone)).date()
+    since = today - dt.timedelta(days=CHART_DAYS - 1)
+    rows = session.execute(
+        select(Caregiver, CaregiverLink.baseline_score, CaregiverCheck)
+        .join(CaregiverLink, CaregiverLink.caregiver_id == Caregiver.id)
+        .outerjoin(
+            CaregiverCheck,
+            and_(
+                CaregiverCheck.caregiver_id == Caregiver.id,
+                CaregiverCheck.patient_id == CaregiverLink.patient_id,
+                CaregiverCheck.local_date >= since,
+            ),
+        )
+        .where(CaregiverLink.patient_id == patient.id)
+        .order_by(Caregiver.first_name, Caregiver.id, CaregiverCheck.local_date, CaregiverCheck.id)
+    ).all()
+    lines: dict[int, CaregiverLine] = {}
+    for caregiver, baseline, check in rows:
+        line = lines.get(caregiver.id)
+        if line is None:
+            line = lines[caregiver.id] = CaregiverLine(
+                id=caregiver.id,
+                first_name=caregiver.first_name,
+                phone_last4=caregiver.phone_e164[-4:],
+                language=caregiver.language,
+                status=caregiver.status,
+                created_at=caregiver.created_at,
+                invited_at=caregiver.invited_at,
+                opted_in_at=caregiver.opted_in_at,
+                opted_out_at=caregiver.opted_out_at,
+                baseline=baseline,
+            )
+        if check is not None:
+            line.checks.append(_line(check))
+    return CaregiverPanel(list(lines.values()), close_watch_of(patient, today))
+
+
+def consent_words(line: CaregiverLine) -> tuple[str, dt.datetime | None]:
+    """The caregiver's consent in words and the instant it dates from."""
+    if line.status == PatientStatus.ACTIVE:
+        return "Active since", line.opted_in_at
+    if line.status == PatientStatus.OPTED_OUT:
+        return "Opted out", line.opted_out_at
+    if line.invited_at is None:
+        return "Pending: invitation not sent yet; added", line.created_at
+    return "Pending their YES since", line.invited_at
+
+
+@dataclass(frozen=True)
+class ChartData:
+    x: list[str]
+    series: list[dict[str, object]]
+
+
+def score_chart(line: CaregiverLine) -> ChartData:
+    """The daily counts of the observation checks against the caregiver's baseline: one x
+    per check day (a day without an answer is a gap), the baseline as its own series."""
+    days = line.observations
+    return ChartData(
+        x=[c.local_date.isoformat() for c in days],
+        series=[
+            {"label": "Items as usual", "values": [c.score for c in days]},
+            {"label": "Baseline", "values": [line.baseline for _ in days]},
+        ],
+    )
+
+
+def caregiver_names(session: Session, inbound_ids: Iterable[int]) -> dict[int, str]:
+    """The first name of the caregiver who wrote each of these inbound texts (those with a
+    caregiver_id), for the thread's "Caregiver Sam" mark."""
+    ids = sorted(set(inbound_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(InboundMessage.id, Caregiver.first_name)
+        .join(Caregiver, Caregiver.id == InboundMessage.caregiver_id)
+        .where(InboundMessage.id.in_(ids))
+    )
+    return {message_id: name for message_id, name in rows.all()}  # noqa: C416 (Row, not tuple)
+
+
+@dataclass(frozen=True)
+class ExportedCheck:
+    """An answered caregiver check as the exports carry it: the check, and who answered."""
+
+    check: CheckLine
+    caregiver_first_name: str
+    caregiver_language: str
+
+
+def answered_checks(session: Session, patient_ids: Sequence[int]) -> list[ExportedCheck]:
+    """Every answered check about these patients, oldest answer first (one statement)."""
+    if not patient_ids:
+        return []
+    rows = session.execute(
+        select(CaregiverCheck, Caregiver.first_name, Caregiver.language)
+        .join(Caregiver, Caregiver.id == CaregiverCheck.caregiver_id)
+        .where(
+            CaregiverCheck.patient_id.in_(list(patient_ids)),
+            CaregiverCheck.state == "answered",
+            CaregiverCheck.answered_at.is_not(None),
+        )
+        .order_by(CaregiverCheck.answered_at, CaregiverCheck.id)
+    ).all()
+    return [ExportedCheck(_line(check), name, language) for check, name, language in rows]
