@@ -75,6 +75,11 @@ patient.add_command(_command("discharge", "Discharge a patient: no more texts.")
 @click.option("--caregiver-name", "name", default=None, help="Their first name.")
 @click.option("--caregiver-language", "language", default=None, help="en or es.")
 @click.option("--remove", is_flag=True, help="Take the caregiver off this patient.")
+@click.option(
+    "--invite",
+    is_flag=True,
+    help="Ask a caregiver who was never invited (added before caregivers were texted) for YES.",
+)
 @NOW_OPTION
 @click.pass_context
 @friendly_errors
@@ -85,6 +90,7 @@ def caregiver(
     name: str | None,
     language: str | None,
     remove: bool,
+    invite: bool,
     now: dt.datetime | None,
 ) -> None:
     """Add or change a patient's caregiver (a new number is invited to reply YES), or
@@ -105,6 +111,7 @@ def caregiver(
                 entry,
                 now=now or utcnow(),
                 actor="cli",
+                invite=invite,
             )
     except LookupError:
         fail(f"no patient with id {patient_id}")

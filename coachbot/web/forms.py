@@ -80,6 +80,9 @@ class EnrolForm(CoachbotForm):
 
 
 class EditPatientForm(CoachbotForm):
+    # Shown only for a caregiver never invited (a number given before caregivers could be
+    # texted): saving with it ticked asks them for their YES.
+    caregiver_invite = BooleanField("Send the caregiver the invitation to reply YES")
     first_name = StringField("First name")
     phone = StringField("Mobile number")
     timezone = StringField("Time zone")

@@ -187,3 +187,40 @@ def test_a_bad_edit_shows_the_field_error_and_keeps_the_caregiver(
         caregiver = caregiver_of(s, patient_id)
         assert caregiver is not None
         assert caregiver.phone_e164 == CAREGIVER
+
+
+def test_the_invite_box_shows_only_for_a_caregiver_never_invited(
+    client: Any, clinician: int, runtime: Runtime
+) -> None:
+    with runtime.session_factory() as s:
+        patient = make_patient(s, first_name="Maya", phone="+16175550402")
+        patient.clinician_id = clinician
+        caregiver = make_caregiver(s, patient, phone=CAREGIVER, status="pending-consent")
+        caregiver.invited_at = None
+        s.commit()
+        patient_id = patient.id
+    assert 'name="caregiver_invite"' in client.get(f"/patients/{patient_id}/edit").get_data(
+        as_text=True
+    )
+    page = post_form(
+        client,
+        f"/patients/{patient_id}/edit",
+        {
+            "first_name": "Maya",
+            "phone": "+16175550402",
+            "timezone": "America/New_York",
+            "language": "en",
+            "caregiver_phone": CAREGIVER,
+            "caregiver_name": "Sam",
+            "caregiver_invite": "y",
+            "track_sleep": "y",
+            "times_sleep": "08:30",
+        },
+    )
+    assert page.status_code == 302
+    with runtime.read_session_factory() as s:
+        invited = caregiver_of(s, patient_id)
+        assert invited is not None
+        assert invited.invite_due_at == NOW
+    html = client.get(f"/patients/{patient_id}/edit").get_data(as_text=True)
+    assert 'name="caregiver_invite"' not in html
