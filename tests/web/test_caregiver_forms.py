@@ -12,6 +12,7 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from coachbot.domain.states import PatientStatus
 from coachbot.models import Caregiver, Patient
 from coachbot.runtime import Runtime
 from coachbot.services.caregivers.records import caregiver_of
@@ -195,7 +196,9 @@ def test_the_invite_box_shows_only_for_a_caregiver_never_invited(
     with runtime.session_factory() as s:
         patient = make_patient(s, first_name="Maya", phone="+16175550402")
         patient.clinician_id = clinician
-        caregiver = make_caregiver(s, patient, phone=CAREGIVER, status="pending-consent")
+        caregiver = make_caregiver(
+            s, patient, phone=CAREGIVER, status=PatientStatus.PENDING_CONSENT
+        )
         caregiver.invited_at = None
         s.commit()
         patient_id = patient.id
