@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.content.lint import clinician_text_problem
-from coachbot.domain.phones import InvalidPhoneNumber, mask_phone, parse_mobile
+from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, parse_tracks
 from coachbot.domain.schedule import MAX_TIMES_PER_TRACK as MAX_TIMES_PER_TRACK  # re-exported
 from coachbot.domain.schedule import parse_hhmm
@@ -393,9 +393,10 @@ def _schedules(
 def opted_out_notes(session: Session, settings: Settings, patient: Patient) -> list[str]:
     """For the clinician after an enrolment or an edit: the patient's or caregiver's number
     is on the suppression list, so nothing is sent to it until it texts START. Only reads."""
-    numbers = {"The patient's number": patient.phone_e164}
-    for phone in caregiver_numbers(session, [patient.id]).get(patient.id, []):
-        numbers[f"The caregiver's number ({mask_phone(phone)})"] = phone
-    stopped = consent.suppressed_among(session, list(numbers.values()))
+    numbers = [("The patient's number", patient.phone_e164)] + [
+        ("The caregiver's number", phone)
+        for phone in caregiver_numbers(session, [patient.id]).get(patient.id, [])
+    ]
+    stopped = consent.suppressed_among(session, [number for _, number in numbers])
     notice = consent.opted_out_notice(settings)
-    return [f"{whose}: {notice}." for whose, number in numbers.items() if number in stopped]
+    return [f"{whose}: {notice}." for whose, number in numbers if number in stopped]
