@@ -58,6 +58,7 @@ class CheckLine:
     caregiver_id: int
     kind: str  # observation | seen_today
     local_date: dt.date
+    due_at: dt.datetime
     state: str
     items: int
     score: int | None
@@ -132,6 +133,7 @@ def _line(check: CaregiverCheck) -> CheckLine:
         caregiver_id=check.caregiver_id,
         kind=check.kind,
         local_date=check.local_date,
+        due_at=check.due_at,
         state=check.state,
         items=check.items,
         score=check.score,
@@ -231,6 +233,22 @@ class ExportedCheck:
     check: CheckLine
     caregiver_first_name: str
     caregiver_language: str
+
+    def as_json(self) -> dict[str, object]:
+        """The API's shape of the check (the CSV and FHIR exports carry the same fields)."""
+        c = self.check
+        return {
+            "id": c.id,
+            "kind": c.kind,
+            "local_date": c.local_date.isoformat(),
+            "due_at": c.due_at.isoformat(),
+            "answered_at": c.answered_at.isoformat() if c.answered_at else None,
+            "items_asked": c.items,
+            "items_as_usual": c.score,
+            "concern": c.concern,
+            "answer": c.answer,
+            "caregiver": {"id": c.caregiver_id, "first_name": self.caregiver_first_name},
+        }
 
 
 def answered_checks(session: Session, patient_ids: Sequence[int]) -> list[ExportedCheck]:
