@@ -204,7 +204,7 @@ def score_chart(line: CaregiverLine) -> ChartData:
     per check day (a day without an answer is a gap), the baseline as its own series."""
     days = line.observations
     return ChartData(
-        x=[c.local_date.isoformat() for c in days],
+        x=[f"{c.local_date:%d %b}" for c in days],
         series=[
             {"label": "Items as usual", "values": [c.score for c in days]},
             {"label": "Baseline", "values": [line.baseline for _ in days]},

@@ -66,7 +66,7 @@ def test_the_panel_reads_consent_checks_and_close_watch(session: Session) -> Non
     assert sam_line.last_answer.answer == "WORSE"
     assert sam_line.checks[2].answer == "3 of 4 as usual"
     chart = score_chart(sam_line)
-    assert chart.x == [_days_ago(n).isoformat() for n in (3, 2, 1, 0)]
+    assert chart.x == [f"{_days_ago(n):%d %b}" for n in (3, 2, 1, 0)]
     assert chart.series[0]["values"] == [4, None, 3, None]
     assert chart.series[1] == {"label": "Baseline", "values": [4, 4, 4, 4]}
 
