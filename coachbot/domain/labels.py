@@ -16,6 +16,7 @@ ALERT_KINDS: dict[str, str] = {
     AlertKind.OPT_OUT: "Texted STOP",
     AlertKind.REVOCATION: "Asked to stop the texts",
     AlertKind.REPLY_LOOP: "Automatic replies looping",
+    AlertKind.CAREGIVER_NO_ANSWER: "Caregiver did not answer",
 }
 
 # What raised an alert (`alerts.detail`), beyond the red-flag names below.
@@ -28,6 +29,8 @@ ALERT_DETAILS: dict[str, str] = {
     "reply_cap_reached": "the hour's reply limit was reached",
     "checkin_no_reply": "no answer to the daily check-in",
     "missed_in_a_row": "several texts in a row without an answer",
+    "caregiver_check_missed": "no answer to the caregiver's daily check, nor its reminder",
+    "caregiver_seen_missed": 'no answer from the caregiver to "Have you seen them today?"',
 }
 
 RED_FLAGS: dict[str, str] = {

@@ -64,6 +64,8 @@ class AlertKind(StrEnum):
     OPT_OUT = "opt_out"
     REVOCATION = "revocation"
     REPLY_LOOP = "reply_loop"
+    # A caregiver's close-watch check or "Have you seen ...?" went unanswered (HIGH).
+    CAREGIVER_NO_ANSWER = "caregiver_no_answer"
 
 
 class AlertSeverity(StrEnum):

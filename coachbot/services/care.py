@@ -16,6 +16,14 @@ from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
 from coachbot.services import audit, consent
+from coachbot.services.caregivers.records import (
+    CaregiverEntry,
+    apply_close_watch,
+    check_caregiver,
+    parse_close_watch,
+    remove_caregivers,
+    update_caregiver,
+)
 from coachbot.services.enrollment import (
     MAX_HOMEWORK,
     check_contact_fields,
@@ -202,6 +210,10 @@ class PatientChanges:
     quiet_hours: str | None
     caregiver_phone: str | None
     checkin: bool
+    caregiver_name: str | None = None
+    caregiver_language: str | None = None  # None: the patient's language
+    close_watch_from: dt.date | str | None = None
+    close_watch_days: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -312,11 +324,15 @@ def _apply_details(
         timezone=changes.timezone,
         language=changes.language,
         quiet_hours=changes.quiet_hours,
-        caregiver_phone=changes.caregiver_phone,
+        caregiver=CaregiverEntry(
+            changes.caregiver_phone, changes.caregiver_name, changes.caregiver_language
+        ),
+        close_watch_from=changes.close_watch_from,
+        close_watch_days=changes.close_watch_days,
         patient_id=patient.id,
     )
     first_name, phone, language = contact.first_name, contact.phone, contact.language
-    quiet, caregiver = contact.quiet, contact.caregiver
+    quiet = contact.quiet
     if errors:
         raise ValidationFailed(errors)
 
@@ -327,13 +343,17 @@ def _apply_details(
         "language": language,
         "quiet_start": quiet[0] if quiet else None,
         "quiet_end": quiet[1] if quiet else None,
-        "caregiver_phone_e164": caregiver,
         "checkin_enabled": changes.checkin,
     }
     for name, value in new_values.items():
         if getattr(patient, name) != value:
             setattr(patient, name, value)
             changed.append(name)
+    changed += apply_close_watch(patient, contact.close_watch)
+    if contact.caregiver is None:
+        changed += remove_caregivers(session, patient, now=now, actor=actor)
+    else:
+        changed += update_caregiver(session, patient, contact.caregiver, now=now, actor=actor)
     _switch_checkin(session, patient, changes.checkin, now)
     if "timezone" in changed:
         # The same wall times fall at other instants now.
@@ -352,3 +372,71 @@ def _apply_details(
         detail=",".join(changed) or "no change",
     )
     return changed
+
+
+def change_caregiver(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    patient_id: int,
+    entry: CaregiverEntry | None,
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """The patient's caregiver set (None: removed), as the edit form's caregiver fields do,
+    in one transaction; returns what changed. Raises LookupError for no such patient and
+    ValidationFailed with the field errors, nothing written."""
+    with sessions.begin() as session:
+        patient = _patient(session, patient_id)
+        if entry is None:
+            return remove_caregivers(session, patient, now=now, actor=actor)
+        errors: dict[str, str] = {}
+        valid = check_caregiver(
+            session,
+            settings.default_region,
+            errors,
+            entry,
+            patient_phone=patient.phone_e164,
+            patient_language=patient.language,
+        )
+        if valid is None:
+            raise ValidationFailed(errors)
+        return update_caregiver(session, patient, valid, now=now, actor=actor)
+
+
+def change_close_watch(
+    sessions: sessionmaker[Session],
+    patient_id: int,
+    starts: dt.date | str | None,
+    days: int | str | None,
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """The patient's close-watch weeks set (no first day: none), audited, in one
+    transaction; returns what changed. LookupError, or ValidationFailed and nothing written."""
+    errors: dict[str, str] = {}
+    watch = parse_close_watch(errors, starts, days)
+    if errors:
+        raise ValidationFailed(errors)
+    with sessions.begin() as session:
+        patient = _patient(session, patient_id)
+        changed = apply_close_watch(patient, watch)
+        if changed:
+            patient.updated_at = now
+        audit.record(
+            session,
+            actor=actor,
+            action="patient.close_watch",
+            patient_id=patient.id,
+            now=now,
+            detail=",".join(changed) or "no change",
+        )
+        return changed
+
+
+def _patient(session: Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise LookupError(patient_id)
+    return patient

@@ -32,6 +32,7 @@ from coachbot.queries.patient_page import (
 from coachbot.services import consent
 from coachbot.services.bulk_enrollment import RowError, bulk_enroll
 from coachbot.services.care import CarePlan, PatientChanges, check_care_plan, edit_patient
+from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
@@ -113,6 +114,10 @@ def new() -> ResponseReturnValue:
             consent=consent_how,
             consent_at=consent_at,
             caregiver_phone=(form.caregiver_phone.data or "").strip() or None,
+            caregiver_name=form.caregiver_name.data,
+            caregiver_language=form.caregiver_language.data,
+            close_watch_from=form.close_watch_from.data,
+            close_watch_days=form.close_watch_days.data,
             checkin=bool(form.checkin.data),
             homework=tuple(
                 line.strip() for line in (form.homework.data or "").splitlines() if line.strip()
@@ -191,14 +196,13 @@ def bulk() -> ResponseReturnValue:
 def _flash_opted_out_rows(patients: list[Patient]) -> None:
     """The rows enrolled on a number (patient's or caregiver's) that opted out: nothing is
     sent to it until it texts START. Rows are numbered as in the file (header = line 1)."""
-    numbers = [p.phone_e164 for p in patients] + [
-        p.caregiver_phone_e164 for p in patients if p.caregiver_phone_e164
-    ]
+    caregivers = caregiver_numbers(read_db(), [p.id for p in patients])
+    numbers = [p.phone_e164 for p in patients] + [n for ns in caregivers.values() for n in ns]
     stopped = consent.suppressed_among(read_db(), numbers)
     lines = [
         str(line)
         for line, p in enumerate(patients, start=2)
-        if p.phone_e164 in stopped or p.caregiver_phone_e164 in stopped
+        if stopped.intersection([p.phone_e164, *caregivers.get(p.id, [])])
     ]
     if lines:
         flash(
@@ -293,7 +297,7 @@ def edit(patient_id: int) -> ResponseReturnValue:
             if patient.quiet_start and patient.quiet_end
             else ""
         )
-        form.caregiver_phone.data = patient.caregiver_phone_e164 or ""
+        _show_caregiver(form, patient)
         form.checkin.data = patient.checkin_enabled
         schedules = {s.track: s for s in patient.schedules}
         for track in COACHING_TRACKS:
@@ -312,6 +316,17 @@ def edit(patient_id: int) -> ResponseReturnValue:
     return render_template(
         "edit.html", form=form, errors=errors, p=patient, tracks=COACHING_TRACKS
     ), (422 if errors else 200)
+
+
+def _show_caregiver(form: EditPatientForm, patient: Patient) -> None:
+    """The edit form shows the patient's caregiver and close-watch weeks as saved."""
+    caregiver = caregiver_of(read_db(), patient.id)
+    form.caregiver_phone.data = caregiver.phone_e164 if caregiver else ""
+    form.caregiver_name.data = caregiver.first_name if caregiver else ""
+    form.caregiver_language.data = caregiver.language if caregiver else ""
+    form.close_watch_from.data = patient.close_watch_from
+    days = patient.close_watch_days
+    form.close_watch_days.data = str(days) if days is not None else ""
 
 
 def _care_plan(form: EditPatientForm) -> tuple[CarePlan, dict[str, str]]:
@@ -349,6 +364,10 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
                 quiet_hours=form.quiet_hours.data,
                 caregiver_phone=form.caregiver_phone.data,
                 checkin=bool(form.checkin.data),
+                caregiver_name=form.caregiver_name.data,
+                caregiver_language=form.caregiver_language.data,
+                close_watch_from=form.close_watch_from.data,
+                close_watch_days=form.close_watch_days.data,
             ),
             plan,
             now=now(),
@@ -365,7 +384,7 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
         if consent.is_suppressed(read_db(), patient.phone_e164):
             said, note = "New number saved; no welcome was texted.", ""
         flash(" ".join([said, note, *opted_out]).replace("  ", " ").strip(), "info")
-    elif "caregiver_phone_e164" in changed and opted_out:
+    elif any(c.startswith("caregiver_") for c in changed) and opted_out:
         flash(" ".join(["Saved.", *opted_out]), "info")
     else:
         flash("Saved.", "info")

@@ -98,9 +98,12 @@ def unresolved_references(bundle: dict[str, Any]) -> list[str]:
 def bundle(session: Session) -> dict[str, Any]:
     """Every kind of row the export turns into a resource: answered and unanswered nudges
     with reported hours, a caregiver's answer, a partial answer, a text with no words and
-    the marker row of a muted reply."""
+    the marker row of a muted reply; and caregiver Sam's checks answered with a count, a
+    count and a word, a word alone and a seen-today answer (a missed one, and a caregiver
+    who never answered, are not exported)."""
     with freeze_time(NOW):
-        patient = make_patient(session, first_name="Maya", caregiver="+16175550166")
+        patient = make_patient(session, first_name="Maya")
+        make_caregiver(session, patient, phone="+16175550166")
         give_history(session, patient)
         make_inbound(
             session, body="She slept well", received_at=NOW, patient=patient, is_proxy=True

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
+from coachbot.models import Program, ProgramVersion
 from coachbot.queries.caregivers import caregiver_names, caregiver_panel, score_chart
 from tests.support.builders import (
     make_caregiver,
@@ -83,6 +85,27 @@ def test_close_watch_before_after_and_none(session: Session) -> None:
     assert caregiver_panel(session, maya, NOW).close_watch.words == "Ended"  # type: ignore[union-attr]
 
 
+def test_without_a_length_of_their_own_the_programmes_applies(session: Session) -> None:
+    maya = make_patient(session)
+    maya.close_watch_from = _days_ago(0)
+    standard = session.scalars(select(Program).where(Program.name == "standard")).one()
+    version = session.scalars(
+        select(ProgramVersion).where(
+            ProgramVersion.program_id == standard.id,
+            ProgramVersion.version == standard.current_version,
+        )
+    ).one()
+    settings = json.loads(version.settings_json)
+    settings["close_watch"] = {"days": 21}
+    version.settings_json = json.dumps(settings)
+    session.commit()
+    watch = caregiver_panel(session, maya, NOW).close_watch
+    assert watch is not None
+    assert watch.words == "Day 1 of 21"
+    maya.close_watch_days = 10  # the patient's own length wins
+    assert caregiver_panel(session, maya, NOW).close_watch.words == "Day 1 of 10"  # type: ignore[union-attr]
+
+
 def test_caregiver_names_are_read_for_caregiver_texts_only(session: Session) -> None:
     maya = make_patient(session)
     sam = make_caregiver(session, maya, first_name="Sam")
@@ -90,7 +113,7 @@ def test_caregiver_names_are_read_for_caregiver_texts_only(session: Session) -> 
     theirs.caregiver_id = sam.id
     mine = make_inbound(session, body="done", received_at=NOW, patient=maya)
     session.commit()
-    assert caregiver_names(session, [theirs.id, mine.id]) == {theirs.id: "Sam"}
+    assert caregiver_names(session, [theirs.id, mine.id]) == {theirs.id: ("Sam", "en")}
     assert caregiver_names(session, []) == {}
 
 
