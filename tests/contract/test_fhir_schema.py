@@ -125,7 +125,7 @@ def bundle(session: Session) -> dict[str, Any]:
         make_caregiver_check(session, patient, sam, day=day - dt.timedelta(2), state="missed")
         make_caregiver_check(session, patient, sam, day=day - dt.timedelta(1), concern="worried")
         make_caregiver_check(
-            session, patient, sam, day=day - dt.timedelta(1), kind="seen_today", score=1, items=1
+            session, patient, sam, day=day - dt.timedelta(1), kind="seen_today", concern="ok"
         )
         session.commit()
         return patient_fhir_bundle(session, patient, NOW)
@@ -237,7 +237,9 @@ def test_caregiver_checks_are_observations_performed_by_a_related_person(
     assert count_and_word["component"][1]["valueCodeableConcept"]["text"] == "WORSE"
     assert word["valueCodeableConcept"]["text"] == "WORRIED"
     assert "valueInteger" not in word
-    assert seen["valueCodeableConcept"] == {"text": "Seen today: all fine"}
+    assert seen["code"]["text"] == "Caregiver seen-today check"
+    assert seen["valueCodeableConcept"]["text"] == "Seen today: all fine"
+    assert seen["valueCodeableConcept"]["coding"][0]["code"] == "ok"
     assert count["effectiveDateTime"].endswith("T20:00:00Z")
     # Relayed, never graded: no grading term anywhere in the export.
     text = json.dumps(bundle).lower()

@@ -267,7 +267,9 @@ def _check_observation(
                 {"code": _coded("word", "caregiver's word"), "valueCodeableConcept": word}
             )
     else:
-        resource["valueCodeableConcept"] = word or {"text": check.answer}
+        # A word alone ("WORRIED"), or the seen-today answer (stored as OK or WORRIED), in
+        # the panel's words ("Seen today: worried").
+        resource["valueCodeableConcept"] = {**(word or {}), "text": check.answer}
     if components:
         resource["component"] = components
     return resource
