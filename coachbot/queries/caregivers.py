@@ -9,10 +9,10 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain import close_watch
@@ -22,6 +22,7 @@ from coachbot.models import (
     CaregiverCheck,
     CaregiverLink,
     InboundMessage,
+    OutboundMessage,
     Patient,
     Program,
     ProgramAssignment,
@@ -263,15 +264,36 @@ class Author(NamedTuple):
 def caregiver_names(session: Session, inbound_ids: Iterable[int]) -> dict[int, Author]:
     """Who of the caregivers wrote each of these inbound texts (those with a caregiver_id):
     the thread's "Caregiver Sam" mark, and the language their words are in."""
-    ids = sorted(set(inbound_ids))
-    if not ids:
+    return _people(
+        session, InboundMessage.id, InboundMessage.caregiver_id == Caregiver.id, inbound_ids
+    )
+
+
+def caregiver_recipients(
+    session: Session, patient: Patient, outbound_ids: Iterable[int]
+) -> dict[int, Author]:
+    """Which of these texts we sent went to a caregiver's number (their checks, invitation,
+    and the answers to their texts), and to whom. A text to the patient's own number is the
+    patient's, even when they are someone else's caregiver too."""
+    to_caregiver = and_(
+        OutboundMessage.to_e164 == Caregiver.phone_e164,
+        OutboundMessage.to_e164 != patient.phone_e164,
+    )
+    return _people(session, OutboundMessage.id, to_caregiver, outbound_ids)
+
+
+def _people(
+    session: Session, message_id: Any, joined: ColumnElement[bool], ids: Iterable[int]
+) -> dict[int, Author]:
+    wanted = sorted(set(ids))
+    if not wanted:
         return {}
     rows = session.execute(
-        select(InboundMessage.id, Caregiver.first_name, Caregiver.language)
-        .join(Caregiver, Caregiver.id == InboundMessage.caregiver_id)
-        .where(InboundMessage.id.in_(ids))
+        select(message_id, Caregiver.first_name, Caregiver.language)
+        .join(Caregiver, joined)
+        .where(message_id.in_(wanted))
     )
-    return {message_id: Author(name, language) for message_id, name, language in rows.all()}
+    return {found: Author(name, language) for found, name, language in rows.all()}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from tests.support.builders import (
     make_caregiver,
     make_caregiver_check,
     make_inbound,
+    make_outbound,
     make_patient,
 )
 from tests.web.test_dashboard_support import NOW, make_staff, sign_in
@@ -128,11 +129,22 @@ def test_the_page_shows_the_panel_chart_and_the_marked_thread(
     sam = make_caregiver(session, maya, first_name="Sam", baseline=4)
     make_caregiver_check(session, maya, sam, day=_days_ago(1), score=4)
     make_caregiver_check(session, maya, sam, day=_days_ago(0), score=2, answered_at=NOW)
+    asked = make_outbound(
+        session, maya, created_at=NOW - dt.timedelta(hours=1), kind="caregiver_check", body="Q"
+    )
+    asked.to_e164 = sam.phone_e164
+    make_outbound(session, maya, created_at=NOW - dt.timedelta(hours=2), body="Sleep?")
     text = make_inbound(session, body="2", received_at=NOW, patient=maya, is_proxy=True)
     text.caregiver_id = sam.id
     session.commit()
 
     page = client.get(f"/patients/{maya.id}").get_data(as_text=True)
+    # The check we sent Sam is marked as his; the patient's own text is hers.
+    assert re.search(
+        r'Daily observation check to <span class="usa-tag cb-tag cb-tag--caregiver">Caregiver Sam',
+        page,
+    )
+    assert "Coaching text to patient" in page
 
     assert "Close watch:" in page
     assert "Day 3 of 28" in page
@@ -144,8 +156,8 @@ def test_the_page_shows_the_panel_chart_and_the_marked_thread(
     data = json.loads(island.group(1))
     assert data["series"][0]["values"] == [4, 2]
     assert data["series"][1] == {"label": "Baseline", "values": [4, 4]}
-    assert "cb-tag--caregiver" in page  # the thread's mark, its words naming Sam
-    assert re.search(r'cb-tag--caregiver">Caregiver Sam</span>', page)
+    # The thread's mark on Sam's text, its words naming him.
+    assert re.search(r'cb-tag--caregiver">Caregiver Sam</span> · ', page)
     # Viewing the panel is the page's own audited view.
     assert "patient.view" in page
 
