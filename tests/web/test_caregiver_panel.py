@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
-from coachbot.models import Program, ProgramVersion
+from coachbot.models import ProgramVersion
 from coachbot.queries.caregivers import caregiver_names, caregiver_panel, score_chart
+from coachbot.services.programs import get_program
 from tests.support.builders import (
     make_caregiver,
     make_caregiver_check,
@@ -89,7 +90,7 @@ def test_close_watch_before_after_and_none(session: Session) -> None:
 def test_without_a_length_of_their_own_the_programmes_applies(session: Session) -> None:
     maya = make_patient(session)
     maya.close_watch_from = _days_ago(0)
-    standard = session.scalars(select(Program).where(Program.name == "standard")).one()
+    standard = get_program(session, "standard")  # recreated if the tables were emptied
     version = session.scalars(
         select(ProgramVersion).where(
             ProgramVersion.program_id == standard.id,
