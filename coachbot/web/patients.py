@@ -242,9 +242,11 @@ def show(patient_id: int) -> ResponseReturnValue:
     before = TimelineCursor.parse(request.args.get("before", "")[:64])
     detail = patient_detail(read_db(), patient, now(), before)
     calendars = {t: heatmap_weeks(cells) for t, cells in detail.heatmap.items()}
+    # The thread names the caregivers who wrote, and those we texted.
     caregiver_texts = [
         m.id for m in detail.timeline if m.direction == "in" and m.kind == "caregiver"
     ]
+    sent = [m.id for m in detail.timeline if m.direction == "out"]
     return render_template(
         "patient.html",
         d=detail,
@@ -260,6 +262,7 @@ def show(patient_id: int) -> ResponseReturnValue:
         cg=caregiver_queries.caregiver_panel(read_db(), patient, now()),
         cgq=caregiver_queries,
         caregiver_names=caregiver_queries.caregiver_names(read_db(), caregiver_texts),
+        caregiver_recipients=caregiver_queries.caregiver_recipients(read_db(), patient, sent),
     )
 
 
