@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -332,3 +334,38 @@ def make_sent_caregiver_check(
     session.add(check)
     session.commit()
     return check
+
+
+def make_media_sample(
+    session: Session,
+    patient: Patient,
+    *,
+    root: Path,
+    received_at: dt.datetime,
+    caregiver: Caregiver | None = None,
+    content: bytes | None = None,
+) -> int:
+    """A stored handwriting sample (a scribble PNG unless `content`), its file under `root`
+    and the inbound MMS it came in; returns the sample's id. Committed."""
+    from coachbot.services.demo_samples import scribble
+    from coachbot.services.media_samples import keep_picture
+    from coachbot.sms.media import FileMediaStore
+
+    sender = caregiver.phone_e164 if caregiver is not None else patient.phone_e164
+    text = make_inbound(
+        session, body="", received_at=received_at, from_e164=sender, needs_reading=False
+    )
+    n = next(_sids)
+    sample_id = keep_picture(
+        session,
+        FileMediaStore(root),
+        inbound_message_id=text.id,
+        patient_id=patient.id,
+        caregiver_id=caregiver.id if caregiver is not None else None,
+        content=content if content is not None else scribble(n, 0.1),
+        received_at=received_at,
+        local_date=received_at.astimezone(ZoneInfo(patient.timezone)).date(),
+        sids=(f"MM{n:032x}", f"ME{n:032x}"),
+    )
+    session.commit()
+    return sample_id
