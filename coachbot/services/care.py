@@ -285,20 +285,13 @@ def _new_number(
     if outcome.allowed:
         patient.status = outcome.status
     patient.opted_in_at = None
-    audit.record(
+    consent.record_audited(
         session,
-        actor=actor,
-        action="consent.number_changed",
         patient_id=patient.id,
-        now=now,
-        detail="fresh opt-in requested",
-    )
-    consent.record_event(
-        session,
         number=phone,
-        patient_id=patient.id,
         event=consent.NUMBER_CHANGED,
-        text=None,
+        action="consent.number_changed",
+        detail="fresh opt-in requested",
         now=now,
         actor=actor,
     )

@@ -19,7 +19,7 @@ from coachbot.domain.schedule import MAX_TIMES_PER_TRACK as MAX_TIMES_PER_TRACK 
 from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
-from coachbot.services import audit, consent
+from coachbot.services import consent
 from coachbot.services.caregivers.records import (
     CaregiverEntry,
     CloseWatch,
@@ -331,24 +331,18 @@ def add_patient(
     apply_close_watch(patient, v.close_watch)
     session.add(patient)
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="patient.enroll",
-        patient_id=patient.id,
-        now=now,
-        detail=f"consent given {consent_at.isoformat()}",
-    )
     # The consent the clinician attests, in their words; the patient's own YES follows.
-    consent.record_event(
+    consent.record_audited(
         session,
-        number=patient.phone_e164,
         patient_id=patient.id,
+        number=patient.phone_e164,
         event=consent.ENROLLED,
+        action="patient.enroll",
+        detail=f"consent given {consent_at.isoformat()}",
         text=f"{patient.consent_method} (given {consent_at.isoformat()})",
+        source="clinician_attested",
         now=now,
         actor=actor,
-        source="clinician_attested",
     )
     if v.caregiver is not None:
         link_caregiver(session, patient, v.caregiver, now=now, actor=actor)

@@ -369,3 +369,24 @@ def make_media_sample(
     )
     session.commit()
     return sample_id
+
+
+def make_delivered_day(
+    session: Session,
+    patient: Patient,
+    *,
+    due: dt.datetime,
+    window: dt.timedelta,
+    done: bool,
+    answered_after: dt.timedelta,
+    value: float | None = None,
+    unit: str | None = None,
+) -> Nudge:
+    """One day of adherence history: a sleep nudge delivered at `due`, open for `window`,
+    and, when `done`, answered "done" `answered_after` it (with `value` and `unit`)."""
+    nudge = make_sent_nudge(
+        session, patient, sent_at=due, window=window, state=NudgeState.DELIVERED
+    )
+    if done:
+        make_answer(session, nudge, recorded_at=due + answered_after, value=value, unit=unit)
+    return nudge
