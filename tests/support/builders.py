@@ -13,6 +13,7 @@ from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import (
     AdherenceRecord,
     Caregiver,
+    CaregiverCheck,
     CaregiverLink,
     InboundMessage,
     Nudge,
@@ -309,6 +310,32 @@ def make_caregiver_check(
     return check.id
 
 
+def make_sent_caregiver_check(
+    session: Session,
+    patient: Patient,
+    caregiver: Caregiver,
+    *,
+    sent_at: dt.datetime,
+    kind: str = "observation",
+    items: int = 4,
+) -> CaregiverCheck:
+    """A check the tick sent to `caregiver` about `patient` at `sent_at`, not answered yet."""
+    check = CaregiverCheck(
+        patient_id=patient.id,
+        caregiver_id=caregiver.id,
+        kind=kind,
+        local_date=sent_at.date(),
+        items=items,
+        due_at=sent_at,
+        state="sent",
+        sent_at=sent_at,
+        created_at=sent_at,
+    )
+    session.add(check)
+    session.commit()
+    return check
+
+
 def make_media_sample(
     session: Session,
     patient: Patient,
@@ -342,3 +369,24 @@ def make_media_sample(
     )
     session.commit()
     return sample_id
+
+
+def make_delivered_day(
+    session: Session,
+    patient: Patient,
+    *,
+    due: dt.datetime,
+    window: dt.timedelta,
+    done: bool,
+    answered_after: dt.timedelta,
+    value: float | None = None,
+    unit: str | None = None,
+) -> Nudge:
+    """One day of adherence history: a sleep nudge delivered at `due`, open for `window`,
+    and, when `done`, answered "done" `answered_after` it (with `value` and `unit`)."""
+    nudge = make_sent_nudge(
+        session, patient, sent_at=due, window=window, state=NudgeState.DELIVERED
+    )
+    if done:
+        make_answer(session, nudge, recorded_at=due + answered_after, value=value, unit=unit)
+    return nudge

@@ -27,6 +27,7 @@ from coachbot.models import (
     InboundMessage,
 )
 from coachbot.services import media_samples, paging
+from coachbot.services.caregivers.answers import reply_to_caregiver
 from coachbot.services.inbound import context
 from coachbot.services.inbound.answers import coach, record_answer
 from coachbot.services.inbound.context import (
@@ -213,6 +214,8 @@ def process(ctx: Context) -> RenderedMessage | None:
         row.nudge_id = decision.prompt.nudge_id
     keep_reply = apply_effect(ctx, patient, decision)
     raise_alerts(ctx, decision)
+    if ctx.caregiver is not None:
+        return reply_to_caregiver(ctx, decision, keep_reply)
     answered = None
     if decision.answer is not None and patient is not None:
         answered = record_answer(ctx, patient, decision.answer)
