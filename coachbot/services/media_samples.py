@@ -52,6 +52,7 @@ FETCH_SECONDS = 5.0  # a short deadline per file: the webhook's worker is held m
 RETRY_STEP = dt.timedelta(minutes=2)  # attempt n+1 waits n steps after the text arrived
 _URL_COLUMN = 500
 _NOT_UNDERSTOOD = frozenset(("not_understood", "caregiver.not_understood"))
+_CAREGIVER_PICTURE = "caregiver_media"  # the outcome of an active caregiver's picture-only text
 
 
 # --- 1. in the pipeline's transaction ---------------------------------------------------
@@ -95,6 +96,10 @@ def record_samples(
     # Only a picture without words: a text beside it got the pipeline's own reply.
     picture_only = not ctx.row.body.strip() and sender.patient_id is not None
     if picture_only and reply is not None and reply.template_id in _NOT_UNDERSTOOD:
+        return reply_with(ctx, "media.thanks", sender.language)
+    # The caregiver pipeline leaves an active caregiver's picture unanswered for this hook
+    # (services/caregivers/answers.py); one from a caregiver without consent stays so.
+    if picture_only and reply is None and ctx.row.outcome == _CAREGIVER_PICTURE:
         return reply_with(ctx, "media.thanks", sender.language)
     return reply
 

@@ -310,8 +310,9 @@ def test_a_caregivers_picture_is_about_the_patient_their_latest_check_was_about(
 
 def test_a_caregiver_of_one_patient_needs_no_check(web: Any, fake: FakeTwilio, db: Session) -> None:
     ana = make_patient(db, first_name="Ana")
-    carer = make_caregiver(db, ana)
-    mms(web, fake, carer.phone_e164, [(PNG, "image/png")])
+    carer = make_caregiver(db, ana, language="es")
+    answer, _ = mms(web, fake, carer.phone_e164, [(PNG, "image/png")])
+    assert "su foto ha llegado" in answer  # thanked in the caregiver's own language
     assert [(s.patient_id, s.caregiver_id, s.state) for s in samples(db)] == [
         (ana.id, carer.id, "stored")
     ]
