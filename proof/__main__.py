@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coachbot.migrate import upgrade
-from proof import db_faults_scenario, load_scenario, paging_scenario, scenarios
+from proof import caregivers, db_faults_scenario, load_scenario, paging_scenario, scenarios
 from proof.scenarios import Result
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -82,6 +82,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
                 "suppression",
                 lambda u: scenarios.suppression(u, nudges=1000, suppressed=10, seed=seed),
             ),
+            ("close_watch", lambda u: caregivers.close_watch_checks(u, patients=200, seed=seed)),
         ]
     return [
         ("crash", lambda u: scenarios.crash(u, nudges=10_000, kills=20, seed=seed)),
@@ -107,6 +108,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
                 u, nudges=5000, rate=200, seconds=30, red_flags=200, seed=seed
             ),
         ),
+        ("close_watch", lambda u: caregivers.close_watch_checks(u, patients=1000, seed=seed)),
     ]
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -75,3 +76,23 @@ INSTANT = _InstantParam()
 NOW_OPTION = click.option(
     "--now", "now", type=INSTANT, default=None, help="ISO-8601 instant with offset (default: now)."
 )
+
+
+# The service's field names for the caregiver and the close watch, as the options are spelled.
+CAREGIVER_OPTIONS = {
+    "caregiver_phone": "--caregiver",
+    "caregiver_name": "--caregiver-name",
+    "caregiver_language": "--caregiver-language",
+    "close_watch_from": "--close-watch-from",
+    "close_watch_days": "--close-watch-days",
+}
+
+
+@contextmanager
+def named_options(options: Mapping[str, str]) -> Iterator[None]:
+    """Field errors raised inside are named by the option that was typed (`friendly_errors`
+    prints them), so "--caregiver-name: ... required" says which flag to add."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise ValidationFailed({options.get(k, k): m for k, m in exc.errors.items()}) from exc

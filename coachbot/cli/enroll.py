@@ -9,7 +9,13 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coachbot.cli.common import fail, friendly_errors, runtime_of
+from coachbot.cli.common import (
+    CAREGIVER_OPTIONS,
+    fail,
+    friendly_errors,
+    named_options,
+    runtime_of,
+)
 from coachbot.domain.clock import utcnow
 
 
@@ -33,7 +39,21 @@ from coachbot.domain.clock import utcnow
     help="Owning clinician's email; may be left out when there is only one clinician.",
 )
 @click.option("--consent", default="verbal consent in clinic", show_default=True)
-@click.option("--caregiver", "caregiver_phone", default=None)
+@click.option("--caregiver", "caregiver_phone", default=None, help="The caregiver's mobile number.")
+@click.option(
+    "--caregiver-name", default=None, help="The caregiver's first name (with --caregiver)."
+)
+@click.option(
+    "--caregiver-language", default=None, help="en or es (default: the patient's language)."
+)
+@click.option(
+    "--close-watch-from", default=None, help="First day of the close watch, e.g. 2026-12-01."
+)
+@click.option(
+    "--close-watch-days",
+    default=None,
+    help="Length of the close watch, 1 to 90 (default: the programme's).",
+)
 @click.option("--checkin/--no-checkin", default=False, help="Daily symptom check-in.")
 @click.option("--homework", multiple=True, help="A homework item; repeat for several.")
 @click.pass_context
@@ -50,15 +70,16 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
     request = EnrollmentRequest(
         **{**options, "clinician_email": clinician, "homework": tuple(options["homework"])}
     )
-    patient = enroll_patient(
-        runtime.session_factory,
-        runtime.gateway,
-        runtime.library,
-        runtime.settings,
-        request,
-        now=now,
-        actor="cli",
-    )
+    with named_options(CAREGIVER_OPTIONS):
+        patient = enroll_patient(
+            runtime.session_factory,
+            runtime.gateway,
+            runtime.library,
+            runtime.settings,
+            request,
+            now=now,
+            actor="cli",
+        )
     with runtime.read_session_factory() as session:
         note = welcome_note(session, patient, now)
         opted_out = opted_out_notes(session, runtime.settings, patient)

@@ -60,6 +60,10 @@ ALLOWED_VARIABLES = frozenset(
         # "Which person?" to a caregiver of several patients: "1 for Ana, 2 for Bo", first
         # names only (coachbot.domain.caregiver_check.patient_choices).
         "patient_choices",
+        # The caregiver's daily check: the programme's items, numbered, and how many there are
+        # (coachbot.domain.close_watch.items_text); operators' words, linted when saved.
+        "check_items",
+        "item_count",
     }
 )
 DEFAULT_LANGUAGE = "en"

@@ -15,6 +15,7 @@ from coachbot.content.library import (
     Variant,
     variables_used,
 )
+from coachbot.domain.close_watch import DEFAULT_ITEMS, items_text
 from coachbot.domain.segments import count_segments
 
 # Long on purpose: a template that fits with these values fits for nearly every patient.
@@ -29,6 +30,9 @@ SAMPLE_VARIABLES: Mapping[str, object] = {
     "emergency_number": "999",
     "crisis_line": "0800 111 0 111",
     "patient_choices": "1 for Alexandria, 2 for Bartholomew, 3 for Christopher",
+    # The built-in Spanish items, the longest of the defaults.
+    "check_items": items_text(DEFAULT_ITEMS["es"]),
+    "item_count": len(DEFAULT_ITEMS["es"]),
 }
 
 # An SMS can sit on a lock screen or a shared phone: nothing may hint at a diagnosis, cause or

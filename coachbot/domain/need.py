@@ -3,9 +3,11 @@
 The order is a rank (the database computes it, so the list stays one paged query), and the
 words say the rank's reason with the patient's own figures. Ranks, most pressing first:
 
-1. an open urgent alert, 2. an open high alert, 3. silence (an active patient with no reply
-for SILENCE_DAYS days), 4. falling adherence (this week's rate FALLING_POINTS or more below
-last week's, `domain.adherence.is_falling`), 5. everyone else.
+1. an open urgent alert, 2. an open high alert, 3. a caregiver check missed (no answer after
+its follow-up) in the last CAREGIVER_MISSED_DAYS days, even once its alert is closed,
+4. silence (an active patient with no reply for SILENCE_DAYS days), 5. falling adherence
+(this week's rate FALLING_POINTS or more below last week's, `domain.adherence.is_falling`),
+6. everyone else.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from enum import IntEnum
 from coachbot.domain import labels
 
 SILENCE_DAYS = 3
+# How long a missed caregiver check keeps its patient up the list (by the check's due time).
+CAREGIVER_MISSED_DAYS = 2
 
 
 class Need(IntEnum):
     URGENT_ALERT = 0
     HIGH_ALERT = 1
-    SILENT = 2
-    FALLING = 3
-    NONE = 4
+    CAREGIVER_MISSED = 2
+    SILENT = 3
+    FALLING = 4
+    NONE = 5
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class NeedFacts:
     alert_at: dt.datetime | None = None
     pct_last_week: int | None = None
     pct_this_week: int | None = None
+    missed_check_days_ago: int | None = None  # the newest missed caregiver check's local day
 
 
 def time_ago(delta: dt.timedelta) -> str:
@@ -59,6 +65,12 @@ def days_text(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
 
+def _day_words(days_ago: int) -> str:
+    if days_ago <= 0:
+        return "today"
+    return "yesterday" if days_ago == 1 else f"{days_ago} days ago"
+
+
 def why(facts: NeedFacts, now: dt.datetime) -> str:
     """The rank's reason in words: "Red flag 2 h ago: confusion", "No reply for 3 days",
     "Adherence down from 80% to 40% this week"; empty for everyone else."""
@@ -67,6 +79,8 @@ def why(facts: NeedFacts, now: dt.datetime) -> str:
         detail = labels.alert_detail(facts.alert_detail)
         said = f"{labels.alert_kind(facts.alert_kind)} {when}".strip()
         return f"{said}: {detail}" if detail else said
+    if facts.rank is Need.CAREGIVER_MISSED:
+        return f"Caregiver check missed {_day_words(facts.missed_check_days_ago or 0)}"
     if facts.rank is Need.SILENT:
         if facts.last_reply_at is None:
             days = (now - facts.enrolled_at).days

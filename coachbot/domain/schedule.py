@@ -170,6 +170,11 @@ def _due_instant(wall: dt.datetime, zone: ZoneInfo) -> tuple[dt.datetime, bool]:
     return max(u0, u1), True
 
 
+def due_instant(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """A naive local wall time as the instant it is due, by the scheduling rule above."""
+    return _due_instant(wall, zone)[0]
+
+
 def _to_seconds(instant: dt.datetime) -> int:
     return (instant - _EPOCH) // _ONE_SECOND
 

@@ -1,7 +1,8 @@
 """May we text this number now, and if not, why not? One pure check for every send path.
 
-The dispatcher (a claimed nudge), the follow-up planner, the tick's recovered replies and
-the held welcome each ask the same question with their own answers to a few knobs: which
+The dispatcher (a claimed nudge), the follow-up planner, the tick's recovered replies, the
+held welcome, a caregiver's invitation and their close-watch texts (`caregiver_rules`) each
+ask the same question with their own answers to a few knobs: which
 patient status they text, whether lateness counts, whether quiet hours defer or skip, and
 whether the daily cap applies. The order of the checks is the dispatcher's, so a refusal
 names the first rule that failed:
@@ -34,6 +35,12 @@ STALE = "stale"
 DAILY_CAP = "daily_cap"
 
 Action = Literal["send", "defer", "skip", "missed"]
+
+
+def refused_status(status: str) -> str:
+    """The reason a recipient in `status` is refused when the rules want another one. The
+    same for a patient and a caregiver, who share the consent statuses."""
+    return f"patient_{status}"
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,23 @@ class Rules:
     sent_today: int = 0
 
 
+def caregiver_rules(window: sched.LocalWindow, fresh_until: dt.datetime) -> Rules:
+    """A caregiver's close-watch text (the daily check, its follow-up, "Have you seen ...?"):
+    only to a caregiver who said YES, and at its time or not at all: quiet hours and the send
+    window skip it rather than defer it, and it goes stale once its answer window has passed
+    (`fresh_until`). The status check names the caregiver's status like a patient's."""
+    return Rules(
+        window=window,
+        quiet_policy=sched.QuietPolicy.SKIP,
+        required_status=PatientStatus.ACTIVE,
+        fresh_until=fresh_until,
+    )
+
+
 def check(recipient: Recipient, now: dt.datetime, rules: Rules) -> Verdict:
     """The verdict for texting `recipient` at `now` under `rules`."""
     if recipient.status != rules.required_status:
-        return Verdict("skip", reason=f"patient_{recipient.status}")
+        return Verdict("skip", reason=refused_status(recipient.status))
     if recipient.suppressed:
         return Verdict("skip", reason=SUPPRESSED)
     quiet = recipient.quiet

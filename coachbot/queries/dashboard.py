@@ -10,13 +10,24 @@ order and the "Why" column never disagree.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from coachbot.domain.adherence import (
@@ -27,7 +38,7 @@ from coachbot.domain.adherence import (
     streak_from_mask,
 )
 from coachbot.domain.coaching import FOLLOWUP_SUFFIX
-from coachbot.domain.need import SILENCE_DAYS, Need, NeedFacts
+from coachbot.domain.need import CAREGIVER_MISSED_DAYS, SILENCE_DAYS, Need, NeedFacts
 from coachbot.domain.states import (
     AdherenceOutcome,
     AlertSeverity,
@@ -38,6 +49,7 @@ from coachbot.domain.states import (
 from coachbot.models import (
     AdherenceRecord,
     Alert,
+    CaregiverCheck,
     InboundMessage,
     Nudge,
     Patient,
@@ -116,6 +128,31 @@ class ListFilter:
     page: int = 1
 
 
+# The instants the list's SQL compares with are bound per call, so its expressions (the need
+# rank, the weeks' adherence) are built once per process and reused: building them is a
+# third of a page's Python time, and SQLAlchemy's compiled-statement cache then hits at once.
+_NOW = bindparam("now", type_=Patient.enrolled_at.type)
+_WEEK_AGO = bindparam("week_ago", type_=Patient.enrolled_at.type)
+_TWO_WEEKS_AGO = bindparam("two_weeks_ago", type_=Patient.enrolled_at.type)
+_LAST_WEEK_END = bindparam("last_week_end", type_=Patient.enrolled_at.type)
+_SILENT_BEFORE = bindparam("silent_before", type_=Patient.enrolled_at.type)
+_MISSED_SINCE = bindparam("missed_since", type_=Patient.enrolled_at.type)
+
+
+def _instants(now: dt.datetime) -> dict[str, dt.datetime]:
+    """The values of the bound instants above, for one request's `now`."""
+    return {
+        "now": now,
+        "week_ago": now - dt.timedelta(days=7),
+        "two_weeks_ago": now - dt.timedelta(days=14),
+        # Strictly before this week's start, so no nudge counts in both weeks.
+        "last_week_end": now - dt.timedelta(days=7, microseconds=1),
+        "silent_before": now - dt.timedelta(days=SILENCE_DAYS),
+        "missed_since": now - dt.timedelta(days=CAREGIVER_MISSED_DAYS),
+    }
+
+
+@functools.cache
 def _last_reply_sq() -> ColumnElement[Any]:
     return (
         select(func.max(InboundMessage.received_at))
@@ -125,6 +162,7 @@ def _last_reply_sq() -> ColumnElement[Any]:
     )
 
 
+@functools.cache
 def _open_alerts_sq() -> ColumnElement[Any]:
     return (
         select(func.count(Alert.id))
@@ -134,7 +172,7 @@ def _open_alerts_sq() -> ColumnElement[Any]:
     )
 
 
-def _adherence_sq(since: dt.datetime, until: dt.datetime) -> ColumnElement[Any]:
+def _adherence_sq(since: ColumnElement[Any], until: ColumnElement[Any]) -> ColumnElement[Any]:
     """The patient's adherence rate over nudges due in [since, until]; NULL if none was sent."""
     done = func.count(AdherenceRecord.id).filter(AdherenceRecord.outcome == AdherenceOutcome.DONE)
     partial = func.count(AdherenceRecord.id).filter(
@@ -155,13 +193,30 @@ def _adherence_sq(since: dt.datetime, until: dt.datetime) -> ColumnElement[Any]:
     )
 
 
-def _this_week_sq(now: dt.datetime) -> ColumnElement[Any]:
-    return _adherence_sq(now - dt.timedelta(days=7), now)
+@functools.cache
+def _this_week_sq() -> ColumnElement[Any]:
+    return _adherence_sq(_WEEK_AGO, _NOW)
 
 
-def _last_week_sq(now: dt.datetime) -> ColumnElement[Any]:
-    # Strictly before this week's start, so no nudge counts in both weeks.
-    return _adherence_sq(now - dt.timedelta(days=14), now - dt.timedelta(days=7, microseconds=1))
+@functools.cache
+def _last_week_sq() -> ColumnElement[Any]:
+    return _adherence_sq(_TWO_WEEKS_AGO, _LAST_WEEK_END)
+
+
+@functools.cache
+def _missed_check_sq() -> ColumnElement[Any]:
+    """The local day of the patient's newest caregiver check missed in the last
+    CAREGIVER_MISSED_DAYS (by due time: the (state, due_at) index answers it), else NULL."""
+    return (
+        select(func.max(CaregiverCheck.local_date))
+        .where(
+            CaregiverCheck.patient_id == Patient.id,
+            CaregiverCheck.state == "missed",
+            CaregiverCheck.due_at >= _MISSED_SINCE,
+        )
+        .correlate(Patient)
+        .scalar_subquery()
+    )
 
 
 def _top_severity_sq() -> ColumnElement[Any]:
@@ -182,7 +237,8 @@ def _severity_rank() -> ColumnElement[int]:
     )
 
 
-def _need_rank(now: dt.datetime) -> ColumnElement[Any]:
+@functools.cache
+def _need_rank() -> ColumnElement[Any]:
     """The patient's `Need` as a number (see coachbot.domain.need); CASE stops at the first
     true branch, so the adherence subqueries run only for patients without a reason above."""
     severity = _top_severity_sq()
@@ -190,14 +246,15 @@ def _need_rank(now: dt.datetime) -> ColumnElement[Any]:
     return case(
         (severity == 0, int(Need.URGENT_ALERT)),
         (severity == 1, int(Need.HIGH_ALERT)),
+        (_missed_check_sq().is_not(None), int(Need.CAREGIVER_MISSED)),
         (
             and_(
                 Patient.status == PatientStatus.ACTIVE,
-                silent_since < now - dt.timedelta(days=SILENCE_DAYS),
+                silent_since < _SILENT_BEFORE,
             ),
             int(Need.SILENT),
         ),
-        (_last_week_sq(now) - _this_week_sq(now) >= FALLING_DROP, int(Need.FALLING)),
+        (_last_week_sq() - _this_week_sq() >= FALLING_DROP, int(Need.FALLING)),
         else_=int(Need.NONE),
     )
 
@@ -234,7 +291,7 @@ def patients_page(
     page = min(max(1, f.page), pages)
     order: list[Any]
     if f.sort == "need":
-        order = [_need_rank(now), func.lower(Patient.first_name), Patient.id]
+        order = [_need_rank(), func.lower(Patient.first_name), Patient.id]
     elif f.sort == "enrolled":
         order = [Patient.enrolled_at.desc(), Patient.id]
     elif f.sort == "last_reply":
@@ -243,10 +300,11 @@ def patients_page(
         order = [_open_alerts_sq().desc(), Patient.first_name, Patient.id]
     elif f.sort == "adherence":
         # Who is slipping first: lowest 7-day adherence, patients with nothing sent last.
-        order = [_this_week_sq(now).asc().nulls_last(), Patient.id]
+        order = [_this_week_sq().asc().nulls_last(), Patient.id]
     else:
         order = [func.lower(Patient.first_name), Patient.id]
-    ids = list(session.scalars(base.order_by(*order).limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
+    paged = base.order_by(*order).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
+    ids = list(session.scalars(paged, _instants(now)))
     return PatientListPage(_rows_for(session, ids, now), total, page, pages)
 
 
@@ -287,12 +345,34 @@ def _pct(rate: Any) -> int | None:
     return None if rate is None else round(100 * float(rate))
 
 
+@functools.cache
+def _base_statement() -> Select[Any]:
+    """The page's patients with their facts (see `_base_rows`), built once: `ids` and the
+    instants of `_instants` are bound per call."""
+    return select(
+        Patient.id,
+        Patient.first_name,
+        Patient.phone_e164,
+        Patient.status,
+        Patient.timezone,
+        Patient.language,
+        Patient.enrolled_at,
+        _last_reply_sq(),
+        _open_alerts_sq(),
+        _need_rank(),
+        _last_week_sq(),
+        _this_week_sq(),
+        _missed_check_sq(),
+    ).where(Patient.id.in_(bindparam("ids", expanding=True)))
+
+
 def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, PatientRow]:
     """One round trip for the page's patients with their last reply (the max of an index
     range per patient, not a scan of every reply), open-alert count, need rank and the two
     weeks' adherence; then one for the alerts the urgent and high ranks name."""
     rows = {}
     ranks: dict[int, tuple[Need, dt.datetime, int | None, int | None]] = {}
+    missed: dict[int, int | None] = {}
     for (
         pid,
         first_name,
@@ -306,27 +386,17 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
         rank,
         before,
         this_week,
+        missed_on,
     ) in session.connection().execute(
-        select(
-            Patient.id,
-            Patient.first_name,
-            Patient.phone_e164,
-            Patient.status,
-            Patient.timezone,
-            Patient.language,
-            Patient.enrolled_at,
-            _last_reply_sq(),
-            _open_alerts_sq(),
-            _need_rank(now),
-            _last_week_sq(now),
-            _this_week_sq(now),
-        ).where(Patient.id.in_(ids))
+        _base_statement(),
+        {"ids": ids, **_instants(now)},
     ):
         row = PatientRow(pid, first_name, phone[-4:], status, timezone, language=language)
         row.last_reply_at = aware(last)
         row.open_alerts = int(alerts or 0)
         rows[pid] = row
         ranks[pid] = (Need(rank), aware(enrolled) or now, _pct(before), _pct(this_week))
+        missed[pid] = _days_ago(missed_on, timezone, now)
     named = _alerts_named(session, [p for p, r in ranks.items() if r[0] <= Need.HIGH_ALERT])
     for pid, (rank, enrolled, before, this_week) in ranks.items():
         kind, detail, at = named.get(pid, (None, None, None))
@@ -339,8 +409,17 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
             at,
             pct_last_week=before,
             pct_this_week=this_week,
+            missed_check_days_ago=missed[pid],
         )
     return rows
+
+
+def _days_ago(day: Any, zone: str, now: dt.datetime) -> int | None:
+    """How many of the patient's local days ago `day` was (SQLite may give the text)."""
+    if day is None:
+        return None
+    value = dt.date.fromisoformat(day) if isinstance(day, str) else day
+    return (now.astimezone(ZoneInfo(zone)).date() - value).days
 
 
 def _alerts_named(
@@ -366,11 +445,25 @@ def _track_counts(
     """Sent, done and partial over 7 and 30 days per (patient, track) in one pass over the
     30-day rows, with the same rules as `adherence_by_track` (follow-ups are not counted):
     (sent 7, done 7, sent 30, done 30, partial 7, partial 30), TrackSummary's order."""
-    week = Nudge.due_at >= now - dt.timedelta(days=7)
+    params = {"ids": ids, "month_ago": now - dt.timedelta(days=30), **_instants(now)}
+    # Core, not the ORM: a page is a few hundred small rows, and ORM row handling would
+    # cost more than the query.
+    return {
+        (pid, track): (int(s7), int(d7), int(s30), int(d30), int(p7), int(p30))
+        for pid, track, s7, d7, s30, d30, p7, p30 in session.connection().execute(
+            _track_counts_statement(), params
+        )
+    }
+
+
+@functools.cache
+def _track_counts_statement() -> Select[int, str, int, int, int, int, int, int]:
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    week = Nudge.due_at >= _WEEK_AGO
     sent = Nudge.state.in_(_SENT_STATES)
     done = AdherenceRecord.outcome == AdherenceOutcome.DONE
     partial = AdherenceRecord.outcome == AdherenceOutcome.PARTIAL
-    query = (
+    return (
         select(
             Nudge.patient_id,
             Nudge.track,
@@ -389,18 +482,12 @@ def _track_counts(
         )
         .where(
             Nudge.patient_id.in_(ids),
-            Nudge.due_at >= now - dt.timedelta(days=30),
-            Nudge.due_at <= now,
+            Nudge.due_at >= bindparam("month_ago", type_=Patient.enrolled_at.type),
+            Nudge.due_at <= _NOW,
             Nudge.occurrence_key.not_like(f"%{FOLLOWUP_SUFFIX}"),
         )
         .group_by(Nudge.patient_id, Nudge.track)
     )
-    # Core, not the ORM: a page is a few hundred small rows, and ORM row handling would
-    # cost more than the query.
-    return {
-        (pid, track): (int(s7), int(d7), int(s30), int(d30), int(p7), int(p30))
-        for pid, track, s7, d7, s30, d30, p7, p30 in session.connection().execute(query)
-    }
 
 
 def _streaks(
@@ -418,31 +505,42 @@ def _streaks(
         zone = ZoneInfo(zone_name)
         today = now.astimezone(zone).date()
         # Midnight of each local day, newest first, as UTC instants (DST-correct).
-        bounds = [
-            dt.datetime.combine(today - dt.timedelta(days=n), dt.time(), zone).astimezone(dt.UTC)
+        bounds = {
+            f"day_{n}": dt.datetime.combine(
+                today - dt.timedelta(days=n), dt.time(), zone
+            ).astimezone(dt.UTC)
             for n in range(STREAK_LIMIT_DAYS)
-        ]
-        day_bit = case(
-            *((AdherenceRecord.recorded_at >= b, 1 << n) for n, b in enumerate(bounds)),
-            else_=0,
-        )
-        query = (
-            select(
-                AdherenceRecord.patient_id,
-                AdherenceRecord.track,
-                func.sum(day_bit.distinct()),
-            )
-            .where(
-                AdherenceRecord.patient_id.in_(pids),
-                AdherenceRecord.outcome == AdherenceOutcome.DONE,
-                AdherenceRecord.recorded_at >= bounds[-1],
-                AdherenceRecord.recorded_at <= now,
-            )
-            .group_by(AdherenceRecord.patient_id, AdherenceRecord.track)
-        )
-        for pid, track, mask in session.connection().execute(query):
+        }
+        params = {"ids": pids, "now": now, **bounds}
+        for pid, track, mask in session.connection().execute(_streaks_statement(), params):
             masks[(pid, track)] = int(mask or 0)
     return {key: streak_from_mask(mask) for key, mask in masks.items()}
+
+
+@functools.cache
+def _streaks_statement() -> Select[int, str, Any]:
+    """Built once; the patients, `now` and each local midnight (`day_N`) are bound per zone."""
+    midnight = [
+        bindparam(f"day_{n}", type_=Patient.enrolled_at.type) for n in range(STREAK_LIMIT_DAYS)
+    ]
+    day_bit = case(
+        *((AdherenceRecord.recorded_at >= b, 1 << n) for n, b in enumerate(midnight)),
+        else_=0,
+    )
+    return (
+        select(
+            AdherenceRecord.patient_id,
+            AdherenceRecord.track,
+            func.sum(day_bit.distinct()),
+        )
+        .where(
+            AdherenceRecord.patient_id.in_(bindparam("ids", expanding=True)),
+            AdherenceRecord.outcome == AdherenceOutcome.DONE,
+            AdherenceRecord.recorded_at >= midnight[-1],
+            AdherenceRecord.recorded_at <= _NOW,
+        )
+        .group_by(AdherenceRecord.patient_id, AdherenceRecord.track)
+    )
 
 
 def alerts_queue(

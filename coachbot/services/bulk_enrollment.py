@@ -28,6 +28,10 @@ BULK_COLUMNS = (
     "times",
     "quiet_hours",
     "caregiver_phone",
+    "caregiver_name",
+    "caregiver_language",
+    "close_watch_from",
+    "close_watch_days",
     "checkin",
     "homework",
     "consent",
@@ -92,6 +96,10 @@ def _bulk_row(
         clinician_email=clinician_email,
         consent=value("consent") or "verbal consent in clinic",
         caregiver_phone=value("caregiver_phone") or None,
+        caregiver_name=value("caregiver_name") or None,
+        caregiver_language=value("caregiver_language") or None,
+        close_watch_from=value("close_watch_from") or None,
+        close_watch_days=value("close_watch_days") or None,
         checkin=checkin in ("yes", "true", "1"),
         homework=tuple(h for h in value("homework").split("|") if h.strip()),
     )
@@ -154,12 +162,38 @@ def _bulk_problems(
             validate_enrollment(session, req, settings)
         except ValidationFailed as exc:
             errors.extend(RowError(line, f, m) for f, m in exc.errors.items())
-        try:
-            phone = parse_mobile(req.phone, settings.default_region)
-        except InvalidPhoneNumber:
+        phone = _number(req.phone, settings)
+        if phone is None:
             continue
         if phone in seen:
             errors.append(RowError(line, "phone", f"same number as line {seen[phone]}"))
         else:
             seen[phone] = line
+    errors += _caregivers_among_patients(settings, requests, seen)
+    return errors
+
+
+def _number(text: str | None, settings: Settings) -> str | None:
+    try:
+        return parse_mobile(text or "", settings.default_region)
+    except InvalidPhoneNumber:
+        return None
+
+
+def _caregivers_among_patients(
+    settings: Settings, requests: list[EnrollmentRequest], patients: dict[str, int]
+) -> list[RowError]:
+    """A caregiver's number may not be a patient's own, in the file as in the database (the
+    same caregiver on several rows is one caregiver watching several patients)."""
+    errors = []
+    for line, req in enumerate(requests, start=2):
+        caregiver = _number(req.caregiver_phone, settings) if req.caregiver_phone else None
+        if caregiver is not None and patients.get(caregiver, line) != line:
+            errors.append(
+                RowError(
+                    line,
+                    "caregiver_phone",
+                    f"the patient's own number on line {patients[caregiver]}",
+                )
+            )
     return errors

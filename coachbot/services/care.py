@@ -16,8 +16,17 @@ from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import HomeworkItem, Nudge, Patient, TrackSchedule
 from coachbot.services import audit, consent
+from coachbot.services.caregivers.records import (
+    CaregiverEntry,
+    apply_close_watch,
+    check_caregiver,
+    parse_close_watch,
+    remove_caregivers,
+    update_caregiver,
+)
 from coachbot.services.enrollment import (
     MAX_HOMEWORK,
+    ContactFields,
     check_contact_fields,
     homework_problem,
     parse_times,
@@ -202,6 +211,11 @@ class PatientChanges:
     quiet_hours: str | None
     caregiver_phone: str | None
     checkin: bool
+    caregiver_name: str | None = None
+    caregiver_language: str | None = None  # None: the patient's language
+    close_watch_from: dt.date | str | None = None
+    close_watch_days: int | str | None = None
+    invite_caregiver: bool = False  # a caregiver never invited is asked for YES
 
 
 @dataclass(frozen=True)
@@ -283,6 +297,22 @@ def _new_number(
     )
 
 
+def _apply_caregiver(
+    session: Session,
+    patient: Patient,
+    contact: ContactFields,
+    invite: bool,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """The form's caregiver: none (every caregiver unlinked), or the one it names."""
+    if contact.caregiver is None:
+        return remove_caregivers(session, patient, now=now, actor=actor)
+    return update_caregiver(
+        session, patient, contact.caregiver, now=now, actor=actor, invite=invite
+    )
+
+
 def _apply_details(
     session: Session,
     settings: Settings,
@@ -305,11 +335,15 @@ def _apply_details(
         timezone=changes.timezone,
         language=changes.language,
         quiet_hours=changes.quiet_hours,
-        caregiver_phone=changes.caregiver_phone,
+        caregiver=CaregiverEntry(
+            changes.caregiver_phone, changes.caregiver_name, changes.caregiver_language
+        ),
+        close_watch_from=changes.close_watch_from,
+        close_watch_days=changes.close_watch_days,
         patient_id=patient.id,
     )
     first_name, phone, language = contact.first_name, contact.phone, contact.language
-    quiet, caregiver = contact.quiet, contact.caregiver
+    quiet = contact.quiet
     if errors:
         raise ValidationFailed(errors)
 
@@ -320,13 +354,14 @@ def _apply_details(
         "language": language,
         "quiet_start": quiet[0] if quiet else None,
         "quiet_end": quiet[1] if quiet else None,
-        "caregiver_phone_e164": caregiver,
         "checkin_enabled": changes.checkin,
     }
     for name, value in new_values.items():
         if getattr(patient, name) != value:
             setattr(patient, name, value)
             changed.append(name)
+    changed += apply_close_watch(patient, contact.close_watch)
+    changed += _apply_caregiver(session, patient, contact, changes.invite_caregiver, now, actor)
     _switch_checkin(session, patient, changes.checkin, now)
     if "timezone" in changed:
         # The same wall times fall at other instants now.
@@ -345,3 +380,72 @@ def _apply_details(
         detail=",".join(changed) or "no change",
     )
     return changed
+
+
+def change_caregiver(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    patient_id: int,
+    entry: CaregiverEntry | None,
+    *,
+    now: dt.datetime,
+    actor: str,
+    invite: bool = False,
+) -> list[str]:
+    """The patient's caregiver set (None: removed), as the edit form's caregiver fields do,
+    in one transaction; returns what changed. Raises LookupError for no such patient and
+    ValidationFailed with the field errors, nothing written."""
+    with sessions.begin() as session:
+        patient = _patient(session, patient_id)
+        if entry is None:
+            return remove_caregivers(session, patient, now=now, actor=actor)
+        errors: dict[str, str] = {}
+        valid = check_caregiver(
+            session,
+            settings.default_region,
+            errors,
+            entry,
+            patient_phone=patient.phone_e164,
+            patient_language=patient.language,
+        )
+        if valid is None:
+            raise ValidationFailed(errors)
+        return update_caregiver(session, patient, valid, now=now, actor=actor, invite=invite)
+
+
+def change_close_watch(
+    sessions: sessionmaker[Session],
+    patient_id: int,
+    starts: dt.date | str | None,
+    days: int | str | None,
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """The patient's close-watch weeks set (no first day: none), audited, in one
+    transaction; returns what changed. LookupError, or ValidationFailed and nothing written."""
+    errors: dict[str, str] = {}
+    watch = parse_close_watch(errors, starts, days)
+    if errors:
+        raise ValidationFailed(errors)
+    with sessions.begin() as session:
+        patient = _patient(session, patient_id)
+        changed = apply_close_watch(patient, watch)
+        if changed:
+            patient.updated_at = now
+        audit.record(
+            session,
+            actor=actor,
+            action="patient.close_watch",
+            patient_id=patient.id,
+            now=now,
+            detail=",".join(changed) or "no change",
+        )
+        return changed
+
+
+def _patient(session: Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise LookupError(patient_id)
+    return patient

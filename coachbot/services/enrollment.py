@@ -20,6 +20,17 @@ from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
 from coachbot.services import consent
+from coachbot.services.caregivers.records import (
+    CaregiverEntry,
+    CloseWatch,
+    ValidCaregiver,
+    apply_close_watch,
+    caregiver_numbers,
+    check_caregiver,
+    is_caregiver_number,
+    link_caregiver,
+    parse_close_watch,
+)
 from coachbot.services.errors import ValidationFailed
 from coachbot.services.schedules import program_default
 from coachbot.services.welcomes import send_welcome
@@ -77,6 +88,12 @@ class EnrollmentRequest:
     # enrolment. Never later than the enrolment itself.
     consent_at: dt.datetime | None = None
     caregiver_phone: str | None = None
+    caregiver_name: str | None = None
+    caregiver_language: str | None = None  # None: the patient's language
+    # The close-watch weeks: the first day (a date, or YYYY-MM-DD) and the length in days
+    # (None: the programme's default).
+    close_watch_from: dt.date | str | None = None
+    close_watch_days: int | str | None = None
     checkin: bool = False
     homework: tuple[str, ...] = field(default_factory=tuple)
 
@@ -92,7 +109,8 @@ class _Validated:
     track_times: dict[str, str]  # canonical
     quiet: tuple[dt.time, dt.time] | None
     clinician: StaffUser | None
-    caregiver: str | None
+    caregiver: ValidCaregiver | None
+    close_watch: CloseWatch
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,8 @@ class ContactFields:
     timezone: str
     language: str
     quiet: tuple[dt.time, dt.time] | None
-    caregiver: str | None
+    caregiver: ValidCaregiver | None
+    close_watch: CloseWatch
 
 
 def check_contact_fields(
@@ -117,11 +136,14 @@ def check_contact_fields(
     timezone: str,
     language: str,
     quiet_hours: str | None,
-    caregiver_phone: str | None,
+    caregiver: CaregiverEntry,
+    close_watch_from: dt.date | str | None,
+    close_watch_days: int | str | None,
     patient_id: int | None = None,
 ) -> ContactFields:
     """Adds a message per bad field to `errors` and returns what could be parsed.
-    `patient_id` is the patient being edited, whose own number is not a clash."""
+    `patient_id` is the patient being edited, whose own number is not a clash. A patient's
+    number may not be a caregiver's: a text from it must be readable as one person's."""
     name = first_name.strip()
     if not name:
         errors["first_name"] = "a first name is required"
@@ -139,6 +161,8 @@ def check_contact_fields(
             clash = clash.where(Patient.id != patient_id)
         if session.scalar(clash) is not None:
             errors["phone"] = "this number is already enrolled"
+        elif is_caregiver_number(session, e164) and not _own_number(session, patient_id, e164):
+            errors["phone"] = "this number is a caregiver's"
 
     if zone_named(timezone) is None:
         errors["timezone"] = f"{timezone!r} is not an IANA time zone such as America/New_York"
@@ -157,16 +181,23 @@ def check_contact_fields(
         except ValueError as exc:
             errors["quiet_hours"] = str(exc)
 
-    caregiver = None
-    if caregiver_phone and caregiver_phone.strip():
-        try:
-            caregiver = parse_mobile(caregiver_phone, settings.default_region)
-        except InvalidPhoneNumber as exc:
-            errors["caregiver_phone"] = str(exc)
-        else:
-            if caregiver == e164:
-                errors["caregiver_phone"] = "the caregiver number must differ from the patient's"
-    return ContactFields(name, e164, timezone.strip(), lang, quiet, caregiver)
+    valid_caregiver = check_caregiver(
+        session,
+        settings.default_region,
+        errors,
+        caregiver,
+        patient_phone=e164,
+        patient_language=lang if lang in LANGUAGES else "en",
+    )
+    watch = parse_close_watch(errors, close_watch_from, close_watch_days)
+    return ContactFields(name, e164, timezone.strip(), lang, quiet, valid_caregiver, watch)
+
+
+def _own_number(session: Session, patient_id: int | None, phone: str) -> bool:
+    """The edited patient keeps the number they have (a record from before the rule)."""
+    if patient_id is None:
+        return False
+    return session.scalar(select(Patient.phone_e164).where(Patient.id == patient_id)) == phone
 
 
 def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Settings) -> _Validated:
@@ -180,7 +211,9 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
         timezone=req.timezone,
         language=req.language,
         quiet_hours=req.quiet_hours,
-        caregiver_phone=req.caregiver_phone,
+        caregiver=CaregiverEntry(req.caregiver_phone, req.caregiver_name, req.caregiver_language),
+        close_watch_from=req.close_watch_from,
+        close_watch_days=req.close_watch_days,
     )
 
     tracks: tuple[str, ...] = ()
@@ -234,6 +267,7 @@ def validate_enrollment(session: Session, req: EnrollmentRequest, settings: Sett
         contact.quiet,
         clinician,
         contact.caregiver,
+        contact.close_watch,
     )
 
 
@@ -283,7 +317,6 @@ def add_patient(
         quiet_end=v.quiet[1] if v.quiet else None,
         status=PatientStatus.PENDING_CONSENT,
         clinician_id=v.clinician.id if v.clinician else None,
-        caregiver_phone_e164=v.caregiver,
         checkin_enabled=req.checkin,
         consent_at=consent_at,
         consent_method=req.consent.strip()[:200],
@@ -295,6 +328,7 @@ def add_patient(
     for text in req.homework:
         if text.strip():
             patient.homework.append(HomeworkItem(description=text.strip()[:200], created_at=now))
+    apply_close_watch(patient, v.close_watch)
     session.add(patient)
     session.flush()
     # The consent the clinician attests, in their words; the patient's own YES follows.
@@ -310,6 +344,8 @@ def add_patient(
         now=now,
         actor=actor,
     )
+    if v.caregiver is not None:
+        link_caregiver(session, patient, v.caregiver, now=now, actor=actor)
     return patient
 
 
@@ -351,9 +387,10 @@ def _schedules(
 def opted_out_notes(session: Session, settings: Settings, patient: Patient) -> list[str]:
     """For the clinician after an enrolment or an edit: the patient's or caregiver's number
     is on the suppression list, so nothing is sent to it until it texts START. Only reads."""
-    numbers = {"The patient's number": patient.phone_e164}
-    if patient.caregiver_phone_e164:
-        numbers["The caregiver's number"] = patient.caregiver_phone_e164
-    stopped = consent.suppressed_among(session, list(numbers.values()))
+    numbers = [("The patient's number", patient.phone_e164)] + [
+        ("The caregiver's number", phone)
+        for phone in caregiver_numbers(session, [patient.id]).get(patient.id, [])
+    ]
+    stopped = consent.suppressed_among(session, [number for _, number in numbers])
     notice = consent.opted_out_notice(settings)
-    return [f"{whose}: {notice}." for whose, number in numbers.items() if number in stopped]
+    return [f"{whose}: {notice}." for whose, number in numbers if number in stopped]

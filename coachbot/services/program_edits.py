@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from coachbot.domain import close_watch
+from coachbot.domain.close_watch import CloseWatchSettings
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.models import Patient, Program, ProgramAssignment, ProgramDefault, ProgramVersion
 from coachbot.services import audit
@@ -29,6 +31,7 @@ from coachbot.services.programs import (
     followers,
     get_program,
     show_program,
+    version_close_watch,
     version_settings,
 )
 from coachbot.services.schedules import follow_default
@@ -64,8 +67,11 @@ def _write_version(
     restored_from: int | None,
     actor: str,
     now: dt.datetime,
+    watch: CloseWatchSettings | None = None,
 ) -> SaveResult:
     old = version_settings(session, program, program.current_version)
+    # A track edit keeps the close-watch rules as they are; a restore brings back its own.
+    watch = watch or version_close_watch(session, program, program.current_version)
     new_version = base_version + 1
     # The conditional UPDATE is the lock: of two editors who loaded the same version, the
     # second finds no row to move and is refused, whatever the isolation level.
@@ -88,7 +94,7 @@ def _write_version(
         ProgramVersion(
             program_id=program.id,
             version=new_version,
-            settings_json=encode_tracks(tracks),
+            settings_json=encode_tracks(tracks, watch),
             change_summary=summary[:500],
             restored_from=restored_from,
             created_at=now,
@@ -192,6 +198,37 @@ def _save_track(
     )
 
 
+def save_close_watch(
+    sessions: sessionmaker[Session],
+    name: str,
+    proposed: CloseWatchSettings,
+    *,
+    base_version: int,
+    actor: str,
+    now: dt.datetime,
+) -> SaveResult:
+    """A new version with the close-watch rules changed (validated by
+    `close_watch_settings.propose`), the tracks as they are, in one transaction."""
+    _repair_standard(sessions, name)
+    with sessions.begin() as session:
+        program = get_program(session, name)
+        current = version_close_watch(session, program, program.current_version)
+        changes = close_watch.changes(current, proposed)
+        if not changes and program.current_version == base_version:
+            raise ValidationFailed({"close_watch": "no change to the close watch; nothing to save"})
+        return _write_version(
+            session,
+            program,
+            version_settings(session, program, program.current_version),
+            base_version=base_version,
+            summary="; ".join(changes),
+            restored_from=None,
+            actor=actor,
+            now=now,
+            watch=proposed,
+        )
+
+
 def restore_version(
     sessions: sessionmaker[Session],
     name: str,
@@ -218,6 +255,7 @@ def restore_version(
             restored_from=version,
             actor=actor,
             now=now,
+            watch=version_close_watch(session, program, version),
         )
 
 
@@ -255,6 +293,7 @@ def _create_program(
         summary=f"created from {source.name} v{source.current_version}",
         actor=actor,
         now=now,
+        close_watch=version_close_watch(session, source, source.current_version),
     )
     audit.record(session, actor=actor, action="program.create", now=now, detail=f"program={name}")
     return program

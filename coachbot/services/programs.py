@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coachbot.domain import schedule as sched
+from coachbot.domain.close_watch import DEFAULTS, CloseWatchSettings
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import PatientStatus
 from coachbot.models import (
@@ -32,7 +33,12 @@ from coachbot.services.track_settings import QUIET_POLICIES as QUIET_POLICIES
 from coachbot.services.track_settings import TrackSettings as TrackSettings
 from coachbot.services.track_settings import built_in_settings as built_in_settings
 from coachbot.services.track_settings import day_names as day_names
-from coachbot.services.track_settings import decode_tracks, encode_tracks, track_changes
+from coachbot.services.track_settings import (
+    decode_close_watch,
+    decode_tracks,
+    encode_tracks,
+    track_changes,
+)
 from coachbot.services.track_settings import validate_track as validate_track
 
 STANDARD = "standard"
@@ -50,6 +56,7 @@ class ProgramView:
     updated_at: dt.datetime
     tracks: dict[str, TrackSettings]
     patients: int
+    close_watch: CloseWatchSettings = DEFAULTS
 
 
 def get_program(session: Session, name: str) -> Program:
@@ -99,6 +106,7 @@ def add_program(
     summary: str,
     actor: str,
     now: dt.datetime,
+    close_watch: CloseWatchSettings | None = None,
 ) -> Program:
     """A programme at version 1 with these settings, flushed in the caller's transaction."""
     program = Program(
@@ -110,7 +118,7 @@ def add_program(
         ProgramVersion(
             program_id=program.id,
             version=1,
-            settings_json=encode_tracks(tracks),
+            settings_json=encode_tracks(tracks, close_watch),
             change_summary=summary,
             created_at=now,
             created_by=actor,
@@ -132,6 +140,47 @@ def version_settings(session: Session, program: Program, version: int) -> dict[s
     if row is None:
         raise ValidationFailed({"version": f"{program.name} has no version {version}"})
     return decode_tracks(row.settings_json)
+
+
+def version_close_watch(session: Session, program: Program, version: int) -> CloseWatchSettings:
+    row = _version_row(session, program.id, version)
+    if row is None:
+        raise ValidationFailed({"version": f"{program.name} has no version {version}"})
+    return decode_close_watch(row.settings_json)
+
+
+@dataclass(frozen=True)
+class CloseWatchBook:
+    """Every programme's current close-watch rules and who follows which, read once so the
+    tick looks them up in memory for a thousand patients."""
+
+    by_program: dict[int, tuple[int, CloseWatchSettings]]
+    assignments: dict[int, int]
+    standard_id: int | None
+
+    def for_patient(self, patient_id: int) -> tuple[int | None, CloseWatchSettings]:
+        """(programme version, its rules); the built-in rules when no programme is found."""
+        program_id = self.assignments.get(patient_id, self.standard_id)
+        found = self.by_program.get(program_id) if program_id is not None else None
+        return found if found is not None else (None, CloseWatchSettings())
+
+
+def load_close_watch_book(session: Session) -> CloseWatchBook:
+    rows = session.execute(
+        select(Program.id, Program.name, ProgramVersion.version, ProgramVersion.settings_json)
+        .join(ProgramVersion, ProgramVersion.program_id == Program.id)
+        .where(ProgramVersion.version == Program.current_version)
+    ).all()
+    return CloseWatchBook(
+        by_program={r.id: (r.version, decode_close_watch(r.settings_json)) for r in rows},
+        assignments={
+            row.patient_id: row.program_id
+            for row in session.execute(
+                select(ProgramAssignment.patient_id, ProgramAssignment.program_id)
+            )
+        },
+        standard_id=next((r.id for r in rows if r.name == STANDARD), None),
+    )
 
 
 def _assigned(program: Program) -> ColumnElement[bool]:
@@ -166,6 +215,7 @@ def show_program(session: Session, name: str) -> ProgramView:
         program.updated_at,
         version_settings(session, program, program.current_version),
         patient_count(session, program),
+        version_close_watch(session, program, program.current_version),
     )
 
 

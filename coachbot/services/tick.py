@@ -6,9 +6,12 @@ exactly what production runs. Its steps, each in its own module:
 1. `inbound_recovery.recover_failed_inbound`: texts the webhook could not handle;
 2. `followups.process_reply_windows`: closed reply windows (misses, follow-ups, alerts);
 3. `paging.run_due`: first pages, re-pages and retries;
-4. `welcomes.send_due_welcomes`: held welcomes;
-5. `run_tick`, the dispatcher's part: expired leases, planning, claim/send/record
-   (`services.dispatch`), then reconciliation of ambiguous sends.
+4. `welcomes.send_due_welcomes` and `caregivers.invitations.send_due_invitations`: held
+   welcomes and caregiver invitations;
+5. `run_tick`, the dispatcher's part: expired leases, the caregivers' close-watch checks
+   (`caregivers.checks.run_caregiver_checks`: checks, follow-ups, no-answer alerts),
+   planning, claim/send/record (`services.dispatch`), then reconciliation of ambiguous
+   sends.
 
 Every step counts into one `TickSummary`, whose line names each count once.
 """
@@ -47,6 +50,19 @@ class TickSummary:
     page_failures: int = 0
     page_retries: int = 0
     unstaffed: int = 0  # pageable alerts nobody could be paged for: nobody is on call
+    # Caregivers in the close-watch weeks (services.caregivers).
+    caregiver_invites: int = 0
+    caregiver_checks: int = 0  # daily observation checks texted
+    caregiver_seen_today: int = 0  # "Have you seen ... today?" texted
+    caregiver_followups: int = 0
+    caregiver_skipped: int = 0  # checks not texted: caregiver not active, suppressed, quiet
+    caregiver_no_answer: int = 0  # HIGH alerts: a check or seen-today went unanswered
+    # Handwriting samples the tick fetched, refused, retried or gave up on (issue #16).
+    samples: int = 0
+
+    @property
+    def caregiver_eventful(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__ if "caregiver" in name)
 
     @property
     def paging_eventful(self) -> bool:
@@ -55,7 +71,12 @@ class TickSummary:
     @property
     def eventful(self) -> bool:
         return bool(
-            self.sent or self.failed or self.too_late or self.followups or self.paging_eventful
+            self.sent
+            or self.failed
+            or self.too_late
+            or self.followups
+            or self.paging_eventful
+            or self.caregiver_eventful
         )
 
     def paging_text(self) -> str:
@@ -74,7 +95,16 @@ class TickSummary:
             f" missed={self.missed} followups={self.followups}"
             f" silence_alerts={self.silence_alerts} checkin_alerts={self.checkin_alerts}"
         )
-        return f"{text} {self.paging_text()}" if self.paging_eventful else text
+        text += f" samples={self.samples}" if self.samples else ""
+        text = f"{text} {self.paging_text()}" if self.paging_eventful else text
+        return f"{text} {self.caregiver_text()}" if self.caregiver_eventful else text
+
+    def caregiver_text(self) -> str:
+        return " ".join(
+            f"{name}={getattr(self, name)}"
+            for name in self.__dataclass_fields__
+            if name.startswith("caregiver_")
+        )
 
     def add(self, other: TickSummary) -> None:
         """Adds another step's counts to these."""
@@ -93,11 +123,17 @@ def run_tick(
     """The dispatcher's part of a tick: leases, planning, sending, reconciliation."""
     # Imported here, as are the other steps below: they count into TickSummary, so they
     # import this module, and importing them at the top would make the import graph a cycle.
+    from coachbot.services.caregivers.checks import run_caregiver_checks
     from coachbot.services.dispatch import dispatch_due, plan_nudges, recover_expired_leases
     from coachbot.services.reconcile import reconcile_ambiguous
 
     summary = summary if summary is not None else TickSummary()
     summary.recovered = recover_expired_leases(session_factory, now)
+    # The caregivers' close-watch checks go with the dispatcher's sends (every dispatcher
+    # process runs them, each check claimed once); after the clock's reply windows, so a
+    # check-in missed now asks "Have you seen ...?" in this tick. Their no-answer alerts are
+    # paged by the next tick's paging step.
+    summary.add(run_caregiver_checks(session_factory, gateway, library, settings, now))
     summary.planned = plan_nudges(session_factory, now)
     dispatch_due(session_factory, gateway, library, settings, now, summary)
     summary.reconciled = reconcile_ambiguous(session_factory, gateway, now).found
@@ -111,8 +147,10 @@ def run_clock_tick(
     settings: Settings,
     now: dt.datetime,
 ) -> TickSummary:
+    from coachbot.services.caregivers.invitations import send_due_invitations
     from coachbot.services.followups import process_reply_windows
     from coachbot.services.inbound.recovery import recover_failed_inbound
+    from coachbot.services.media_fetch import retry_in_tick
     from coachbot.services.paging import run_due as run_paging
     from coachbot.services.welcomes import send_due_welcomes
 
@@ -125,4 +163,9 @@ def run_clock_tick(
     # dispatch batch.
     summary.add(run_paging(session_factory, gateway, settings, now))
     send_due_welcomes(session_factory, gateway, library, settings, now)  # held welcomes
+    summary.caregiver_invites += send_due_invitations(
+        session_factory, gateway, library, settings, now
+    )
+    # Pictures the webhook could not fetch (or a crash interrupted): fetched again.
+    summary.samples = retry_in_tick(session_factory, gateway, library, settings, now)
     return run_tick(session_factory, gateway, library, settings, now, summary)

@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy.orm import Session
 
+from coachbot.content import MessageLibrary
+from coachbot.content.lint import SAMPLE_VARIABLES, clinician_text_problem
+from coachbot.domain import close_watch
 from coachbot.domain import schedule as sched
 from coachbot.domain.coaching import FOLLOWUP_TRACKS
 from coachbot.domain.program import TRACK_POLICIES
@@ -70,11 +73,22 @@ def decode_tracks(settings_json: str) -> dict[str, TrackSettings]:
     return out
 
 
-def encode_tracks(tracks: dict[str, TrackSettings]) -> str:
+def decode_close_watch(settings_json: str) -> close_watch.CloseWatchSettings:
+    """The version's close-watch rules; the built-in defaults for a version saved before
+    programmes had them."""
+    return close_watch.parse(json.loads(settings_json).get("close_watch"))
+
+
+def encode_tracks(
+    tracks: dict[str, TrackSettings], watch: close_watch.CloseWatchSettings | None = None
+) -> str:
     body = {
         t: {k: v for k, v in asdict(s).items() if k != "track"} for t, s in sorted(tracks.items())
     }
-    return json.dumps({"tracks": body}, sort_keys=True)
+    stored: dict[str, object] = {"tracks": body}
+    if watch is not None:
+        stored["close_watch"] = watch.as_json()
+    return json.dumps(stored, sort_keys=True)
 
 
 def validate_track(
@@ -160,3 +174,61 @@ def track_changes(old: TrackSettings, new: TrackSettings) -> list[str]:
     """What an edit changes, field by field: "times: 08:00 -> 09:00"."""
     old_d, new_d = asdict(old), asdict(new)
     return [f"{k}: {old_d[k] or '-'} -> {new_d[k] or '-'}" for k in old_d if old_d[k] != new_d[k]]
+
+
+CHECK_TEMPLATE = "caregiver.check"
+
+
+def validate_close_watch(library: MessageLibrary, **form: str) -> close_watch.CloseWatchSettings:
+    """A programme's close-watch edit, every field checked at once (the domain's rules), then
+    the check text each language's items compose: it must pass the linter's privacy words
+    and fit the template's two segments for a long first name, or the items field is refused
+    with the reason. Raises ValidationFailed naming the fields."""
+    items = {lang: form.get(f"items_{lang}", "") for lang in close_watch.LANGUAGES}
+    try:
+        watch = close_watch.validate(
+            days=form.get("days", ""),
+            check_time=form.get("check_time", ""),
+            followup_after_hours=form.get("followup_after_hours", ""),
+            seen_today_time=form.get("seen_today_time", ""),
+            items=items,
+        )
+    except close_watch.InvalidCloseWatch as exc:
+        errors = exc.errors
+    else:
+        errors = {}
+    for language in close_watch.LANGUAGES:
+        field = f"items_{language}"
+        parsed = close_watch.split_items(items[language])
+        if field in errors or not parsed:
+            continue
+        problem = clinician_text_problem(" ".join(parsed)) or _check_too_long(
+            library, language, parsed
+        )
+        if problem:
+            errors[field] = problem
+    if errors:
+        raise ValidationFailed(errors)
+    return watch
+
+
+def check_variables(first_name: str, items: tuple[str, ...]) -> dict[str, object]:
+    """What the check template is rendered with: the one place that composes it."""
+    return {
+        "first_name": first_name,
+        "check_items": close_watch.items_text(items),
+        "item_count": len(items),
+    }
+
+
+def _check_too_long(library: MessageLibrary, language: str, items: tuple[str, ...]) -> str | None:
+    template = library.template(CHECK_TEMPLATE, language)
+    variables = check_variables(str(SAMPLE_VARIABLES["first_name"]), items)
+    for variant in template.variants:
+        rendered = library.render_variant(CHECK_TEMPLATE, language, variant.id, variables)
+        if rendered.segments.segments > template.max_segments:
+            return (
+                f"with these items the daily check is {rendered.segments.segments} SMS segments"
+                f" (at most {template.max_segments}): shorten or remove an item"
+            )
+    return None

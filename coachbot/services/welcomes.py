@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -20,7 +21,7 @@ from coachbot.content import MessageLibrary
 from coachbot.domain import schedule as sched
 from coachbot.domain import sendability
 from coachbot.domain.states import PatientStatus
-from coachbot.models import Patient
+from coachbot.models import Caregiver, Patient
 from coachbot.services import audit, consent
 from coachbot.services.messaging import send_to_patient, status_callback_url
 from coachbot.services.schedules import dispatch_settings
@@ -82,10 +83,6 @@ def _patient_verdict(
         now,
         suppressed=suppressed,
     )
-
-
-def _refused_for_status(verdict: sendability.Verdict, status: str) -> bool:
-    return verdict.reason == f"patient_{status}"
 
 
 def send_welcome(
@@ -224,25 +221,36 @@ def send_due_welcomes(
 def _claim_due_welcomes(
     session_factory: sessionmaker[Session], now: dt.datetime
 ) -> list[tuple[int, str]]:
-    """(patient id, number) of the held welcomes that may go now, their marks cleared and
+    return claim_held(session_factory, now, Patient, "welcome_due_at")
+
+
+def claim_held(
+    session_factory: sessionmaker[Session],
+    now: dt.datetime,
+    model: type[Patient] | type[Caregiver],
+    due_field: str,
+) -> list[tuple[int, str]]:
+    """(id, number) of the held opt-in requests (a patient's welcome, a caregiver's
+    invitation: `model` and its `due_field`) that may go now, their marks cleared and
     committed before any network call. Each mark is cleared by a conditional UPDATE on the
-    value this clock read, so of several clocks only one wins a welcome; a patient who is
-    no longer waiting for YES (opted in, out, discharged) loses the mark without a text, and
-    one whose instant is not permitted any more (quiet hours or window changed) is held
-    again to the next permitted instant."""
+    value this clock read, so of several clocks only one wins a request; someone no longer
+    waiting for YES (opted in, out, discharged) loses the mark without a text, and one whose
+    instant is not permitted any more (quiet hours or window changed) is held again to the
+    next permitted instant."""
+    due: Any = getattr(model, due_field)
     with session_factory.begin() as session:
         query = (
             select(
-                Patient.id,
-                Patient.welcome_due_at,
-                Patient.status,
-                Patient.timezone,
-                Patient.quiet_start,
-                Patient.quiet_end,
-                Patient.phone_e164,
+                model.id,
+                due.label("due_at"),
+                model.status,
+                model.timezone,
+                model.quiet_start,
+                model.quiet_end,
+                model.phone_e164,
             )
-            .where(Patient.welcome_due_at <= now)
-            .order_by(Patient.welcome_due_at, Patient.id)
+            .where(due <= now)
+            .order_by(due, model.id)
             .limit(WELCOME_BATCH)
         )
         # Concurrent clocks take disjoint rows instead of queueing on row locks.
@@ -252,27 +260,23 @@ def _claim_due_welcomes(
         window = dispatch_settings(session).window
         claimed: list[tuple[int, str]] = []
         for row in rows:
-            held = update(Patient).where(
-                Patient.id == row.id, Patient.welcome_due_at == row.welcome_due_at
-            )
+            held = update(model).where(model.id == row.id, due == row.due_at)
             verdict = _verdict(
                 window, row.status, row.timezone, row.quiet_start, row.quiet_end, now
             )
-            if _refused_for_status(verdict, row.status):
-                session.execute(held.values(welcome_due_at=None))
+            if verdict.reason == sendability.refused_status(row.status):
+                session.execute(held.values({due_field: None}))
                 continue
             if not verdict.may_send_now:
-                session.execute(
-                    held.values(welcome_due_at=verdict.send_at or now + WELCOME_RECHECK)
-                )
+                session.execute(held.values({due_field: verdict.send_at or now + WELCOME_RECHECK}))
                 continue
             won = session.scalar(
                 held.where(
-                    Patient.status == PatientStatus.PENDING_CONSENT,
-                    Patient.phone_e164 == row.phone_e164,
+                    model.status == PatientStatus.PENDING_CONSENT,
+                    model.phone_e164 == row.phone_e164,
                 )
-                .values(welcome_due_at=None)
-                .returning(Patient.id)
+                .values({due_field: None})
+                .returning(model.id)
             )
             if won is not None:
                 claimed.append((row.id, row.phone_e164))

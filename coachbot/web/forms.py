@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
+    DateField,
     DateTimeLocalField,
     EmailField,
     PasswordField,
@@ -15,6 +16,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs predate 3.3
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
@@ -22,6 +24,11 @@ from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
 # Plain strings as choices (WTForms 3.3 deprecates tuples); the stubs still expect tuples.
 _LANGUAGE_CHOICES: Any = list(LANGUAGES)
 _ROLE_CHOICES: Any = ["clinician", "operator", "admin"]
+# Blank: the caregiver is texted in the patient's language.
+_CAREGIVER_LANGUAGE_CHOICES: Any = [
+    SelectChoice("", "Same as the patient"),
+    *(SelectChoice(c, c) for c in LANGUAGES),
+]
 
 
 def _no_nul(_form: Any, field: Any) -> None:
@@ -63,7 +70,6 @@ class EnrolForm(CoachbotForm):
     timezone = StringField("Time zone", default="America/New_York")
     language = SelectField("Language", choices=_LANGUAGE_CHOICES, default="en")
     quiet_hours = StringField("Quiet hours (e.g. 21:00-07:30)")
-    caregiver_phone = StringField("Caregiver number (optional)")
     checkin = BooleanField("Daily symptom check-in")
     homework = TextAreaField("Homework (one per line)")
     consent_how = StringField("How consent was given", default="verbal consent in clinic")
@@ -74,18 +80,39 @@ class EnrolForm(CoachbotForm):
 
 
 class EditPatientForm(CoachbotForm):
+    # Shown only for a caregiver never invited (a number given before caregivers could be
+    # texted): saving with it ticked asks them for their YES.
+    caregiver_invite = BooleanField("Send the caregiver the invitation to reply YES")
     first_name = StringField("First name")
     phone = StringField("Mobile number")
     timezone = StringField("Time zone")
     language = SelectField("Language", choices=_LANGUAGE_CHOICES)
     quiet_hours = StringField("Quiet hours (e.g. 21:00-07:30)")
-    caregiver_phone = StringField("Caregiver number (optional)")
     checkin = BooleanField("Daily symptom check-in")
     homework = TextAreaField("Homework (one per line)")
 
 
+class _CaregiverFields:
+    """The caregiver and the close-watch weeks, on the enrol and edit forms alike (the
+    services check them: a number, a name with it, a date, 1 to 90 days)."""
+
+    caregiver_phone = StringField("Caregiver's mobile number (optional)")
+    caregiver_name = StringField("Caregiver's first name")
+    caregiver_language = SelectField(
+        "Caregiver's language", choices=_CAREGIVER_LANGUAGE_CHOICES, default=""
+    )
+    # A date the browser may not parse comes back as this field's own error.
+    close_watch_from = DateField(
+        "First day of the close watch", validators=[Optional()], format="%Y-%m-%d"
+    )
+    close_watch_days = StringField("Close-watch length in days (blank: the programme's)")
+
+
 # One checkbox and one times box per track, added as class attributes so WTForms binds them.
 for _form in (EnrolForm, EditPatientForm):
+    for _name, _field in vars(_CaregiverFields).items():
+        if not _name.startswith("_"):
+            setattr(_form, _name, _field)
     for _track in COACHING_TRACKS:
         setattr(_form, f"track_{_track}", BooleanField(_track.capitalize()))
         setattr(

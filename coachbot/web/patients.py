@@ -21,6 +21,7 @@ from coachbot.domain import labels
 from coachbot.domain.program import COACHING_TRACKS
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
+from coachbot.queries import caregivers as caregiver_queries
 from coachbot.queries.patient_page import (
     TimelineCursor,
     heat_tally,
@@ -31,6 +32,7 @@ from coachbot.queries.patient_page import (
 from coachbot.services import consent
 from coachbot.services.bulk_enrollment import RowError, bulk_enroll
 from coachbot.services.care import CarePlan, PatientChanges, check_care_plan, edit_patient
+from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of, never_invited
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
@@ -112,6 +114,10 @@ def new() -> ResponseReturnValue:
             consent=consent_how,
             consent_at=consent_at,
             caregiver_phone=(form.caregiver_phone.data or "").strip() or None,
+            caregiver_name=form.caregiver_name.data,
+            caregiver_language=form.caregiver_language.data,
+            close_watch_from=form.close_watch_from.data,
+            close_watch_days=form.close_watch_days.data,
             checkin=bool(form.checkin.data),
             homework=tuple(
                 line.strip() for line in (form.homework.data or "").splitlines() if line.strip()
@@ -190,14 +196,13 @@ def bulk() -> ResponseReturnValue:
 def _flash_opted_out_rows(patients: list[Patient]) -> None:
     """The rows enrolled on a number (patient's or caregiver's) that opted out: nothing is
     sent to it until it texts START. Rows are numbered as in the file (header = line 1)."""
-    numbers = [p.phone_e164 for p in patients] + [
-        p.caregiver_phone_e164 for p in patients if p.caregiver_phone_e164
-    ]
+    caregivers = caregiver_numbers(read_db(), [p.id for p in patients])
+    numbers = [p.phone_e164 for p in patients] + [n for ns in caregivers.values() for n in ns]
     stopped = consent.suppressed_among(read_db(), numbers)
     lines = [
         str(line)
         for line, p in enumerate(patients, start=2)
-        if p.phone_e164 in stopped or p.caregiver_phone_e164 in stopped
+        if stopped.intersection([p.phone_e164, *caregivers.get(p.id, [])])
     ]
     if lines:
         flash(
@@ -237,6 +242,11 @@ def show(patient_id: int) -> ResponseReturnValue:
     before = TimelineCursor.parse(request.args.get("before", "")[:64])
     detail = patient_detail(read_db(), patient, now(), before)
     calendars = {t: heatmap_weeks(cells) for t, cells in detail.heatmap.items()}
+    # The thread names the caregivers who wrote, and those we texted.
+    caregiver_texts = [
+        m.id for m in detail.timeline if m.direction == "in" and m.kind == "caregiver"
+    ]
+    sent = [m.id for m in detail.timeline if m.direction == "out"]
     return render_template(
         "patient.html",
         d=detail,
@@ -249,6 +259,10 @@ def show(patient_id: int) -> ResponseReturnValue:
         weekly={t: weekly_adherence(weeks) for t, weeks in calendars.items()},
         action_form=ActionForm(),
         note_form=NoteForm(),
+        cg=caregiver_queries.caregiver_panel(read_db(), patient, now()),
+        cgq=caregiver_queries,
+        caregiver_names=caregiver_queries.caregiver_names(read_db(), caregiver_texts),
+        caregiver_recipients=caregiver_queries.caregiver_recipients(read_db(), patient, sent),
     )
 
 
@@ -286,7 +300,7 @@ def edit(patient_id: int) -> ResponseReturnValue:
             if patient.quiet_start and patient.quiet_end
             else ""
         )
-        form.caregiver_phone.data = patient.caregiver_phone_e164 or ""
+        _show_caregiver(form, patient)
         form.checkin.data = patient.checkin_enabled
         schedules = {s.track: s for s in patient.schedules}
         for track in COACHING_TRACKS:
@@ -302,9 +316,27 @@ def edit(patient_id: int) -> ResponseReturnValue:
             return redirect(url_for("patients.show", patient_id=patient.id))
     else:
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
+    caregiver = caregiver_of(read_db(), patient.id)
+    invitable = caregiver is not None and never_invited(caregiver)
     return render_template(
-        "edit.html", form=form, errors=errors, p=patient, tracks=COACHING_TRACKS
+        "edit.html",
+        form=form,
+        errors=errors,
+        p=patient,
+        tracks=COACHING_TRACKS,
+        invitable=invitable,
     ), (422 if errors else 200)
+
+
+def _show_caregiver(form: EditPatientForm, patient: Patient) -> None:
+    """The edit form shows the patient's caregiver and close-watch weeks as saved."""
+    caregiver = caregiver_of(read_db(), patient.id)
+    form.caregiver_phone.data = caregiver.phone_e164 if caregiver else ""
+    form.caregiver_name.data = caregiver.first_name if caregiver else ""
+    form.caregiver_language.data = caregiver.language if caregiver else ""
+    form.close_watch_from.data = patient.close_watch_from
+    days = patient.close_watch_days
+    form.close_watch_days.data = str(days) if days is not None else ""
 
 
 def _care_plan(form: EditPatientForm) -> tuple[CarePlan, dict[str, str]]:
@@ -342,6 +374,11 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
                 quiet_hours=form.quiet_hours.data,
                 caregiver_phone=form.caregiver_phone.data,
                 checkin=bool(form.checkin.data),
+                caregiver_name=form.caregiver_name.data,
+                caregiver_language=form.caregiver_language.data,
+                close_watch_from=form.close_watch_from.data,
+                close_watch_days=form.close_watch_days.data,
+                invite_caregiver=bool(form.caregiver_invite.data),
             ),
             plan,
             now=now(),
@@ -358,7 +395,7 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
         if consent.is_suppressed(read_db(), patient.phone_e164):
             said, note = "New number saved; no welcome was texted.", ""
         flash(" ".join([said, note, *opted_out]).replace("  ", " ").strip(), "info")
-    elif "caregiver_phone_e164" in changed and opted_out:
+    elif any(c.startswith("caregiver_") for c in changed) and opted_out:
         flash(" ".join(["Saved.", *opted_out]), "info")
     else:
         flash("Saved.", "info")

@@ -31,7 +31,7 @@ from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import OutgoingSms, Pacing, SendFailure, SendReceipt, open_batch_sender
 from coachbot.sms.suppression import SuppressionGuard
-from tests.support.builders import MONDAY_0830_NEW_YORK, make_nudge, make_patient
+from tests.support.builders import MONDAY_0830_NEW_YORK, make_caregiver, make_nudge, make_patient
 from tests.support.fake_twilio import FakeTwilio, Fault
 from tests.support.twilio_signing import AUTH_TOKEN
 from tests.web.test_dashboard_support import make_staff
@@ -224,7 +224,8 @@ def test_a_caregiver_text_or_a_coaching_reply_to_a_suppressed_number_is_refused(
     runtime, fake = twilio
     caregiver = "+16175550170"
     with runtime.session_factory() as s:
-        patient = make_patient(s, phone=CONTROL, caregiver=caregiver)
+        patient = make_patient(s, phone=CONTROL)
+        make_caregiver(s, patient, phone=caregiver)
         patient_id = patient.id
     _suppress(runtime, caregiver)
     with runtime.session_factory() as s:
@@ -289,7 +290,8 @@ def test_a_21610_at_send_time_suppresses_the_number_for_every_record(
     runtime, fake = twilio
     with runtime.session_factory() as s:
         first = make_patient(s, phone=STOPPED, tracks={"sleep": "08:30"})
-        other = make_patient(s, phone=CONTROL, caregiver=STOPPED, tracks={"sleep": "20:00"})
+        other = make_patient(s, phone=CONTROL, tracks={"sleep": "20:00"})
+        make_caregiver(s, other, phone=STOPPED)
         first_id, other_id = first.id, other.id
     fake.inject(Fault.unsubscribed(), to=STOPPED)
 
