@@ -45,9 +45,9 @@ class Strip:
         return sum(len(d.samples) for d in self.days)
 
 
-def strip_days(patient: Patient, today: dt.date) -> tuple[dt.date, bool]:
+def strip_days(session: Session, patient: Patient, today: dt.date) -> tuple[dt.date, bool]:
     """The strip's first day, and whether it is the close-watch period's."""
-    watch = close_watch_of(patient, today)
+    watch = close_watch_of(session, patient, today)
     if watch is not None and watch.day is not None:
         return watch.start, True
     return today - dt.timedelta(days=STRIP_DAYS - 1), False
@@ -55,7 +55,7 @@ def strip_days(patient: Patient, today: dt.date) -> tuple[dt.date, bool]:
 
 def sample_strip(session: Session, patient: Patient, now: dt.datetime) -> Strip:
     today = now.astimezone(ZoneInfo(patient.timezone)).date()
-    first, in_watch = strip_days(patient, today)
+    first, in_watch = strip_days(session, patient, today)
     days = {
         first + dt.timedelta(days=n): StripDay(first + dt.timedelta(days=n))
         for n in range((today - first).days + 1)
