@@ -43,20 +43,17 @@ from coachbot.services import consent, oncall, program_edits
 from coachbot.services import paging as pager
 from coachbot.services.staff import create_staff_user
 from coachbot.settings import Settings
+from proof.paging_scenario import BACKUP_EMAIL, ONCALL_EMAIL, ONCALL_PHONE, _percentile
 from proof.scenarios import (
     ACCOUNT_SID,
-    BACKUP_EMAIL,
     FROM_NUMBER,
-    ONCALL_EMAIL,
-    ONCALL_PHONE,
     ROOT,
     Result,
-    _free_port,
-    _percentile,
     base_settings,
     build_factory,
-    start_gunicorn,
 )
+from proof.web_process import free_port as _free_port
+from proof.web_process import start_gunicorn
 from tests.support.dispatcher_process import start_dispatcher
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, inbound_params, sign
