@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coachbot.models import MediaSample
+from coachbot.models import MediaSample, Patient
 from coachbot.queries.media_samples import sample_strip
 from coachbot.runtime import Runtime, build_runtime
+from coachbot.services.demo import seed_demo
+from coachbot.services.demo_cast import CAST
 from coachbot.services.demo_samples import scribble, seed_demo_samples
 from coachbot.settings import Settings
 from coachbot.sms.media import FileMediaStore
@@ -91,3 +93,18 @@ def test_the_demo_patient_with_a_caregiver_gets_samples_by_turns(rt: Runtime, db
 def test_without_a_caregiver_in_the_demo_no_samples_are_added(rt: Runtime, db: Session) -> None:
     owen = make_patient(db, first_name="Owen")
     assert seed_demo_samples(rt.session_factory, rt.settings, [owen.phone_e164], NOW) == 0
+
+
+def test_the_seeded_demo_has_samples_for_its_close_watch_patient(rt: Runtime, db: Session) -> None:
+    cast = tuple(p for p in CAST if p.caregiver is not None)
+    assert cast, "the demo cast has a patient with a caregiver"
+    seed_demo(rt.session_factory, rt.gateway, rt.library, rt.settings, NOW, cast)
+    db.rollback()
+    patient = db.scalars(select(Patient).where(Patient.phone_e164 == cast[0].phone)).one()
+    strip = sample_strip(db, patient, NOW)
+    assert strip.close_watch
+    assert strip.total >= 5
+    assert {s.sender for d in strip.days for s in d.samples} == {
+        patient.first_name,
+        f"{cast[0].caregiver[0]} (caregiver)" if cast[0].caregiver else "",
+    }
