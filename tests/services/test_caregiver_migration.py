@@ -4,15 +4,14 @@ column goes; the downgrade brings it back with each patient's number. SQLite and
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from coachbot.migrate import downgrade, upgrade
-from tests.conftest import _schema_url
+
+# A PostgreSQL schema of its own per test, dropped afterwards (the fixture 0011's test uses).
+from tests.services.test_consent_migration import postgres_schema_url  # noqa: F401
 
 WHEN = "2026-11-20 10:00:00+00:00"
 SHARED = "+16175550711"
@@ -23,20 +22,6 @@ PATIENTS = [
     (3, "+16175550703", "+16175550713"),
     (4, "+16175550704", None),
 ]
-
-
-@pytest.fixture
-def postgres_schema_url(postgres_url: str) -> Iterator[str]:
-    schema = f"mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _schema_url(postgres_url, schema)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _check(url: str) -> None:
@@ -89,6 +74,6 @@ def test_0013_moves_caregiver_numbers_to_caregivers_on_sqlite(tmp_path: Path) ->
 
 
 def test_0013_moves_caregiver_numbers_to_caregivers_on_postgresql(
-    postgres_schema_url: str,
+    postgres_schema_url: str,  # noqa: F811 (the fixture imported above)
 ) -> None:
     _check(postgres_schema_url)
