@@ -37,6 +37,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,6 @@ def targets(points: list[Point], load: int, cap: int, extra: int, extra_label: s
     def get(design: str, latency: float) -> Point:
         return at[(design, latency, load)]
 
-    cb0, cb100 = get("coachbot", 0.0), get("coachbot", 100.0)
     lines = []
     for name, latency, want in (
         ("naive", 0.0, 10),
@@ -273,11 +273,17 @@ def targets(points: list[Point], load: int, cap: int, extra: int, extra_label: s
             f" {verdict(ratio >= 8)}** at {load:,} nudges: {cb_p99:.2f} s vs"
             f" {naive_p99:.2f} s{'' if measured else ' (extrapolated)'} = {ratio:.1f}x lower."
         )
-    # Why, from this run's own figures.
+    lines.append(_why(get, cap))
+    return lines
+
+
+def _why(get: Callable[[str, float], Point], cap: int) -> str:
+    """Why, from this run's own figures: CPU per nudge at 0 ms, calls in flight at 100 ms."""
+    cb0, cb100 = get("coachbot", 0.0), get("coachbot", 100.0)
     celery0, celery100 = get("celery", 0.0), get("celery", 100.0)
     naive0 = get("naive", 0.0)
     workers = os.cpu_count() or 1
-    lines.append(
+    return (
         "**Why.** At 0 ms each design is bound by CPU on this 2-core box (shared: see the"
         f" other-load column): per nudge sent, coachbot's dispatcher spent"
         f" {cb0.result.send_cpu_us:,.0f} µs, the naive scheduler"
@@ -302,7 +308,6 @@ def targets(points: list[Point], load: int, cap: int, extra: int, extra_label: s
         " every nudge due at once p99 lateness is about 0.99 x nudges / rate, so the p99"
         " ratio follows the rate ratio."
     )
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,46 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     cap, extra = args.max_concurrency, args.extra_cap
     extra_label = f"coachbot, cap {extra}"
     started = time.monotonic()
-    points: list[Point] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for latency in LATENCIES:
-            for load in loads:
-                designs: list[tuple[str, int]] = [
-                    ("coachbot", cap),
-                    ("naive", cap),
-                    ("celery", cap),
-                ]
-                # The extra cap runs at the largest load only in quick mode.
-                if latency > 0 and extra and (not args.quick or load == max(loads)):
-                    designs.insert(1, (extra_label, extra))
-                for design, design_cap in designs:
-                    point = run_point(design, load, latency, workdir, budget=budget, cap=design_cap)
-                    points.append(point)
-                    r = point.result
-                    print(
-                        f"{latency:>5g} ms {load:>6,} {design:<22} {r.rate:>9,.1f}/s"
-                        f" p50 {point.quantile(0.5)[0]:7.2f} s p99 {point.quantile(0.99)[0]:7.2f} s"
-                        f" dup {r.duplicates} missed {r.missed} reached {r.reached:,}"
-                        f"{' CUT' if point.cut else ''} cpu {r.send_cpu_us:,.0f} µs"
-                        f" other {r.other_cores:.2f} [{time.monotonic() - started:.0f} s]",
-                        flush=True,
-                    )
+    points = _run_points(loads, cap, extra, extra_label, budget, quick=args.quick)
     machine = machine_line()
-    tables = []
-    for latency in LATENCIES:
-        rows = [HEADER]
-        for load in loads:
-            coachbot = next(
-                p for p in points if (p.design, p.latency_ms, p.load) == ("coachbot", latency, load)
-            )
-            rows.extend(
-                # The extra-cap run is coachbot too: no ratio against itself.
-                row(p, None if p.design.startswith("coachbot,") else coachbot.result.rate)
-                for p in points
-                if p.latency_ms == latency and p.load == load
-            )
-        tables.append((latency, "\n".join(rows)))
+    tables = _tables(points, loads)
     verdicts = targets(points, max(loads), cap, extra, extra_label)
     elapsed = time.monotonic() - started
     print()
@@ -392,6 +360,58 @@ def main(argv: list[str] | None = None) -> int:
     chart(points, "p99", CHARTS / "compare_p99.png", extra_label)
     write_section("compare", document(args, loads, budget, cap, extra, machine, tables, verdicts))
     return 0
+
+
+def _run_points(
+    loads: tuple[int, ...], cap: int, extra: int, extra_label: str, budget: float, *, quick: bool
+) -> list[Point]:
+    """Every design at every latency and load, each printed as it finishes."""
+    started = time.monotonic()
+    points: list[Point] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for latency in LATENCIES:
+            for load in loads:
+                designs: list[tuple[str, int]] = [
+                    ("coachbot", cap),
+                    ("naive", cap),
+                    ("celery", cap),
+                ]
+                # The extra cap runs at the largest load only in quick mode.
+                if latency > 0 and extra and (not quick or load == max(loads)):
+                    designs.insert(1, (extra_label, extra))
+                for design, design_cap in designs:
+                    point = run_point(design, load, latency, workdir, budget=budget, cap=design_cap)
+                    points.append(point)
+                    r = point.result
+                    print(
+                        f"{latency:>5g} ms {load:>6,} {design:<22} {r.rate:>9,.1f}/s"
+                        f" p50 {point.quantile(0.5)[0]:7.2f} s p99 {point.quantile(0.99)[0]:7.2f} s"
+                        f" dup {r.duplicates} missed {r.missed} reached {r.reached:,}"
+                        f"{' CUT' if point.cut else ''} cpu {r.send_cpu_us:,.0f} µs"
+                        f" other {r.other_cores:.2f} [{time.monotonic() - started:.0f} s]",
+                        flush=True,
+                    )
+    return points
+
+
+def _tables(points: list[Point], loads: tuple[int, ...]) -> list[tuple[float, str]]:
+    """One table per API latency: every design at every load, against coachbot's rate."""
+    tables: list[tuple[float, str]] = []
+    for latency in LATENCIES:
+        rows = [HEADER]
+        for load in loads:
+            coachbot = next(
+                p for p in points if (p.design, p.latency_ms, p.load) == ("coachbot", latency, load)
+            )
+            rows.extend(
+                # The extra-cap run is coachbot too: no ratio against itself.
+                row(p, None if p.design.startswith("coachbot,") else coachbot.result.rate)
+                for p in points
+                if p.latency_ms == latency and p.load == load
+            )
+        tables.append((latency, "\n".join(rows)))
+    return tables
 
 
 def document(

@@ -25,13 +25,11 @@ import datetime as dt
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,11 +40,15 @@ from bench.dispatch_processes import (
     AUTH_TOKEN,
     ROOT,
     Servers,
+    Tally,
     box_cpu,
     cpu_of_command,
+    pacing_accuracy,
     process_cpu,
+    tally,
 )
 from bench.dispatch_report import section, verdicts_for
+from bench.dispatch_scripts import DISPATCHER, NAIVE
 from bench.report import write_section
 from coachbot.db import make_engine, make_session_factory
 from coachbot.migrate import upgrade
@@ -66,86 +68,6 @@ ZONES = (
     "Pacific/Honolulu",
 )
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-DISPATCHER = r"""
-import datetime as dt, json, resource, sys, time
-from coachbot.runtime import build_runtime
-from coachbot.services import dispatch, tick
-from coachbot.settings import Settings
-
-args = json.loads(sys.argv[1])
-runtime = build_runtime(Settings(**args["settings"]))
-due = dt.datetime.fromtimestamp(args["due"], dt.UTC)
-# Start at the due instant, as a clock tick would.
-time.sleep(max(0.0, args["due"] - time.time()))
-cpu0 = time.process_time()
-summary = tick.TickSummary()
-dispatch.dispatch_due(runtime.session_factory, runtime.gateway, runtime.library,
-                      runtime.settings, due, summary)
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"sent": summary.sent, "cpu": time.process_time() - cpu0,
-                  "cpu_total": usage.ru_utime + usage.ru_stime,
-                  "rss_kib": usage.ru_maxrss, "summary": summary.as_text()}))
-"""
-
-NAIVE = r"""
-import datetime as dt, json, os, resource, signal, sys, threading, time
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
-from bench.baseline_job import send_one
-from coachbot.runtime import build_runtime
-from coachbot.settings import Settings
-from coachbot.sms.gateway import SendFailure
-
-args = json.loads(sys.argv[1])
-runtime = build_runtime(Settings(**args["settings"]))
-jobstore_url = args["jobstore_url"]
-done = threading.Semaphore(0)
-
-def send_nudge(nudge_id):
-    # The naive job (bench.baseline_job): load, render, send, record.
-    try:
-        send_one(runtime, nudge_id)
-    except SendFailure:
-        pass
-    finally:
-        done.release()
-
-def report(cpu0, cpu_add, add_seconds, added_at, cut):
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"sent": len(args["ids"]), "cpu": time.process_time() - cpu0,
-                      "cpu_total": usage.ru_utime + usage.ru_stime,
-                      "rss_kib": usage.ru_maxrss, "add_seconds": add_seconds,
-                      "added_at": added_at, "cpu_add": cpu_add, "cut": cut}), flush=True)
-
-if __name__ == "__main__":
-    ids = args["ids"]
-    due = dt.datetime.fromtimestamp(args["due"], dt.UTC)
-    cpu0 = time.process_time()
-    scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=jobstore_url)},
-        executors={"default": ThreadPoolExecutor(32)},
-        job_defaults={"misfire_grace_time": 3600, "coalesce": False},
-        timezone=dt.UTC,
-    )
-    scheduler.start(paused=True)
-    t0 = time.time()
-    for nudge_id in ids:
-        scheduler.add_job(send_nudge, "date", run_date=due, args=[nudge_id],
-                          id=f"nudge-{nudge_id}")
-    added_at = time.time()
-    add_seconds = added_at - t0
-    cpu_add = time.process_time() - cpu0
-    # A harness with a time budget stops the run with SIGTERM: report, then leave at once.
-    signal.signal(signal.SIGTERM,
-                  lambda *_: (report(cpu0, cpu_add, add_seconds, added_at, True), os._exit(0)))
-    scheduler.resume()
-    for _ in ids:
-        done.acquire()
-    scheduler.shutdown(wait=True)
-    report(cpu0, cpu_add, add_seconds, added_at, False)
-"""
 
 
 @dataclasses.dataclass
@@ -289,34 +211,6 @@ def fresh_database(kind: str, workdir: Path, pg_url: str) -> tuple[str, Any]:
         admin.dispose()
 
     return url, drop
-
-
-@dataclasses.dataclass
-class Tally:
-    """What the server's record says of a run: each nudge is identified by the nudge id in
-    its StatusCallback, lateness is the server's accept time minus the due instant."""
-
-    reached: int
-    rate: float
-    p50: float
-    p99: float
-    duplicates: int
-    missed: int
-
-
-def tally(rows: list[dict[str, Any]], ids: list[int], due_ts: float) -> Tally:
-    per_nudge = Counter(r["nudge"] for r in rows)
-    lateness = sorted(r["at"] - due_ts for r in rows)
-    last = max(lateness) if lateness else 0.0
-    return Tally(
-        reached=len(per_nudge),
-        # Nudges over the last accept: the rate at which the whole cohort went out.
-        rate=len(per_nudge) / last if last > 0 else 0.0,
-        p50=statistics.median(lateness) if lateness else 0.0,
-        p99=lateness[min(len(lateness) - 1, int(len(lateness) * 0.99))] if lateness else 0.0,
-        duplicates=sum(n - 1 for n in per_nudge.values() if n > 1),
-        missed=sum(1 for i in ids if str(i) not in per_nudge),
-    )
 
 
 # Time the naive design gets to import and add its jobs before they fall due: its imports
@@ -512,17 +406,6 @@ def _result(
         * 1e6,
         ready_margin=due_ts - stats[0]["added_at"] if naive else None,
     )
-
-
-def pacing_accuracy(rows: list[dict[str, Any]], configured: float) -> tuple[float, float]:
-    """Segments per second the server saw, over the steady part (after the one-second
-    burst the bucket allows), and its error against the configured cap."""
-    times = sorted((r["at"], r["segments"]) for r in rows)
-    start = times[0][0] + 1.0
-    steady = [(t, s) for t, s in times if t >= start]
-    span = steady[-1][0] - start
-    measured = sum(s for _, s in steady) / span if span > 0 else 0.0
-    return measured, (measured - configured) / configured * 100
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,18 @@
 """What a dispatch benchmark run measures besides itself: CPU seconds from /proc (one
-process, every process of a name, the whole box) and the loopback Twilio servers it sends
-to, with what they accepted."""
+process, every process of a name, the whole box), the loopback Twilio servers it sends
+to, and what their record says (`tally`, `pacing_accuracy`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +158,42 @@ class Servers:
 
 def make_servers(kind: str, count: int, workdir: Path) -> Servers:
     return Servers(count, workdir, kind)
+
+
+@dataclasses.dataclass
+class Tally:
+    """What the server's record says of a run: each nudge is identified by the nudge id in
+    its StatusCallback, lateness is the server's accept time minus the due instant."""
+
+    reached: int
+    rate: float
+    p50: float
+    p99: float
+    duplicates: int
+    missed: int
+
+
+def tally(rows: list[dict[str, Any]], ids: list[int], due_ts: float) -> Tally:
+    per_nudge = Counter(r["nudge"] for r in rows)
+    lateness = sorted(r["at"] - due_ts for r in rows)
+    last = max(lateness) if lateness else 0.0
+    return Tally(
+        reached=len(per_nudge),
+        # Nudges over the last accept: the rate at which the whole cohort went out.
+        rate=len(per_nudge) / last if last > 0 else 0.0,
+        p50=statistics.median(lateness) if lateness else 0.0,
+        p99=lateness[min(len(lateness) - 1, int(len(lateness) * 0.99))] if lateness else 0.0,
+        duplicates=sum(n - 1 for n in per_nudge.values() if n > 1),
+        missed=sum(1 for i in ids if str(i) not in per_nudge),
+    )
+
+
+def pacing_accuracy(rows: list[dict[str, Any]], configured: float) -> tuple[float, float]:
+    """Segments per second the server saw, over the steady part (after the one-second
+    burst the bucket allows), and its error against the configured cap."""
+    times = sorted((r["at"], r["segments"]) for r in rows)
+    start = times[0][0] + 1.0
+    steady = [(t, s) for t, s in times if t >= start]
+    span = steady[-1][0] - start
+    measured = sum(s for _, s in steady) / span if span > 0 else 0.0
+    return measured, (measured - configured) / configured * 100

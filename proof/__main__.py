@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coachbot.migrate import upgrade
-from proof import caregivers, scenarios
+from proof import caregivers, db_faults_scenario, load_scenario, paging_scenario, scenarios
 from proof.scenarios import Result
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -63,15 +63,18 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
             ("faults", lambda u: scenarios.faults(u, nudges=300, seed=seed)),
             (
                 "load",
-                lambda u: scenarios.load(u, nudges=1000, rate=100, seconds=5, seed=seed),
+                lambda u: load_scenario.load(u, nudges=1000, rate=100, seconds=5, seed=seed),
             ),
             ("consent", lambda u: scenarios.consent(u, nudges=1000, stops=10, seed=seed)),
-            ("db_faults", lambda u: scenarios.db_faults(u, patients=300, posts=90, seed=seed)),
+            (
+                "db_faults",
+                lambda u: db_faults_scenario.db_faults(u, patients=300, posts=90, seed=seed),
+            ),
             ("fuzz", lambda u: scenarios.fuzz(u, examples=150, seed=seed)),
             ("forms", lambda u: scenarios.forms(u, examples=250, seed=seed)),
             (
                 "paging",
-                lambda u: scenarios.paging(
+                lambda u: paging_scenario.paging(
                     u, nudges=1000, rate=200, seconds=5, red_flags=40, seed=seed
                 ),
             ),
@@ -86,10 +89,13 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
         ("faults", lambda u: scenarios.faults(u, nudges=2000, seed=seed)),
         (
             "load",
-            lambda u: scenarios.load(u, nudges=10_000, rate=200, seconds=120, seed=seed),
+            lambda u: load_scenario.load(u, nudges=10_000, rate=200, seconds=120, seed=seed),
         ),
         ("consent", lambda u: scenarios.consent(u, nudges=5000, stops=50, seed=seed)),
-        ("db_faults", lambda u: scenarios.db_faults(u, patients=2000, posts=400, seed=seed)),
+        (
+            "db_faults",
+            lambda u: db_faults_scenario.db_faults(u, patients=2000, posts=400, seed=seed),
+        ),
         ("fuzz", lambda u: scenarios.fuzz(u, examples=1000, seed=seed)),
         ("forms", lambda u: scenarios.forms(u, examples=2000, seed=seed)),
         (
@@ -98,7 +104,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
         ),
         (
             "paging",
-            lambda u: scenarios.paging(
+            lambda u: paging_scenario.paging(
                 u, nudges=5000, rate=200, seconds=30, red_flags=200, seed=seed
             ),
         ),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import random
 import socket
 import subprocess
@@ -43,23 +42,19 @@ from coachbot.services import consent, oncall, program_edits
 from coachbot.services import paging as pager
 from coachbot.services.staff import create_staff_user
 from coachbot.settings import Settings
+from proof.paging_scenario import BACKUP_EMAIL, ONCALL_EMAIL, ONCALL_PHONE, _percentile
 from proof.scenarios import (
     ACCOUNT_SID,
-    BACKUP_EMAIL,
     FROM_NUMBER,
-    ONCALL_EMAIL,
-    ONCALL_PHONE,
-    ROOT,
     Result,
-    _free_port,
-    _percentile,
     base_settings,
     build_factory,
-    start_gunicorn,
 )
+from proof.web_process import free_port as _free_port
+from proof.web_process import start_gunicorn, web_env
 from tests.support.dispatcher_process import start_dispatcher
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, inbound_params, sign
+from tests.support.twilio_signing import AUTH_TOKEN, inbound_params, sign
 
 CONCERN = "caregiver_concern"
 # One caregiver in twenty has not said YES, one has said STOP, one is suppressed.
@@ -226,7 +221,16 @@ def _answer(
     """WORRIED from each answering caregiver through the signed webhook; the web workers'
     pagers page, the clock's paging step (once a second) catches any they missed."""
     port = _free_port()
-    web = start_gunicorn(port, _web_env(database_url, fake, config), log_file)
+    env = web_env(
+        database_url,
+        SMS_BACKEND="twilio",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_FROM_NUMBER=FROM_NUMBER,
+        TWILIO_API_BASE_URL=fake.base_url,
+        CLINIC_NAME=config.clinic_name,
+        PAGER_ENABLED="1",
+    )
+    web = start_gunicorn(port, env, log_file)
     clock_runtime = build_runtime(config)
     stop = threading.Event()
 
@@ -281,24 +285,6 @@ def _answer(
     log_file.seek(0)
     result.numbers["web_tracebacks"] = log_file.read().count("Traceback")
     _page_checks(result, config, database_url, fake, posted_at, codes, len(answering))
-
-
-def _web_env(database_url: str, fake: FakeTwilio, config: Settings) -> dict[str, str]:
-    """gunicorn's environment: the Twilio stand-in, and the web workers' pager threads on."""
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": database_url,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
-        "SMS_BACKEND": "twilio",
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_FROM_NUMBER": FROM_NUMBER,
-        "TWILIO_API_BASE_URL": fake.base_url,
-        "CLINIC_NAME": config.clinic_name,
-        "PAGER_ENABLED": "1",
-    }
 
 
 def _wait_for_port(port: int, web: subprocess.Popen[bytes]) -> None:

@@ -8,28 +8,20 @@ import datetime as dt
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.program import CLAIM_LEASE
 from coachbot.domain.states import FINAL_NUDGE_STATES, NudgeState, PatientStatus
-from coachbot.models import DeliveryEvent, InboundMessage, Nudge, Patient
+from coachbot.models import InboundMessage, Nudge, Patient
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.services.dispatch import plan_nudges
 from coachbot.services.reconcile import reconcile_ambiguous
@@ -309,155 +301,6 @@ def consent(database_url: str, *, nudges: int, stops: int, seed: int) -> Result:
     return result
 
 
-# --------------------------------------------------------------------------- 4b. database faults
-
-# What each reply in the database-faults scenario says, and what must come of it.
-_FAULT_REPLIES = {
-    "stop": "STOP",
-    "red_flag": "I fell and hit my head, very confused",
-    "answer": "done",
-}
-
-
-def _transient_error(database_url: str) -> Exception:
-    """The driver's own error for a transient failure: SQLite's lock, PostgreSQL's
-    serialization failure (as a deadlock or a concurrent update would raise)."""
-    if database_url.startswith("sqlite"):
-        import sqlite3
-
-        return sqlite3.OperationalError("database is locked")
-    import psycopg
-
-    return psycopg.errors.SerializationFailure("could not serialize access (proof)")
-
-
-def db_faults(database_url: str, *, patients: int, posts: int, seed: int) -> Result:
-    """Signed replies posted while statements of the webhook's own transactions fail as a
-    lock or a serialization failure (up to 4 per request, at random statements): the reply
-    must be kept, a STOP honoured before the next send, a red flag alerted, and the clock
-    tick must finish what the webhook could not."""
-    from freezegun import freeze_time
-    from sqlalchemy import event, func
-
-    from coachbot.app import create_app
-    from coachbot.domain.states import AlertKind
-    from coachbot.models import Alert
-    from coachbot.services.tick import run_clock_tick
-
-    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
-    result = Result(
-        "inbound under database faults",
-        f"{posts} signed replies (STOP, red flag or an answer; a fifth redelivered) before"
-        f" {patients} nudges go out, up to 4 statements of each request failing as a"
-        " transient database error; then the clock tick",
-    )
-    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake:
-        runtime = build_runtime(base_settings(database_url, fake))
-        client = create_app(runtime=runtime).test_client()
-        error = _transient_error(database_url)
-        budget = {"left": 0, "injected": 0}
-
-        def fail_some(*_: object) -> None:
-            if budget["left"] > 0 and rng.random() < 0.5:
-                budget["left"] -= 1
-                budget["injected"] += 1
-                raise error
-
-        statuses: Counter[int] = Counter()
-        said: dict[str, str] = {}  # phone -> kind of reply
-        confirmed_in_answer: Counter[str] = Counter()
-        try:
-            make_cohort(runtime.session_factory, patients, consent_method="proof")
-            plan_nudges(runtime.session_factory, NOW)
-            phones = rng.sample([cohort_phone(i) for i in range(patients)], posts)
-            event.listen(runtime.engine, "before_cursor_execute", fail_some)
-            try:
-                with freeze_time(NOW - dt.timedelta(minutes=10)):
-                    for phone in phones:
-                        kind = rng.choice(list(_FAULT_REPLIES))
-                        said[phone] = kind
-                        params = inbound_params(phone, _FAULT_REPLIES[kind])
-                        for delivery in range(2 if rng.random() < 0.2 else 1):
-                            budget["left"] = rng.randint(0, 4)
-                            response = client.post(
-                                "/sms/inbound",
-                                data=params,
-                                headers={"X-Twilio-Signature": sign("/sms/inbound", params)},
-                            )
-                            statuses[response.status_code] += 1
-                            if delivery == 0 and "<Message>" in response.get_data(as_text=True):
-                                confirmed_in_answer[phone] += 1
-            finally:
-                budget["left"] = 0
-                event.remove(runtime.engine, "before_cursor_execute", fail_some)
-            factory = build_factory(database_url)
-            with factory() as session:
-                kept = session.scalar(
-                    select(func.count(InboundMessage.id)).where(InboundMessage.outcome == "error")
-                )
-            run_clock_tick(
-                runtime.session_factory, runtime.gateway, runtime.library, runtime.settings, NOW
-            )
-            settle(runtime, NOW)
-            with factory() as session:
-                rows = Counter(
-                    session.scalars(
-                        select(InboundMessage.from_e164).where(InboundMessage.from_e164.in_(phones))
-                    )
-                )
-                unfinished = session.scalar(
-                    select(func.count(InboundMessage.id)).where(
-                        InboundMessage.outcome.in_(("error", "recovering", "error_unrecovered"))
-                    )
-                )
-                status_of = dict(
-                    session.execute(
-                        select(Patient.phone_e164, Patient.status).where(
-                            Patient.phone_e164.in_(phones)
-                        )
-                    ).all()
-                )
-                alerted = set(
-                    session.scalars(
-                        select(Patient.phone_e164)
-                        .join(Alert, Alert.patient_id == Patient.id)
-                        .where(Alert.kind == AlertKind.RED_FLAG)
-                    )
-                )
-        finally:
-            runtime.close()
-        stops = [ph for ph, kind in said.items() if kind == "stop"]
-        flags = [ph for ph, kind in said.items() if kind == "red_flag"]
-        nudged_after_stop = sum(
-            1 for ph in stops for m in fake.sent_to(ph) if "nudge=" in (m.status_callback or "")
-        )
-        confirmations = {
-            ph: confirmed_in_answer[ph]
-            + sum(1 for m in fake.sent_to(ph) if "nudge=" not in (m.status_callback or ""))
-            for ph in stops
-        }
-        result.numbers.update(
-            replies=dict(Counter(said.values())),
-            responses=dict(statuses),
-            faults_injected=budget["injected"],
-            kept_for_the_tick=kept,
-            stop_confirmations=dict(Counter(confirmations.values())),
-        )
-        result.checks["faults injected and texts kept for the tick"] = budget[
-            "injected"
-        ] > 0 and bool(kept)
-        result.checks["no 500"] = set(statuses) == {200}
-        result.checks["every reply stored once"] = len(rows) == posts and set(rows.values()) == {1}
-        result.checks["none left unprocessed after the tick"] = unfinished == 0
-        result.checks["every STOP honoured, no nudge after it"] = nudged_after_stop == 0 and all(
-            status_of[ph] == PatientStatus.OPTED_OUT for ph in stops
-        )
-        result.checks["exactly one STOP confirmation each"] = set(confirmations.values()) <= {1}
-        result.checks["every red flag alerted"] = all(ph in alerted for ph in flags)
-        delivery_checks(result, fake, build_factory(database_url), patients)
-    return result
-
-
 # --------------------------------------------------------------------------- 5. fuzz
 
 
@@ -477,45 +320,10 @@ def fuzz(database_url: str, *, examples: int, seed: int) -> Result:
     runtime = build_runtime(base_settings(database_url, None))
     app = create_app(runtime=runtime)
     client = app.test_client()
-    with runtime.session_factory() as session, session.begin():
-        session.add(
-            Patient(
-                first_name="Fuzz",
-                phone_e164="+16175559999",
-                timezone="America/New_York",
-                language="en",
-                status=PatientStatus.ACTIVE,
-                consent_at=NOW,
-                consent_method="proof",
-                opted_in_at=NOW,
-                enrolled_at=NOW,
-                updated_at=NOW,
-            )
-        )
+    _fuzz_patient(runtime)
     codes: dict[int, int] = {}
     sids: set[str] = set()
-    text = st.text(max_size=200)
-    field_value = st.one_of(
-        text,
-        st.sampled_from(
-            ["+16175559999", "+16175550100", "STOP", "YES", "HELP", "START", "1", "0", "-1", ""]
-        ),
-        st.from_regex(r"SM[0-9a-f]{32}", fullmatch=True),
-    )
-    keys = st.sampled_from(
-        [
-            "MessageSid",
-            "SmsSid",
-            "From",
-            "To",
-            "Body",
-            "NumMedia",
-            "MessageStatus",
-            "SmsStatus",
-            "ErrorCode",
-            "AccountSid",
-        ]
-    )
+    text, field_value, keys = _fuzz_values()
 
     @hseed(seed)
     @hsettings(
@@ -560,6 +368,54 @@ def fuzz(database_url: str, *, examples: int, seed: int) -> Result:
     once = len(stored) == len(set(stored))
     result.checks["each accepted sid stored once"] = once and sids <= set(stored)
     return result
+
+
+def _fuzz_patient(runtime: Runtime) -> None:
+    """The one active patient whose number the fuzzed forms sometimes name."""
+    with runtime.session_factory() as session, session.begin():
+        session.add(
+            Patient(
+                first_name="Fuzz",
+                phone_e164="+16175559999",
+                timezone="America/New_York",
+                language="en",
+                status=PatientStatus.ACTIVE,
+                consent_at=NOW,
+                consent_method="proof",
+                opted_in_at=NOW,
+                enrolled_at=NOW,
+                updated_at=NOW,
+            )
+        )
+
+
+def _fuzz_values() -> tuple[Any, Any, Any]:
+    """(any text, a field's value: text, a keyword, a number or a sid, a Twilio field name)."""
+    from hypothesis import strategies as st
+
+    text = st.text(max_size=200)
+    field_value = st.one_of(
+        text,
+        st.sampled_from(
+            ["+16175559999", "+16175550100", "STOP", "YES", "HELP", "START", "1", "0", "-1", ""]
+        ),
+        st.from_regex(r"SM[0-9a-f]{32}", fullmatch=True),
+    )
+    keys = st.sampled_from(
+        [
+            "MessageSid",
+            "SmsSid",
+            "From",
+            "To",
+            "Body",
+            "NumMedia",
+            "MessageStatus",
+            "SmsStatus",
+            "ErrorCode",
+            "AccountSid",
+        ]
+    )
+    return text, field_value, keys
 
 
 # --------------------------------------------------------------------------- 6. forms
@@ -632,440 +488,6 @@ def forms(database_url: str, *, examples: int, seed: int) -> Result:
     result.checks["an all-valid CSV wrote every row"] = (
         outcome["bulk valid accepted"] > 0 and not bulk[ff.VALID]
     )
-    return result
-
-
-# --------------------------------------------------------------------------- 3. load
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gunicorn(port: int, env: dict[str, str], log_file: Any) -> subprocess.Popen[bytes]:
-    """The web app as production runs it: gunicorn, two workers, on loopback `port`."""
-    return subprocess.Popen(  # noqa: S603 - our own app under gunicorn
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "coachbot.app:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=log_file,
-    )
-
-
-def load(database_url: str, *, nudges: int, rate: int, seconds: float, seed: int) -> Result:
-    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
-    result = Result(
-        "load",
-        f"signed replies + status callbacks (half repeats) at {rate}/s for {seconds:.0f} s"
-        f" against gunicorn (2 workers) while a dispatcher sends {nudges} nudges",
-    )
-    with (
-        FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake,
-        tempfile.TemporaryFile("w+") as log_file,
-    ):
-        config = base_settings(database_url, fake)
-        runtime = build_runtime(config)
-        try:
-            make_cohort(runtime.session_factory, nudges, consent_method="proof")
-            plan_nudges(runtime.session_factory, NOW)
-        finally:
-            runtime.close()
-        port = _free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": database_url,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-            "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
-            "SMS_BACKEND": "console",
-        }
-        web = start_gunicorn(port, env, log_file)
-        worker: subprocess.Popen[str] | None = None
-        codes: Counter[int] = Counter()
-        inbound_sids: set[str] = set()
-        callbacks: set[tuple[str, str]] = set()
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), 0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline or web.poll() is not None:
-                        raise RuntimeError("gunicorn did not start") from None
-                    time.sleep(0.1)
-            worker = start_dispatcher(config, NOW, stderr=subprocess.DEVNULL)
-            sent: list[tuple[str, str, str]] = []  # (path, body, signature) posted once
-
-            def request_for(i: int) -> tuple[str, dict[str, str]] | None:
-                if sent and rng.random() < 0.5:
-                    return None  # a repeat, chosen by the caller
-                if rng.random() < 0.5:
-                    params = inbound_params(
-                        cohort_phone(rng.randrange(nudges)), rng.choice(["2", "done"])
-                    )
-                    inbound_sids.add(params["MessageSid"])
-                    return "/sms/inbound", params
-                messages = fake.messages
-                if not messages:
-                    return None
-                message = rng.choice(messages)
-                status = rng.choice(["sent", "delivered"])
-                url = message.status_callback or ""
-                path = url[len(PUBLIC_BASE_URL) :] if url.startswith(PUBLIC_BASE_URL) else url
-                callbacks.add((message.sid, status))
-                return path, fake.status_callback_params(message.sid, status)
-
-            def post(path: str, body: str, signature: str) -> None:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}{path}",
-                    data=body.encode(),
-                    headers={
-                        "X-Twilio-Signature": signature,
-                        "Content-Type": "application/x-www-form-urlencoded",
-                    },
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                        code = response.status
-                except urllib.error.HTTPError as exc:
-                    code = exc.code
-                except OSError:
-                    code = -1
-                with lock:
-                    codes[code] += 1
-
-            lock = threading.Lock()
-            with ThreadPoolExecutor(max_workers=32) as pool:
-                start = time.monotonic()
-                for i in range(int(rate * seconds)):
-                    delay = start + i / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)  # open loop: the schedule, not the replies, paces it
-                    made = request_for(i)
-                    if made is None:
-                        if not sent:
-                            continue
-                        path, body, signature = rng.choice(sent)
-                    else:
-                        path, params = made
-                        body = urlencode(params)
-                        signature = sign(path, params)
-                        sent.append((path, body, signature))
-                    pool.submit(post, path, body, signature)
-                elapsed = time.monotonic() - start
-            worker.communicate(timeout=600)
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-                worker.wait()
-            web.terminate()
-            web.wait(timeout=30)
-        log_file.seek(0)
-        logs = log_file.read()
-        factory = build_factory(database_url)
-        with factory() as session:
-            stored = list(session.scalars(select(InboundMessage.provider_sid)))
-            events = session.execute(select(DeliveryEvent.provider_sid, DeliveryEvent.status)).all()
-        result.numbers.update(
-            requests=sum(codes.values()),
-            achieved_rate=f"{sum(codes.values()) / elapsed:.0f}/s",
-            responses=dict(sorted(codes.items())),
-            database_locked=logs.count("database is locked"),
-            replies_posted=len(inbound_sids),
-            replies_stored=len(stored),
-            callbacks_posted=len(callbacks),
-            delivery_events=len(events),
-        )
-        result.checks["0 responses of 500"] = not any(c >= 500 or c < 0 for c in codes)
-        result.checks['0 "database is locked"'] = "database is locked" not in logs
-        result.checks["every reply stored once"] = sorted(stored) == sorted(inbound_sids)
-        result.checks["each callback recorded once"] = (
-            len(events) == len(set(events))
-            and {(sid, status) for sid, status in events} >= callbacks
-        )
-        delivery_checks(result, fake, factory, nudges)
-    return result
-
-
-# --------------------------------------------------------------------------- paging
-
-ONCALL_PHONE = "+13125550142"  # outside the cohort's 617-555 block
-ONCALL_EMAIL = "oncall@clinic.example"
-BACKUP_EMAIL = "backup@clinic.example"
-_RED_FLAGS = ("I had a seizure", "I'm confused")
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
-
-
-def paging(
-    database_url: str, *, nudges: int, rate: int, seconds: float, red_flags: int, seed: int
-) -> Result:
-    """Red flags mixed into signed replies at `rate`/s against gunicorn while a dispatcher
-    sends nudges. The web workers' pager threads page the on-call; the Twilio stand-in
-    answers 500 to every fifth page, which the clock's paging step retries; every page also
-    goes by e-mail to a real SMTP server (aiosmtpd) on loopback."""
-    from coachbot.domain.clock import utcnow
-    from coachbot.models import Alert, Page
-    from coachbot.services import oncall
-    from coachbot.services import paging as pager
-    from coachbot.services.staff import create_staff_user
-    from tests.support.smtp_sink import SmtpSink
-
-    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
-    result = Result(
-        "paging",
-        f"{red_flags} red flags among signed replies at {rate}/s for {seconds:.0f} s against"
-        f" gunicorn (2 workers, pager threads) while a dispatcher sends {nudges} nudges;"
-        " 1 in 5 pages answered 500; e-mail through aiosmtpd",
-    )
-    with (
-        FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake,
-        SmtpSink() as smtp,
-        tempfile.TemporaryFile("w+") as log_file,
-    ):
-        config = dataclasses.replace(
-            base_settings(database_url, fake),
-            smtp_url=smtp.url,
-            paging_from_email="pager@clinic.example",
-        )
-        runtime = build_runtime(config)
-        try:
-            make_cohort(runtime.session_factory, nudges, consent_method="proof")
-            plan_nudges(runtime.session_factory, NOW)
-            for email, phone in ((ONCALL_EMAIL, ONCALL_PHONE), (BACKUP_EMAIL, None)):
-                create_staff_user(
-                    runtime.session_factory,
-                    email=email,
-                    role="clinician",
-                    password="proof-password-0",  # noqa: S106 - loopback only
-                    now=utcnow(),
-                    actor="proof",
-                    phone=phone,
-                )
-            oncall.set_override(
-                runtime.session_factory,
-                primary_email=ONCALL_EMAIL,
-                backup_email=BACKUP_EMAIL,
-                now=utcnow(),
-                actor="proof",
-            )
-        finally:
-            runtime.close()
-
-        # Every page request that reaches the stand-in, and its time; every fifth fails.
-        arrivals: list[tuple[str, float]] = []
-        arrivals_lock = threading.Lock()
-
-        def page_request(params: dict[str, str] | Any) -> bool:
-            with arrivals_lock:
-                arrivals.append((params.get("Body", ""), time.time()))
-                return len(arrivals) % 5 == 0
-
-        fake.inject(Fault.server_error(), times=None, to=ONCALL_PHONE, when=page_request)
-
-        port = _free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": database_url,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-            "SECRET_KEY": "proof-secret-key-that-is-long-enough-0",
-            "SMS_BACKEND": "twilio",
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_FROM_NUMBER": FROM_NUMBER,
-            "TWILIO_API_BASE_URL": fake.base_url,
-            "CLINIC_NAME": config.clinic_name,
-            "SMTP_URL": smtp.url,
-            "PAGING_FROM_EMAIL": "pager@clinic.example",
-            "PAGER_ENABLED": "1",
-        }
-        web = start_gunicorn(port, env, log_file)
-        worker: subprocess.Popen[str] | None = None
-        codes: Counter[int] = Counter()
-        posted_at: dict[str, float] = {}  # red flag MessageSid -> wall time of the POST
-        inbound_sids: set[str] = set()
-        lock = threading.Lock()
-        clock_stop = threading.Event()
-        clock_runtime = build_runtime(config)
-
-        def clock() -> None:
-            """The clock process's paging step, once a second: retries, and first pages
-            a web worker missed."""
-            while not clock_stop.wait(1.0):
-                pager.run_due(
-                    clock_runtime.session_factory,
-                    clock_runtime.gateway,
-                    clock_runtime.settings,
-                    utcnow(),
-                )
-
-        clock_thread = threading.Thread(target=clock, name="proof-clock", daemon=True)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), 0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline or web.poll() is not None:
-                        raise RuntimeError("gunicorn did not start") from None
-                    time.sleep(0.1)
-            worker = start_dispatcher(config, NOW, stderr=subprocess.DEVNULL)
-            clock_thread.start()
-            flaggers = rng.sample(range(nudges), red_flags)
-            total = int(rate * seconds)
-            flag_slots = dict(
-                zip(sorted(rng.sample(range(total), red_flags)), flaggers, strict=True)
-            )
-
-            def post(params: dict[str, str]) -> None:
-                body = urlencode(params)
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/sms/inbound",
-                    data=body.encode(),
-                    headers={
-                        "X-Twilio-Signature": sign("/sms/inbound", params),
-                        "Content-Type": "application/x-www-form-urlencoded",
-                    },
-                )
-                if params["Body"] in _RED_FLAGS:
-                    with lock:
-                        posted_at[params["MessageSid"]] = time.time()
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                        code = response.status
-                except urllib.error.HTTPError as exc:
-                    code = exc.code
-                except OSError:
-                    code = -1
-                with lock:
-                    codes[code] += 1
-
-            with ThreadPoolExecutor(max_workers=32) as pool:
-                start = time.monotonic()
-                for i in range(total):
-                    delay = start + i / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    if i in flag_slots:
-                        params = inbound_params(cohort_phone(flag_slots[i]), rng.choice(_RED_FLAGS))
-                    else:
-                        params = inbound_params(
-                            cohort_phone(rng.randrange(nudges)), rng.choice(["2", "done"])
-                        )
-                    inbound_sids.add(params["MessageSid"])
-                    pool.submit(post, params)
-                elapsed = time.monotonic() - start
-            # Retried pages back off 10 s: wait until each red flag's page is in, or 90 s.
-            factory = build_factory(database_url)
-            settle_by = time.monotonic() + 90
-            while time.monotonic() < settle_by:
-                with factory() as session:
-                    pending = session.scalar(
-                        select(func.count())
-                        .select_from(Page)
-                        .where(Page.state.not_in(["sent", "gave_up"]))
-                    )
-                    pages = session.scalar(select(func.count()).select_from(Page))
-                if pages and not pending and pages >= 2 * red_flags:
-                    break
-                time.sleep(0.5)
-            worker.communicate(timeout=600)
-        finally:
-            clock_stop.set()
-            clock_thread.join(timeout=30)
-            clock_runtime.close()
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-                worker.wait()
-            web.terminate()
-            web.wait(timeout=30)
-        log_file.seek(0)
-        logs = log_file.read()
-        factory = build_factory(database_url)
-        with factory() as session:
-            stored = list(session.scalars(select(InboundMessage.provider_sid)))
-            alert_rows = session.execute(
-                select(Alert.id, Alert.severity, InboundMessage.provider_sid).join(
-                    InboundMessage, InboundMessage.id == Alert.inbound_message_id
-                )
-            ).all()
-            page_rows = list(session.scalars(select(Page)))
-        urgent = {aid: sid for aid, severity, sid in alert_rows if severity == "urgent"}
-        flagged = set(posted_at)
-        accepted: dict[int, list[float]] = {}
-        for message in fake.sent_to(ONCALL_PHONE):
-            for aid in urgent:
-                if message.body.startswith(f"{config.clinic_name}: URGENT alert #{aid}."):
-                    accepted.setdefault(aid, []).append(message.date_created.timestamp())
-        first_request: dict[int, float] = {}
-        for body, at in arrivals:
-            for aid in urgent:
-                if body.startswith(f"{config.clinic_name}: URGENT alert #{aid}."):
-                    first_request[aid] = min(first_request.get(aid, at), at)
-        to_page = [accepted[a][0] - posted_at[s] for a, s in urgent.items() if a in accepted]
-        to_request = [
-            first_request[a] - posted_at[s] for a, s in urgent.items() if a in first_request
-        ]
-        subjects = {m.subject for m in smtp.to(ONCALL_EMAIL)}
-        mailed = {
-            aid for aid in urgent if f"[{config.clinic_name}] URGENT alert #{aid}" in subjects
-        }
-        retried = sum(1 for p in page_rows if p.channel == "sms" and p.tries > 1)
-        result.numbers.update(
-            requests=sum(codes.values()),
-            achieved_rate=f"{sum(codes.values()) / elapsed:.0f}/s",
-            responses=dict(sorted(codes.items())),
-            red_flags_posted=len(flagged),
-            urgent_alerts=len(urgent),
-            paged_by_sms=len(accepted),
-            page_requests=len(arrivals),
-            answered_500=len(arrivals) // 5,
-            sms_pages_retried=retried,
-            emailed=len(mailed),
-            time_to_first_page_request_p50=f"{_percentile(to_request, 0.5):.2f}s",
-            time_to_first_page_request_p99=f"{_percentile(to_request, 0.99):.2f}s",
-            time_to_page_accepted_p50=f"{_percentile(to_page, 0.5):.2f}s",
-            time_to_page_accepted_p99=f"{_percentile(to_page, 0.99):.2f}s",
-            time_to_page_max=f"{max(to_page, default=0):.2f}s",
-            database_locked=logs.count("database is locked"),
-        )
-        result.checks["0 responses of 500"] = not any(c >= 500 or c < 0 for c in codes)
-        result.checks["every reply stored once"] = sorted(stored) == sorted(inbound_sids)
-        result.checks["every red flag raised one urgent alert"] = (
-            sorted(urgent.values()) == sorted(flagged) and len(flagged) == red_flags
-        )
-        result.checks["every urgent alert paged by SMS within 60 s"] = len(to_page) == len(
-            urgent
-        ) and all(t <= 60 for t in to_page)
-        result.checks["first page request p99 <= 5 s"] = (
-            len(to_request) == len(urgent) and _percentile(to_request, 0.99) <= 5
-        )
-        result.checks["no alert paged twice for one attempt"] = all(
-            len(times) == 1 for times in accepted.values()
-        ) and not any(p.attempt > 0 for p in page_rows)
-        result.checks["pages answered 500 were retried"] = retried >= 1
-        result.checks["every urgent alert e-mailed"] = mailed == set(urgent)
-        result.checks["every page row sent"] = {p.state for p in page_rows} == {"sent"}
-        delivery_checks(result, fake, factory, nudges)
     return result
 
 

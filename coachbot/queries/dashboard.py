@@ -10,7 +10,6 @@ order and the "Why" column never disagree.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,12 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
     Select,
-    and_,
-    bindparam,
-    case,
     func,
     or_,
     select,
@@ -31,36 +25,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from coachbot.domain.adherence import (
-    FALLING_DROP,
-    PARTIAL_CREDIT,
     STREAK_LIMIT_DAYS,
     adherence_pct,
     streak_from_mask,
 )
-from coachbot.domain.coaching import FOLLOWUP_SUFFIX
-from coachbot.domain.need import CAREGIVER_MISSED_DAYS, SILENCE_DAYS, Need, NeedFacts
-from coachbot.domain.states import (
-    AdherenceOutcome,
-    AlertSeverity,
-    AlertStatus,
-    NudgeState,
-    PatientStatus,
-)
+from coachbot.domain.need import Need, NeedFacts
 from coachbot.models import (
-    AdherenceRecord,
     Alert,
-    CaregiverCheck,
-    InboundMessage,
-    Nudge,
     Patient,
     TrackSchedule,
 )
+from coachbot.queries import dashboard_sql as sql
 
 PER_PAGE = 50
 # "need" is the list page's default; the exports and the API page through by name.
 SORTS = ("need", "name", "enrolled", "last_reply", "alerts", "adherence")
-_SENT_STATES = (NudgeState.SENT, NudgeState.DELIVERED)
-_OPEN_ALERTS = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 
 
 def aware(value: Any) -> dt.datetime | None:
@@ -128,137 +107,6 @@ class ListFilter:
     page: int = 1
 
 
-# The instants the list's SQL compares with are bound per call, so its expressions (the need
-# rank, the weeks' adherence) are built once per process and reused: building them is a
-# third of a page's Python time, and SQLAlchemy's compiled-statement cache then hits at once.
-_NOW = bindparam("now", type_=Patient.enrolled_at.type)
-_WEEK_AGO = bindparam("week_ago", type_=Patient.enrolled_at.type)
-_TWO_WEEKS_AGO = bindparam("two_weeks_ago", type_=Patient.enrolled_at.type)
-_LAST_WEEK_END = bindparam("last_week_end", type_=Patient.enrolled_at.type)
-_SILENT_BEFORE = bindparam("silent_before", type_=Patient.enrolled_at.type)
-_MISSED_SINCE = bindparam("missed_since", type_=Patient.enrolled_at.type)
-
-
-def _instants(now: dt.datetime) -> dict[str, dt.datetime]:
-    """The values of the bound instants above, for one request's `now`."""
-    return {
-        "now": now,
-        "week_ago": now - dt.timedelta(days=7),
-        "two_weeks_ago": now - dt.timedelta(days=14),
-        # Strictly before this week's start, so no nudge counts in both weeks.
-        "last_week_end": now - dt.timedelta(days=7, microseconds=1),
-        "silent_before": now - dt.timedelta(days=SILENCE_DAYS),
-        "missed_since": now - dt.timedelta(days=CAREGIVER_MISSED_DAYS),
-    }
-
-
-@functools.cache
-def _last_reply_sq() -> ColumnElement[Any]:
-    return (
-        select(func.max(InboundMessage.received_at))
-        .where(InboundMessage.patient_id == Patient.id)
-        .correlate(Patient)
-        .scalar_subquery()
-    )
-
-
-@functools.cache
-def _open_alerts_sq() -> ColumnElement[Any]:
-    return (
-        select(func.count(Alert.id))
-        .where(Alert.patient_id == Patient.id, Alert.status.in_(_OPEN_ALERTS))
-        .correlate(Patient)
-        .scalar_subquery()
-    )
-
-
-def _adherence_sq(since: ColumnElement[Any], until: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The patient's adherence rate over nudges due in [since, until]; NULL if none was sent."""
-    done = func.count(AdherenceRecord.id).filter(AdherenceRecord.outcome == AdherenceOutcome.DONE)
-    partial = func.count(AdherenceRecord.id).filter(
-        AdherenceRecord.outcome == AdherenceOutcome.PARTIAL
-    )
-    sent = func.count(Nudge.id).filter(Nudge.state.in_(_SENT_STATES))
-    return (
-        select(case((sent == 0, None), else_=(1.0 * done + PARTIAL_CREDIT * partial) / sent))
-        .select_from(Nudge)
-        .outerjoin(AdherenceRecord, AdherenceRecord.nudge_id == Nudge.id)
-        .where(
-            Nudge.patient_id == Patient.id,
-            Nudge.due_at >= since,
-            Nudge.due_at <= until,
-        )
-        .correlate(Patient)
-        .scalar_subquery()
-    )
-
-
-@functools.cache
-def _this_week_sq() -> ColumnElement[Any]:
-    return _adherence_sq(_WEEK_AGO, _NOW)
-
-
-@functools.cache
-def _last_week_sq() -> ColumnElement[Any]:
-    return _adherence_sq(_TWO_WEEKS_AGO, _LAST_WEEK_END)
-
-
-@functools.cache
-def _missed_check_sq() -> ColumnElement[Any]:
-    """The local day of the patient's newest caregiver check missed in the last
-    CAREGIVER_MISSED_DAYS (by due time: the (state, due_at) index answers it), else NULL."""
-    return (
-        select(func.max(CaregiverCheck.local_date))
-        .where(
-            CaregiverCheck.patient_id == Patient.id,
-            CaregiverCheck.state == "missed",
-            CaregiverCheck.due_at >= _MISSED_SINCE,
-        )
-        .correlate(Patient)
-        .scalar_subquery()
-    )
-
-
-def _top_severity_sq() -> ColumnElement[Any]:
-    """0 for an open urgent alert, 1 for an open high one, 2 for others, NULL for none."""
-    return (
-        select(func.min(_severity_rank()))
-        .where(Alert.patient_id == Patient.id, Alert.status.in_(_OPEN_ALERTS))
-        .correlate(Patient)
-        .scalar_subquery()
-    )
-
-
-def _severity_rank() -> ColumnElement[int]:
-    return case(
-        (Alert.severity == AlertSeverity.URGENT, 0),
-        (Alert.severity == AlertSeverity.HIGH, 1),
-        else_=2,
-    )
-
-
-@functools.cache
-def _need_rank() -> ColumnElement[Any]:
-    """The patient's `Need` as a number (see coachbot.domain.need); CASE stops at the first
-    true branch, so the adherence subqueries run only for patients without a reason above."""
-    severity = _top_severity_sq()
-    silent_since = func.coalesce(_last_reply_sq(), Patient.enrolled_at)
-    return case(
-        (severity == 0, int(Need.URGENT_ALERT)),
-        (severity == 1, int(Need.HIGH_ALERT)),
-        (_missed_check_sq().is_not(None), int(Need.CAREGIVER_MISSED)),
-        (
-            and_(
-                Patient.status == PatientStatus.ACTIVE,
-                silent_since < _SILENT_BEFORE,
-            ),
-            int(Need.SILENT),
-        ),
-        (_last_week_sq() - _this_week_sq() >= FALLING_DROP, int(Need.FALLING)),
-        else_=int(Need.NONE),
-    )
-
-
 def _filtered(clinician_id: int | None, f: ListFilter) -> Select[Any]:
     query = select(Patient.id)
     if clinician_id is not None:
@@ -291,20 +139,20 @@ def patients_page(
     page = min(max(1, f.page), pages)
     order: list[Any]
     if f.sort == "need":
-        order = [_need_rank(), func.lower(Patient.first_name), Patient.id]
+        order = [sql.need_rank(), func.lower(Patient.first_name), Patient.id]
     elif f.sort == "enrolled":
         order = [Patient.enrolled_at.desc(), Patient.id]
     elif f.sort == "last_reply":
-        order = [_last_reply_sq().desc().nulls_last(), Patient.id]
+        order = [sql.last_reply_sq().desc().nulls_last(), Patient.id]
     elif f.sort == "alerts":
-        order = [_open_alerts_sq().desc(), Patient.first_name, Patient.id]
+        order = [sql.open_alerts_sq().desc(), Patient.first_name, Patient.id]
     elif f.sort == "adherence":
         # Who is slipping first: lowest 7-day adherence, patients with nothing sent last.
-        order = [_this_week_sq().asc().nulls_last(), Patient.id]
+        order = [sql.this_week_sq().asc().nulls_last(), Patient.id]
     else:
         order = [func.lower(Patient.first_name), Patient.id]
     paged = base.order_by(*order).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
-    ids = list(session.scalars(paged, _instants(now)))
+    ids = list(session.scalars(paged, sql.instants(now)))
     return PatientListPage(_rows_for(session, ids, now), total, page, pages)
 
 
@@ -345,27 +193,6 @@ def _pct(rate: Any) -> int | None:
     return None if rate is None else round(100 * float(rate))
 
 
-@functools.cache
-def _base_statement() -> Select[Any]:
-    """The page's patients with their facts (see `_base_rows`), built once: `ids` and the
-    instants of `_instants` are bound per call."""
-    return select(
-        Patient.id,
-        Patient.first_name,
-        Patient.phone_e164,
-        Patient.status,
-        Patient.timezone,
-        Patient.language,
-        Patient.enrolled_at,
-        _last_reply_sq(),
-        _open_alerts_sq(),
-        _need_rank(),
-        _last_week_sq(),
-        _this_week_sq(),
-        _missed_check_sq(),
-    ).where(Patient.id.in_(bindparam("ids", expanding=True)))
-
-
 def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, PatientRow]:
     """One round trip for the page's patients with their last reply (the max of an index
     range per patient, not a scan of every reply), open-alert count, need rank and the two
@@ -388,8 +215,8 @@ def _base_rows(session: Session, ids: list[int], now: dt.datetime) -> dict[int, 
         this_week,
         missed_on,
     ) in session.connection().execute(
-        _base_statement(),
-        {"ids": ids, **_instants(now)},
+        sql.base_statement(),
+        {"ids": ids, **sql.instants(now)},
     ):
         row = PatientRow(pid, first_name, phone[-4:], status, timezone, language=language)
         row.last_reply_at = aware(last)
@@ -431,8 +258,8 @@ def _alerts_named(
     named: dict[int, tuple[str, str | None, dt.datetime | None]] = {}
     for pid, kind, detail, at in session.execute(
         select(Alert.patient_id, Alert.kind, Alert.detail, Alert.created_at)
-        .where(Alert.patient_id.in_(ids), Alert.status.in_(_OPEN_ALERTS))
-        .order_by(Alert.patient_id, _severity_rank(), Alert.created_at.desc(), Alert.id.desc())
+        .where(Alert.patient_id.in_(ids), Alert.status.in_(sql.OPEN_ALERTS))
+        .order_by(Alert.patient_id, sql.severity_rank(), Alert.created_at.desc(), Alert.id.desc())
     ):
         if pid is not None:
             named.setdefault(pid, (kind, detail, aware(at)))
@@ -445,49 +272,15 @@ def _track_counts(
     """Sent, done and partial over 7 and 30 days per (patient, track) in one pass over the
     30-day rows, with the same rules as `adherence_by_track` (follow-ups are not counted):
     (sent 7, done 7, sent 30, done 30, partial 7, partial 30), TrackSummary's order."""
-    params = {"ids": ids, "month_ago": now - dt.timedelta(days=30), **_instants(now)}
+    params = {"ids": ids, "month_ago": now - dt.timedelta(days=30), **sql.instants(now)}
     # Core, not the ORM: a page is a few hundred small rows, and ORM row handling would
     # cost more than the query.
     return {
         (pid, track): (int(s7), int(d7), int(s30), int(d30), int(p7), int(p30))
         for pid, track, s7, d7, s30, d30, p7, p30 in session.connection().execute(
-            _track_counts_statement(), params
+            sql.track_counts_statement(), params
         )
     }
-
-
-@functools.cache
-def _track_counts_statement() -> Select[int, str, int, int, int, int, int, int]:
-    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
-    week = Nudge.due_at >= _WEEK_AGO
-    sent = Nudge.state.in_(_SENT_STATES)
-    done = AdherenceRecord.outcome == AdherenceOutcome.DONE
-    partial = AdherenceRecord.outcome == AdherenceOutcome.PARTIAL
-    return (
-        select(
-            Nudge.patient_id,
-            Nudge.track,
-            func.count(Nudge.id).filter(sent, week),
-            func.count(AdherenceRecord.id).filter(done, week),
-            func.count(Nudge.id).filter(sent),
-            func.count(AdherenceRecord.id).filter(done),
-            func.count(AdherenceRecord.id).filter(partial, week),
-            func.count(AdherenceRecord.id).filter(partial),
-        )
-        # The answers' patient filter is repeated in the join so PostgreSQL reads only
-        # these patients' answers by index instead of hashing the whole table.
-        .outerjoin(
-            AdherenceRecord,
-            and_(AdherenceRecord.nudge_id == Nudge.id, AdherenceRecord.patient_id.in_(ids)),
-        )
-        .where(
-            Nudge.patient_id.in_(ids),
-            Nudge.due_at >= bindparam("month_ago", type_=Patient.enrolled_at.type),
-            Nudge.due_at <= _NOW,
-            Nudge.occurrence_key.not_like(f"%{FOLLOWUP_SUFFIX}"),
-        )
-        .group_by(Nudge.patient_id, Nudge.track)
-    )
 
 
 def _streaks(
@@ -512,35 +305,9 @@ def _streaks(
             for n in range(STREAK_LIMIT_DAYS)
         }
         params = {"ids": pids, "now": now, **bounds}
-        for pid, track, mask in session.connection().execute(_streaks_statement(), params):
+        for pid, track, mask in session.connection().execute(sql.streaks_statement(), params):
             masks[(pid, track)] = int(mask or 0)
     return {key: streak_from_mask(mask) for key, mask in masks.items()}
-
-
-@functools.cache
-def _streaks_statement() -> Select[int, str, Any]:
-    """Built once; the patients, `now` and each local midnight (`day_N`) are bound per zone."""
-    midnight = [
-        bindparam(f"day_{n}", type_=Patient.enrolled_at.type) for n in range(STREAK_LIMIT_DAYS)
-    ]
-    day_bit = case(
-        *((AdherenceRecord.recorded_at >= b, 1 << n) for n, b in enumerate(midnight)),
-        else_=0,
-    )
-    return (
-        select(
-            AdherenceRecord.patient_id,
-            AdherenceRecord.track,
-            func.sum(day_bit.distinct()),
-        )
-        .where(
-            AdherenceRecord.patient_id.in_(bindparam("ids", expanding=True)),
-            AdherenceRecord.outcome == AdherenceOutcome.DONE,
-            AdherenceRecord.recorded_at >= midnight[-1],
-            AdherenceRecord.recorded_at <= _NOW,
-        )
-        .group_by(AdherenceRecord.patient_id, AdherenceRecord.track)
-    )
 
 
 def alerts_queue(
@@ -555,8 +322,8 @@ def alerts_queue(
     else:
         query = query.where(Patient.clinician_id == clinician_id)
     if status == "active":
-        query = query.where(Alert.status.in_(_OPEN_ALERTS)).order_by(
-            _severity_rank(), Alert.created_at
+        query = query.where(Alert.status.in_(sql.OPEN_ALERTS)).order_by(
+            sql.severity_rank(), Alert.created_at
         )
     else:
         query = query.where(Alert.status == status).order_by(Alert.created_at.desc())

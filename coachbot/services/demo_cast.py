@@ -50,6 +50,11 @@ class Persona:
     free_texts: tuple[tuple[float, str], ...] = ()
     homework: tuple[str, ...] = ()
     times: tuple[tuple[str, str], ...] = ()  # (track, "HH:MM") where not the programme's
+    # A caregiver who said YES, and the close-watch weeks that started this many days ago:
+    # the caregiver answers every daily check, with WORRIED on `worried_days_ago`.
+    caregiver: tuple[str, int] | None = None  # (first name, last four digits)
+    close_watch_days_ago: int | None = None
+    worried_days_ago: int | None = None
 
 
 def _p(first_name: str, last4: int, behaviour: Behaviour, tracks: str, **kw: object) -> Persona:
@@ -150,6 +155,18 @@ CAST: tuple[Persona, ...] = (
         "exercise,sleep",
         enrolled_days_ago=45,
         free_texts=((1.4, "Can I do my walk in the evening instead of the morning?"),),
+    ),
+    # In the close-watch weeks, with a caregiver who answers the daily check
+    _p(
+        "Clara",
+        126,
+        A,
+        "sleep,rehab",
+        checkin=True,
+        enrolled_days_ago=9,
+        caregiver=("Jon", 127),
+        close_watch_days_ago=8,
+        worried_days_ago=2,
     ),
     _p("Iris", 124, P, "sleep,exercise", enrolled_days_ago=2),
     _p("Pablo", 125, P, "diet,rehab", language="es", enrolled_days_ago=1),

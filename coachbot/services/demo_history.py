@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -31,6 +32,7 @@ from coachbot.content import MessageLibrary
 from coachbot.domain import schedule as sched
 from coachbot.domain.states import AlertKind, AlertStatus, NudgeState
 from coachbot.models import Alert, Nudge, Patient, StaffUser
+from coachbot.services import demo_caregiver
 from coachbot.services.alerts import AlertActionRefused, resolve_alert
 from coachbot.services.demo_cast import CAST, Behaviour, Behaviourist, Persona, RedFlagText
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
@@ -118,6 +120,7 @@ class _Sim:
             consent="verbal consent in clinic (demo)",
             checkin=persona.checkin,
             homework=persona.homework,
+            **_caregiver_fields(persona, self.end),
         )
         patient = enroll_patient(
             self.session_factory,
@@ -134,6 +137,8 @@ class _Sim:
             return  # the welcome went; they have not answered it
         yes = "SI" if persona.language == "es" else "YES"
         self.at(when + _YES_AFTER, partial(self._opt_in, persona.phone, yes))
+        if persona.caregiver is not None:
+            demo_caregiver.play(self, persona, when)
         for flag in persona.red_flags:
             self.at(self.end - dt.timedelta(days=flag.days_ago), self._red_flag(persona, flag))
         for days_ago, body in persona.free_texts:
@@ -267,6 +272,18 @@ class _Sim:
                 now=_aware(created_at) + dt.timedelta(days=1),
                 note=_ROUNDS_NOTE,
             )
+
+
+def _caregiver_fields(persona: Persona, end: dt.datetime) -> dict[str, Any]:
+    if persona.caregiver is None or persona.close_watch_days_ago is None:
+        return {}
+    name, last4 = persona.caregiver
+    today = end.astimezone(ZoneInfo(persona.timezone)).date()
+    return {
+        "caregiver_phone": f"+1617555{last4:04d}",
+        "caregiver_name": name,
+        "close_watch_from": today - dt.timedelta(days=persona.close_watch_days_ago),
+    }
 
 
 def _aware(instant: dt.datetime) -> dt.datetime:
