@@ -67,7 +67,6 @@ class Patient(Base):
     quiet_end: Mapped[dt.time | None] = mapped_column(Time)
     status: Mapped[str] = mapped_column(String(20), default=PatientStatus.PENDING_CONSENT)
     clinician_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), index=True)
-    caregiver_phone_e164: Mapped[str | None] = mapped_column(String(16), index=True)
     checkin_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Consent record: what the clinician attested at enrolment, and the patient's own YES.
     consent_at: Mapped[dt.datetime]

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
@@ -53,6 +53,7 @@ from coachbot.models import (
 from coachbot.runtime import Runtime
 from coachbot.services.alerts import raise_alert
 from coachbot.services.bulk_enrollment import BULK_COLUMNS
+from coachbot.services.caregivers.records import caregiver_of
 from coachbot.services.enrollment import MAX_HOMEWORK, MAX_TIMES_PER_TRACK
 from coachbot.services.programs import FOLLOWUP_POLICIES, QUIET_POLICIES, show_program
 from tests.support.builders import make_patient
@@ -258,6 +259,8 @@ def patient_fields(
     pairs.append(("quiet_hours", quiet[0] if quiet else ""))
     caregiver = draw(st.none() | st.builds(Fill, st.just("fresh"), st.just(1), st.integers(0, 4)))
     pairs.append(("caregiver_phone", caregiver or ""))
+    # A caregiver's number needs their first name (services.caregivers.records).
+    pairs.append(("caregiver_name", "Sam" if caregiver else ""))
     checkin = draw(st.booleans())
     if checkin:
         pairs.append(("checkin", "y"))
@@ -479,9 +482,10 @@ def csv_row(
     if "quiet_hours" in columns:
         got = draw(quiet_hours())
         row["quiet_hours"], quiet = got if got else ("", None)
-    if "caregiver_phone" in columns and draw(st.booleans()):
+    if {"caregiver_phone", "caregiver_name"} <= set(columns) and draw(st.booleans()):
         caregiver = _phone(draw, "fresh", 100 + slot)
         row["caregiver_phone"] = caregiver
+        row["caregiver_name"] = "Sam"
     if "checkin" in columns:
         row["checkin"] = draw(st.sampled_from(["", "yes", "no", "true", "false", "1", "0", "YES"]))
         checkin = str(row["checkin"]).lower() in ("yes", "true", "1")
@@ -1142,7 +1146,7 @@ class Bench:
             problems.append(f"first name {name!r}")
         for label, number in (
             ("phone", patient.phone_e164),
-            ("caregiver", patient.caregiver_phone_e164),
+            ("caregiver", _caregiver_number(patient)),
         ):
             if number is None and label == "caregiver":
                 continue
@@ -1213,7 +1217,7 @@ class Bench:
                 if patient.quiet_start and patient.quiet_end
                 else None
             ),
-            "caregiver": patient.caregiver_phone_e164,
+            "caregiver": _caregiver_number(patient),
             "tracks": {s.track: s.local_times for s in patient.schedules if s.track != "checkin"},
             "homework": sorted(h.description for h in patient.homework if h.active),
         }
@@ -1292,3 +1296,10 @@ class Bench:
         if added[(f"alert.{case.action}", "ok")] != 1:
             problems.append("not audited once")
         return [(RECORD, text) for text in problems]
+
+
+def _caregiver_number(patient: Patient) -> str | None:
+    """The number of the caregiver the forms show (the patient's first linked one)."""
+    session = object_session(patient)
+    caregiver = caregiver_of(session, patient.id) if session is not None else None
+    return caregiver.phone_e164 if caregiver is not None else None

@@ -132,9 +132,25 @@ def upgrade() -> None:
         "SELECT p.id, c.id, p.updated_at, 'migrated' FROM patients AS p "
         "JOIN caregivers AS c ON c.phone_e164 = p.caregiver_phone_e164"
     )
+    # The caregiver's number lives on the caregiver now; the column on patients goes, so
+    # nothing can read a number that no longer says who consented. Plain DROP COLUMN
+    # (SQLite >= 3.35), its index first.
+    op.drop_index("ix_patients_caregiver_phone_e164", table_name="patients")
+    op.drop_column("patients", "caregiver_phone_e164")
 
 
 def downgrade() -> None:
+    # The column comes back with each patient's first caregiver's number (their consent is
+    # lost with the caregivers table: a downgraded install texts no caregiver anyway).
+    op.add_column(
+        "patients", sa.Column("caregiver_phone_e164", sa.String(length=16), nullable=True)
+    )
+    op.create_index("ix_patients_caregiver_phone_e164", "patients", ["caregiver_phone_e164"])
+    op.execute(
+        "UPDATE patients SET caregiver_phone_e164 = (SELECT c.phone_e164 FROM caregivers AS c "
+        "JOIN caregiver_links AS l ON l.caregiver_id = c.id WHERE l.patient_id = patients.id "
+        "ORDER BY l.linked_at, c.id LIMIT 1)"
+    )
     # Plain DROP COLUMNs, not batch mode (see 0012).
     op.drop_column("inbound_messages", "caregiver_id")
     op.drop_column("patients", "close_watch_days")

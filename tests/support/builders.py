@@ -47,10 +47,10 @@ def make_patient(
     status: PatientStatus = PatientStatus.ACTIVE,
     tracks: dict[str, str] | None = None,
     quiet: tuple[dt.time, dt.time] | None = None,
-    caregiver: str | None = None,
     enrolled_at: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
 ) -> Patient:
-    """An opted-in patient with the given track -> "HH:MM,HH:MM" schedules."""
+    """An opted-in patient with the given track -> "HH:MM,HH:MM" schedules (a caregiver:
+    `make_caregiver`)."""
     patient = Patient(
         first_name=first_name,
         phone_e164=phone or next_mobile(),
@@ -59,7 +59,6 @@ def make_patient(
         quiet_start=quiet[0] if quiet else None,
         quiet_end=quiet[1] if quiet else None,
         status=status,
-        caregiver_phone_e164=caregiver,
         consent_at=enrolled_at,
         consent_method="test",
         opted_in_at=enrolled_at if status == PatientStatus.ACTIVE else None,

@@ -45,6 +45,23 @@ def clinician(client: Any, session: Session) -> int:
     return user_id
 
 
+def _save_edit(client: Any, patient_id: int, caregiver: dict[str, str]) -> Any:
+    """The edit page posted for Maya with only the caregiver and close-watch fields varying."""
+    return post_form(
+        client,
+        f"/patients/{patient_id}/edit",
+        {
+            "first_name": "Maya",
+            "phone": "+16175550402",
+            "timezone": "America/New_York",
+            "language": "en",
+            "track_sleep": "y",
+            "times_sleep": "08:30",
+            **caregiver,
+        },
+    )
+
+
 def _counts(runtime: Runtime) -> tuple[int, int]:
     with runtime.read_session_factory() as s:
         return (
@@ -130,21 +147,15 @@ def test_the_edit_form_shows_the_caregiver_and_close_watch_and_changes_them(
     assert 'value="2026-11-20"' in html
     assert 'value="14"' in html
 
-    page = post_form(
+    page = _save_edit(
         client,
-        f"/patients/{patient_id}/edit",
+        patient_id,
         {
-            "first_name": "Maya",
-            "phone": "+16175550402",
-            "timezone": "America/New_York",
-            "language": "en",
             "caregiver_phone": "+16175550412",
             "caregiver_name": "Sam",
             "caregiver_language": "es",
             "close_watch_from": "2026-11-20",
             "close_watch_days": "",
-            "track_sleep": "y",
-            "times_sleep": "08:30",
         },
     )
     assert page.status_code == 302, page.get_data(as_text=True)
@@ -168,18 +179,12 @@ def test_a_bad_edit_shows_the_field_error_and_keeps_the_caregiver(
         patient.clinician_id = clinician
         make_caregiver(s, patient, phone=CAREGIVER, first_name="Sam")
         patient_id = patient.id
-    page = post_form(
+    page = _save_edit(
         client,
-        f"/patients/{patient_id}/edit",
+        patient_id,
         {
-            "first_name": "Maya",
-            "phone": "+16175550402",
-            "timezone": "America/New_York",
-            "language": "en",
             "caregiver_phone": "+16175550412",
             "caregiver_name": "",
-            "track_sleep": "y",
-            "times_sleep": "08:30",
         },
     )
     assert page.status_code == 422
@@ -205,19 +210,13 @@ def test_the_invite_box_shows_only_for_a_caregiver_never_invited(
     assert 'name="caregiver_invite"' in client.get(f"/patients/{patient_id}/edit").get_data(
         as_text=True
     )
-    page = post_form(
+    page = _save_edit(
         client,
-        f"/patients/{patient_id}/edit",
+        patient_id,
         {
-            "first_name": "Maya",
-            "phone": "+16175550402",
-            "timezone": "America/New_York",
-            "language": "en",
             "caregiver_phone": CAREGIVER,
             "caregiver_name": "Sam",
             "caregiver_invite": "y",
-            "track_sleep": "y",
-            "times_sleep": "08:30",
         },
     )
     assert page.status_code == 302

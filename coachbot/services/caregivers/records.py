@@ -178,16 +178,7 @@ def link_caregiver(
         )
         session.add(caregiver)
         session.flush()
-        consent.record_event(
-            session,
-            number=valid.phone,
-            patient_id=patient.id,
-            event=CAREGIVER_ADDED,
-            text=None,
-            now=now,
-            actor=actor,
-            source="clinician",
-        )
+        _ledger(session, valid.phone, patient, CAREGIVER_ADDED, now=now, actor=actor)
         detail = f"new caregiver {caregiver.id}, invitation due"
     else:
         detail = f"existing caregiver {caregiver.id} ({caregiver.status})"
@@ -280,16 +271,7 @@ def update_caregiver(
             changed.append(label)
     if invite and never_invited(current):
         current.invite_due_at = now
-        consent.record_event(
-            session,
-            number=current.phone_e164,
-            patient_id=patient.id,
-            event=CAREGIVER_INVITED,
-            text=None,
-            now=now,
-            actor=actor,
-            source="clinician",
-        )
+        _ledger(session, current.phone_e164, patient, CAREGIVER_INVITED, now=now, actor=actor)
         changed.append("caregiver_invited")
     if changed:
         current.updated_at = now
@@ -344,12 +326,34 @@ def _renumber(
     caregiver.opted_out_at = None
     caregiver.invited_at = None
     caregiver.invite_due_at = now
+    _ledger(
+        session,
+        phone,
+        patient,
+        CAREGIVER_NUMBER_CHANGED,
+        now=now,
+        actor=actor,
+        text=f"replaces {mask_phone(old)}",
+    )
+
+
+def _ledger(
+    session: Session,
+    number: str,
+    patient: Patient,
+    event: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    text: str | None = None,
+) -> None:
+    """A consent-ledger row for the caregiver's number, by the clinician's hand."""
     consent.record_event(
         session,
-        number=phone,
+        number=number,
         patient_id=patient.id,
-        event=CAREGIVER_NUMBER_CHANGED,
-        text=f"replaces {mask_phone(old)}",
+        event=event,
+        text=text,
         now=now,
         actor=actor,
         source="clinician",
