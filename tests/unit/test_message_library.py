@@ -54,6 +54,9 @@ CONTRACT_IDS = {
     "revocation_paused",
     "not_understood",
     *CAREGIVER_IDS,
+    # A handwriting sample's answers (services/media_samples.py, services/media_fetch.py).
+    "media.thanks",
+    "media.refused",
 }
 
 PATIENT = {
