@@ -3,7 +3,7 @@
 The clock process and `coachbot tick` both call `run_clock_tick`, so what the CLI shows is
 exactly what production runs. Its steps, each in its own module:
 
-1. `inbound_recovery.recover_failed_inbound`: texts the webhook could not handle;
+1. `inbound.recovery.recover_failed_inbound`: texts the webhook could not handle;
 2. `followups.process_reply_windows`: closed reply windows (misses, follow-ups, alerts);
 3. `paging.run_due`: first pages, re-pages and retries;
 4. `welcomes.send_due_welcomes` and `caregivers.invitations.send_due_invitations`: held

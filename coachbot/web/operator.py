@@ -18,7 +18,15 @@ from coachbot.domain.states import Role
 from coachbot.queries.delivery_health import SPANS, delivery_health
 from coachbot.services import operations, program_edits, programs, track_settings
 from coachbot.services.errors import ValidationFailed
-from coachbot.web.common import db, now, roles_required, runtime, staff, write_sessions
+from coachbot.web.common import (
+    fresh_reads,
+    now,
+    read_db,
+    roles_required,
+    runtime,
+    staff,
+    write_sessions,
+)
 from coachbot.web.forms import ActionForm, CoachbotForm
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
@@ -109,7 +117,7 @@ def program_list() -> ResponseReturnValue:
                 now=now(),
             )
         except ValidationFailed as exc:
-            db().rollback()
+            fresh_reads()  # the page below reads what is committed now
             errors = exc.errors
         else:
             flash(f"Created programme {program.name} from standard.", "info")
@@ -117,7 +125,7 @@ def program_list() -> ResponseReturnValue:
     status = 422 if errors else 200
     return render_template(
         "operator/programs.html",
-        items=programs.list_programs(db()),
+        items=programs.list_programs(read_db()),
         form=form,
         errors=errors,
         day_names=programs.day_names,
@@ -128,13 +136,13 @@ def program_list() -> ResponseReturnValue:
 @_console
 def program_show(name: str) -> ResponseReturnValue:
     try:
-        view = programs.show_program(db(), name)
+        view = programs.show_program(read_db(), name)
     except ValidationFailed:
         abort(404)
     return render_template(
         "operator/program.html",
         program=view,
-        versions=programs.history(db(), name),
+        versions=programs.history(read_db(), name),
         restore_form=RestoreForm(),
         day_names=programs.day_names,
     )
@@ -160,7 +168,7 @@ def program_edit(name: str) -> ResponseReturnValue:
     """Edit one track: Preview shows who it reaches and their next nudges; Save (offered
     only under a preview) writes a new version, refused if the programme moved on."""
     try:
-        view = programs.show_program(db(), name)
+        view = programs.show_program(read_db(), name)
     except ValidationFailed:
         abort(404)
     track = request.args.get("track", "sleep")
@@ -178,7 +186,7 @@ def program_edit(name: str) -> ResponseReturnValue:
         try:
             base_version = _int(form.base_version.data, "version")
             proposed = programs.validate_track(
-                db(),
+                read_db(),
                 track=form.track.data or "",
                 times=form.times.data or "",
                 days=form.days.data or "",
@@ -203,7 +211,7 @@ def program_edit(name: str) -> ResponseReturnValue:
                     "info",
                 )
                 return redirect(url_for("operator.program_show", name=name))
-            preview = programs.preview_track(db(), name, proposed, now=now())
+            preview = programs.preview_track(read_db(), name, proposed, now=now())
             if preview.base_version != base_version:
                 errors["version"] = (
                     f"{name} is now at version {preview.base_version}; you opened version"
@@ -214,7 +222,7 @@ def program_edit(name: str) -> ResponseReturnValue:
             errors, status = exc.errors, 409
         except ValidationFailed as exc:
             errors, status = exc.errors, 422
-        db().rollback()
+        fresh_reads()  # the page below reads what is committed now
     elif request.method == "POST":
         # A bad CSRF token never gets here (CSRFProtect answers 400 first): a field's own
         # check refused it.
@@ -249,7 +257,7 @@ def program_close_watch(name: str) -> ResponseReturnValue:
     writes a new version (refused if the programme moved on, or if an item would make the
     daily check longer than two texts)."""
     try:
-        view = programs.show_program(db(), name)
+        view = programs.show_program(read_db(), name)
     except ValidationFailed:
         abort(404)
     form = CloseWatchForm(data=_close_watch_defaults(view) if request.method == "GET" else None)
@@ -274,7 +282,7 @@ def program_close_watch(name: str) -> ResponseReturnValue:
         else:
             flash(f"Saved {result.program} version {result.version}: close watch.", "info")
             return redirect(url_for("operator.program_show", name=name))
-        db().rollback()
+        fresh_reads()  # the page below reads what is committed now
     elif request.method == "POST":
         errors, status = {n: "; ".join(msgs) for n, msgs in form.errors.items()}, 422
     return render_template(
@@ -298,7 +306,7 @@ def program_restore(name: str) -> ResponseReturnValue:
             now=now(),
         )
     except ValidationFailed as exc:
-        db().rollback()
+        fresh_reads()  # the page below reads what is committed now
         flash("Not restored: " + "; ".join(exc.errors.values()), "error")
         return redirect(url_for("operator.program_show", name=name))
     flash(
@@ -320,7 +328,7 @@ def _sender() -> str:
 @bp.route("/settings", methods=["GET", "POST"])
 @_console
 def settings_page() -> ResponseReturnValue:
-    current = operations.global_settings(db(), _sender())
+    current = operations.global_settings(read_db(), _sender())
     if request.method == "GET":
         form = SettingsForm(
             data={
@@ -422,7 +430,11 @@ def health() -> ResponseReturnValue:
         span = "24h"
     backend = runtime().gateway.name
     report = delivery_health(
-        db(), now=now(), span=span, tick_seconds=runtime().settings.tick_seconds, backend=backend
+        read_db(),
+        now=now(),
+        span=span,
+        tick_seconds=runtime().settings.tick_seconds,
+        backend=backend,
     )
     return render_template(
         "operator/health.html",

@@ -1,8 +1,8 @@
 """The clock tick's step for inbound texts the webhook could not handle.
 
-`services.inbound` keeps such a text with outcome "error" (after applying, in that fallback,
-a patient's STOP and a red flag's alert). Each tick runs the pipeline for those rows again,
-as of when each was received, through `inbound.recover_failed`, which claims a row with a
+`failure.keep_failed_row` keeps such a text with outcome "error" (after applying, in that
+fallback, a STOP and a red flag's alert). Each tick runs the pipeline for those rows again,
+as of when each was received, through `recover_failed` below, which claims a row with a
 conditional UPDATE so that of several clock processes one only handles it.
 
 The reply the pipeline gives is texted after that transaction commits (no network call
