@@ -88,6 +88,11 @@ MESSAGE_KINDS: dict[str, str] = {
     "reply": "Answer",
     "system": "Service message",
     "caregiver": "From the caregiver",
+    # Texts to a caregiver (issue #16): the thread names the caregiver after "to".
+    "caregiver_invite": "Invitation",
+    "caregiver_check": "Daily observation check",
+    "caregiver_seen": "Have you seen them today?",
+    "caregiver_followup": "Check reminder",
 }
 
 # Delivery of a text we sent; "-" is a backend that reports none (the console).

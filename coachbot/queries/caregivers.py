@@ -6,19 +6,30 @@ one read model, so the three cannot disagree)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
+from coachbot.domain import close_watch
 from coachbot.domain.states import PatientStatus
-from coachbot.models import Caregiver, CaregiverCheck, CaregiverLink, InboundMessage, Patient
+from coachbot.models import (
+    Caregiver,
+    CaregiverCheck,
+    CaregiverLink,
+    InboundMessage,
+    OutboundMessage,
+    Patient,
+    Program,
+    ProgramAssignment,
+    ProgramVersion,
+)
+from coachbot.services.programs import STANDARD
 
-# Until the programme's own length is read here (cgout's domain/close_watch.py), a patient
-# without close_watch_days is shown with the built-in default of the programme settings.
-DEFAULT_CLOSE_WATCH_DAYS = 28
 CHART_DAYS = 90  # the panel's chart reaches back as far as the page's heatmap
 OBSERVATION = "observation"
 SEEN_TODAY = "seen_today"
@@ -37,8 +48,9 @@ class CloseWatch:
     @property
     def day(self) -> int | None:
         """Today's day of the period (1-based), None when today is outside it."""
-        n = (self.today - self.start).days + 1
-        return n if 1 <= n <= self.days else None
+        if not close_watch.in_close_watch(self.start, self.days, self.today):
+            return None
+        return (self.today - self.start).days + 1
 
     @property
     def words(self) -> str:
@@ -58,6 +70,7 @@ class CheckLine:
     caregiver_id: int
     kind: str  # observation | seen_today
     local_date: dt.date
+    due_at: dt.datetime
     state: str
     items: int
     score: int | None
@@ -118,11 +131,43 @@ class CaregiverPanel:
     close_watch: CloseWatch | None
 
 
-def close_watch_of(patient: Patient, today: dt.date) -> CloseWatch | None:
+def close_watch_of(session: Session, patient: Patient, today: dt.date) -> CloseWatch | None:
+    """The patient's close-watch period: their own length, else their programme's."""
     if patient.close_watch_from is None:
         return None
-    days = patient.close_watch_days or DEFAULT_CLOSE_WATCH_DAYS
+    days = patient.close_watch_days
+    if days is None:
+        days = close_watch.effective_days(None, _programme_rules(session, patient.id))
     return CloseWatch(patient.close_watch_from, days, today)
+
+
+def _programme_rules(session: Session, patient_id: int) -> close_watch.CloseWatchSettings:
+    """The close-watch rules of the current version of the patient's programme (the one
+    assigned, else "standard"; the built-in rules when neither is found), as the tick
+    reads them for its checks (services/programs.py load_close_watch_book)."""
+    assigned = ProgramAssignment.patient_id.is_not(None)
+    settings = session.scalar(
+        select(ProgramVersion.settings_json)
+        .join(
+            Program,
+            and_(
+                Program.id == ProgramVersion.program_id,
+                Program.current_version == ProgramVersion.version,
+            ),
+        )
+        .outerjoin(
+            ProgramAssignment,
+            and_(
+                ProgramAssignment.program_id == Program.id,
+                ProgramAssignment.patient_id == patient_id,
+            ),
+        )
+        .where(or_(assigned, Program.name == STANDARD))
+        .order_by(case((assigned, 0), else_=1))
+        .limit(1)
+    )
+    raw = json.loads(settings).get("close_watch") if settings else None
+    return close_watch.parse(raw)
 
 
 def _line(check: CaregiverCheck) -> CheckLine:
@@ -132,6 +177,7 @@ def _line(check: CaregiverCheck) -> CheckLine:
         caregiver_id=check.caregiver_id,
         kind=check.kind,
         local_date=check.local_date,
+        due_at=check.due_at,
         state=check.state,
         items=check.items,
         score=check.score,
@@ -177,7 +223,7 @@ def caregiver_panel(session: Session, patient: Patient, now: dt.datetime) -> Car
             )
         if check is not None:
             line.checks.append(_line(check))
-    return CaregiverPanel(list(lines.values()), close_watch_of(patient, today))
+    return CaregiverPanel(list(lines.values()), close_watch_of(session, patient, today))
 
 
 def consent_words(line: CaregiverLine) -> tuple[str, dt.datetime | None]:
@@ -202,7 +248,7 @@ def score_chart(line: CaregiverLine) -> ChartData:
     per check day (a day without an answer is a gap), the baseline as its own series."""
     days = line.observations
     return ChartData(
-        x=[c.local_date.isoformat() for c in days],
+        x=[f"{c.local_date:%d %b}" for c in days],
         series=[
             {"label": "Items as usual", "values": [c.score for c in days]},
             {"label": "Baseline", "values": [line.baseline for _ in days]},
@@ -210,18 +256,44 @@ def score_chart(line: CaregiverLine) -> ChartData:
     )
 
 
-def caregiver_names(session: Session, inbound_ids: Iterable[int]) -> dict[int, str]:
-    """The first name of the caregiver who wrote each of these inbound texts (those with a
-    caregiver_id), for the thread's "Caregiver Sam" mark."""
-    ids = sorted(set(inbound_ids))
-    if not ids:
+class Author(NamedTuple):
+    first_name: str
+    language: str
+
+
+def caregiver_names(session: Session, inbound_ids: Iterable[int]) -> dict[int, Author]:
+    """Who of the caregivers wrote each of these inbound texts (those with a caregiver_id):
+    the thread's "Caregiver Sam" mark, and the language their words are in."""
+    return _people(
+        session, InboundMessage.id, InboundMessage.caregiver_id == Caregiver.id, inbound_ids
+    )
+
+
+def caregiver_recipients(
+    session: Session, patient: Patient, outbound_ids: Iterable[int]
+) -> dict[int, Author]:
+    """Which of these texts we sent went to a caregiver's number (their checks, invitation,
+    and the answers to their texts), and to whom. A text to the patient's own number is the
+    patient's, even when they are someone else's caregiver too."""
+    to_caregiver = and_(
+        OutboundMessage.to_e164 == Caregiver.phone_e164,
+        OutboundMessage.to_e164 != patient.phone_e164,
+    )
+    return _people(session, OutboundMessage.id, to_caregiver, outbound_ids)
+
+
+def _people(
+    session: Session, message_id: Any, joined: ColumnElement[bool], ids: Iterable[int]
+) -> dict[int, Author]:
+    wanted = sorted(set(ids))
+    if not wanted:
         return {}
     rows = session.execute(
-        select(InboundMessage.id, Caregiver.first_name)
-        .join(Caregiver, Caregiver.id == InboundMessage.caregiver_id)
-        .where(InboundMessage.id.in_(ids))
+        select(message_id, Caregiver.first_name, Caregiver.language)
+        .join(Caregiver, joined)
+        .where(message_id.in_(wanted))
     )
-    return {message_id: name for message_id, name in rows.all()}  # noqa: C416 (Row, not tuple)
+    return {found: Author(name, language) for found, name, language in rows.all()}
 
 
 @dataclass(frozen=True)
@@ -231,6 +303,22 @@ class ExportedCheck:
     check: CheckLine
     caregiver_first_name: str
     caregiver_language: str
+
+    def as_json(self) -> dict[str, object]:
+        """The API's shape of the check (the CSV and FHIR exports carry the same fields)."""
+        c = self.check
+        return {
+            "id": c.id,
+            "kind": c.kind,
+            "local_date": c.local_date.isoformat(),
+            "due_at": c.due_at.isoformat(),
+            "answered_at": c.answered_at.isoformat() if c.answered_at else None,
+            "items_asked": c.items,
+            "items_as_usual": c.score,
+            "concern": c.concern,
+            "answer": c.answer,
+            "caregiver": {"id": c.caregiver_id, "first_name": self.caregiver_first_name},
+        }
 
 
 def answered_checks(session: Session, patient_ids: Sequence[int]) -> list[ExportedCheck]:

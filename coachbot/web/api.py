@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from coachbot.domain.states import Role
 from coachbot.models import Patient, StaffUser
 from coachbot.queries.adherence import adherence_by_track
+from coachbot.queries.caregivers import answered_checks
 from coachbot.queries.dashboard import ListFilter, alerts_queue, patients_page
 from coachbot.services import audit
 from coachbot.services.access import Viewer, open_patient_api
@@ -162,6 +163,18 @@ def adherence(patient_id: int) -> ResponseReturnValue:
         days = 30
     rows = adherence_by_track(read_db(), now=now(), days=days, patient_ids=[p.id])
     return jsonify(patient_id=p.id, days=days, tracks=[r.as_json() for r in rows])
+
+
+@bp.get("/patients/<int:patient_id>/caregiver-checks")
+@token_required
+def caregiver_checks(patient_id: int) -> ResponseReturnValue:
+    """The patient's answered caregiver checks, oldest answer first (the same rows as the
+    patient CSV and the FHIR export)."""
+    p = _owned(patient_id, "api.caregiver_checks")
+    if p is None:
+        return _not_found()
+    checks = answered_checks(read_db(), [p.id])
+    return jsonify(patient_id=p.id, checks=[c.as_json() for c in checks])
 
 
 @bp.get("/alerts")

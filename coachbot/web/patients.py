@@ -31,8 +31,8 @@ from coachbot.queries.patient_page import (
 )
 from coachbot.services import consent
 from coachbot.services.bulk_enrollment import RowError, bulk_enroll
-from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of
 from coachbot.services.care import CarePlan, PatientChanges, check_care_plan, edit_patient
+from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of, never_invited
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
@@ -242,9 +242,11 @@ def show(patient_id: int) -> ResponseReturnValue:
     before = TimelineCursor.parse(request.args.get("before", "")[:64])
     detail = patient_detail(read_db(), patient, now(), before)
     calendars = {t: heatmap_weeks(cells) for t, cells in detail.heatmap.items()}
+    # The thread names the caregivers who wrote, and those we texted.
     caregiver_texts = [
         m.id for m in detail.timeline if m.direction == "in" and m.kind == "caregiver"
     ]
+    sent = [m.id for m in detail.timeline if m.direction == "out"]
     return render_template(
         "patient.html",
         d=detail,
@@ -260,6 +262,7 @@ def show(patient_id: int) -> ResponseReturnValue:
         cg=caregiver_queries.caregiver_panel(read_db(), patient, now()),
         cgq=caregiver_queries,
         caregiver_names=caregiver_queries.caregiver_names(read_db(), caregiver_texts),
+        caregiver_recipients=caregiver_queries.caregiver_recipients(read_db(), patient, sent),
     )
 
 
@@ -313,8 +316,15 @@ def edit(patient_id: int) -> ResponseReturnValue:
             return redirect(url_for("patients.show", patient_id=patient.id))
     else:
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
+    caregiver = caregiver_of(read_db(), patient.id)
+    invitable = caregiver is not None and never_invited(caregiver)
     return render_template(
-        "edit.html", form=form, errors=errors, p=patient, tracks=COACHING_TRACKS
+        "edit.html",
+        form=form,
+        errors=errors,
+        p=patient,
+        tracks=COACHING_TRACKS,
+        invitable=invitable,
     ), (422 if errors else 200)
 
 
@@ -368,6 +378,7 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
                 caregiver_language=form.caregiver_language.data,
                 close_watch_from=form.close_watch_from.data,
                 close_watch_days=form.close_watch_days.data,
+                invite_caregiver=bool(form.caregiver_invite.data),
             ),
             plan,
             now=now(),

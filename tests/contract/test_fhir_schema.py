@@ -29,7 +29,13 @@ from sqlalchemy.orm import Session
 
 from coachbot.models import Patient
 from coachbot.queries.exports import patient_fhir_bundle
-from tests.support.builders import make_caregiver, make_inbound, make_outbound, make_patient
+from tests.support.builders import (
+    make_caregiver,
+    make_caregiver_check,
+    make_inbound,
+    make_outbound,
+    make_patient,
+)
 from tests.web.test_dashboard_support import NOW, give_history
 
 VALIDATOR_DIR = Path(__file__).resolve().parent / "fhir_validator"
@@ -92,7 +98,9 @@ def unresolved_references(bundle: dict[str, Any]) -> list[str]:
 def bundle(session: Session) -> dict[str, Any]:
     """Every kind of row the export turns into a resource: answered and unanswered nudges
     with reported hours, a caregiver's answer, a partial answer, a text with no words and
-    the marker row of a muted reply."""
+    the marker row of a muted reply; and caregiver Sam's checks answered with a count, a
+    count and a word, a word alone and a seen-today answer (a missed one, and a caregiver
+    who never answered, are not exported)."""
     with freeze_time(NOW):
         patient = make_patient(session, first_name="Maya")
         make_caregiver(session, patient, phone="+16175550166")
@@ -109,6 +117,15 @@ def bundle(session: Session) -> dict[str, Any]:
             backend="muted",
             segments=0,
             created_at=NOW - dt.timedelta(minutes=1),
+        )
+        sam = make_caregiver(session, patient, first_name="Sam", baseline=4)
+        day = NOW.date()
+        for ago, answer in ((4, {"score": 4}), (3, {"score": 2, "concern": "worse"})):
+            make_caregiver_check(session, patient, sam, day=day - dt.timedelta(ago), **answer)
+        make_caregiver_check(session, patient, sam, day=day - dt.timedelta(2), state="missed")
+        make_caregiver_check(session, patient, sam, day=day - dt.timedelta(1), concern="worried")
+        make_caregiver_check(
+            session, patient, sam, day=day - dt.timedelta(1), kind="seen_today", concern="ok"
         )
         session.commit()
         return patient_fhir_bundle(session, patient, NOW)
@@ -188,4 +205,43 @@ def test_the_reference_check_catches_full_urls_that_do_not_resolve(
     text = json.dumps(broken).replace(
         json.dumps(bundle["entry"][0]["fullUrl"]), json.dumps(f"Patient/{patient_id}")
     )
-    assert unresolved_references(json.loads(text)) == [f"Patient/{patient_id}"]
+    # The caregiver's urn (the checks' performer) no longer names an entry either.
+    person = next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "RelatedPerson"
+    )
+    assert unresolved_references(json.loads(text)) == sorted([f"Patient/{patient_id}", person])
+
+
+def test_caregiver_checks_are_observations_performed_by_a_related_person(
+    bundle: dict[str, Any],
+) -> None:
+    resources = [entry["resource"] for entry in bundle["entry"]]
+    people = [r for r in resources if r["resourceType"] == "RelatedPerson"]
+    checks = [r for r in resources if r["id"].startswith("caregiver-check-")]
+    assert len(people) == 1
+    assert people[0]["relationship"] == [{"text": "caregiver"}]
+    assert people[0]["name"] == [{"given": ["Sam"]}]
+    patient_url = next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    assert people[0]["patient"] == {"reference": patient_url}
+    person_url = next(e["fullUrl"] for e in bundle["entry"] if e["resource"] is people[0])
+    # Four answered; the missed one is not an observation.
+    assert len(checks) == 4
+    assert all(c["performer"] == [{"reference": person_url}] for c in checks)
+    count, count_and_word, word, seen = checks
+    assert count["code"]["text"] == "Caregiver daily observation check"
+    assert count["valueInteger"] == 4
+    assert count["component"][0]["valueInteger"] == 4  # items asked
+    assert count_and_word["valueInteger"] == 2
+    assert count_and_word["component"][1]["valueCodeableConcept"]["text"] == "WORSE"
+    assert word["valueCodeableConcept"]["text"] == "WORRIED"
+    assert "valueInteger" not in word
+    assert seen["code"]["text"] == "Caregiver seen-today check"
+    assert seen["valueCodeableConcept"]["text"] == "Seen today: all fine"
+    assert seen["valueCodeableConcept"]["coding"][0]["code"] == "ok"
+    assert count["effectiveDateTime"].endswith("T20:00:00Z")
+    # Relayed, never graded: no grading term anywhere in the export.
+    text = json.dumps(bundle).lower()
+    assert "icans" not in text
+    assert " ice" not in text

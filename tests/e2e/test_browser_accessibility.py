@@ -20,12 +20,18 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coachbot.domain.states import AlertKind, AlertSeverity
-from coachbot.models import Alert, HomeworkItem
+from coachbot.domain.states import AlertKind, AlertSeverity, PatientStatus
+from coachbot.models import Alert, HomeworkItem, Patient
 from coachbot.services import consent
 from coachbot.services.alerts import acknowledge_alert, raise_alert, resolve_alert
-from tests.support.builders import make_inbound, make_patient
+from tests.support.builders import (
+    make_caregiver,
+    make_caregiver_check,
+    make_inbound,
+    make_patient,
+)
 from tests.support.sign_in import sign_in_browser as sign_in
+from tests.support.sign_in import writer_of
 from tests.web.test_dashboard_support import NOW, give_history, make_staff
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -43,7 +49,8 @@ class Visit:
     is what the person does there before the check (submit a form with a mistake, ask for a
     preview); `seed=False` leaves the database with the staff account only (the empty
     states); `fault` names a function the page calls, made to raise (the 500 page); `status`
-    is the answer the page must come with when nothing is done on it."""
+    is the answer the page must come with when nothing is done on it; `caregivers` adds the
+    patient's caregivers, close watch, daily checks and a caregiver's text."""
 
     role: str | None
     path: str
@@ -51,6 +58,7 @@ class Visit:
     seed: bool = True
     fault: str | None = None
     status: int = 200
+    caregivers: bool = False
 
 
 def _submit(button: str, **fields: str) -> Callable[[Any], None]:
@@ -101,6 +109,7 @@ VISITS: dict[str, Visit] = {
     "patients": Visit("clinician", "/patients"),
     "patients-filtered": Visit("clinician", "/patients?q=zzz&status=paused&sort=last_reply"),
     "patient": Visit("clinician", "/patients/{patient}"),
+    "patient-caregivers": Visit("clinician", "/patients/{patient}", caregivers=True),
     "enrol": Visit("clinician", "/patients/new"),
     "enrol-errors": Visit(
         "clinician",
@@ -245,12 +254,34 @@ def _seed_history(session: Session, role: str | None, staff_id: int | None) -> i
             detail=detail,
             now=NOW - dt.timedelta(days=2),
         )
-        session.flush()
-        acknowledge_alert(session, alert, actor_id=staff_id, now=NOW - dt.timedelta(days=1))
+        session.commit()  # the use cases below run their own transactions
+        ack_at = NOW - dt.timedelta(days=1)
+        acknowledge_alert(writer_of(session), alert.id, actor_id=staff_id, now=ack_at)
         if resolve:
-            resolve_alert(session, alert, actor_id=staff_id, now=NOW, note="Called her.")
+            resolve_alert(
+                writer_of(session), alert.id, actor_id=staff_id, now=NOW, note="Called her."
+            )
     session.commit()
     return rosa.id
+
+
+def _seed_caregivers(session: Session, patient_id: int) -> None:
+    """Caregiver panel states: one caregiver active with a week of checks (a count, a word,
+    a missed day), one waiting for their YES; close watch on; the active one's text."""
+    rosa = session.get_one(Patient, patient_id)
+    rosa.close_watch_from = NOW.date() - dt.timedelta(days=6)
+    sam = make_caregiver(session, rosa, first_name="Sam", baseline=4)
+    make_caregiver(session, rosa, first_name="Lee", status=PatientStatus.PENDING_CONSENT)
+    for ago in range(6, 0, -1):
+        day = NOW.date() - dt.timedelta(days=ago)
+        if ago == 2:
+            make_caregiver_check(session, rosa, sam, day=day, state="missed")
+        else:
+            make_caregiver_check(session, rosa, sam, day=day, score=4 if ago > 3 else 3)
+    make_caregiver_check(session, rosa, sam, day=NOW.date(), concern="worse")
+    text = make_inbound(session, body="Worse", received_at=NOW, patient=rosa, is_proxy=True)
+    text.caregiver_id = sam.id
+    session.commit()
 
 
 def _broken(*_args: Any, **_kwargs: Any) -> Any:
@@ -277,6 +308,8 @@ def test_page_meets_wcag_2_1_aa(
     # show it whatever today's date is.
     monkeypatch.setattr("coachbot.web.common.utcnow", lambda: NOW + dt.timedelta(hours=2))
     ids = _seed(session, visit.role, history=visit.seed)
+    if visit.caregivers:
+        _seed_caregivers(session, ids["patient"])
     if visit.role is not None:
         sign_in(page, live_server, EMAILS[visit.role])
     if visit.fault is not None:

@@ -11,14 +11,18 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
+from coachbot.models import ProgramVersion
 from coachbot.queries.caregivers import caregiver_names, caregiver_panel, score_chart
+from coachbot.services.programs import get_program
 from tests.support.builders import (
     make_caregiver,
     make_caregiver_check,
     make_inbound,
+    make_outbound,
     make_patient,
 )
 from tests.web.test_dashboard_support import NOW, make_staff, sign_in
@@ -66,7 +70,7 @@ def test_the_panel_reads_consent_checks_and_close_watch(session: Session) -> Non
     assert sam_line.last_answer.answer == "WORSE"
     assert sam_line.checks[2].answer == "3 of 4 as usual"
     chart = score_chart(sam_line)
-    assert chart.x == [_days_ago(n).isoformat() for n in (3, 2, 1, 0)]
+    assert chart.x == [f"{_days_ago(n):%d %b}" for n in (3, 2, 1, 0)]
     assert chart.series[0]["values"] == [4, None, 3, None]
     assert chart.series[1] == {"label": "Baseline", "values": [4, 4, 4, 4]}
 
@@ -83,6 +87,27 @@ def test_close_watch_before_after_and_none(session: Session) -> None:
     assert caregiver_panel(session, maya, NOW).close_watch.words == "Ended"  # type: ignore[union-attr]
 
 
+def test_without_a_length_of_their_own_the_programmes_applies(session: Session) -> None:
+    maya = make_patient(session)
+    maya.close_watch_from = _days_ago(0)
+    standard = get_program(session, "standard")  # recreated if the tables were emptied
+    version = session.scalars(
+        select(ProgramVersion).where(
+            ProgramVersion.program_id == standard.id,
+            ProgramVersion.version == standard.current_version,
+        )
+    ).one()
+    settings = json.loads(version.settings_json)
+    settings["close_watch"] = {"days": 21}
+    version.settings_json = json.dumps(settings)
+    session.commit()
+    watch = caregiver_panel(session, maya, NOW).close_watch
+    assert watch is not None
+    assert watch.words == "Day 1 of 21"
+    maya.close_watch_days = 10  # the patient's own length wins
+    assert caregiver_panel(session, maya, NOW).close_watch.words == "Day 1 of 10"  # type: ignore[union-attr]
+
+
 def test_caregiver_names_are_read_for_caregiver_texts_only(session: Session) -> None:
     maya = make_patient(session)
     sam = make_caregiver(session, maya, first_name="Sam")
@@ -90,7 +115,7 @@ def test_caregiver_names_are_read_for_caregiver_texts_only(session: Session) -> 
     theirs.caregiver_id = sam.id
     mine = make_inbound(session, body="done", received_at=NOW, patient=maya)
     session.commit()
-    assert caregiver_names(session, [theirs.id, mine.id]) == {theirs.id: "Sam"}
+    assert caregiver_names(session, [theirs.id, mine.id]) == {theirs.id: ("Sam", "en")}
     assert caregiver_names(session, []) == {}
 
 
@@ -105,11 +130,22 @@ def test_the_page_shows_the_panel_chart_and_the_marked_thread(
     sam = make_caregiver(session, maya, first_name="Sam", baseline=4)
     make_caregiver_check(session, maya, sam, day=_days_ago(1), score=4)
     make_caregiver_check(session, maya, sam, day=_days_ago(0), score=2, answered_at=NOW)
+    asked = make_outbound(
+        session, maya, created_at=NOW - dt.timedelta(hours=1), kind="caregiver_check", body="Q"
+    )
+    asked.to_e164 = sam.phone_e164
+    make_outbound(session, maya, created_at=NOW - dt.timedelta(hours=2), body="Sleep?")
     text = make_inbound(session, body="2", received_at=NOW, patient=maya, is_proxy=True)
     text.caregiver_id = sam.id
     session.commit()
 
     page = client.get(f"/patients/{maya.id}").get_data(as_text=True)
+    # The check we sent Sam is marked as his; the patient's own text is hers.
+    assert re.search(
+        r'Daily observation check to <span class="usa-tag cb-tag cb-tag--caregiver">Caregiver Sam',
+        page,
+    )
+    assert "Coaching text to patient" in page
 
     assert "Close watch:" in page
     assert "Day 3 of 28" in page
@@ -121,8 +157,8 @@ def test_the_page_shows_the_panel_chart_and_the_marked_thread(
     data = json.loads(island.group(1))
     assert data["series"][0]["values"] == [4, 2]
     assert data["series"][1] == {"label": "Baseline", "values": [4, 4]}
-    assert "cb-tag--caregiver" in page  # the thread's mark, its words naming Sam
-    assert re.search(r'cb-tag--caregiver">Caregiver Sam</span>', page)
+    # The thread's mark on Sam's text, its words naming him.
+    assert re.search(r'cb-tag--caregiver">Caregiver Sam</span> · ', page)
     # Viewing the panel is the page's own audited view.
     assert "patient.view" in page
 

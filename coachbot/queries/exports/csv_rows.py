@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.db import UTCDateTime
 from coachbot.models import Patient
+from coachbot.queries.caregivers import ExportedCheck, answered_checks
 from coachbot.queries.dashboard import ListFilter, PatientRow, patients_page
 
 PATIENT_CSV_COLUMNS = (
@@ -28,6 +29,10 @@ PATIENT_CSV_COLUMNS = (
     "unit",
     "replied_at",
     "by_caregiver",
+    # Caregiver checks (issue #16) follow the nudges as rows of their own: track
+    # "caregiver_observation" or "caregiver_seen_today", value the items as usual, unit "of N
+    # items", outcome the caregiver's word. Last, so reading by position still works.
+    "caregiver",
 )
 
 
@@ -94,6 +99,7 @@ def patient_csv(session: Session, patient: Patient) -> Iterator[str]:
             unit,
             recorded_at.isoformat() if recorded_at else None,
             "yes" if by_proxy else ("no" if outcome else None),
+            None,
         ]
         for track, due_at, state, delivery, outcome, value, unit, recorded_at, by_proxy in (
             # Rows fetched a batch at a time rather than one by one (a third of the cost).
@@ -102,7 +108,31 @@ def patient_csv(session: Session, patient: Patient) -> Iterator[str]:
             .yield_per(500)
         )
     )
-    yield from csv_text(itertools.chain([PATIENT_CSV_COLUMNS], rows))
+    yield from csv_text(itertools.chain([PATIENT_CSV_COLUMNS], rows, _check_rows(session, pid)))
+
+
+def _check_rows(session: Session, pid: int) -> Iterator[list[Any]]:
+    # A generator, so the checks are read once the nudges' stream is done with the connection.
+    for exported in answered_checks(session, [pid]):
+        yield _check_row(pid, exported)
+
+
+def _check_row(pid: int, exported: ExportedCheck) -> list[Any]:
+    """An answered caregiver check in the nudges' columns (see PATIENT_CSV_COLUMNS)."""
+    c = exported.check
+    return [
+        pid,
+        f"caregiver_{c.kind}",
+        c.due_at.isoformat(),
+        c.state,
+        None,
+        c.concern,
+        c.score,
+        f"of {c.items} items" if c.score is not None else None,
+        c.answered_at.isoformat() if c.answered_at else None,
+        "yes",
+        spreadsheet_safe(exported.caregiver_first_name),
+    ]
 
 
 COHORT_CSV_COLUMNS = (

@@ -1,6 +1,8 @@
 """A patient's record as a FHIR R4 `collection` Bundle: the Patient, one Observation per
 answered nudge (adherence, and the reported value when there is one), one Communication per
-text either way.
+text either way, and one Observation per answered caregiver check, performed by the
+caregiver as a RelatedPerson entry of the Bundle. A check is relayed as the caregiver
+answered it (a count of items as usual, or their word); it is never graded.
 
 Checked two ways in tests: with fhir.resources' R4B models (the 4.x line that package ships;
 these resources have the same shape in R4 and R4B), and, independently, against HL7's
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.models import AdherenceRecord, InboundMessage, OutboundMessage, Patient
 from coachbot.queries.adherence import FRACTION_UNIT
+from coachbot.queries.caregivers import SEEN_TODAY, ExportedCheck, answered_checks
 
 _LOINC_SLEEP = ("93832-4", "Sleep duration")
 _TRACK_CODES = {
@@ -210,6 +213,80 @@ def _communications(session: Session, patient_id: int, subject: dict[str, str]) 
     ]
 
 
+_CAREGIVER_SYSTEM = "https://coachbot.example/fhir/CodeSystem/caregiver-check"
+_CHECK_TEXT = {
+    "observation": "Caregiver daily observation check",
+    SEEN_TODAY: "Caregiver seen-today check",
+}
+
+
+def _related_person(exported: ExportedCheck, subject: dict[str, str]) -> Resource:
+    """The caregiver as a RelatedPerson of this patient (one per caregiver and patient)."""
+    check = exported.check
+    return {
+        "resourceType": "RelatedPerson",
+        "id": f"caregiver-{check.caregiver_id}-of-{check.patient_id}",
+        "patient": subject,
+        "relationship": [{"text": "caregiver"}],
+        "name": [{"given": [exported.caregiver_first_name]}],
+        "communication": [{"language": {"coding": [{"code": exported.caregiver_language}]}}],
+    }
+
+
+def _coded(code: str, text: str) -> dict[str, Any]:
+    return {"coding": [{"system": _CAREGIVER_SYSTEM, "code": code}], "text": text}
+
+
+def _check_observation(
+    exported: ExportedCheck, subject: dict[str, str], performer: str
+) -> Resource:
+    """An answered check: valueInteger for a count (with the items asked as a component),
+    else the caregiver's word as a valueCodeableConcept; a word said with a count is a
+    component too."""
+    check = exported.check
+    kind = "seen-today" if check.kind == SEEN_TODAY else "daily-observation"
+    resource: Resource = {
+        "resourceType": "Observation",
+        "id": f"caregiver-check-{check.id}",
+        "status": "final",
+        "category": [{"coding": [{"system": _CATEGORY_SYSTEM, "code": "survey"}]}],
+        "code": _coded(kind, _CHECK_TEXT.get(check.kind, _CHECK_TEXT["observation"])),
+        "subject": subject,
+        "effectiveDateTime": _instant(check.answered_at or check.due_at),
+        "performer": [{"reference": performer}],
+    }
+    word = _coded(check.concern, check.concern.upper()) if check.concern else None
+    components: list[dict[str, Any]] = []
+    if check.kind != SEEN_TODAY and check.score is not None:
+        resource["valueInteger"] = check.score
+        components.append(
+            {"code": _coded("items-asked", "items asked"), "valueInteger": check.items}
+        )
+        if word:
+            components.append(
+                {"code": _coded("word", "caregiver's word"), "valueCodeableConcept": word}
+            )
+    else:
+        # A word alone ("WORRIED"), or the seen-today answer (stored as OK or WORRIED), in
+        # the panel's words ("Seen today: worried").
+        resource["valueCodeableConcept"] = {**(word or {}), "text": check.answer}
+    if components:
+        resource["component"] = components
+    return resource
+
+
+def _caregiver_checks(session: Session, patient_id: int, subject: dict[str, str]) -> list[Resource]:
+    """The RelatedPersons who answered, each once, then their checks' Observations."""
+    people: dict[str, Resource] = {}
+    observations = []
+    for exported in answered_checks(session, [patient_id]):
+        person = _related_person(exported, subject)
+        people.setdefault(person["id"], person)
+        performer = full_url("RelatedPerson", person["id"])
+        observations.append(_check_observation(exported, subject, performer))
+    return [*people.values(), *observations]
+
+
 def patient_fhir_bundle(session: Session, patient: Patient, now: dt.datetime) -> dict[str, Any]:
     """A `collection` Bundle of the patient's record (see the module doc for its rules)."""
     patient_resource = _patient(patient)
@@ -218,6 +295,7 @@ def patient_fhir_bundle(session: Session, patient: Patient, now: dt.datetime) ->
         patient_resource,
         *_observations(session, patient.id, subject),
         *_communications(session, patient.id, subject),
+        *_caregiver_checks(session, patient.id, subject),
     ]
     return {
         "resourceType": "Bundle",

@@ -55,6 +55,7 @@ class InboundSms:
     to_number: str
     body: str
     num_media: int = 0
+    media_urls: tuple[str, ...] = ()  # MediaUrl0..N: rows in media_samples (cgmms)
 
 
 @dataclass

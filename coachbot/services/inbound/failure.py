@@ -14,6 +14,7 @@ from coachbot.content import MessageLibrary
 from coachbot.domain.triage import (
     Effect,
 )
+from coachbot.services import media_samples
 from coachbot.services.inbound import context
 from coachbot.services.inbound.context import (
     EMPTY_TWIML,
@@ -82,6 +83,7 @@ def _keep_protected(
         row = InboundRow(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
         ctx = Context(session, connection, library, settings, row, now)
         _protect(ctx)
+        media_samples.record_samples(ctx, sms.media_urls, None)  # pictures are kept too
         inbound_store.update_row(
             connection,
             row.id,

@@ -20,7 +20,7 @@ from coachbot.domain.segments import count_segments
 from coachbot.models import (
     InboundMessage,
 )
-from coachbot.services import paging
+from coachbot.services import media_samples, paging
 from coachbot.services.caregivers.answers import reply_to_caregiver
 from coachbot.services.inbound import context
 from coachbot.services.inbound.answers import coach, record_answer
@@ -136,6 +136,7 @@ def _storable(sms: InboundSms) -> InboundSms:
         to_number=_clean(sms.to_number, 32),
         body=_clean(sms.body, MAX_STORED_BODY),
         num_media=min(max(sms.num_media, 0), MAX_MEDIA),
+        media_urls=sms.media_urls[:MAX_MEDIA],
     )
 
 
@@ -159,6 +160,8 @@ def _handle_once(
         row = InboundRow(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
         ctx = Context(session, connection, library, settings, row, now)
         reply = process(ctx)
+        # Handwriting samples: a pending row per picture, fetched once this commits.
+        reply = media_samples.record_samples(ctx, sms.media_urls, reply)
         twiml = EMPTY_TWIML
         if reply is not None:
             twiml = twiml_message(reply.body)
