@@ -65,6 +65,15 @@ def baseline_of(session: Session, patient: Patient) -> int | None:
     ).one()
 
 
+def ana_and_bo(session: Session) -> tuple[Patient, Patient, Caregiver]:
+    """Two patients, Ana and Bo, watched by one caregiver."""
+    ana = make_patient(session, first_name="Ana")
+    bo = make_patient(session, first_name="Bo")
+    caregiver = make_caregiver(session, ana, phone=CAREGIVER)
+    make_caregiver(session, bo, phone=CAREGIVER)
+    return ana, bo, caregiver
+
+
 # --- consent ------------------------------------------------------------------------------
 
 
@@ -254,20 +263,14 @@ def test_an_answer_we_cannot_read_is_not_understood_and_a_person_reads_it(
 def test_a_red_flag_from_a_caregiver_of_two_alerts_on_both_at_once(
     client: Any, session: Session
 ) -> None:
-    ana = make_patient(session, first_name="Ana")
-    bo = make_patient(session, first_name="Bo")
-    make_caregiver(session, ana, phone=CAREGIVER)
-    make_caregiver(session, bo, phone=CAREGIVER)
+    ana, bo, _ = ana_and_bo(session)
     assert "911" in say(client, "she had a seizure")
     assert sorted(a.patient_id or 0 for a in alerts(session, AlertKind.RED_FLAG)) == [ana.id, bo.id]
     assert {a.severity for a in alerts(session, AlertKind.RED_FLAG)} == {"urgent"}
 
 
 def test_which_person_round_trip_applies_the_held_answer(client: Any, session: Session) -> None:
-    ana = make_patient(session, first_name="Ana")
-    bo = make_patient(session, first_name="Bo")
-    caregiver = make_caregiver(session, ana, phone=CAREGIVER)
-    make_caregiver(session, bo, phone=CAREGIVER)
+    ana, bo, caregiver = ana_and_bo(session)
     make_sent_caregiver_check(session, ana, caregiver, sent_at=CHECK_AT)
     bo_check = make_sent_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
     assert say(client, "worse") == text_of_which("Which person? Reply 1 for Ana, 2 for Bo.")
@@ -295,10 +298,7 @@ def test_which_person_round_trip_applies_the_held_answer(client: Any, session: S
 def test_an_open_check_for_one_of_two_patients_says_whom_it_is_about(
     client: Any, session: Session
 ) -> None:
-    ana = make_patient(session, first_name="Ana")
-    bo = make_patient(session, first_name="Bo")
-    caregiver = make_caregiver(session, ana, phone=CAREGIVER)
-    make_caregiver(session, bo, phone=CAREGIVER)
+    _, bo, caregiver = ana_and_bo(session)
     check = make_sent_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
     assert "Noted for Bo" in say(client, "3")
     assert (check_of(session, check.id).score, baseline_of(session, bo)) == (3, 3)
@@ -341,10 +341,7 @@ def _handled(runtime: Runtime, number: str, body: str) -> list[str]:
 def test_the_sender_is_one_statement_for_a_patient_and_for_a_caregiver(
     runtime: Runtime, session: Session
 ) -> None:
-    ana = make_patient(session, first_name="Ana")
-    bo = make_patient(session, first_name="Bo")
-    caregiver = make_caregiver(session, ana, phone=CAREGIVER)
-    make_caregiver(session, bo, phone=CAREGIVER)
+    ana, bo, caregiver = ana_and_bo(session)
     make_sent_caregiver_check(session, bo, caregiver, sent_at=CHECK_AT)
     patient_text = _handled(runtime, ana.phone_e164, "hello")
     caregiver_text = _handled(runtime, CAREGIVER, "3")
@@ -360,10 +357,7 @@ def test_the_sender_is_one_statement_for_a_patient_and_for_a_caregiver(
 def test_a_red_flag_for_two_patients_wakes_the_pager_once_for_both_alerts(
     runtime: Runtime, session: Session
 ) -> None:
-    ana = make_patient(session, first_name="Ana")
-    bo = make_patient(session, first_name="Bo")
-    make_caregiver(session, ana, phone=CAREGIVER)
-    make_caregiver(session, bo, phone=CAREGIVER)
+    ana_and_bo(session)
     woken: list[int] = []
     sms = InboundSms(new_message_sid(), CAREGIVER, "+16175550100", "he can't find his words")
     with freeze_time(T0):

@@ -37,7 +37,12 @@ from coachbot.domain.states import AlertKind, AlertSeverity, PatientStatus
 from coachbot.domain.triage import Decision, MessageClass
 from coachbot.models import CaregiverCheck, CaregiverLink, InboundMessage
 from coachbot.services.alerts import raise_alert
-from coachbot.services.inbound.context import CaregiverSender, Context, raised_for_row
+from coachbot.services.inbound.context import (
+    CaregiverSender,
+    Context,
+    owed_stop_confirmation,
+    raised_for_row,
+)
 from coachbot.services.inbound.replies import reply_with, safety_reply
 
 AWAITING_CHOICE = "awaiting_choice"
@@ -89,16 +94,12 @@ def reply_to_caregiver(
     if decision.message_class in (MessageClass.FREE_TEXT, MessageClass.EMPTY):
         return _free_text(ctx, caregiver, decision)
     template = decision.reply if keep_reply else None
-    if template is None and _owes_stop_confirmation(ctx, decision):
-        # The fallback that kept the row applied this STOP; its one confirmation is owed.
-        template, ctx.row.outcome = "stop_confirmation", "caregiver_opt_out"
+    owed = owed_stop_confirmation(ctx, decision) if template is None else None
+    if owed is not None:
+        template, ctx.row.outcome = "stop_confirmation", owed
     if template is None:
         return None
     return reply_with(ctx, template, language, {"first_name": _names(caregiver)})
-
-
-def _owes_stop_confirmation(ctx: Context, decision: Decision) -> bool:
-    return decision.outcome == "caregiver_opt_out_repeat" and raised_for_row(ctx, AlertKind.OPT_OUT)
 
 
 def _free_text(

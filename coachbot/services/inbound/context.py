@@ -182,6 +182,20 @@ def raised_for_row(ctx: Context, kind: AlertKind) -> bool:
     return found is not None
 
 
+# A repeated STOP's outcome -> the outcome of the STOP it repeats, for the sender's role.
+_REPEATED_STOPS = {"opt_out_repeat": "opt_out", "caregiver_opt_out_repeat": "caregiver_opt_out"}
+
+
+def owed_stop_confirmation(ctx: Context, decision: Decision) -> str | None:
+    """A STOP the fallback already applied (the row was kept when the database failed) still
+    owes its one confirmation when the recovery re-runs it: the outcome to record then,
+    else None."""
+    outcome = _REPEATED_STOPS.get(decision.outcome)
+    if outcome is None or not raised_for_row(ctx, AlertKind.OPT_OUT):
+        return None
+    return outcome
+
+
 def decide_text(ctx: Context, patient: SenderRecord | None) -> Decision:
     prompts = tuple(
         OpenPrompt(n.id, n.track, TRACK_POLICIES[n.track].expectation) for n in ctx.open_nudges

@@ -17,12 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.segments import count_segments
-from coachbot.domain.states import (
-    AlertKind,
-)
-from coachbot.domain.triage import (
-    Decision,
-)
 from coachbot.models import (
     InboundMessage,
 )
@@ -37,8 +31,8 @@ from coachbot.services.inbound.context import (
     InboundSms,
     find_sender,
     insert_row,
+    owed_stop_confirmation,
     raise_alerts,
-    raised_for_row,
 )
 from coachbot.services.inbound.effects import apply_effect
 from coachbot.services.inbound.failure import is_transient_db_error, keep_failed_row
@@ -224,16 +218,11 @@ def process(ctx: Context) -> RenderedMessage | None:
         assert decision.answer is not None  # coach implies an answer
         return coach(ctx, patient, answered, decision.answer)
     template = decision.reply if keep_reply else None
-    if template is None and _owes_stop_confirmation(ctx, decision):
-        template, row.outcome = "stop_confirmation", "opt_out"
+    owed = owed_stop_confirmation(ctx, decision) if template is None else None
+    if owed is not None:
+        template, row.outcome = "stop_confirmation", owed
     if template is None:
         return None
     if decision.is_danger:
         return safety_reply(ctx, template, language)
     return reply_with(ctx, template, language)
-
-
-def _owes_stop_confirmation(ctx: Context, decision: Decision) -> bool:
-    """A STOP the fallback already applied (the row was kept when the database failed) still
-    owes its one confirmation when the recovery re-runs it."""
-    return decision.outcome == "opt_out_repeat" and raised_for_row(ctx, AlertKind.OPT_OUT)
