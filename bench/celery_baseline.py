@@ -34,18 +34,8 @@ from celery.signals import worker_process_init
 from sqlalchemy import update
 
 from bench.baseline_job import send_one
-from bench.dispatch import (
-    ROOT,
-    Result,
-    Servers,
-    box_cpu,
-    cpu_of_command,
-    fresh_database,
-    process_cpu,
-    seed,
-    settings_for,
-    tally,
-)
+from bench.dispatch import Result, fresh_database, seed, settings_for, tally
+from bench.dispatch_processes import ROOT, Servers, box_cpu, cpu_of_command, process_cpu
 from coachbot.db import make_engine
 from coachbot.models import Nudge
 from coachbot.runtime import Runtime, build_runtime

@@ -37,16 +37,23 @@ from typing import Any, cast
 
 from sqlalchemy import Table, create_engine, insert, select, text
 
-from bench.report import machine_line, write_section
+from bench.dispatch_processes import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    ROOT,
+    Servers,
+    box_cpu,
+    cpu_of_command,
+    process_cpu,
+)
+from bench.dispatch_report import section, verdicts_for
+from bench.report import write_section
 from coachbot.db import make_engine, make_session_factory
 from coachbot.migrate import upgrade
 from coachbot.models import Nudge, Patient
 from coachbot.services.schedules import set_pace, set_window
 from coachbot.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-ACCOUNT_SID = "AC" + "d4" * 16
-AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105  (loopback fake only)
 FROM_NUMBER = "+16175550100"
 ZONES = (
     "America/New_York",
@@ -187,145 +194,6 @@ HEADER = (
 )
 
 
-def _ticks_to_seconds(ticks: int) -> float:
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int, *, reaped_children: bool = False) -> float:
-    """User + system CPU seconds of one process, from /proc (0 once it is gone); with
-    `reaped_children`, plus that of its children that have exited (PostgreSQL backends
-    end with their connections, and their time then shows only in the postmaster's)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return _ticks_to_seconds(ticks)
-
-
-def cpu_of_command(name: str) -> float:
-    """CPU seconds used so far by every live process called `name` (PostgreSQL's backends)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/comm") as comm:
-                if comm.read().strip() != name:
-                    continue
-        except OSError:
-            continue
-        total += process_cpu(int(entry), reaped_children=True)
-    return total
-
-
-def box_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, every core summed."""
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return _ticks_to_seconds(sum(values) - idle), _ticks_to_seconds(sum(values))
-
-
-class Servers:
-    """Loopback Twilio server processes sharing one port; their records on stop.
-
-    `node`: one bench/fake_twilio_server.mjs process (an event loop, keep-alive, ~tens of µs
-    per request). `python`: tests.support.fake_twilio processes (a thread per connection),
-    the test suite's server, kept for comparison. Either way the server, not the
-    dispatcher, says what was accepted."""
-
-    def __init__(
-        self, count: int, workdir: Path, kind: str = "node", latency_ms: float = 0.0
-    ) -> None:
-        if latency_ms and kind != "node":
-            raise ValueError("injected latency needs the node server")
-        self.count = 1 if kind == "node" else count
-        self.kind = kind
-        self.latency_ms = latency_ms
-        self.workdir = workdir
-        self.procs: list[subprocess.Popen[str]] = []
-        self.records: list[Path] = []
-        self.port = 0
-        self.url = ""
-
-    def _command(self, index: int) -> list[str]:
-        if self.kind == "node":
-            return [
-                "node",
-                str(ROOT / "bench" / "fake_twilio_server.mjs"),
-                "--port",
-                "0",
-                "--account-sid",
-                ACCOUNT_SID,
-                "--auth-token",
-                AUTH_TOKEN,
-                "--latency-ms",
-                f"{self.latency_ms:g}",
-            ]
-        record = self.workdir / f"server-{uuid.uuid4().hex[:6]}-{index}.jsonl"
-        self.records.append(record)
-        return [
-            sys.executable,
-            "-m",
-            "tests.support.fake_twilio",
-            "--port",
-            str(self.port),
-            "--account-sid",
-            ACCOUNT_SID,
-            "--auth-token",
-            AUTH_TOKEN,
-            "--reuse-port",
-            "--record",
-            str(record),
-        ]
-
-    def start(self) -> str:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        for index in range(self.count):
-            proc = subprocess.Popen(
-                self._command(index), cwd=ROOT, stdout=subprocess.PIPE, text=True
-            )
-            assert proc.stdout is not None
-            # The server prints its URL once it listens.
-            self.url = proc.stdout.readline().strip()
-            self.procs.append(proc)
-        return self.url
-
-    def stop(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        if self.kind == "node":
-            import http.client
-
-            conn = http.client.HTTPConnection(
-                "127.0.0.1", int(self.url.rsplit(":", 1)[1]), timeout=60
-            )
-            try:
-                conn.request("GET", "/__records")
-                rows = json.loads(conn.getresponse().read())
-            finally:
-                conn.close()
-        for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            proc.wait(timeout=60)
-        for record in self.records:
-            if record.exists():
-                rows.extend(json.loads(line) for line in record.read_text().splitlines())
-        return rows
-
-
-def make_servers(kind: str, count: int, workdir: Path) -> Servers:
-    return Servers(count, workdir, kind)
-
-
 def seed(
     url: str, count: int, due: dt.datetime, pace: float | None, max_concurrency: int = 64
 ) -> list[int]:
@@ -463,6 +331,36 @@ def naive_lead_seconds(count: int) -> float:
     return NAIVE_LEAD_SECONDS + count * NAIVE_ADD_SECONDS
 
 
+@dataclasses.dataclass
+class _Meters:
+    """CPU readings taken at a run's start; `since` turns them into what the run used."""
+
+    fake: Servers
+    server: float = 0.0
+    database: float = 0.0
+    busy: float = 0.0
+    total: float = 0.0
+    wall: float = 0.0
+
+    def start(self) -> _Meters:
+        self.server = sum(process_cpu(p.pid) for p in self.fake.procs)
+        self.database = cpu_of_command("postgres")
+        self.busy, self.total = box_cpu()
+        self.wall = time.monotonic()
+        return self
+
+    def since(self) -> tuple[float, float, float, float, float]:
+        """(server CPU, database CPU, box busy, box total, wall) seconds since `start`."""
+        busy, total = box_cpu()
+        return (
+            sum(process_cpu(p.pid) for p in self.fake.procs) - self.server,
+            cpu_of_command("postgres") - self.database,
+            busy - self.busy,
+            total - self.total,
+            time.monotonic() - self.wall,
+        )
+
+
 def run_case(
     label: str,
     kind: str,
@@ -491,61 +389,21 @@ def run_case(
         due = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=4)
         ids = seed(url, count, due, pace, max_concurrency)
         api = fake.start()
-        payload: dict[str, Any] = {"settings": settings_for(url, api), "due": due.timestamp()}
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        payload: dict[str, Any] = {"settings": settings_for(url, api)}
         if naive:
             jobstore = workdir / f"jobs-{uuid.uuid4().hex[:6]}.db"
             payload |= {"ids": ids, "jobstore_url": f"sqlite:///{jobstore}"}
             if kind == "postgresql":
                 payload["jobstore_url"] = url
-            script = NAIVE
-        else:
-            script = DISPATCHER
         # Give the dispatchers time to import before the due instant.
         due_ts = max(due.timestamp(), time.time() + lead_seconds)
         payload["due"] = due_ts
-        # The nudges were seeded for `due`; move them to the instant the run actually uses.
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            new_due = dt.datetime.fromtimestamp(due_ts, dt.UTC)
-            conn.execute(
-                cast(Table, Nudge.__table__).update().values(due_at=new_due, send_at=new_due)
-            )
-        engine.dispose()
-        server_cpu0 = sum(process_cpu(p.pid) for p in fake.procs)
-        database_cpu0 = cpu_of_command("postgres")
-        busy0, total0 = box_cpu()
-        wall0 = time.monotonic()
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", script, json.dumps(payload)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(1 if naive else processes)
-        ]
+        _move_due(url, due_ts)
+        meters = _Meters(fake).start()
+        procs = _start(NAIVE if naive else DISPATCHER, payload, 1 if naive else processes)
         deadline = None if budget_seconds is None else due_ts + budget_seconds
-        outs = []
-        cut = False
-        for proc in procs:
-            try:
-                wait = 900.0 if deadline is None else max(0.1, deadline - time.time())
-                outs.append(proc.communicate(timeout=wait))
-            except subprocess.TimeoutExpired:
-                cut = True
-                proc.send_signal(signal.SIGTERM)
-                outs.append(proc.communicate(timeout=60))
-        for proc, (_out, err) in zip(procs, outs, strict=True):
-            if proc.returncode != 0:
-                raise RuntimeError(f"{label}: dispatcher failed: {err[-2000:]}")
-        stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-        server_cpu = sum(process_cpu(p.pid) for p in fake.procs) - server_cpu0
-        database_cpu = cpu_of_command("postgres") - database_cpu0
-        busy1, total1 = box_cpu()
-        wall = time.monotonic() - wall0
+        stats, cut = _wait(label, procs, deadline)
+        used = meters.since()
         rows = fake.stop()
     finally:
         for proc in fake.procs:
@@ -559,8 +417,70 @@ def run_case(
         # What was in flight when the budget ran out does not count.
         rows = [r for r in rows if r["at"] <= deadline]
     counted = tally(rows, ids, due_ts)
+    result = _result(label, kind, count, counted, stats, used, naive=naive, due_ts=due_ts)
+    result.cut_at = budget_seconds if cut else None
+    return result, rows, due_ts
+
+
+def _move_due(url: str, due_ts: float) -> None:
+    """The nudges were seeded for a first guess at `due`; move them to the instant the run
+    actually uses."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        new_due = dt.datetime.fromtimestamp(due_ts, dt.UTC)
+        conn.execute(cast(Table, Nudge.__table__).update().values(due_at=new_due, send_at=new_due))
+    engine.dispose()
+
+
+def _start(script: str, payload: dict[str, Any], count: int) -> list[subprocess.Popen[str]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", script, json.dumps(payload)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+
+
+def _wait(
+    label: str, procs: list[subprocess.Popen[str]], deadline: float | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Each process's closing report, and whether the budget cut the run (SIGTERM)."""
+    outs = []
+    cut = False
+    for proc in procs:
+        try:
+            wait = 900.0 if deadline is None else max(0.1, deadline - time.time())
+            outs.append(proc.communicate(timeout=wait))
+        except subprocess.TimeoutExpired:
+            cut = True
+            proc.send_signal(signal.SIGTERM)
+            outs.append(proc.communicate(timeout=60))
+    for proc, (_out, err) in zip(procs, outs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"{label}: dispatcher failed: {err[-2000:]}")
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs], cut
+
+
+def _result(
+    label: str,
+    kind: str,
+    count: int,
+    counted: Tally,
+    stats: list[dict[str, Any]],
+    used: tuple[float, float, float, float, float],
+    *,
+    naive: bool,
+    due_ts: float,
+) -> Result:
+    server_cpu, database_cpu, busy, total, wall = used
     cpu = sum(s["cpu"] for s in stats)
-    result = Result(
+    return Result(
         label=label,
         nudges=count,
         rate=counted.rate,
@@ -574,25 +494,24 @@ def run_case(
         # PostgreSQL's own CPU over the run (every backend, including other sessions' on
         # a shared box); SQLite runs inside the dispatcher and is part of its CPU.
         database_us=database_cpu / count * 1e6 if kind == "postgresql" else None,
-        box_busy=(busy1 - busy0) / (total1 - total0) * 100 if total1 > total0 else 0.0,
+        box_busy=busy / total * 100 if total > 0 else 0.0,
         # Whatever else ran on the box meanwhile (other sessions' tests, say), in cores.
         other_cores=max(
             0.0,
-            (busy1 - busy0)
+            busy
             - sum(s["cpu_total"] for s in stats)
             - server_cpu
             - (database_cpu if kind == "postgresql" else 0.0),
         )
         / wall,
         reached=counted.reached,
-        cut_at=budget_seconds if cut else None,
+        cut_at=None,
         # The naive script's CPU includes adding its jobs (before the due instant).
         send_cpu_us=(cpu - sum(s.get("cpu_add", 0.0) for s in stats))
         / max(counted.reached, 1)
         * 1e6,
         ready_margin=due_ts - stats[0]["added_at"] if naive else None,
     )
-    return result, rows, due_ts
 
 
 def pacing_accuracy(rows: list[dict[str, Any]], configured: float) -> tuple[float, float]:
@@ -604,46 +523,6 @@ def pacing_accuracy(rows: list[dict[str, Any]], configured: float) -> tuple[floa
     span = steady[-1][0] - start
     measured = sum(s for _, s in steady) / span if span > 0 else 0.0
     return measured, (measured - configured) / configured * 100
-
-
-# The engine's previous run (2026-11-25 08:59 UTC, same box): a fresh event loop and
-# connection pool per batch of 200, ORM loads and flushes per nudge, two
-# tests.support.fake_twilio processes as the server. Kept so a reader sees the change.
-BEFORE = """| run | nudges/s | p50 (s) | p99 (s) | dispatcher CPU µs/nudge | vs naive |
-|---|---|---|---|---|---|
-| SQLite, 1 process | 1,519 | 3.25 | 6.56 | 563 | 10.8x |
-| PostgreSQL, 1 process | 732 | 7.28 | 13.58 | 684 | 5.2x |
-| PostgreSQL, 2 processes | 1,223 | 4.21 | 8.15 | 734 | 8.7x |
-| naive (APScheduler job per nudge) | 141 | 39.24 | 70.29 | 4,837 | 1.0x |"""
-
-TARGETS = (
-    ("SQLite, 1 process", 3000.0),
-    ("PostgreSQL, 2 processes", 5000.0),
-)
-
-
-def budget(result: Result, target: float, processes: int, cores: int) -> str:
-    """Why a rate target is or is not within reach: CPU per nudge times the rate, against
-    the cores there are (and, for one process, the one core a Python process can use)."""
-    database = result.database_us or 0.0
-    total = result.cpu_us + result.server_us + database
-    needed = total * target / 1e6
-    per_process = result.cpu_us * target / processes / 1e6
-    verdict = "met" if result.rate >= target else "missed"
-    parts = [
-        f"**{result.label}: {target:,.0f}/s {verdict}** (measured {result.rate:,.0f}/s)."
-        f" Each nudge cost {result.cpu_us:,.0f} µs in the dispatcher"
-        f" + {result.server_us:,.0f} µs in the Twilio fake"
-        + (f" + {database:,.0f} µs in PostgreSQL" if result.database_us is not None else "")
-        + f" = {total:,.0f} µs of CPU; {target:,.0f}/s needs {needed:.2f} cores of the {cores}"
-        f" (the box was {result.box_busy:.0f}% busy during the run), and each of the"
-        f" {processes} dispatcher process(es) {per_process:.2f} of the 1 core a Python"
-        f" process can use. The measured ceiling, all {cores} cores at this cost, is"
-        f" {cores / total * 1e6:,.0f}/s"
-    ]
-    if processes == 1:
-        parts.append(f"; one dispatcher alone tops out at {1e6 / result.cpu_us:,.0f}/s")
-    return "".join(parts) + "."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -715,80 +594,13 @@ def main(argv: list[str] | None = None) -> int:
     output = "\n".join([*lines, "", pacing_line])
     print()
     print(output)
-    by_label = {r.label: r for r in results}
-    verdicts = [
-        budget(by_label[label], target, 2 if "2 processes" in label else 1, cores)
-        for label, target in TARGETS
-    ]
-    engine_runs = [r for r in results if not r.label.startswith("naive")]
-    slowest = min(engine_runs, key=lambda r: r.rate)
-    verdicts.append(
-        f"**≥10x naive everywhere: {'met' if slowest.rate >= 10 * baseline else 'missed'}**"
-        f" (lowest: {slowest.label}, {slowest.rate / baseline:.1f}x)."
-    )
-    worst_p99 = max(engine_runs, key=lambda r: r.p99)
-    verdicts.append(
-        f"**p99 lateness ≤ 2 s uncapped: {'met' if worst_p99.p99 <= 2 else 'missed'}**"
-        f" (worst: {worst_p99.label}, {worst_p99.p99:.2f} s). With every nudge due at one"
-        " instant, p99 lateness is about 0.99 x nudges / rate: 10,000 nudges within 2 s"
-        " needs about 5,000/s, so this target stands or falls with the rate."
-    )
-    verdicts.append(
-        "**0 duplicates, 0 missed: "
-        + (
-            "met**"
-            if all(r.duplicates == 0 and r.missed == 0 for r in [*results, paced])
-            else "missed**"
-        )
-        + " (counted by the server from each request's StatusCallback nudge id)."
-    )
-    verdicts.append(
-        f"**Pacing within 2%: {'met' if abs(error) <= 2 else 'missed'}** ({error:+.2f}%)."
-    )
+    verdicts = verdicts_for(results, paced, error, cores)
     print()
     print("\n".join(verdicts))
     if not args.no_write:
-        server = (
-            "one `bench/fake_twilio_server.mjs` process (node:net, HTTP/1.1 keep-alive; the same"
-            " Messages API subset, Basic auth and form checks against Twilio's OpenAPI"
-            " description as tests/support/fake_twilio.py, which the tests keep using)"
-            if args.server == "node"
-            else f"{args.servers} tests.support.fake_twilio processes sharing a port"
+        write_section(
+            "dispatch", section(args.server, args.servers, args.quick, count, output, verdicts)
         )
-        doc = "\n".join(
-            [
-                "## dispatch",
-                "",
-                f"`python -m bench.dispatch{' --quick' if args.quick else ''}`: {count:,}"
-                " patients in 8 time zones, one nudge each, all due at the same instant, sent"
-                " by real dispatcher processes (`dispatch_due`, as the clock's tick runs it)"
-                f" through the real twilio SDK (async client, aiohttp) to {server}."
-                " Duplicates and missed are counted by the server; lateness is the server's"
-                " accept time minus the due instant; nudges/s is nudges over the last accept."
-                " CPU per nudge is split by process: the dispatchers' own rusage (SQLite runs"
-                " inside them), the Twilio fake's and every PostgreSQL backend's from /proc"
-                " over the run (every backend: another session's queries on the same server"
-                " count too); box CPU busy is the whole machine's, every core, and other load"
-                " is that busy time minus ours (dispatchers from start-up, the fake,"
-                " PostgreSQL), in cores: other sessions' work on this shared box, which takes"
-                " CPU from the run. The naive design runs on the same data: one"
-                " APScheduler 3 date job per nudge in its SQLAlchemy job store, a 32-thread"
-                " executor, each job loading, rendering, sending and recording its nudge.",
-                "",
-                machine_line(),
-                "",
-                output,
-                "",
-                "### Targets",
-                "",
-                *(f"- {v}" for v in verdicts),
-                "",
-                "### Before (the engine's previous run, same box, Python fake server)",
-                "",
-                BEFORE,
-            ]
-        )
-        write_section("dispatch", doc)
     return 0
 
 

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.dispatch import DEFAULT_PG, fresh_database, make_servers, seed, settings_for
+from bench.dispatch import DEFAULT_PG, fresh_database, seed, settings_for
+from bench.dispatch_processes import make_servers
 from coachbot.runtime import build_runtime
 from coachbot.services import dispatch, tick
 from coachbot.settings import Settings

@@ -112,6 +112,7 @@ def register_dashboard(app: Flask) -> None:
         dashboard,
         exports,
         inbox,
+        media_samples,
         oncall,
         operator,
         patients,
@@ -140,6 +141,7 @@ def register_dashboard(app: Flask) -> None:
         oncall.bp,
         suppression.bp,
         preferences.bp,
+        media_samples.bp,
     ):
         app.register_blueprint(blueprint)
     app.teardown_appcontext(common.close_db)

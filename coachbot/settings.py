@@ -75,6 +75,8 @@ class Settings:
     clinic_timezone: str = "UTC"
     # Whether the web process runs its own pager thread; tests build apps without one.
     pager_enabled: bool = False
+    # Where handwriting samples texted by MMS are kept (FileMediaStore), issue #16 item 4.
+    media_dir: str = "instance/media"
 
     @property
     def is_sqlite(self) -> bool:
@@ -247,7 +249,8 @@ def _tick(env: _Env) -> dict[str, Any]:
     except ValueError:
         env.problems.append("TICK_SECONDS: must be a number of seconds between 0.5 and 300")
         tick_seconds = 5.0
-    return {"tick_seconds": tick_seconds}
+    # MEDIA_DIR is read here with the tick: the clock retries the samples the webhook left.
+    return {"tick_seconds": tick_seconds, "media_dir": env.get("MEDIA_DIR") or "instance/media"}
 
 
 def _emergency(env: _Env) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coachbot.migrate import upgrade
-from proof import scenarios
+from proof import caregivers, scenarios
 from proof.scenarios import Result
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -79,6 +79,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
                 "suppression",
                 lambda u: scenarios.suppression(u, nudges=1000, suppressed=10, seed=seed),
             ),
+            ("close_watch", lambda u: caregivers.close_watch_checks(u, patients=200, seed=seed)),
         ]
     return [
         ("crash", lambda u: scenarios.crash(u, nudges=10_000, kills=20, seed=seed)),
@@ -101,6 +102,7 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
                 u, nudges=5000, rate=200, seconds=30, red_flags=200, seed=seed
             ),
         ),
+        ("close_watch", lambda u: caregivers.close_watch_checks(u, patients=1000, seed=seed)),
     ]
 
 

@@ -40,7 +40,9 @@ from coachbot.domain.clock import utcnow
 )
 @click.option("--consent", default="verbal consent in clinic", show_default=True)
 @click.option("--caregiver", "caregiver_phone", default=None, help="The caregiver's mobile number.")
-@click.option("--caregiver-name", default=None, help="The caregiver's first name (with --caregiver).")
+@click.option(
+    "--caregiver-name", default=None, help="The caregiver's first name (with --caregiver)."
+)
 @click.option(
     "--caregiver-language", default=None, help="en or es (default: the patient's language)."
 )
@@ -48,8 +50,9 @@ from coachbot.domain.clock import utcnow
     "--close-watch-from", default=None, help="First day of the close watch, e.g. 2026-12-01."
 )
 @click.option(
-    "--close-watch-days", default=None, help="Length of the close watch, 1 to 90 (default: the"
-    " programme's)."
+    "--close-watch-days",
+    default=None,
+    help="Length of the close watch, 1 to 90 (default: the programme's).",
 )
 @click.option("--checkin/--no-checkin", default=False, help="Daily symptom check-in.")
 @click.option("--homework", multiple=True, help="A homework item; repeat for several.")

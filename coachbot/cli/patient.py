@@ -75,6 +75,11 @@ patient.add_command(_command("discharge", "Discharge a patient: no more texts.")
 @click.option("--caregiver-name", "name", default=None, help="Their first name.")
 @click.option("--caregiver-language", "language", default=None, help="en or es.")
 @click.option("--remove", is_flag=True, help="Take the caregiver off this patient.")
+@click.option(
+    "--invite",
+    is_flag=True,
+    help="Ask a caregiver who was never invited (added before caregivers were texted) for YES.",
+)
 @NOW_OPTION
 @click.pass_context
 @friendly_errors
@@ -85,12 +90,13 @@ def caregiver(
     name: str | None,
     language: str | None,
     remove: bool,
+    invite: bool,
     now: dt.datetime | None,
 ) -> None:
     """Add or change a patient's caregiver (a new number is invited to reply YES), or
     --remove them."""
-    from coachbot.services.caregivers.records import CaregiverEntry
     from coachbot.services.care import change_caregiver
+    from coachbot.services.caregivers.records import CaregiverEntry
 
     if remove == bool(phone):
         fail("--caregiver: give the caregiver's number, or --remove (not both)")
@@ -105,6 +111,7 @@ def caregiver(
                 entry,
                 now=now or utcnow(),
                 actor="cli",
+                invite=invite,
             )
     except LookupError:
         fail(f"no patient with id {patient_id}")
@@ -114,7 +121,9 @@ def caregiver(
 @patient.command("close-watch")
 @click.option("--id", "patient_id", type=int, required=True, help="The patient's id.")
 @click.option("--close-watch-from", "starts", default=None, help="First day, e.g. 2026-12-01.")
-@click.option("--close-watch-days", "days", default=None, help="1 to 90 (default: the programme's).")
+@click.option(
+    "--close-watch-days", "days", default=None, help="1 to 90 (default: the programme's)."
+)
 @click.option("--clear", is_flag=True, help="No close watch for this patient.")
 @NOW_OPTION
 @click.pass_context

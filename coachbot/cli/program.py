@@ -48,7 +48,12 @@ def list_command(ctx: click.Context) -> None:
 @friendly_errors
 def show_command(ctx: click.Context, name: str, version: int | None) -> None:
     """A programme's tracks (current or a given version)."""
-    from coachbot.services.programs import get_program, show_program, version_settings
+    from coachbot.services.programs import (
+        get_program,
+        show_program,
+        version_close_watch,
+        version_settings,
+    )
 
     with runtime_of(ctx).session_factory() as session:
         view = show_program(session, name)
@@ -56,6 +61,12 @@ def show_command(ctx: click.Context, name: str, version: int | None) -> None:
         tracks = version_settings(session, get_program(session, name), shown)
         click.echo(f"{view.name} v{shown} (current v{view.version}) patients={view.patients}")
         _print_tracks(dict(tracks))
+        watch = version_close_watch(session, get_program(session, name), shown).as_json()
+        click.echo(
+            f"  close watch  days={watch['days']} check={watch['check_time']}"
+            f" followup={watch['followup_after_hours']}h seen_today={watch['seen_today_time']}"
+            f" items_en={len(watch['items'].get('en', []))}"
+        )
 
 
 @program.command("history")
@@ -159,6 +170,58 @@ def edit_command(ctx: click.Context, /, name: str, base_version: int, **given: o
         f"{result.program} v{result.version} saved; {result.schedules_changed} schedules follow"
         f" it, {result.nudges_replaced} planned nudges replaced"
     )
+
+
+@program.command("close-watch")
+@click.argument("name")
+@click.option("--base-version", type=int, required=True, help="The version you reviewed.")
+@click.option("--days", default=None, help="Default length, 1-90 days.")
+@click.option("--check-time", default=None, help="The daily check's local time, HH:MM.")
+@click.option("--followup-hours", default=None, help="1-12 h before the follow-up and alert.")
+@click.option("--seen-today-time", default=None, help='"Have you seen ...?" local time, HH:MM.')
+@click.option(
+    "--item-en", "items_en", multiple=True, help="An English item (repeat; replaces all)."
+)
+@click.option("--item-es", "items_es", multiple=True, help="A Spanish item (repeat; replaces all).")
+@click.pass_context
+@friendly_errors
+def close_watch_command(
+    ctx: click.Context,
+    /,
+    name: str,
+    base_version: int,
+    items_en: tuple[str, ...],
+    items_es: tuple[str, ...],
+    **given: str | None,
+) -> None:
+    """Save the programme's close-watch settings (options not given are kept) as a new
+    version; refused, naming the option, when a value is wrong or the check would not fit
+    two texts."""
+    from coachbot.services.program_edits import save_close_watch
+    from coachbot.services.programs import show_program
+    from coachbot.services.track_settings import validate_close_watch
+
+    runtime = runtime_of(ctx)
+    with runtime.session_factory() as session:
+        current = show_program(session, name).close_watch.as_json()
+    form = {
+        "days": given["days"] or str(current["days"]),
+        "check_time": given["check_time"] or current["check_time"],
+        "followup_after_hours": given["followup_hours"] or str(current["followup_after_hours"]),
+        "seen_today_time": given["seen_today_time"] or current["seen_today_time"],
+        "items_en": "\n".join(items_en or current["items"]["en"]),
+        "items_es": "\n".join(items_es or current["items"]["es"]),
+    }
+    proposed = validate_close_watch(runtime.library, **form)
+    result = save_close_watch(
+        runtime.session_factory,
+        name,
+        proposed,
+        base_version=base_version,
+        actor=ACTOR,
+        now=utcnow(),
+    )
+    click.echo(f"{result.program} v{result.version} saved: close watch")
 
 
 @program.command("restore")

@@ -50,7 +50,8 @@ class CloseWatchSettings:
 
     days: int = 28
     check_time: dt.time = dt.time(18, 0)
-    followup_after_hours: int = 3
+    # 18:00 + 1 h: the follow-up still falls inside the default 08:00-20:00 send window.
+    followup_after_hours: int = 1
     seen_today_time: dt.time = dt.time(19, 0)
     items: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ITEMS))
 

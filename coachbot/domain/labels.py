@@ -16,6 +16,7 @@ ALERT_KINDS: dict[str, str] = {
     AlertKind.OPT_OUT: "Texted STOP",
     AlertKind.REVOCATION: "Asked to stop the texts",
     AlertKind.REPLY_LOOP: "Automatic replies looping",
+    AlertKind.CAREGIVER_CONCERN: "Caregiver concerned",
     AlertKind.CAREGIVER_NO_ANSWER: "Caregiver did not answer",
 }
 
@@ -29,6 +30,10 @@ ALERT_DETAILS: dict[str, str] = {
     "reply_cap_reached": "the hour's reply limit was reached",
     "checkin_no_reply": "no answer to the daily check-in",
     "missed_in_a_row": "several texts in a row without an answer",
+    "caregiver_worse": "the caregiver says worse",
+    "caregiver_worried": "the caregiver is worried",
+    "below_baseline": "fewer items as usual than the caregiver's first answer",
+    "seen_today_worried": 'the caregiver answered 2 (worried) to "Have you seen them today?"',
     "caregiver_check_missed": "no answer to the caregiver's daily check, nor its reminder",
     "caregiver_seen_missed": 'no answer from the caregiver to "Have you seen them today?"',
 }
@@ -114,6 +119,17 @@ INBOUND_OUTCOMES: dict[str, str] = {
     "staff_ack": "staff acknowledgement",
     "awaiting_consent": "before the patient said YES",
     "empty": "empty text",
+    "caregiver_opt_in": "the caregiver said YES to the texts",
+    "caregiver_opt_out": "the caregiver texted STOP",
+    "caregiver_reminded": "before the caregiver said YES: asked again once",
+    "caregiver_answer": "the caregiver's answer to the check",
+    "caregiver_concern": "the caregiver's concern: care team alerted",
+    "caregiver_answer_choice": "the caregiver said which person the answer was about",
+    "caregiver_concern_choice": "the caregiver said which person: care team alerted",
+    "caregiver_not_understood": "the caregiver's answer was not understood",
+    "awaiting_choice": "waiting for the caregiver to say which person",
+    "choice_applied": "the caregiver's answer, once they said which person",
+    "caregiver_media": "a picture from the caregiver",
 }
 
 # The calendar heatmap's day states (queries.patient_page.HEAT_STATES).

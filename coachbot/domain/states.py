@@ -64,6 +64,9 @@ class AlertKind(StrEnum):
     OPT_OUT = "opt_out"
     REVOCATION = "revocation"
     REPLY_LOOP = "reply_loop"
+    # A caregiver's answer says come and look: WORSE, WORRIED, a count below their baseline,
+    # or a 2 to "Have you seen ... today?" (urgent, paged).
+    CAREGIVER_CONCERN = "caregiver_concern"
     # A caregiver's close-watch check or "Have you seen ...?" went unanswered (HIGH).
     CAREGIVER_NO_ANSWER = "caregiver_no_answer"
 

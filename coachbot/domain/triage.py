@@ -33,8 +33,9 @@ Decisions
 * A patient who paused themselves in their own words restarts with START or YES; a pause made by
   a clinician or by the system is lifted by START or the clinician, and there YES is an ordinary
   answer (so "yes" to an open check-in is a symptom).
-* A caregiver's STOP or revocation ends only that caregiver's texts (their number is suppressed and
-  removed from every patient); the patient goes on, and the clinician gets a normal alert.
+* A caregiver has their own consent: their YES/SI/START while pending (or after their STOP) makes
+  them active. Their STOP or revocation ends only that caregiver's texts (they are opted out and
+  their number suppressed); the patient goes on, and the clinician gets a normal alert.
 * A number we do not know gets nothing but the safety reply to a red flag or crisis, and the HELP
   text (carriers expect HELP answered). Its STOP suppresses the number without a reply (carriers
   confirm STOP themselves); its red flag raises an alert with no patient attached.
@@ -156,7 +157,13 @@ OWED_AFTER_STOP: frozenset[str] = frozenset(
 )
 # Replies no cap may mute: safety and compliance (the opt-in confirmations go only once the
 # number has restarted).
-ALWAYS_SENT: frozenset[str] = OWED_AFTER_STOP | {"start_confirmation", "optin_confirmed"}
+ALWAYS_SENT: frozenset[str] = OWED_AFTER_STOP | {
+    "start_confirmation",
+    "optin_confirmed",
+    "caregiver.optin_confirmed",
+    # A caregiver told "we have let the clinic know" must not be left wondering.
+    "caregiver.ack_concern",
+}
 
 _ANSWER_KINDS: dict[ReplyKind, AdherenceOutcome] = {
     ReplyKind.DONE: AdherenceOutcome.DONE,
@@ -258,7 +265,7 @@ def _danger(body: str, parsed: ParsedReply, prompt: OpenPrompt | None) -> Decisi
 
 def _opt_out(sender: SenderContext) -> Decision:
     if sender.role is SenderRole.CAREGIVER:
-        if sender.number_suppressed:
+        if sender.number_suppressed or sender.status == PatientStatus.OPTED_OUT:
             return Decision(MessageClass.OPT_OUT, "caregiver_opt_out_repeat")
         return _caregiver_leaves(MessageClass.OPT_OUT, AlertKind.OPT_OUT, "caregiver_stop")
     if sender.role is SenderRole.UNKNOWN:
@@ -300,6 +307,8 @@ def _help_outcome(sender: SenderContext) -> str:
 
 def _consent(keyword: ComplianceKeyword, sender: SenderContext) -> Decision | None:
     """START / UNSTOP / YES; None when the word is an ordinary answer here."""
+    if sender.role is SenderRole.CAREGIVER:
+        return _caregiver_consent(keyword, sender)
     if sender.role is not SenderRole.PATIENT:
         if not sender.number_suppressed:
             if keyword is ComplianceKeyword.YES:
@@ -332,6 +341,23 @@ def _consent(keyword: ComplianceKeyword, sender: SenderContext) -> Decision | No
     if keyword is ComplianceKeyword.OPT_IN:
         return Decision(MessageClass.OPT_IN, f"opt_in_ignored_{status}")  # discharged
     return None  # "yes" from an active or clinician-paused patient is an ordinary answer
+
+
+def _caregiver_consent(keyword: ComplianceKeyword, sender: SenderContext) -> Decision | None:
+    """The caregiver's own double opt-in: YES, SI or START from a caregiver not yet active
+    (pending, or opted out) makes them active, lifting their number's suppression. An active
+    caregiver's START is confirmed by nothing; their YES is no keyword (None)."""
+    waiting = sender.status != PatientStatus.ACTIVE or sender.number_suppressed
+    if waiting:
+        return Decision(
+            MessageClass.OPT_IN,
+            "caregiver_opt_in",
+            effect=Effect.OPT_IN,
+            reply="caregiver.optin_confirmed",
+        )
+    if keyword is ComplianceKeyword.YES:
+        return None
+    return Decision(MessageClass.OPT_IN, "caregiver_opt_in_repeat")
 
 
 def _may_revoke(sender: SenderContext) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, func, literal, select, union_all
+from sqlalchemy import Select, and_, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from coachbot.models import InboundMessage, OutboundMessage, Patient
@@ -26,6 +27,20 @@ class Phone:
     texts: list[tuple[str, dt.datetime, str]] = field(default_factory=list)
 
 
+def _ranked(direction: str, phone: Any, at: Any, row_id: Any) -> Select[Any]:
+    """One direction's texts, each ranked per phone from the newest (1) back."""
+    body = OutboundMessage.body if direction == IN else InboundMessage.body
+    rank = func.row_number().over(partition_by=phone, order_by=(at.desc(), row_id.desc()))
+    return select(
+        literal(direction).label("direction"),
+        phone.label("phone"),
+        at.label("at"),
+        row_id.label("id"),
+        body.label("body"),
+        rank.label("rank"),
+    )
+
+
 def _conversation_order(text: tuple[str, dt.datetime, str]) -> tuple[dt.datetime, int]:
     """Oldest first; at the same instant the phone's own text before the clinic's: a bot
     reply is written at the instant of the text it answers, and reads under it."""
@@ -36,35 +51,15 @@ def _conversation_order(text: tuple[str, dt.datetime, str]) -> tuple[dt.datetime
 def phones(session: Session, clinician_id: int, length: int) -> list[Phone]:
     """The clinician's patients by first name, each with its phone's latest `length` texts."""
     mine = select(Patient.phone_e164).where(Patient.clinician_id == clinician_id)
-    received = select(
-        literal(IN).label("direction"),
-        OutboundMessage.to_e164.label("phone"),
-        OutboundMessage.created_at.label("at"),
-        OutboundMessage.id.label("id"),
-        OutboundMessage.body.label("body"),
-        func.row_number()
-        .over(
-            partition_by=OutboundMessage.to_e164,
-            order_by=(OutboundMessage.created_at.desc(), OutboundMessage.id.desc()),
-        )
-        .label("rank"),
+    received = _ranked(
+        IN, OutboundMessage.to_e164, OutboundMessage.created_at, OutboundMessage.id
     ).where(
         OutboundMessage.to_e164.in_(mine),
         # A muted reply is a marker row, never sent: no bubble on the phone.
         OutboundMessage.backend != "muted",
     )
-    sent = select(
-        literal(OUT).label("direction"),
-        InboundMessage.from_e164.label("phone"),
-        InboundMessage.received_at.label("at"),
-        InboundMessage.id.label("id"),
-        InboundMessage.body.label("body"),
-        func.row_number()
-        .over(
-            partition_by=InboundMessage.from_e164,
-            order_by=(InboundMessage.received_at.desc(), InboundMessage.id.desc()),
-        )
-        .label("rank"),
+    sent = _ranked(
+        OUT, InboundMessage.from_e164, InboundMessage.received_at, InboundMessage.id
     ).where(InboundMessage.from_e164.in_(mine))
     texts = union_all(received, sent).subquery("texts")
     rows = session.execute(

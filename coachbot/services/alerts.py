@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from coachbot.domain.states import AlertKind, AlertSeverity
+from coachbot.domain.states import AlertKind, AlertSeverity, AlertStatus
 from coachbot.models import Alert
+from coachbot.services import audit
 
 
 def raise_alert(
@@ -38,11 +39,21 @@ class AlertActionRefused(ValueError):
 
 
 def acknowledge_alert(
-    session: Session, alert: Alert, *, actor_id: int, now: dt.datetime, note: str | None = None
-) -> None:
-    """Open -> acknowledged; the time to acknowledge is kept as acknowledged_at - created_at."""
-    acknowledge(session, alert, actor_id=actor_id, now=now, note=note)
-    session.commit()
+    sessions: sessionmaker[Session],
+    alert_id: int,
+    *,
+    actor_id: int,
+    now: dt.datetime,
+    note: str | None = None,
+) -> Alert:
+    """Open -> acknowledged, audited, in one transaction; the alert as it now is. The time to
+    acknowledge is kept as acknowledged_at - created_at. AlertActionRefused when the alert is
+    not open; LookupError when there is no such alert. Whether the actor may act on it is the
+    caller's check (the alerts page's ownership rule)."""
+    with sessions.begin() as session:
+        alert = _locked(session, alert_id)
+        acknowledge(session, alert, actor_id=actor_id, now=now, note=note)
+    return alert
 
 
 def acknowledge(
@@ -56,9 +67,6 @@ def acknowledge(
 ) -> None:
     """`acknowledge_alert` inside the caller's transaction (an ACK by SMS commits with the
     inbound message that carried it); `via` names the channel in the audit row."""
-    from coachbot.domain.states import AlertStatus
-    from coachbot.services import audit
-
     if alert.status != AlertStatus.OPEN:
         raise AlertActionRefused(f"alert {alert.id} is {alert.status}, not open")
     alert.status = AlertStatus.ACKNOWLEDGED
@@ -77,29 +85,39 @@ def acknowledge(
 
 
 def resolve_alert(
-    session: Session, alert: Alert, *, actor_id: int, now: dt.datetime, note: str
-) -> None:
-    """Open or acknowledged -> resolved with a note; resolving an open alert acknowledges it."""
-    from coachbot.domain.states import AlertStatus
-    from coachbot.services import audit
+    sessions: sessionmaker[Session], alert_id: int, *, actor_id: int, now: dt.datetime, note: str
+) -> Alert:
+    """Open or acknowledged -> resolved with a note, audited, in one transaction; resolving an
+    open alert acknowledges it. AlertActionRefused when it is already resolved or the note is
+    blank; LookupError when there is no such alert."""
+    with sessions.begin() as session:
+        alert = _locked(session, alert_id)
+        if alert.status == AlertStatus.RESOLVED:
+            raise AlertActionRefused(f"alert {alert.id} is already resolved")
+        if not note.strip():
+            raise AlertActionRefused("a note is required to resolve an alert")
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at = now
+            alert.acknowledged_by_id = actor_id
+        alert.status = AlertStatus.RESOLVED
+        alert.resolved_at = now
+        alert.resolved_by_id = actor_id
+        alert.resolution_note = note.strip()[:2000]
+        audit.record(
+            session,
+            actor=f"staff:{actor_id}",
+            action="alert.resolve",
+            patient_id=alert.patient_id,
+            now=now,
+            detail=f"alert={alert.id} kind={alert.kind}",
+        )
+    return alert
 
-    if alert.status == AlertStatus.RESOLVED:
-        raise AlertActionRefused(f"alert {alert.id} is already resolved")
-    if not note.strip():
-        raise AlertActionRefused("a note is required to resolve an alert")
-    if alert.acknowledged_at is None:
-        alert.acknowledged_at = now
-        alert.acknowledged_by_id = actor_id
-    alert.status = AlertStatus.RESOLVED
-    alert.resolved_at = now
-    alert.resolved_by_id = actor_id
-    alert.resolution_note = note.strip()[:2000]
-    audit.record(
-        session,
-        actor=f"staff:{actor_id}",
-        action="alert.resolve",
-        patient_id=alert.patient_id,
-        now=now,
-        detail=f"alert={alert.id} kind={alert.kind}",
-    )
-    session.commit()
+
+def _locked(session: Session, alert_id: int) -> Alert:
+    # Locked on PostgreSQL so two people acting on one alert at once take turns, and the
+    # second sees the first one's status; SQLite's write transaction already serialises them.
+    alert = session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise LookupError(f"no alert with id {alert_id}")
+    return alert

@@ -26,6 +26,7 @@ from coachbot.services.caregivers.records import (
 )
 from coachbot.services.enrollment import (
     MAX_HOMEWORK,
+    ContactFields,
     check_contact_fields,
     homework_problem,
     parse_times,
@@ -214,6 +215,7 @@ class PatientChanges:
     caregiver_language: str | None = None  # None: the patient's language
     close_watch_from: dt.date | str | None = None
     close_watch_days: int | str | None = None
+    invite_caregiver: bool = False  # a caregiver never invited is asked for YES
 
 
 @dataclass(frozen=True)
@@ -283,22 +285,31 @@ def _new_number(
     if outcome.allowed:
         patient.status = outcome.status
     patient.opted_in_at = None
-    audit.record(
+    consent.record_audited(
         session,
-        actor=actor,
-        action="consent.number_changed",
         patient_id=patient.id,
-        now=now,
-        detail="fresh opt-in requested",
-    )
-    consent.record_event(
-        session,
         number=phone,
-        patient_id=patient.id,
         event=consent.NUMBER_CHANGED,
-        text=None,
+        action="consent.number_changed",
+        detail="fresh opt-in requested",
         now=now,
         actor=actor,
+    )
+
+
+def _apply_caregiver(
+    session: Session,
+    patient: Patient,
+    contact: ContactFields,
+    invite: bool,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """The form's caregiver: none (every caregiver unlinked), or the one it names."""
+    if contact.caregiver is None:
+        return remove_caregivers(session, patient, now=now, actor=actor)
+    return update_caregiver(
+        session, patient, contact.caregiver, now=now, actor=actor, invite=invite
     )
 
 
@@ -350,10 +361,7 @@ def _apply_details(
             setattr(patient, name, value)
             changed.append(name)
     changed += apply_close_watch(patient, contact.close_watch)
-    if contact.caregiver is None:
-        changed += remove_caregivers(session, patient, now=now, actor=actor)
-    else:
-        changed += update_caregiver(session, patient, contact.caregiver, now=now, actor=actor)
+    changed += _apply_caregiver(session, patient, contact, changes.invite_caregiver, now, actor)
     _switch_checkin(session, patient, changes.checkin, now)
     if "timezone" in changed:
         # The same wall times fall at other instants now.
@@ -382,6 +390,7 @@ def change_caregiver(
     *,
     now: dt.datetime,
     actor: str,
+    invite: bool = False,
 ) -> list[str]:
     """The patient's caregiver set (None: removed), as the edit form's caregiver fields do,
     in one transaction; returns what changed. Raises LookupError for no such patient and
@@ -401,7 +410,7 @@ def change_caregiver(
         )
         if valid is None:
             raise ValidationFailed(errors)
-        return update_caregiver(session, patient, valid, now=now, actor=actor)
+        return update_caregiver(session, patient, valid, now=now, actor=actor, invite=invite)
 
 
 def change_close_watch(

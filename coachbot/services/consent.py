@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from coachbot.domain.patient_status import PausedBy
 from coachbot.domain.phones import mask_phone
 from coachbot.models import ConsentEvent, SuppressedNumber
+from coachbot.services import audit
 from coachbot.settings import Settings
 from coachbot.store.dialect import insert_ignoring_duplicates
 
@@ -80,6 +81,44 @@ def record_event(
     )
     session.add(row)
     return row
+
+
+def record_audited(
+    session: Session,
+    *,
+    patient_id: int,
+    number: str,
+    event: str,
+    action: str,
+    detail: str,
+    now: dt.datetime,
+    actor: str,
+    text: str | None = None,
+    source: str | None = None,
+    outcome: str = "ok",
+) -> ConsentEvent:
+    """A consent change someone made about a patient (a clinician, or the system for them):
+    the audit row (`action`, `detail`) and the ledger row (`event`), always the two together,
+    in the caller's transaction. The patient's own words go through `record_event` alone."""
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        patient_id=patient_id,
+        now=now,
+        outcome=outcome,
+        detail=detail,
+    )
+    return record_event(
+        session,
+        number=number,
+        patient_id=patient_id,
+        event=event,
+        text=text,
+        now=now,
+        source=source,
+        actor=actor,
+    )
 
 
 def suppress(

@@ -18,6 +18,7 @@ from coachbot.domain.states import Role
 from coachbot.models import OnCallOverride, Patient, StaffUser
 from coachbot.services.demo_cast import CAST, Persona
 from coachbot.services.demo_history import HISTORY, HistoryReport, play_history
+from coachbot.services.demo_samples import seed_demo_samples
 from coachbot.services.oncall import set_override
 from coachbot.services.staff import create_staff_user
 from coachbot.settings import Settings
@@ -92,6 +93,7 @@ def seed_demo(
         why = f"demo history skipped: the database already has {others} other patients"
         return DemoResult(DEMO_LOGINS, 0, None, skipped_because=why)
     history = play_history(session_factory, gateway, library, settings, clinician, now, cast)
+    seed_demo_samples(session_factory, settings, demo_phones, now)  # handwriting by MMS
     return DemoResult(DEMO_LOGINS, history.patients, history)
 
 

@@ -15,6 +15,7 @@ hours; ticking only where a nudge is due keeps it to some 600 ticks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import heapq
 import itertools
@@ -30,7 +31,7 @@ from coachbot.content import MessageLibrary
 from coachbot.domain import schedule as sched
 from coachbot.domain.states import AlertKind, AlertStatus, NudgeState
 from coachbot.models import Alert, Nudge, Patient, StaffUser
-from coachbot.services.alerts import resolve_alert
+from coachbot.services.alerts import AlertActionRefused, resolve_alert
 from coachbot.services.demo_cast import CAST, Behaviour, Behaviourist, Persona, RedFlagText
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.inbound import InboundSms, handle_inbound
@@ -174,11 +175,11 @@ class _Sim:
         return alert_id
 
     def _resolve(self, alert_id: int, note: str, when: dt.datetime) -> None:
-        with self.session_factory() as session:
-            alert = session.get(Alert, alert_id)
-            if alert is not None and alert.status != AlertStatus.RESOLVED:
-                resolve_alert(session, alert, actor_id=self.clinician.id, now=when, note=note)
-                session.commit()
+        # Already resolved (the story's rounds came first): nothing is left to do.
+        with contextlib.suppress(AlertActionRefused):
+            resolve_alert(
+                self.session_factory, alert_id, actor_id=self.clinician.id, now=when, note=note
+            )
 
     def _answer_what_was_sent(self, when: dt.datetime) -> None:
         with self.session_factory() as session:
@@ -251,21 +252,21 @@ class _Sim:
         """The clinician's rounds: every alert older than `_ROUNDS_AGE` was resolved the day
         after it was raised, through the same service as the alerts page."""
         with self.session_factory() as session:
-            old = session.scalars(
-                select(Alert).where(
+            old = session.execute(
+                select(Alert.id, Alert.created_at).where(
                     Alert.status != AlertStatus.RESOLVED,
                     Alert.created_at < self.end - _ROUNDS_AGE,
                 )
             ).all()
-            for alert in old:
-                resolve_alert(
-                    session,
-                    alert,
-                    actor_id=self.clinician.id,
-                    now=_aware(alert.created_at) + dt.timedelta(days=1),
-                    note=_ROUNDS_NOTE,
-                )
-            session.commit()
+        # One transaction per alert, as a clinician resolving them one by one on the page.
+        for alert_id, created_at in old:
+            resolve_alert(
+                self.session_factory,
+                alert_id,
+                actor_id=self.clinician.id,
+                now=_aware(created_at) + dt.timedelta(days=1),
+                note=_ROUNDS_NOTE,
+            )
 
 
 def _aware(instant: dt.datetime) -> dt.datetime:

@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
 from coachbot.content.lint import clinician_text_problem
-from coachbot.domain.phones import InvalidPhoneNumber, mask_phone, parse_mobile
+from coachbot.domain.phones import InvalidPhoneNumber, parse_mobile
 from coachbot.domain.program import LANGUAGES, parse_tracks
 from coachbot.domain.schedule import MAX_TIMES_PER_TRACK as MAX_TIMES_PER_TRACK  # re-exported
 from coachbot.domain.schedule import parse_hhmm
 from coachbot.domain.states import PatientStatus, Role
 from coachbot.models import HomeworkItem, Patient, StaffUser, TrackSchedule
-from coachbot.services import audit, consent
+from coachbot.services import consent
 from coachbot.services.caregivers.records import (
     CaregiverEntry,
     CloseWatch,
@@ -331,24 +331,18 @@ def add_patient(
     apply_close_watch(patient, v.close_watch)
     session.add(patient)
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="patient.enroll",
-        patient_id=patient.id,
-        now=now,
-        detail=f"consent given {consent_at.isoformat()}",
-    )
     # The consent the clinician attests, in their words; the patient's own YES follows.
-    consent.record_event(
+    consent.record_audited(
         session,
-        number=patient.phone_e164,
         patient_id=patient.id,
+        number=patient.phone_e164,
         event=consent.ENROLLED,
+        action="patient.enroll",
+        detail=f"consent given {consent_at.isoformat()}",
         text=f"{patient.consent_method} (given {consent_at.isoformat()})",
+        source="clinician_attested",
         now=now,
         actor=actor,
-        source="clinician_attested",
     )
     if v.caregiver is not None:
         link_caregiver(session, patient, v.caregiver, now=now, actor=actor)
@@ -393,9 +387,10 @@ def _schedules(
 def opted_out_notes(session: Session, settings: Settings, patient: Patient) -> list[str]:
     """For the clinician after an enrolment or an edit: the patient's or caregiver's number
     is on the suppression list, so nothing is sent to it until it texts START. Only reads."""
-    numbers = {"The patient's number": patient.phone_e164}
-    for phone in caregiver_numbers(session, [patient.id]).get(patient.id, []):
-        numbers[f"The caregiver's number ({mask_phone(phone)})"] = phone
-    stopped = consent.suppressed_among(session, list(numbers.values()))
+    numbers = [("The patient's number", patient.phone_e164)] + [
+        ("The caregiver's number", phone)
+        for phone in caregiver_numbers(session, [patient.id]).get(patient.id, [])
+    ]
+    stopped = consent.suppressed_among(session, [number for _, number in numbers])
     notice = consent.opted_out_notice(settings)
-    return [f"{whose}: {notice}." for whose, number in numbers.items() if number in stopped]
+    return [f"{whose}: {notice}." for whose, number in numbers if number in stopped]

@@ -103,12 +103,20 @@ def run_due(
     mailer: Mailer | None = None,
 ) -> TickSummary:
     """Sends every page due at `now`: first pages, re-pages, backup pages and retries.
-    E-mail goes through SMTP_URL unless a `mailer` is given."""
+    E-mail goes through SMTP_URL unless a `mailer` is given.
+
+    More than one transaction, by design: the claims (lost sends made ambiguous, new page
+    rows, retries) each commit before any network call, so a second runner sees them and
+    no transaction (nor SQLite's write lock) is held across a send; then each page's
+    outcome is recorded in its own transaction, so one slow provider call never holds up
+    the record of another page."""
     summary = TickSummary()
     mailer = mailer or build_mailer(settings.smtp_url, settings.paging_from_email)
-    with session_factory() as session:
+    with session_factory.begin() as session:
         _expire_lost_sends(session, now)
+    with session_factory.begin() as session:
         jobs = _claim_new(session, mailer, settings, now, summary)
+    with session_factory.begin() as session:
         retries = _claim_retries(session, mailer, settings, now)
     summary.page_retries = len(retries)
     for job in [*jobs, *retries]:
@@ -126,14 +134,12 @@ def _expire_lost_sends(session: Session, now: dt.datetime) -> None:
     even when it changes nothing, and the pager runs after every kick."""
     stale = Page.state == PageState.SENDING, Page.updated_at < now - SENDING_LEASE
     if session.scalar(select(Page.id).where(*stale).limit(1)) is None:
-        session.rollback()
         return
     session.execute(
         update(Page)
         .where(*stale)
         .values(state=PageState.AMBIGUOUS, error="lost_mid_send", updated_at=now)
     )
-    session.commit()
 
 
 def _addresses(user: StaffUser, mailer: Mailer | None) -> list[tuple[Channel, str]]:
@@ -182,18 +188,15 @@ def _claim_new(
     repage = dt.timedelta(minutes=settings.paging_repage_minutes)
     alerts = _pageable_alerts(session, repage, now)
     if not alerts:
-        session.rollback()
         return []
     who = current_on_call(session, settings, now)
     if who is None:
         summary.unstaffed = len(alerts)
         log.warning("nobody is on call: %d pageable alert(s) not paged", len(alerts))
-        session.rollback()
         return []
     addresses: dict[tuple[int, int, int, str], str] = {}
     rows = _new_page_rows(session, alerts, who, mailer, settings, now, addresses)
     if not rows:
-        session.rollback()
         return []
     claimed = insert_ignoring_duplicates(
         session,
@@ -202,7 +205,7 @@ def _claim_new(
         ["alert_id", "attempt", "recipient_id", "channel"],
         [Page.id, Page.alert_id, Page.attempt, Page.recipient_id, Page.channel],
     )
-    session.commit()  # claimed before any network call
+    # Committed by the caller's transaction before any network call: the claim.
     by_id = {a.id: a for a in alerts}
     jobs = []
     for page_id, alert_id, attempt, recipient_id, claimed_channel in claimed:
@@ -320,7 +323,6 @@ def _claim_retries(
                 look_up_first=state == PageState.AMBIGUOUS,
             )
         )
-    session.commit()
     return jobs
 
 
@@ -385,7 +387,7 @@ def _deliver(
             state,
             error,
         )
-    with session_factory() as session:
+    with session_factory.begin() as session:
         session.execute(
             update(Page)
             .where(Page.id == job.page_id)
@@ -397,7 +399,6 @@ def _deliver(
                 sent_at=now if state == PageState.SENT else None,
             )
         )
-        session.commit()
     return state
 
 

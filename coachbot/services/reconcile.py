@@ -44,6 +44,14 @@ _STATE_FOR_PROVIDER_STATUS = {
 
 @dataclass
 class ReconcileSummary:
+    """What one reconciliation run concluded, for `coachbot reconcile` and the log line.
+
+    Its own type rather than `tick.TickSummary`: its `failed` and `missed` count nudges this
+    run settled (a second ambiguous miss, a proven-absent send past its stale limit), while
+    the tick's count dispatch failures and unanswered reply windows; one type would make
+    two different facts share a name. The tick folds in what it reports, `found`, as
+    `TickSummary.reconciled`."""
+
     found: int = 0
     resent: int = 0
     failed: int = 0

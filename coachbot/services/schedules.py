@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -90,16 +91,8 @@ def store_stale_limit(
     global setting at once)."""
     if minutes is not None and not 5 <= minutes <= 24 * 60:
         raise ValidationFailed({"stale_limit": "must be between 5 and 1440 minutes"})
-    row = session.get(GlobalSetting, STALE_LIMIT_KEY)
-    if minutes is None:
-        if row is not None:
-            session.delete(row)
-    elif row is None:
-        session.add(
-            GlobalSetting(key=STALE_LIMIT_KEY, value=str(minutes), updated_at=now, updated_by=actor)
-        )
-    else:
-        row.value, row.updated_at, row.updated_by = str(minutes), now, actor
+    value = None if minutes is None else {"value": str(minutes)}
+    _save_setting(session, GlobalSetting, {"key": STALE_LIMIT_KEY}, value, actor=actor, now=now)
     audit.record(
         session,
         actor=actor,
@@ -441,21 +434,8 @@ def store_pace(
     """`set_pace` in the caller's transaction."""
     if segments_per_second is not None and not 0 < segments_per_second <= 10_000:
         raise ValidationFailed({"segments_per_second": "must be in (0, 10000]"})
-    row = session.get(SenderPace, sender)
-    if segments_per_second is None:
-        if row is not None:
-            session.delete(row)
-    elif row is None:
-        session.add(
-            SenderPace(
-                sender=sender,
-                segments_per_second=segments_per_second,
-                updated_at=now,
-                updated_by=actor,
-            )
-        )
-    else:
-        row.segments_per_second, row.updated_at, row.updated_by = segments_per_second, now, actor
+    pace = None if segments_per_second is None else {"segments_per_second": segments_per_second}
+    _save_setting(session, SenderPace, {"sender": sender}, pace, actor=actor, now=now)
     audit.record(
         session,
         actor=actor,
@@ -463,6 +443,29 @@ def store_pace(
         now=now,
         detail=f"sender={sender} segments_per_second={segments_per_second}",
     )
+
+
+def _save_setting(
+    session: Session,
+    model: type[GlobalSetting] | type[SenderPace],
+    key: dict[str, str],
+    fields: dict[str, Any] | None,
+    *,
+    actor: str,
+    now: dt.datetime,
+) -> None:
+    """One operator setting's row: None deletes it (back to the default), anything else
+    inserts or updates it, stamped with who changed it and when."""
+    row = session.get(model, next(iter(key.values())))
+    if fields is None:
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        row = model(**key)
+        session.add(row)
+    for name, value in {**fields, "updated_at": now, "updated_by": actor}.items():
+        setattr(row, name, value)
 
 
 def _describe(spec: ScheduleSpec) -> str:

@@ -85,17 +85,24 @@ def _end_sessions(session: Session, user_id: int, now: dt.datetime, reason: str)
     )
 
 
+def _other_account(session: Session, user_id: int, admin_id: int, refusal: str) -> StaffUser | None:
+    """The account an admin acts on, None when there is none; never the admin's own, so no
+    admin can lock the clinic out by themselves (SelfChangeRefused with `refusal`)."""
+    user = session.get(StaffUser, user_id)
+    if user is not None and user.id == admin_id:
+        raise SelfChangeRefused(refusal)
+    return user
+
+
 def toggle_active(
     sessions: sessionmaker[Session], user_id: int, *, admin_id: int, now: dt.datetime, actor: str
 ) -> StaffUser | None:
     """Deactivates an active account (ending its sessions at once) or reactivates it. None
     when there is no such account; SelfChangeRefused for the admin's own account."""
     with sessions.begin() as session:
-        user = session.get(StaffUser, user_id)
+        user = _other_account(session, user_id, admin_id, "You cannot deactivate your own account.")
         if user is None:
             return None
-        if user.id == admin_id:
-            raise SelfChangeRefused("You cannot deactivate your own account.")
         user.is_active = not user.is_active
         if not user.is_active:
             _end_sessions(session, user.id, now, "deactivated")
@@ -121,11 +128,11 @@ def change_role(
     """A new role, in force at once: the account's sessions carry the old one and end. None
     when there is no such account; SelfChangeRefused for the admin's own account."""
     with sessions.begin() as session:
-        user = session.get(StaffUser, user_id)
+        user = _other_account(
+            session, user_id, admin_id, "Ask another admin to change your own role."
+        )
         if user is None:
             return None
-        if user.id == admin_id:
-            raise SelfChangeRefused("Ask another admin to change your own role.")
         old, user.role = user.role, role or user.role
         _end_sessions(session, user.id, now, "role_changed")
         audit.record(

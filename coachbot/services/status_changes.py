@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.domain.patient_status import Event, PatientState, PausedBy, Refusal, transition
 from coachbot.domain.states import PatientStatus
 from coachbot.models import Patient
-from coachbot.services import audit, consent
+from coachbot.services import consent
 from coachbot.settings import Settings
 
 
@@ -103,47 +103,33 @@ def change_status(
             patient.status = outcome.status
             patient.paused_by = outcome.paused_by
             patient.updated_at = now
-            consent.record_event(
+            consent.record_audited(
                 session,
-                number=patient.phone_e164,
                 patient_id=patient.id,
+                number=patient.phone_e164,
                 event=_LEDGER_EVENT[event],
-                text=None,
+                action=f"patient.{action}",
+                detail=f"status={outcome.status}",
                 now=now,
                 actor=actor,
             )
             # Planning resumes from now: nothing is planned for a paused week and then replayed.
             for schedule in patient.schedules:
                 schedule.planned_through = None
-            audit.record(
-                session,
-                actor=actor,
-                action=f"patient.{action}",
-                patient_id=patient.id,
-                now=now,
-                detail=f"status={outcome.status}",
-            )
     if refused is not None:
         raise ResumeRefused(refused)
     return patient
 
 
 def _record_refusal(session: Session, patient: Patient, *, now: dt.datetime, actor: str) -> None:
-    audit.record(
+    consent.record_audited(
         session,
-        actor=actor,
-        action="patient.resume",
         patient_id=patient.id,
-        now=now,
-        outcome="refused",
-        detail=f"paused_by={patient.paused_by or patient.status}",
-    )
-    consent.record_event(
-        session,
         number=patient.phone_e164,
-        patient_id=patient.id,
         event=consent.RESUME_REFUSED,
-        text=None,
+        action="patient.resume",
+        detail=f"paused_by={patient.paused_by or patient.status}",
+        outcome="refused",
         now=now,
         actor=actor,
     )

@@ -57,6 +57,8 @@ class TickSummary:
     caregiver_followups: int = 0
     caregiver_skipped: int = 0  # checks not texted: caregiver not active, suppressed, quiet
     caregiver_no_answer: int = 0  # HIGH alerts: a check or seen-today went unanswered
+    # Handwriting samples the tick fetched, refused, retried or gave up on (issue #16).
+    samples: int = 0
 
     @property
     def caregiver_eventful(self) -> bool:
@@ -93,6 +95,7 @@ class TickSummary:
             f" missed={self.missed} followups={self.followups}"
             f" silence_alerts={self.silence_alerts} checkin_alerts={self.checkin_alerts}"
         )
+        text += f" samples={self.samples}" if self.samples else ""
         text = f"{text} {self.paging_text()}" if self.paging_eventful else text
         return f"{text} {self.caregiver_text()}" if self.caregiver_eventful else text
 
@@ -147,6 +150,7 @@ def run_clock_tick(
     from coachbot.services.caregivers.invitations import send_due_invitations
     from coachbot.services.followups import process_reply_windows
     from coachbot.services.inbound.recovery import recover_failed_inbound
+    from coachbot.services.media_fetch import retry_in_tick
     from coachbot.services.paging import run_due as run_paging
     from coachbot.services.welcomes import send_due_welcomes
 
@@ -162,4 +166,6 @@ def run_clock_tick(
     summary.caregiver_invites += send_due_invitations(
         session_factory, gateway, library, settings, now
     )
+    # Pictures the webhook could not fetch (or a crash interrupted): fetched again.
+    summary.samples = retry_in_tick(session_factory, gateway, library, settings, now)
     return run_tick(session_factory, gateway, library, settings, now, summary)

@@ -124,20 +124,13 @@ def send_welcome(
 
 def _record_suppressed(session: Session, patient: Patient, now: dt.datetime) -> None:
     patient.welcome_due_at = None
-    audit.record(
+    consent.record_audited(
         session,
-        actor="system",
-        action="consent.welcome_suppressed",
         patient_id=patient.id,
-        now=now,
-        detail="number on the suppression list: no welcome",
-    )
-    consent.record_event(
-        session,
         number=patient.phone_e164,
-        patient_id=patient.id,
         event=consent.ENROLLED_SUPPRESSED,
-        text=None,
+        action="consent.welcome_suppressed",
+        detail="number on the suppression list: no welcome",
         now=now,
         actor="system",
     )

@@ -40,6 +40,8 @@ __all__ = [
     "MediaStore",
     "delete_twilio_copy",
     "fetch_media",
+    "media_ids",
+    "picture_type",
     "take_media",
 ]
 
@@ -108,6 +110,11 @@ def _sniffed_type(head: bytes) -> str | None:
     return None
 
 
+def picture_type(content: bytes) -> str | None:
+    """The picture format of `content` by its first bytes, or None if it is not a picture."""
+    return _sniffed_type(content[:16])
+
+
 def _media_ids(client: Client, media_url: str) -> tuple[str, str]:
     """(message sid, media sid) of a media URL of this account's API; refused otherwise."""
     base = str(client.api.base_url).rstrip("/")
@@ -117,6 +124,11 @@ def _media_ids(client: Client, media_url: str) -> tuple[str, str]:
     if match is None or match["account"] != client.username:
         raise MediaRefused("not_twilio_url")
     return match["message"], match["media"]
+
+
+def media_ids(client: Client, media_url: str) -> tuple[str, str]:
+    """(message sid, media sid) of a media URL of this account; `MediaRefused` otherwise."""
+    return _media_ids(client, media_url)
 
 
 def _read_bounded(response: requests.Response, max_bytes: int, deadline: float) -> bytes:

@@ -13,7 +13,15 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
 
 from coachbot.domain.states import NudgeState
-from coachbot.models import AdherenceRecord, InboundMessage, Nudge, Patient, SuppressedNumber
+from coachbot.models import (
+    AdherenceRecord,
+    Caregiver,
+    CaregiverLink,
+    InboundMessage,
+    Nudge,
+    Patient,
+    SuppressedNumber,
+)
 
 # A nudge may still be answered in these states (an ambiguous one may have reached the phone).
 OPEN_STATES = (NudgeState.SENT, NudgeState.DELIVERED, NudgeState.AMBIGUOUS)
@@ -73,8 +81,14 @@ def _open_condition() -> Any:
     )
 
 
-# The sender (by own phone or as caregiver), each candidate's open nudges, and the answer each
-# nudge already has, in one round trip; most recent nudge first within a patient.
+# The caregiver whose number texted, if any (the number is unique among caregivers).
+_CAREGIVER_ID = (
+    select(Caregiver.id).where(Caregiver.phone_e164 == bindparam("number")).scalar_subquery()
+)
+
+# The sender (by own phone, or as caregiver through caregiver_links), each candidate's open
+# nudges, the answer each nudge already has, and the caregiver's own record and baseline for
+# that patient, in one round trip; most recent nudge first within a patient.
 _SENDER = (
     select(
         Patient.id,
@@ -83,13 +97,17 @@ _SENDER = (
         Patient.language,
         Patient.first_name,
         Patient.timezone,
-        Patient.caregiver_phone_e164,
         Patient.opted_in_at,
         Patient.paused_by,
         # Whether the texting number opted out, in the same round trip.
         exists()
         .where(SuppressedNumber.number_e164 == bindparam("number"))
         .label("number_suppressed"),
+        Caregiver.id.label("caregiver_id"),
+        Caregiver.status.label("caregiver_status"),
+        Caregiver.language.label("caregiver_language"),
+        Caregiver.first_name.label("caregiver_first_name"),
+        CaregiverLink.baseline_score,
         Nudge.id.label("nudge_id"),
         Nudge.track,
         Nudge.occurrence_key,
@@ -97,10 +115,18 @@ _SENDER = (
         Nudge.reply_window_ends_at,
         AdherenceRecord.id.label("record_id"),
     )
+    .select_from(Patient)
+    .outerjoin(
+        CaregiverLink,
+        and_(CaregiverLink.patient_id == Patient.id, CaregiverLink.caregiver_id == _CAREGIVER_ID),
+    )
+    .outerjoin(Caregiver, Caregiver.id == CaregiverLink.caregiver_id)
     .where(
         or_(
             Patient.phone_e164 == bindparam("number"),
-            Patient.caregiver_phone_e164 == bindparam("number"),
+            Patient.id.in_(
+                select(CaregiverLink.patient_id).where(CaregiverLink.caregiver_id == _CAREGIVER_ID)
+            ),
         )
     )
     .outerjoin(Nudge, _open_condition())
@@ -112,8 +138,9 @@ _SENDER = (
 def sender_rows(
     connection: Connection, number: str, now: dt.datetime, windowless_since: dt.datetime
 ) -> Sequence[Any]:
-    """One row per (patient with this number as own or caregiver's, open nudge), or one
-    row with no nudge. A nudge without a reply window yet (ambiguous) counts as open when
+    """One row per (patient with this number as own or as their caregiver's, open nudge), or
+    one row with no nudge; the caregiver columns are set on the rows of the patients the
+    number is caregiver of. A nudge without a reply window yet (ambiguous) counts as open when
     sent after `windowless_since`."""
     return connection.execute(
         _SENDER, {"number": number, "now": now, "window_start": windowless_since}

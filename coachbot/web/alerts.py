@@ -96,25 +96,27 @@ def show(alert_id: int) -> ResponseReturnValue:
 @bp.post("/<int:alert_id>/<any(acknowledge, resolve):action>")
 @roles_required(Role.CLINICIAN, Role.ADMIN)
 def act(alert_id: int, action: str) -> ResponseReturnValue:
-    alert = _owned_alert(alert_id, f"alert.{action}")
+    patient_id = _owned_alert(alert_id, f"alert.{action}").patient_id
     form = NoteForm()
     if not form.validate_on_submit():
         abort(400)
+    me, at = staff().user_id, now()
     try:
         if action == "acknowledge":
-            acknowledge_alert(db(), alert, actor_id=staff().user_id, now=now(), note=form.note.data)
+            done = acknowledge_alert(
+                write_sessions(), alert_id, actor_id=me, now=at, note=form.note.data
+            )
         else:
-            resolve_alert(
-                db(), alert, actor_id=staff().user_id, now=now(), note=form.note.data or ""
+            done = resolve_alert(
+                write_sessions(), alert_id, actor_id=me, now=at, note=form.note.data or ""
             )
     except AlertActionRefused as exc:
-        db().rollback()
         flash(str(exc), "error")
     else:
-        flash(f"Alert {alert.id} {alert.status}.", "info")
+        flash(f"Alert {done.id} {done.status}.", "info")
     target = request.form.get("next", "")
-    if target == "patient" and alert.patient_id:
-        return redirect(url_for("patients.show", patient_id=alert.patient_id))
+    if target == "patient" and patient_id:
+        return redirect(url_for("patients.show", patient_id=patient_id))
     if target == "alert":
-        return redirect(url_for("alerts.show", alert_id=alert.id))
+        return redirect(url_for("alerts.show", alert_id=alert_id))
     return redirect(url_for("alerts.queue"))

@@ -16,6 +16,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs predate 3.3
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
@@ -24,7 +25,10 @@ from coachbot.domain.program import COACHING_TRACKS, LANGUAGES, TRACK_POLICIES
 _LANGUAGE_CHOICES: Any = list(LANGUAGES)
 _ROLE_CHOICES: Any = ["clinician", "operator", "admin"]
 # Blank: the caregiver is texted in the patient's language.
-_CAREGIVER_LANGUAGE_CHOICES: Any = [("", "Same as the patient"), *((c, c) for c in LANGUAGES)]
+_CAREGIVER_LANGUAGE_CHOICES: Any = [
+    SelectChoice("", "Same as the patient"),
+    *(SelectChoice(c, c) for c in LANGUAGES),
+]
 
 
 def _no_nul(_form: Any, field: Any) -> None:
@@ -76,6 +80,9 @@ class EnrolForm(CoachbotForm):
 
 
 class EditPatientForm(CoachbotForm):
+    # Shown only for a caregiver never invited (a number given before caregivers could be
+    # texted): saving with it ticked asks them for their YES.
+    caregiver_invite = BooleanField("Send the caregiver the invitation to reply YES")
     first_name = StringField("First name")
     phone = StringField("Mobile number")
     timezone = StringField("Time zone")

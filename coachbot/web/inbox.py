@@ -22,7 +22,6 @@ from coachbot.services import audit
 from coachbot.services.inbox import AlreadyRead, mark_read
 from coachbot.services.viewing import record_page_view
 from coachbot.web.common import (
-    db,
     now,
     owned_patient,
     read_db,
@@ -89,7 +88,7 @@ def _readable(message_id: int) -> InboundMessage:
     elif message is None or staff().role != Role.ADMIN:
         _deny(message_id)
         abort(404)
-    return db().get_one(InboundMessage, message_id)
+    return message
 
 
 def _deny(message_id: int) -> None:
@@ -110,7 +109,7 @@ def read(message_id: int) -> ResponseReturnValue:
         abort(400)
     message = _readable(message_id)
     try:
-        mark_read(db(), message, actor_id=staff().user_id, now=now())
+        mark_read(write_sessions(), message.id, actor_id=staff().user_id, now=now())
     except AlreadyRead:
         flash("Someone already marked that text read.", "info")
     else:

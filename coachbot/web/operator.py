@@ -9,14 +9,14 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from wtforms import HiddenField, SelectField, StringField
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from coachbot.content import catalogue
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import Role
 from coachbot.queries.delivery_health import SPANS, delivery_health
-from coachbot.services import operations, program_edits, programs
+from coachbot.services import operations, program_edits, programs, track_settings
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.common import db, now, roles_required, runtime, staff, write_sessions
 from coachbot.web.forms import ActionForm, CoachbotForm
@@ -44,6 +44,18 @@ class TrackForm(CoachbotForm):
     quiet_policy = SelectField(
         "Outside the send window or in quiet hours", choices=_QUIET, validate_choice=False
     )
+    base_version = HiddenField()
+
+
+class CloseWatchForm(CoachbotForm):
+    """A programme's close-watch weeks; every field is checked by the service at once."""
+
+    days = StringField("Default length (days)")
+    check_time = StringField("Daily check time (caregiver's local HH:MM)")
+    followup_after_hours = StringField("Hours before the one follow-up, and again before the alert")
+    seen_today_time = StringField('"Have you seen them today?" time (local HH:MM)')
+    items_en = TextAreaField("Check items in English (one a line)")
+    items_es = TextAreaField("Check items in Spanish (one a line)")
     base_version = HiddenField()
 
 
@@ -214,6 +226,59 @@ def program_edit(name: str) -> ResponseReturnValue:
         errors=errors,
         preview=preview,
         day_names=programs.day_names,
+    ), status
+
+
+def _close_watch_defaults(view: programs.ProgramView) -> dict[str, Any]:
+    watch = view.close_watch
+    return {
+        "days": str(watch.days),
+        "check_time": f"{watch.check_time:%H:%M}",
+        "followup_after_hours": str(watch.followup_after_hours),
+        "seen_today_time": f"{watch.seen_today_time:%H:%M}",
+        "items_en": "\n".join(watch.items_for("en")),
+        "items_es": "\n".join(watch.items_for("es")),
+        "base_version": str(view.version),
+    }
+
+
+@bp.route("/programs/<name>/close-watch", methods=["GET", "POST"])
+@_console
+def program_close_watch(name: str) -> ResponseReturnValue:
+    """The programme's close-watch weeks: length, check time, follow-up, items. Saving
+    writes a new version (refused if the programme moved on, or if an item would make the
+    daily check longer than two texts)."""
+    try:
+        view = programs.show_program(db(), name)
+    except ValidationFailed:
+        abort(404)
+    form = CloseWatchForm(data=_close_watch_defaults(view) if request.method == "GET" else None)
+    errors: dict[str, str] = {}
+    status = 200
+    if form.validate_on_submit():
+        fields = {f.name: str(f.data or "") for f in form if f.name not in ("csrf_token",)}
+        try:
+            proposed = track_settings.validate_close_watch(runtime().library, **fields)
+            result = program_edits.save_close_watch(
+                write_sessions(),
+                name,
+                proposed,
+                base_version=_int(form.base_version.data, "version"),
+                actor=staff().actor,
+                now=now(),
+            )
+        except program_edits.StaleVersion as exc:
+            errors, status = exc.errors, 409
+        except ValidationFailed as exc:
+            errors, status = exc.errors, 422
+        else:
+            flash(f"Saved {result.program} version {result.version}: close watch.", "info")
+            return redirect(url_for("operator.program_show", name=name))
+        db().rollback()
+    elif request.method == "POST":
+        errors, status = {n: "; ".join(msgs) for n, msgs in form.errors.items()}, 422
+    return render_template(
+        "operator/close_watch.html", program=view, form=form, errors=errors
     ), status
 
 

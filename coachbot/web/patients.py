@@ -32,7 +32,7 @@ from coachbot.queries.patient_page import (
 from coachbot.services import consent
 from coachbot.services.bulk_enrollment import RowError, bulk_enroll
 from coachbot.services.care import CarePlan, PatientChanges, check_care_plan, edit_patient
-from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of
+from coachbot.services.caregivers.records import caregiver_numbers, caregiver_of, never_invited
 from coachbot.services.enrollment import (
     EnrollmentRequest,
     enroll_patient,
@@ -316,8 +316,15 @@ def edit(patient_id: int) -> ResponseReturnValue:
             return redirect(url_for("patients.show", patient_id=patient.id))
     else:
         errors = {name: "; ".join(msgs) for name, msgs in form.errors.items()}
+    caregiver = caregiver_of(read_db(), patient.id)
+    invitable = caregiver is not None and never_invited(caregiver)
     return render_template(
-        "edit.html", form=form, errors=errors, p=patient, tracks=COACHING_TRACKS
+        "edit.html",
+        form=form,
+        errors=errors,
+        p=patient,
+        tracks=COACHING_TRACKS,
+        invitable=invitable,
     ), (422 if errors else 200)
 
 
@@ -371,6 +378,7 @@ def _save_edit(patient: Patient, form: EditPatientForm, plan: CarePlan) -> dict[
                 caregiver_language=form.caregiver_language.data,
                 close_watch_from=form.close_watch_from.data,
                 close_watch_days=form.close_watch_days.data,
+                invite_caregiver=bool(form.caregiver_invite.data),
             ),
             plan,
             now=now(),

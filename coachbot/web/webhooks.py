@@ -22,6 +22,7 @@ from coachbot.domain.clock import utcnow
 from coachbot.runtime import Runtime
 from coachbot.services.delivery import StatusCallback, handle_status
 from coachbot.services.inbound import EMPTY_TWIML, InboundSms, handle_inbound
+from coachbot.services.media_fetch import fetch_after_answer
 from coachbot.services.paging import Pager
 from coachbot.web.signature import is_valid_twilio_request
 
@@ -65,6 +66,7 @@ def inbound() -> Response:
         to_number=(request.form.get("To") or "").strip(),
         body=request.form.get("Body", ""),
         num_media=num_media,
+        media_urls=_media_urls(num_media),
     )
     pager: Pager | None = current_app.extensions.get("coachbot_pager")
     # The pipeline wakes the pager once it has committed a message that raised an alert a
@@ -77,7 +79,26 @@ def inbound() -> Response:
         utcnow(),
         after_commit=pager.kick if pager is not None else None,
     )
-    return _twiml(answer)
+    response = _twiml(answer)
+    if sms.media_urls:
+        # Fetched once the answer is sent (the WSGI server closes the response then), so
+        # Twilio never waits on a download; the tick retries what this does not finish.
+        response.call_on_close(
+            fetch_after_answer(
+                runtime.session_factory,
+                runtime.gateway,
+                runtime.library,
+                settings,
+                sms.provider_sid,
+            )
+        )
+    return response
+
+
+def _media_urls(num_media: int) -> tuple[str, ...]:
+    """The MMS's MediaUrl0..N (Twilio sends at most 10)."""
+    urls = (request.form.get(f"MediaUrl{i}", "").strip() for i in range(min(num_media, 10)))
+    return tuple(url for url in urls if url)
 
 
 def _nudge_id(param: str) -> int | None:

@@ -31,6 +31,7 @@ from tests.support.builders import (
     make_patient,
 )
 from tests.support.sign_in import sign_in_browser as sign_in
+from tests.support.sign_in import writer_of
 from tests.web.test_dashboard_support import NOW, give_history, make_staff
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -253,10 +254,13 @@ def _seed_history(session: Session, role: str | None, staff_id: int | None) -> i
             detail=detail,
             now=NOW - dt.timedelta(days=2),
         )
-        session.flush()
-        acknowledge_alert(session, alert, actor_id=staff_id, now=NOW - dt.timedelta(days=1))
+        session.commit()  # the use cases below run their own transactions
+        ack_at = NOW - dt.timedelta(days=1)
+        acknowledge_alert(writer_of(session), alert.id, actor_id=staff_id, now=ack_at)
         if resolve:
-            resolve_alert(session, alert, actor_id=staff_id, now=NOW, note="Called her.")
+            resolve_alert(
+                writer_of(session), alert.id, actor_id=staff_id, now=NOW, note="Called her."
+            )
     session.commit()
     return rosa.id
 

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from coachbot.domain.clock import utcnow
-from coachbot.domain.states import AlertKind, AlertSeverity, NudgeState
-from coachbot.models import AdherenceRecord, Alert, Nudge, OutboundMessage, Page, Patient
+from coachbot.domain.states import AlertKind, AlertSeverity
+from coachbot.models import Alert, OutboundMessage, Page, Patient
 from coachbot.services.alerts import raise_alert
 from tests.e2e.conftest import Screenshots
-from tests.support.builders import make_inbound, make_patient
+from tests.support.builders import make_delivered_day, make_inbound, make_patient
 from tests.web.test_dashboard_support import PASSWORD, make_staff
 
 
@@ -139,32 +139,16 @@ def test_the_alerts_queue_shows_the_words_who_was_paged_and_who_acknowledged(
 
 
 def _day_of_nudges(session: Session, patient: Patient, due: dt.datetime, done: bool) -> None:
-    nudge = Nudge(
-        patient_id=patient.id,
-        track="sleep",
-        occurrence_key=f"sleep:{due.isoformat()}",
-        due_at=due,
-        send_at=due,
-        state=NudgeState.DELIVERED,
-        sent_at=due,
-        reply_window_ends_at=due + dt.timedelta(hours=2),
-        created_at=due,
-        updated_at=due,
+    make_delivered_day(
+        session,
+        patient,
+        due=due,
+        window=dt.timedelta(hours=2),
+        done=done,
+        answered_after=dt.timedelta(minutes=10),
+        value=7.0,
+        unit="hours",
     )
-    session.add(nudge)
-    session.flush()
-    if done:
-        session.add(
-            AdherenceRecord(
-                patient_id=patient.id,
-                nudge_id=nudge.id,
-                track="sleep",
-                outcome="done",
-                value=7.0,
-                unit="hours",
-                recorded_at=due + dt.timedelta(minutes=10),
-            )
-        )
 
 
 def test_the_patient_page_labels_its_heatmap_and_reads_the_thread_in_order(

@@ -219,8 +219,14 @@ def test_an_opted_out_caregiver_linked_again_stays_opted_out(runtime: Runtime) -
             {"close_watch_from": "2026-02-30"},
             {"close_watch_from": "'2026-02-30' is not a date such as 2026-12-01"},
         ),
-        ({"close_watch_from": "2026-12-01", "close_watch_days": "0"}, {"close_watch_days": "from 1 to 90 days"}),
-        ({"close_watch_from": "2026-12-01", "close_watch_days": "91"}, {"close_watch_days": "from 1 to 90 days"}),
+        (
+            {"close_watch_from": "2026-12-01", "close_watch_days": "0"},
+            {"close_watch_days": "from 1 to 90 days"},
+        ),
+        (
+            {"close_watch_from": "2026-12-01", "close_watch_days": "91"},
+            {"close_watch_days": "from 1 to 90 days"},
+        ),
         (
             {"close_watch_from": "2026-12-01", "close_watch_days": "two weeks"},
             {"close_watch_days": "a whole number of days"},
@@ -406,3 +412,34 @@ def test_the_close_watch_is_set_changed_and_cleared_with_an_audit(runtime: Runti
     assert _audits(runtime, "patient.close_watch") == [
         "patient.close_watch:close_watch_from,close_watch_days"
     ]
+
+
+def test_a_caregiver_never_invited_is_invited_only_when_asked(runtime: Runtime) -> None:
+    """A number given before caregivers could be texted is a caregiver pending consent whom
+    nothing was sent (migration 0013): an edit invites them only when the clinician asks."""
+    with runtime.session_factory() as s:
+        patient = make_patient(s, first_name="Ana", phone=PATIENT)
+        migrated = make_caregiver(
+            s,
+            patient,
+            phone=CAREGIVER,
+            first_name="Caregiver",
+            status=PatientStatus.PENDING_CONSENT,
+        )
+        migrated.invited_at = None
+        s.commit()
+    assert _edit(runtime, patient.id, caregiver_phone=CAREGIVER, caregiver_name="Sam").changed == [
+        "caregiver_name"
+    ]
+    assert _caregivers(runtime) == [(CAREGIVER, "Sam", "en", "pending-consent", None)]
+    edited = _edit(
+        runtime, patient.id, caregiver_phone=CAREGIVER, caregiver_name="Sam", invite_caregiver=True
+    )
+    assert edited.changed == ["caregiver_invited"]
+    assert _caregivers(runtime) == [(CAREGIVER, "Sam", "en", "pending-consent", LATER)]
+    assert _ledger(runtime, CAREGIVER) == ["caregiver_invited"]
+    # Once invited (or once they answered), asking again does nothing.
+    again = _edit(
+        runtime, patient.id, caregiver_phone=CAREGIVER, caregiver_name="Sam", invite_caregiver=True
+    )
+    assert again.changed == []

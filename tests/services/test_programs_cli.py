@@ -93,3 +93,22 @@ def test_settings_show_and_set_all_or_nothing(runtime: Runtime) -> None:
     assert "segments_per_second=3" in good.output
     cleared = _run(runtime, "settings", "set", "--stale-limit", "none")
     assert "stale_limit_minutes=per-track" in cleared.output
+
+
+def test_close_watch_from_the_terminal_saves_and_names_a_wrong_option(runtime: Runtime) -> None:
+    saved = _run(
+        runtime,
+        "program", "close-watch", "standard", "--base-version", "1", "--check-time", "17:15",
+        "--item-en", "say what day it is", "--item-en", "write their name",
+    )  # fmt: skip
+    assert saved.exit_code == 0, saved.output
+    assert "standard v2 saved: close watch" in saved.output
+    shown = _run(runtime, "program", "show", "standard")
+    assert "close watch  days=28 check=17:15 followup=1h seen_today=19:00 items_en=2" in (
+        shown.output
+    )
+    refused = _run(
+        runtime, "program", "close-watch", "standard", "--base-version", "2", "--days", "120"
+    )
+    assert refused.exit_code == 2
+    assert "error: days: must be between 1 and 90 days" in refused.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,7 @@ from coachbot.domain.states import NudgeState, PatientStatus
 from coachbot.models import (
     AdherenceRecord,
     Caregiver,
+    CaregiverCheck,
     CaregiverLink,
     InboundMessage,
     Nudge,
@@ -305,3 +308,85 @@ def make_caregiver_check(
     session.add(check)
     session.commit()
     return check.id
+
+
+def make_sent_caregiver_check(
+    session: Session,
+    patient: Patient,
+    caregiver: Caregiver,
+    *,
+    sent_at: dt.datetime,
+    kind: str = "observation",
+    items: int = 4,
+) -> CaregiverCheck:
+    """A check the tick sent to `caregiver` about `patient` at `sent_at`, not answered yet."""
+    check = CaregiverCheck(
+        patient_id=patient.id,
+        caregiver_id=caregiver.id,
+        kind=kind,
+        local_date=sent_at.date(),
+        items=items,
+        due_at=sent_at,
+        state="sent",
+        sent_at=sent_at,
+        created_at=sent_at,
+    )
+    session.add(check)
+    session.commit()
+    return check
+
+
+def make_media_sample(
+    session: Session,
+    patient: Patient,
+    *,
+    root: Path,
+    received_at: dt.datetime,
+    caregiver: Caregiver | None = None,
+    content: bytes | None = None,
+) -> int:
+    """A stored handwriting sample (a scribble PNG unless `content`), its file under `root`
+    and the inbound MMS it came in; returns the sample's id. Committed."""
+    from coachbot.services.demo_samples import scribble
+    from coachbot.services.media_samples import keep_picture
+    from coachbot.sms.media import FileMediaStore
+
+    sender = caregiver.phone_e164 if caregiver is not None else patient.phone_e164
+    text = make_inbound(
+        session, body="", received_at=received_at, from_e164=sender, needs_reading=False
+    )
+    n = next(_sids)
+    sample_id = keep_picture(
+        session,
+        FileMediaStore(root),
+        inbound_message_id=text.id,
+        patient_id=patient.id,
+        caregiver_id=caregiver.id if caregiver is not None else None,
+        content=content if content is not None else scribble(n, 0.1),
+        received_at=received_at,
+        local_date=received_at.astimezone(ZoneInfo(patient.timezone)).date(),
+        sids=(f"MM{n:032x}", f"ME{n:032x}"),
+    )
+    session.commit()
+    return sample_id
+
+
+def make_delivered_day(
+    session: Session,
+    patient: Patient,
+    *,
+    due: dt.datetime,
+    window: dt.timedelta,
+    done: bool,
+    answered_after: dt.timedelta,
+    value: float | None = None,
+    unit: str | None = None,
+) -> Nudge:
+    """One day of adherence history: a sleep nudge delivered at `due`, open for `window`,
+    and, when `done`, answered "done" `answered_after` it (with `value` and `unit`)."""
+    nudge = make_sent_nudge(
+        session, patient, sent_at=due, window=window, state=NudgeState.DELIVERED
+    )
+    if done:
+        make_answer(session, nudge, recorded_at=due + answered_after, value=value, unit=unit)
+    return nudge

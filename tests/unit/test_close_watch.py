@@ -14,8 +14,8 @@ from coachbot.domain import close_watch as cw
 D = dt.date(2026, 3, 1)
 
 
-def _utc(*parts: int) -> dt.datetime:
-    return dt.datetime(*parts, tzinfo=dt.UTC)
+def _utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(

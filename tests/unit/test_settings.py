@@ -82,3 +82,10 @@ def test_a_complete_production_environment_is_accepted() -> None:
     )
     assert settings.public_base_url == "https://coach.example.org"
     assert settings.sms_backend == "twilio"
+
+
+def test_handwriting_samples_are_kept_under_media_dir() -> None:
+    assert Settings.from_env({}).media_dir == "instance/media"
+    assert Settings.from_env({"MEDIA_DIR": " /var/lib/coachbot/media "}).media_dir == (
+        "/var/lib/coachbot/media"
+    )

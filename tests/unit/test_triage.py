@@ -42,6 +42,10 @@ CAREGIVER = SenderContext(SenderRole.CAREGIVER, PatientStatus.ACTIVE)
 CAREGIVER_SUPPRESSED = SenderContext(
     SenderRole.CAREGIVER, PatientStatus.ACTIVE, number_suppressed=True
 )
+CAREGIVER_PENDING = SenderContext(SenderRole.CAREGIVER, PatientStatus.PENDING_CONSENT)
+CAREGIVER_OPTED_OUT = SenderContext(
+    SenderRole.CAREGIVER, PatientStatus.OPTED_OUT, number_suppressed=True
+)
 UNKNOWN = SenderContext(SenderRole.UNKNOWN)
 # A former caregiver (removed by their STOP) or a stranger who texted STOP.
 UNKNOWN_SUPPRESSED = SenderContext(SenderRole.UNKNOWN, number_suppressed=True)
@@ -56,6 +60,8 @@ SENDERS = {
     "active_suppressed": ACTIVE_SUPPRESSED,
     "caregiver": CAREGIVER,
     "caregiver_suppressed": CAREGIVER_SUPPRESSED,
+    "caregiver_pending": CAREGIVER_PENDING,
+    "caregiver_opted_out": CAREGIVER_OPTED_OUT,
     "unknown": UNKNOWN,
     "unknown_suppressed": UNKNOWN_SUPPRESSED,
 }
@@ -277,9 +283,27 @@ TABLE = [
                                          needs_reading=True)),
     _row("caregiver_suppressed", STOP, None, Expect(C.OPT_OUT, "caregiver_opt_out_repeat")),
     _row("caregiver_suppressed", START, None, Expect(C.OPT_IN, "caregiver_opt_in", E.OPT_IN,
-                                                     "start_confirmation")),
+                                                     "caregiver.optin_confirmed")),
     _row("caregiver_suppressed", YES, None, Expect(C.OPT_IN, "caregiver_opt_in", E.OPT_IN,
-                                                   "start_confirmation")),
+                                                   "caregiver.optin_confirmed")),
+    # --- a caregiver's own double opt-in: their YES (SI, START) while pending ----------------
+    _row("caregiver_pending", YES, None, Expect(C.OPT_IN, "caregiver_opt_in", E.OPT_IN,
+                                                "caregiver.optin_confirmed")),
+    _row("caregiver_pending", "Si", None, Expect(C.OPT_IN, "caregiver_opt_in", E.OPT_IN,
+                                                 "caregiver.optin_confirmed")),
+    _row("caregiver_pending", START, None, Expect(C.OPT_IN, "caregiver_opt_in", E.OPT_IN,
+                                                  "caregiver.optin_confirmed")),
+    _row("caregiver_pending", STOP, None, Expect(C.OPT_OUT, "caregiver_opt_out",
+                                                 E.CAREGIVER_REMOVED, "stop_confirmation",
+                                                 OPT_OUT_ALERT)),
+    _row("caregiver_pending", FREE, None, Expect(C.FREE_TEXT, "awaiting_consent",
+                                                 needs_reading=True)),
+    _row("caregiver_opted_out", STOP, None, Expect(C.OPT_OUT, "caregiver_opt_out_repeat")),
+    _row("caregiver_opted_out", "Basta", None, Expect(C.OPT_OUT, "caregiver_opt_out_repeat")),
+    _row("caregiver_opted_out", YES, None, Expect(C.OPT_IN, "caregiver_opt_in", E.OPT_IN,
+                                                  "caregiver.optin_confirmed")),
+    _row("caregiver_opted_out", FREE, None, Expect(C.FREE_TEXT, "ignored_opted_out",
+                                                   needs_reading=True)),
     # --- a number we do not know: nothing but safety and HELP ---------------------------------
     _row("unknown", STOP, None, Expect(C.OPT_OUT, "unknown_sender_opt_out", E.OPT_OUT)),
     _row("unknown", HELP, None, Expect(C.HELP, "unknown_sender_help", reply="help")),

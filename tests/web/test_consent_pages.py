@@ -17,6 +17,7 @@ from coachbot.domain.states import PatientStatus
 from coachbot.models import AuditEntry, OutboundMessage, Patient
 from coachbot.runtime import Runtime
 from coachbot.services import consent
+from coachbot.services.caregivers.records import caregiver_of
 from tests.support.builders import make_patient
 from tests.web.test_dashboard_support import NOW, make_staff, post_form, sign_in
 
@@ -174,7 +175,7 @@ def test_enrolling_a_suppressed_number_is_allowed_but_texts_nothing_and_says_so(
     page = post_form(
         client,
         "/patients/new",
-        {**ENROL_FORM, "caregiver_phone": "+16175550192"},
+        {**ENROL_FORM, "caregiver_phone": "+16175550192", "caregiver_name": "Sam"},
         follow_redirects=True,
     )
     html = page.get_data(as_text=True)
@@ -282,6 +283,7 @@ def test_a_caregiver_number_that_opted_out_is_named_when_saved_on_the_edit_page(
             "timezone": "America/New_York",
             "language": "en",
             "caregiver_phone": "+16175550199",
+            "caregiver_name": "Sam",
             "track_sleep": "y",
             "times_sleep": "08:30",
         },
@@ -290,4 +292,6 @@ def test_a_caregiver_number_that_opted_out_is_named_when_saved_on_the_edit_page(
     html = page.get_data(as_text=True)
     assert "Saved. The caregiver&#39;s number: this number has opted out; ask them to text" in html
     with runtime.session_factory() as s:
-        assert s.get_one(Patient, patient_id).caregiver_phone_e164 == "+16175550199"
+        caregiver = caregiver_of(s, patient_id)
+        assert caregiver is not None
+        assert (caregiver.phone_e164, caregiver.status) == ("+16175550199", "pending-consent")

@@ -18,7 +18,15 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.states import AlertKind, NudgeState, PatientStatus
-from coachbot.models import Alert, AuditEntry, InboundMessage, Nudge, OutboundMessage, Patient
+from coachbot.models import (
+    Alert,
+    AuditEntry,
+    Caregiver,
+    InboundMessage,
+    Nudge,
+    OutboundMessage,
+    Patient,
+)
 from coachbot.runtime import Runtime
 from coachbot.services import inbound
 from coachbot.services.inbound.recovery import recover_failed_inbound
@@ -26,6 +34,7 @@ from coachbot.services.tick import run_clock_tick
 from tests.support.builders import (
     MONDAY_0800_NEW_YORK,
     MONDAY_0830_NEW_YORK,
+    make_caregiver,
     make_nudge,
     make_patient,
     make_sent_nudge,
@@ -384,16 +393,18 @@ def test_an_opted_out_patients_yes_to_an_open_checkin_is_a_red_flag_first(
 # --- a caregiver's STOP -------------------------------------------------------------------
 
 
-def test_a_caregivers_stop_removes_the_number_from_every_patient_then_silence(
+def test_a_caregivers_stop_opts_out_only_the_caregiver_of_every_patient_then_silence(
     client: Any, session: Session
 ) -> None:
-    maya = make_patient(session, first_name="Maya", caregiver=CAREGIVER)
-    tom = make_patient(session, first_name="Tom", caregiver=CAREGIVER)
+    maya = make_patient(session, first_name="Maya")
+    tom = make_patient(session, first_name="Tom")
+    caregiver = make_caregiver(session, maya, phone=CAREGIVER)
+    make_caregiver(session, tom, phone=CAREGIVER)
     assert "unsubscribed" in post(client, CAREGIVER, "STOP", T0)
     session.expire_all()
+    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
     for patient in (maya, tom):
-        refreshed = session.get_one(Patient, patient.id)
-        assert (refreshed.caregiver_phone_e164, refreshed.status) == (None, PatientStatus.ACTIVE)
+        assert session.get_one(Patient, patient.id).status == PatientStatus.ACTIVE
     audited = session.scalars(
         select(AuditEntry.patient_id).where(AuditEntry.action == "caregiver.opt_out")
     ).all()
@@ -407,6 +418,30 @@ def test_a_caregivers_stop_removes_the_number_from_every_patient_then_silence(
     assert len(texts_to(session, CAREGIVER)) == 2
     # START from the number is answered again.
     assert "<Message>" in post(client, CAREGIVER, "START", T0 + dt.timedelta(minutes=2))
+
+
+def test_a_caregivers_stop_that_keeps_failing_still_opts_them_out_and_is_confirmed_once(
+    client: Any, runtime: Runtime, session: Session, fault: Callable[..., Fault]
+) -> None:
+    maya = make_patient(session, first_name="Maya")
+    tom = make_patient(session, first_name="Tom")
+    caregiver = make_caregiver(session, maya, phone=CAREGIVER)
+    make_caregiver(session, tom, phone=CAREGIVER)
+    failure = fault("INSERT INTO outbound_messages", times=inbound.ATTEMPTS)  # the reply's row
+    assert post(client, CAREGIVER, "STOP", T0) == EMPTY
+    assert failure.hits == inbound.ATTEMPTS
+    row = only_inbound(session)
+    assert (row.outcome, row.caregiver_id, row.patient_id) == (inbound.FAILED, caregiver.id, None)
+    session.expire_all()
+    # Applied by the fallback: the tick must not text them their check meanwhile.
+    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
+    assert count(session, Alert, Alert.kind == AlertKind.OPT_OUT) == 2  # one per patient
+
+    tick(runtime, T0 + dt.timedelta(minutes=5))
+    tick(runtime, T0 + dt.timedelta(minutes=6))
+    (confirmation,) = texts_to(session, CAREGIVER)
+    assert confirmation.template_id == "stop_confirmation"
+    assert count(session, Alert, Alert.kind == AlertKind.OPT_OUT) == 2
 
 
 @pytest.mark.parametrize("word", ["STOP", "unsubscribe", " Cancel. ", "QUIT"])

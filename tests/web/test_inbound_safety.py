@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import AlertKind, PatientStatus
 from coachbot.models import (
     AdherenceRecord,
+    Caregiver,
     ConsentEvent,
     InboundMessage,
     OutboundMessage,
@@ -29,7 +30,7 @@ from coachbot.services import consent
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.inbound import InboundSms, handle_inbound
 from coachbot.services.status_changes import ResumeRefused, change_status
-from tests.support.builders import make_patient
+from tests.support.builders import make_caregiver, make_patient
 from tests.support.twilio_signing import new_message_sid
 from tests.web import test_inbound_pipeline
 from tests.web.test_dashboard_support import make_staff
@@ -216,22 +217,24 @@ def test_a_crisis_text_from_an_unknown_number_gets_the_crisis_reply_and_a_patien
     assert text_of(post(client, STRANGER, "thanks", T0 + MINUTE)) == EMPTY
 
 
-def test_a_former_caregiver_gets_the_safety_reply_and_a_patientless_alert_and_nothing_else(
+def test_an_opted_out_caregiver_gets_the_safety_reply_and_the_patients_alert_and_nothing_else(
     client: Any, session: Session
 ) -> None:
-    patient = make_patient(session, caregiver=CAREGIVER)
+    patient = make_patient(session)
+    caregiver = make_caregiver(session, patient, phone=CAREGIVER)
     make_nudge(session, patient, "diet")
     assert "unsubscribed" in text_of(post(client, CAREGIVER, "STOP", T0))
     session.expire_all()
-    kept = session.get_one(Patient, patient.id)
-    assert (kept.status, kept.caregiver_phone_e164) == (PatientStatus.ACTIVE, None)
+    assert session.get_one(Patient, patient.id).status == PatientStatus.ACTIVE
+    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
     (stopped,) = alerts(session, AlertKind.OPT_OUT)
     assert (stopped.patient_id, stopped.severity) == (patient.id, "normal")
 
     answer = text_of(post(client, CAREGIVER, "she fell down the stairs", T0 + MINUTE))
     assert "911" in answer
     (alert,) = alerts(session, AlertKind.RED_FLAG)
-    assert (alert.patient_id, alert.severity) == (None, "urgent")
+    # Still linked: the alert names the patient the caregiver watches.
+    assert (alert.patient_id, alert.severity) == (patient.id, "urgent")
     for later in ("done", "please call me", "STOP"):
         assert text_of(post(client, CAREGIVER, later, T0 + 2 * MINUTE)) == EMPTY
     assert [m.template_id for m in outbound_to(session, CAREGIVER)] == [
@@ -460,12 +463,13 @@ def test_stop_suppresses_the_number_with_its_words_in_the_ledger_and_start_lifts
 def test_a_caregivers_stop_texting_me_removes_only_the_caregiver(
     client: Any, session: Session
 ) -> None:
-    patient = make_patient(session, caregiver=CAREGIVER)
+    patient = make_patient(session)
+    caregiver = make_caregiver(session, patient, phone=CAREGIVER)
     make_nudge(session, patient, "diet")
     post(client, CAREGIVER, "stop texting me", T0 + MINUTE)
     session.expire_all()
-    kept = session.get_one(Patient, patient.id)
-    assert (kept.status, kept.caregiver_phone_e164) == (PatientStatus.ACTIVE, None)
+    assert session.get_one(Patient, patient.id).status == PatientStatus.ACTIVE
+    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
     assert suppressed(session, CAREGIVER)
     assert not suppressed(session, patient.phone_e164)
     (alert,) = alerts(session, AlertKind.REVOCATION)
@@ -576,7 +580,8 @@ def test_a_picture_from_a_suppressed_number_gets_no_text_back(
 ) -> None:
     """Enrolled anew (or added as a caregiver) on a number that texted STOP: nothing but HELP
     and safety texts go to it until it texts START, a picture included."""
-    patient = make_patient(session, caregiver=CAREGIVER)
+    patient = make_patient(session)
+    make_caregiver(session, patient, phone=CAREGIVER)
     number = patient.phone_e164 if role == "patient" else CAREGIVER
     with freeze_time(T0 - MINUTE):
         consent.suppress(session, number, source="keyword", text="STOP", now=T0 - MINUTE)

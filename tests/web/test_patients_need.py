@@ -9,42 +9,25 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain.need import Need, why
-from coachbot.domain.states import AlertKind, AlertSeverity, NudgeState, PatientStatus
-from coachbot.models import AdherenceRecord, Nudge, Patient
+from coachbot.domain.states import AlertKind, AlertSeverity, PatientStatus
+from coachbot.models import Patient
 from coachbot.queries.dashboard import ListFilter, patients_page
 from coachbot.services.alerts import raise_alert
-from tests.support.builders import make_inbound, make_patient
+from tests.support.builders import make_delivered_day, make_inbound, make_patient
 from tests.web.test_dashboard_support import NOW, make_staff
 
 
 def _week(session: Session, patient: Patient, days_ago: int, done: int) -> None:
     """A sleep nudge on each of the 7 days from `days_ago` back, the first `done` answered."""
     for n in range(7):
-        due = NOW - dt.timedelta(days=days_ago + n, hours=2)
-        nudge = Nudge(
-            patient_id=patient.id,
-            track="sleep",
-            occurrence_key=f"sleep:{due.isoformat()}",
-            due_at=due,
-            send_at=due,
-            state=NudgeState.DELIVERED,
-            sent_at=due,
-            reply_window_ends_at=due + dt.timedelta(hours=1),
-            created_at=due,
-            updated_at=due,
+        make_delivered_day(
+            session,
+            patient,
+            due=NOW - dt.timedelta(days=days_ago + n, hours=2),
+            window=dt.timedelta(hours=1),
+            done=n < done,
+            answered_after=dt.timedelta(minutes=5),
         )
-        session.add(nudge)
-        session.flush()
-        if n < done:
-            session.add(
-                AdherenceRecord(
-                    patient_id=patient.id,
-                    nudge_id=nudge.id,
-                    track="sleep",
-                    outcome="done",
-                    recorded_at=due + dt.timedelta(minutes=5),
-                )
-            )
     session.commit()
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import schedule as sched
 from coachbot.domain import sendability
+from coachbot.domain.program import CLAIM_LEASE
 from coachbot.models import Caregiver, CaregiverCheck, Patient, SuppressedNumber
 from coachbot.services.messaging import send_text, status_callback_url
 from coachbot.services.programs import CloseWatchBook, load_close_watch_book
@@ -76,13 +77,14 @@ def _context(session: Session, checks: Iterable[CaregiverCheck]) -> _Context:
             select(Caregiver).where(Caregiver.id.in_({k.caregiver_id for k in checks}))
         )
     }
-    names = dict(
-        session.execute(
+    names = {
+        row.id: row.first_name
+        for row in session.execute(
             select(Patient.id, Patient.first_name).where(
                 Patient.id.in_({k.patient_id for k in checks})
             )
-        ).tuples()
-    )
+        )
+    }
     phones = [c.phone_e164 for c in caregivers.values()]
     suppressed = set(
         session.scalars(
@@ -192,8 +194,9 @@ def _claim(
                     summary.caregiver_skipped += 1
                 continue
             message, items = _render(library, check, caregiver, context)
+            # sent_at is the claim's instant while "sending": what `recover_stuck` measures.
             won = session.scalar(
-                claim.values(state=SENDING, items=items).returning(CaregiverCheck.id)
+                claim.values(state=SENDING, items=items, sent_at=now).returning(CaregiverCheck.id)
             )
             if won is not None:
                 kind = OUTBOUND_KIND[check.kind]
@@ -235,6 +238,23 @@ def _send(
     if failed:
         log.info("caregiver check %d skipped: the gateway refused it", item.check_id)
     return not failed
+
+
+def recover_stuck(session_factory: sessionmaker[Session], now: dt.datetime) -> int:
+    """Checks a dispatcher claimed and then died with, still "sending" a lease after the
+    claim: they may have reached the phone, so they are never sent again (at most once);
+    they become "sent" as of the claim, so the follow-up and the no-answer alert still
+    come. Returns how many."""
+    with session_factory.begin() as session:
+        recovered = session.scalars(
+            update(CaregiverCheck)
+            .where(CaregiverCheck.state == SENDING, CaregiverCheck.sent_at <= now - CLAIM_LEASE)
+            .values(state=SENT)
+            .returning(CaregiverCheck.id)
+        ).all()
+    for check_id in recovered:
+        log.warning("caregiver check %d was left sending: counted as sent, not resent", check_id)
+    return len(recovered)
 
 
 def send_followups(

@@ -11,7 +11,8 @@
    as a "missed" check-in (the rule that raises its silence alert). A patient without the
    check-in track is never "silent" this way.
 2. Sending (`check_sends`): due rows are claimed (skip locked, due -> sending), pass the one
-   sendability check for the caregiver, and are texted once; the rest are skipped.
+   sendability check for the caregiver, and are texted once; the rest are skipped. A row
+   left "sending" by a dispatcher that died is counted as sent, never resent.
 3. No answer: one follow-up after the programme's `followup_after_hours`, then, after as
    long again, state "missed" and a HIGH "caregiver_no_answer" alert (paged by the tick's
    paging step). "Have you seen ...?" gets no follow-up: unanswered for the same time, it
@@ -63,6 +64,7 @@ def run_caregiver_checks(
 ) -> TickSummary:
     """The tick's caregiver step: plan, send, follow up, and raise no-answer alerts."""
     summary = TickSummary()
+    check_sends.recover_stuck(session_factory, now)
     plan_checks(session_factory, now)
     check_sends.send_due_checks(session_factory, gateway, library, settings, now, summary)
     check_sends.send_followups(session_factory, gateway, library, settings, now, summary)
@@ -128,6 +130,9 @@ def _links_in_close_watch(session: Session, now: dt.datetime) -> list[_Link]:
             Patient.close_watch_from <= latest_start,
             Patient.status.not_in(_ENDED),
         )
+        # One order for every dispatcher: concurrent inserts of the same keys then wait on
+        # each other in the same order instead of deadlocking on PostgreSQL.
+        .order_by(CaregiverLink.patient_id, CaregiverLink.caregiver_id)
     ).all()
     return [_link(row) for row in found]
 

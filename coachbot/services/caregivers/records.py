@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from coachbot.domain.close_watch import MAX_DAYS, MIN_DAYS
 from coachbot.domain.phones import InvalidPhoneNumber, mask_phone, parse_mobile
 from coachbot.domain.program import LANGUAGES
 from coachbot.domain.states import PatientStatus
@@ -23,12 +24,14 @@ from coachbot.models import Caregiver, CaregiverCheck, CaregiverLink, MediaSampl
 from coachbot.services import audit, consent
 
 MAX_NAME = 40  # a first name goes into every caregiver text, as a patient's does
-MAX_CLOSE_WATCH_DAYS = 90
 
 # Consent-ledger events of a caregiver's number (their YES and STOP are the inbound
 # pipeline's OPT_IN and OPT_OUT, as for a patient).
 CAREGIVER_ADDED = "caregiver_added"  # a clinician added the number; the invitation will ask YES
 CAREGIVER_NUMBER_CHANGED = "caregiver_number_changed"  # a new number asks YES again
+# A caregiver never invited (a number given before caregivers could be texted, migration
+# 0013) invited by a clinician.
+CAREGIVER_INVITED = "caregiver_invited"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ def check_caregiver(
     language = (entry.language or "").strip().lower() or patient_language
     if not raw_phone:
         if name:
-            errors["caregiver_phone"] = "give the caregiver's mobile number, or leave the name empty"
+            errors["caregiver_phone"] = (
+                "give the caregiver's mobile number, or leave the name empty"
+            )
         return None
     phone = ""
     try:
@@ -104,8 +109,9 @@ def parse_close_watch(
     errors: dict[str, str], starts: dt.date | str | None, days: int | str | None
 ) -> CloseWatch:
     """The close-watch weeks from a form, a CSV cell or a CLI option: the first day (a real
-    date, YYYY-MM-DD when typed) and a length of 1 to 90 days, blank for the programme's.
-    Field errors go under close_watch_from and close_watch_days."""
+    date, YYYY-MM-DD when typed) and a length within domain.close_watch's bounds (1 to 90
+    days), blank for the programme's. Field errors go under close_watch_from and
+    close_watch_days."""
     first: dt.date | None = None
     if isinstance(starts, dt.date):
         first = starts
@@ -121,8 +127,8 @@ def parse_close_watch(
         except ValueError:
             errors["close_watch_days"] = "a whole number of days"
         else:
-            if not 1 <= length <= MAX_CLOSE_WATCH_DAYS:
-                errors["close_watch_days"] = f"from 1 to {MAX_CLOSE_WATCH_DAYS} days"
+            if not MIN_DAYS <= length <= MAX_DAYS:
+                errors["close_watch_days"] = f"from {MIN_DAYS} to {MAX_DAYS} days"
         if first is None and "close_watch_from" not in errors and "close_watch_days" not in errors:
             errors["close_watch_from"] = "the first close-watch day is required with a length"
     return CloseWatch(first, length)
@@ -209,9 +215,7 @@ def unlink_caregiver(
     if link is not None:
         session.delete(link)
         session.flush()
-    others = session.scalar(
-        select(func.count()).where(CaregiverLink.caregiver_id == caregiver.id)
-    )
+    others = session.scalar(select(func.count()).where(CaregiverLink.caregiver_id == caregiver.id))
     history = session.scalar(
         select(
             exists().where(CaregiverCheck.caregiver_id == caregiver.id)
@@ -232,10 +236,17 @@ def unlink_caregiver(
 
 
 def update_caregiver(
-    session: Session, patient: Patient, valid: ValidCaregiver, *, now: dt.datetime, actor: str
+    session: Session,
+    patient: Patient,
+    valid: ValidCaregiver,
+    *,
+    now: dt.datetime,
+    actor: str,
+    invite: bool = False,
 ) -> list[str]:
     """The edit form's caregiver, applied: returns what changed ("caregiver_added",
-    "caregiver_name", "caregiver_language", "caregiver_phone", "caregiver_removed").
+    "caregiver_name", "caregiver_language", "caregiver_phone", "caregiver_invited").
+    `invite` asks a caregiver who was never invited (see `never_invited`) for their YES.
 
     A new number is a new consent. When the current caregiver watches only this patient,
     their record takes the number and goes back to pending consent with an invitation due.
@@ -267,6 +278,19 @@ def update_caregiver(
         if getattr(current, column) != value:
             setattr(current, column, value)
             changed.append(label)
+    if invite and never_invited(current):
+        current.invite_due_at = now
+        consent.record_event(
+            session,
+            number=current.phone_e164,
+            patient_id=patient.id,
+            event=CAREGIVER_INVITED,
+            text=None,
+            now=now,
+            actor=actor,
+            source="clinician",
+        )
+        changed.append("caregiver_invited")
     if changed:
         current.updated_at = now
         audit.record(
@@ -278,6 +302,16 @@ def update_caregiver(
             detail=f"caregiver {current.id}: {','.join(changed)}",
         )
     return changed
+
+
+def never_invited(caregiver: Caregiver) -> bool:
+    """Pending consent with no invitation sent or due: a number given before caregivers
+    could be texted (migration 0013). Nothing goes to them until a clinician invites them."""
+    return (
+        caregiver.status == PatientStatus.PENDING_CONSENT
+        and caregiver.invited_at is None
+        and caregiver.invite_due_at is None
+    )
 
 
 def remove_caregivers(

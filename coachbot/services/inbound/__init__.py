@@ -22,8 +22,8 @@ Failures
 * When every attempt fails the row is kept with outcome "error" and linked to the sender,
   and, in that same fallback transaction, what protects the patient without a reply is
   applied: a patient's STOP opts them out (unsent nudges skipped), a red flag raises the
-  clinician's alert. A caregiver's STOP is left to the recovery: caregivers get no
-  automated texts, so nothing goes to them meanwhile.
+  clinician's alert; a caregiver's STOP opts that caregiver out (the tick texts them their
+  checks, so it cannot wait); a caregiver's red flag alerts on every patient they watch.
 * The clock tick runs the pipeline again for rows kept as "error"
   (`coachbot.services.inbound.recovery`); effects the fallback already applied for that row
   (its opt-out, its red-flag alert) are recognised by the alert the row raised and are not

@@ -1,15 +1,16 @@
 """What every stage of an inbound text shares: the text, its row, the sender as read once,
 their open nudges, and the domain's decision about what the text means.
 
-`find_sender` reads the sender (by own phone or as caregiver) and their open nudges in one
-round trip (`store.inbound.sender_rows`); `decide_text` asks the pure
-`coachbot.domain.triage.decide`; `raise_alerts` raises what it decided.
+`find_sender` reads the sender (by own phone, or as a caregiver with every patient they are
+linked to) and their open nudges in one round trip (`store.inbound.sender_rows`);
+`decide_text` asks the pure `coachbot.domain.triage.decide`; `raise_alerts` raises what it decided.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ class InboundSms:
     to_number: str
     body: str
     num_media: int = 0
+    media_urls: tuple[str, ...] = ()  # MediaUrl0..N: rows in media_samples (cgmms)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class InboundRow:
     body: str
     num_media: int
     patient_id: int | None = None
+    caregiver_id: int | None = None
     is_proxy: bool = False
     nudge_id: int | None = None
     outcome: str | None = None
@@ -76,6 +79,7 @@ class InboundRow:
         """The columns handling the text sets, for the row's one final UPDATE."""
         return {
             "patient_id": self.patient_id,
+            "caregiver_id": self.caregiver_id,
             "is_proxy": self.is_proxy,
             "nudge_id": self.nudge_id,
             "outcome": outcome,
@@ -93,10 +97,23 @@ class SenderRecord:
     language: str
     first_name: str
     timezone: str
-    caregiver_phone_e164: str | None
     opted_in_at: dt.datetime | None
     paused_by: str | None = None
     number_suppressed: bool = False  # the number that texted is on the suppression list
+
+
+@dataclass
+class CaregiverSender:
+    """A caregiver's number texted: their own consent and language, and every patient they
+    are linked to (by patient id), each with the caregiver's baseline for them."""
+
+    id: int
+    status: str
+    language: str
+    first_name: str
+    number_suppressed: bool
+    patients: tuple[SenderRecord, ...]
+    baselines: dict[int, int | None]
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,7 @@ class Context:
     row: InboundRow
     now: dt.datetime
     patient: SenderRecord | None = None
+    caregiver: CaregiverSender | None = None  # set when a caregiver's number texted
     # Re-running a row kept as failed: effects the fallback already applied are not repeated.
     recovering: bool = False
     open_nudges: tuple[OpenNudge, ...] = ()  # the sender's, most recent first
@@ -172,38 +190,53 @@ def decide_text(ctx: Context, patient: SenderRecord | None) -> Decision:
 
 
 def _sender_context(ctx: Context, patient: SenderRecord | None) -> SenderContext:
+    caregiver = ctx.caregiver
+    if caregiver is not None:
+        # The caregiver's own consent, not the patient's: their YES, their STOP.
+        return SenderContext(
+            SenderRole.CAREGIVER,
+            PatientStatus(caregiver.status),
+            number_suppressed=caregiver.number_suppressed,
+        )
     if patient is None:
         suppressed = consent.is_suppressed(ctx.session, ctx.row.from_e164)
         return SenderContext(SenderRole.UNKNOWN, number_suppressed=suppressed)
-    status = PatientStatus(patient.status)
-    role = SenderRole.CAREGIVER if ctx.row.is_proxy else SenderRole.PATIENT
     return SenderContext(
-        role,
-        status,
+        SenderRole.PATIENT,
+        PatientStatus(patient.status),
         paused_by_patient=patient.paused_by == consent.PAUSED_BY_PATIENT,
         number_suppressed=patient.number_suppressed,
     )
 
 
 def raise_alerts(ctx: Context, decision: Decision) -> None:
-    patient_id = ctx.patient.id if ctx.patient is not None else None
+    """The decision's alerts; a caregiver's text is about every patient they watch, so each
+    of them gets its own (a red flag pages for all at once)."""
+    patient_ids: list[int | None] = [ctx.patient.id if ctx.patient is not None else None]
+    if ctx.caregiver is not None:
+        patient_ids = [p.id for p in ctx.caregiver.patients]
     for spec in decision.alerts:
         if raised_for_row(ctx, spec.kind):
             continue  # raised by the fallback that kept this row
-        raise_alert(
-            ctx.session,
-            patient_id=patient_id,
-            kind=spec.kind,
-            severity=spec.severity,
-            detail=spec.detail,
-            now=ctx.now,
-            inbound_message_id=ctx.row.id,
-        )
+        for patient_id in patient_ids:
+            raise_alert(
+                ctx.session,
+                patient_id=patient_id,
+                kind=spec.kind,
+                severity=spec.severity,
+                detail=spec.detail,
+                now=ctx.now,
+                inbound_message_id=ctx.row.id,
+            )
         if spec.severity in (AlertSeverity.URGENT, AlertSeverity.HIGH) and decision.is_danger:
             ctx.pageable = True
 
 
 def find_sender(ctx: Context) -> SenderRecord | None:
+    """The patient who texted, with their open nudges. A caregiver's number (that is no
+    patient's own) sets `ctx.caregiver` with every patient they watch, and returns the
+    patient the text is about when they watch only one (else None: the caregiver service
+    works out whom it is about)."""
     number = ctx.row.from_e164
     # Bounded by the longest reply window any programme may set; a windowless nudge is then
     # held to its own programme's window (`_still_open`).
@@ -221,31 +254,41 @@ def find_sender(ctx: Context) -> SenderRecord | None:
                 r.language,
                 r.first_name,
                 r.timezone,
-                r.caregiver_phone_e164,
                 r.opted_in_at,
                 r.paused_by,
                 bool(r.number_suppressed),
             )
             nudges[r.id] = []
-        if r.nudge_id is not None and _still_open(ctx, r):
+        if r.nudge_id is not None and r.caregiver_id is None and _still_open(ctx, r):
             nudges[r.id].append(
                 OpenNudge(r.nudge_id, r.id, r.track, r.occurrence_key, r.sent_at, r.record_id)
             )
     own = next((p for p in patients.values() if p.phone_e164 == number), None)
-    if own is not None:
-        patient = own
-    else:
-        ctx.row.is_proxy = True
-        # One caregiver for several patients: the answer is for whoever was texted last.
-        candidates = sorted(patients.values(), key=lambda p: p.id)
-        latest = max(
-            (n for p in candidates for n in nudges[p.id][:1]),
-            key=_recency,
-            default=None,
-        )
-        patient = patients[latest.patient_id] if latest is not None else candidates[0]
-    ctx.open_nudges = tuple(nudges[patient.id])
-    return patient
+    if own is None:
+        return _as_caregiver(ctx, rows, patients)
+    ctx.open_nudges = tuple(nudges[own.id])
+    return own
+
+
+def _as_caregiver(
+    ctx: Context, rows: Sequence[Any], patients: dict[int, SenderRecord]
+) -> SenderRecord | None:
+    first = next(r for r in rows if r.caregiver_id is not None)
+    watched = tuple(sorted(patients.values(), key=lambda p: p.id))
+    ctx.caregiver = CaregiverSender(
+        first.caregiver_id,
+        first.caregiver_status,
+        first.caregiver_language,
+        first.caregiver_first_name,
+        bool(first.number_suppressed),
+        watched,
+        {r.id: r.baseline_score for r in rows},
+    )
+    ctx.row.is_proxy = True
+    ctx.row.caregiver_id = first.caregiver_id
+    # A caregiver answers their own checks, never the patient's nudges.
+    ctx.open_nudges = ()
+    return watched[0] if len(watched) == 1 else None
 
 
 def _still_open(ctx: Context, row: Any) -> bool:
@@ -256,8 +299,3 @@ def _still_open(ctx: Context, row: Any) -> bool:
         return True
     window = rules_for(ctx.session, row.id, row.track).reply_window
     return bool(row.sent_at > ctx.now - window)
-
-
-def _recency(nudge: OpenNudge) -> tuple[dt.datetime, int]:
-    # Open nudges always have sent_at; the fallback only keeps the key total.
-    return (nudge.sent_at or dt.datetime.min.replace(tzinfo=dt.UTC), nudge.id)

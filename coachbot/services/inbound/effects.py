@@ -1,11 +1,11 @@
 """What a text changes about consent and status: the patient's STOP, START and revocation,
-a caregiver's STOP, each written to the consent ledger."""
+a caregiver's own YES/START and STOP, each written to the consent ledger."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 
 from coachbot.domain.patient_status import Event, PatientState, PausedBy, transition
 from coachbot.domain.patient_status import Outcome as StatusOutcome
@@ -18,6 +18,7 @@ from coachbot.domain.triage import (
     MessageClass,
 )
 from coachbot.models import (
+    Caregiver,
     Patient,
 )
 from coachbot.services import audit, consent
@@ -30,6 +31,7 @@ def apply_effect(ctx: Context, patient: SenderRecord | None, decision: Decision)
     the reply it owes is void."""
     effect = decision.effect
     own = patient if patient is not None and not ctx.row.is_proxy else None
+    first_yes = ctx.caregiver is not None and ctx.caregiver.status == PatientStatus.PENDING_CONSENT
     applied = True
     if effect is Effect.OPT_OUT:
         suppress_number(ctx, decision)
@@ -37,7 +39,7 @@ def apply_effect(ctx: Context, patient: SenderRecord | None, decision: Decision)
             apply_opt_out(ctx, own)
     elif effect is Effect.CAREGIVER_REMOVED:
         suppress_number(ctx, decision)
-        _remove_caregiver(ctx)
+        caregiver_leaves(ctx)
     elif effect is Effect.OPT_IN and own is not None and _start_superseded(ctx, own):
         ctx.row.outcome = "opt_in_superseded"
         applied = False
@@ -52,9 +54,10 @@ def apply_effect(ctx: Context, patient: SenderRecord | None, decision: Decision)
         )
         if own is not None:
             _opt_in(ctx, own)
+        _caregiver_joins(ctx)
     elif effect is Effect.PATIENT_PAUSE and own is not None:
         applied = _pause_by_patient(ctx, own)
-    _record_consent(ctx, own, decision, applied)
+    _record_consent(ctx, own, decision, applied, first_yes=first_yes)
     return applied
 
 
@@ -104,7 +107,7 @@ _CONSENT_CLASSES = frozenset(
 
 
 def _record_consent(
-    ctx: Context, own: SenderRecord | None, decision: Decision, applied: bool
+    ctx: Context, own: SenderRecord | None, decision: Decision, applied: bool, *, first_yes: bool
 ) -> None:
     if decision.message_class not in _CONSENT_CLASSES and decision.effect is None:
         return
@@ -113,6 +116,8 @@ def _record_consent(
         event = _LEDGER_EVENTS[decision.effect]
         if decision.outcome == "opt_in":
             event = consent.OPT_IN  # the first YES to the welcome
+        if decision.outcome == "caregiver_opt_in" and first_yes:
+            event = consent.OPT_IN  # the caregiver's first YES to their invitation
     consent.record_event(
         ctx.session,
         number=ctx.row.from_e164,
@@ -145,32 +150,49 @@ def _update_patient(ctx: Context, patient: SenderRecord, **values: Any) -> None:
     )
 
 
-_REMOVE_CAREGIVER = (
-    update(Patient)
-    .where(Patient.caregiver_phone_e164 == bindparam("number"))
-    .values(caregiver_phone_e164=None, updated_at=bindparam("now"))
-    .returning(Patient.id)
-)
-
-
-def _remove_caregiver(ctx: Context) -> None:
-    """A caregiver's STOP or revocation ends texts to that number, for every patient it is
-    caregiver of, not any patient's own programme."""
-    removed = (
-        ctx.connection.execute(_REMOVE_CAREGIVER, {"number": ctx.row.from_e164, "now": ctx.now})
-        .scalars()
-        .all()
-    )
-    if ctx.patient is not None:
-        ctx.patient.caregiver_phone_e164 = None
-    for patient_id in sorted(removed):
+def caregiver_leaves(ctx: Context) -> None:
+    """A caregiver's STOP or revocation: that caregiver is opted out (their number is
+    suppressed by the caller); every patient's own programme goes on."""
+    caregiver = ctx.caregiver
+    if caregiver is None:
+        return
+    _update_caregiver(ctx, status=PatientStatus.OPTED_OUT, opted_out_at=ctx.now)
+    for patient in caregiver.patients:
         audit.record(
             ctx.session,
             actor="caregiver",
             action="caregiver.opt_out",
-            patient_id=patient_id,
+            patient_id=patient.id,
             now=ctx.now,
         )
+
+
+def _caregiver_joins(ctx: Context) -> None:
+    """The caregiver's YES/START: active (their first YES completes the double opt-in)."""
+    caregiver = ctx.caregiver
+    if caregiver is None:
+        return
+    first = caregiver.status == PatientStatus.PENDING_CONSENT
+    values: dict[str, Any] = {"status": PatientStatus.ACTIVE, "opted_out_at": None}
+    if first:
+        values["opted_in_at"] = ctx.now
+    _update_caregiver(ctx, **values)
+    action = "caregiver.opt_in" if first else "caregiver.resume"
+    for patient in caregiver.patients:
+        audit.record(
+            ctx.session, actor="caregiver", action=action, patient_id=patient.id, now=ctx.now
+        )
+
+
+def _update_caregiver(ctx: Context, **values: Any) -> None:
+    assert ctx.caregiver is not None
+    if "status" in values:
+        ctx.caregiver.status = values["status"]
+    ctx.connection.execute(
+        update(Caregiver)
+        .where(Caregiver.id == ctx.caregiver.id)
+        .values(updated_at=ctx.now, **values)
+    )
 
 
 def apply_opt_out(ctx: Context, patient: SenderRecord) -> None:

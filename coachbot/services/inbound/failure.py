@@ -14,6 +14,7 @@ from coachbot.content import MessageLibrary
 from coachbot.domain.triage import (
     Effect,
 )
+from coachbot.services import media_samples
 from coachbot.services.inbound import context
 from coachbot.services.inbound.context import (
     EMPTY_TWIML,
@@ -25,7 +26,7 @@ from coachbot.services.inbound.context import (
     insert_row,
     raise_alerts,
 )
-from coachbot.services.inbound.effects import apply_opt_out, suppress_number
+from coachbot.services.inbound.effects import apply_opt_out, caregiver_leaves, suppress_number
 from coachbot.settings import Settings
 from coachbot.store import inbound as inbound_store
 
@@ -82,8 +83,15 @@ def _keep_protected(
         row = InboundRow(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
         ctx = Context(session, connection, library, settings, row, now)
         _protect(ctx)
+        media_samples.record_samples(ctx, sms.media_urls, None)  # pictures are kept too
         inbound_store.update_row(
-            connection, row.id, {"patient_id": row.patient_id, "is_proxy": row.is_proxy}
+            connection,
+            row.id,
+            {
+                "patient_id": row.patient_id,
+                "caregiver_id": row.caregiver_id,
+                "is_proxy": row.is_proxy,
+            },
         )
 
 
@@ -91,14 +99,19 @@ def _protect(ctx: Context) -> None:
     """The part of the pipeline that needs no reply and must not wait for the recovery:
     the sender's STOP and a red flag's alert."""
     patient = find_sender(ctx)
-    if patient is None:
+    if patient is None and ctx.caregiver is None:
         return
     ctx.patient = patient
-    ctx.row.patient_id = patient.id
+    ctx.row.patient_id = patient.id if patient is not None else None
     decision = context.decide_text(ctx, patient)
-    if decision.effect is Effect.OPT_OUT and not ctx.row.is_proxy:
+    if decision.effect is Effect.OPT_OUT and patient is not None and not ctx.row.is_proxy:
         suppress_number(ctx, decision)
         apply_opt_out(ctx, patient)
+        raise_alerts(ctx, decision)
+    elif decision.effect is Effect.CAREGIVER_REMOVED:
+        # The tick texts caregivers their checks: their STOP cannot wait for the recovery.
+        suppress_number(ctx, decision)
+        caregiver_leaves(ctx)
         raise_alerts(ctx, decision)
     elif decision.is_danger:
         raise_alerts(ctx, decision)

@@ -26,7 +26,8 @@ from coachbot.domain.triage import (
 from coachbot.models import (
     InboundMessage,
 )
-from coachbot.services import paging
+from coachbot.services import media_samples, paging
+from coachbot.services.caregivers.answers import reply_to_caregiver
 from coachbot.services.inbound import context
 from coachbot.services.inbound.answers import coach, record_answer
 from coachbot.services.inbound.context import (
@@ -141,6 +142,7 @@ def _storable(sms: InboundSms) -> InboundSms:
         to_number=_clean(sms.to_number, 32),
         body=_clean(sms.body, MAX_STORED_BODY),
         num_media=min(max(sms.num_media, 0), MAX_MEDIA),
+        media_urls=sms.media_urls[:MAX_MEDIA],
     )
 
 
@@ -164,6 +166,8 @@ def _handle_once(
         row = InboundRow(row_id, sms.provider_sid, sms.from_number, sms.body, sms.num_media)
         ctx = Context(session, connection, library, settings, row, now)
         reply = process(ctx)
+        # Handwriting samples: a pending row per picture, fetched once this commits.
+        reply = media_samples.record_samples(ctx, sms.media_urls, reply)
         twiml = EMPTY_TWIML
         if reply is not None:
             twiml = twiml_message(reply.body)
@@ -210,6 +214,8 @@ def process(ctx: Context) -> RenderedMessage | None:
         row.nudge_id = decision.prompt.nudge_id
     keep_reply = apply_effect(ctx, patient, decision)
     raise_alerts(ctx, decision)
+    if ctx.caregiver is not None:
+        return reply_to_caregiver(ctx, decision, keep_reply)
     answered = None
     if decision.answer is not None and patient is not None:
         answered = record_answer(ctx, patient, decision.answer)

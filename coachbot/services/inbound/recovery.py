@@ -34,6 +34,7 @@ from coachbot.content import MessageLibrary, RenderedMessage
 from coachbot.domain import schedule as sched
 from coachbot.domain import sendability
 from coachbot.models import (
+    Caregiver,
     InboundMessage,
     Patient,
 )
@@ -59,6 +60,7 @@ class Recovered:
     is_proxy: bool
     received_at: dt.datetime
     message: RenderedMessage | None
+    caregiver_id: int | None = None  # a caregiver wrote: their consent and hours apply
 
 
 def recover_failed(
@@ -87,7 +89,13 @@ def recover_failed(
         # The TwiML answer stays the empty one Twilio got; the reply goes out as a text.
         inbound_store.update_row(connection, row.id, row.found(row.outcome or "recovered"))
         return Recovered(
-            row.id, row.from_e164, row.patient_id, row.is_proxy, claimed.received_at, reply
+            row.id,
+            row.from_e164,
+            row.patient_id,
+            row.is_proxy,
+            claimed.received_at,
+            reply,
+            row.caregiver_id,
         )
 
 
@@ -99,7 +107,16 @@ MAX_PER_TICK = 2000
 FRESH_REPLY = dt.timedelta(hours=1)
 UNRECOVERED = "error_unrecovered"
 # Sent whatever the hour: carrier-required or safety text (as triage.ALWAYS_SENT).
-IMMEDIATE = frozenset({"red_flag", "stop_confirmation", "start_confirmation", "optin_confirmed"})
+IMMEDIATE = frozenset(
+    {
+        "red_flag",
+        "stop_confirmation",
+        "start_confirmation",
+        "optin_confirmed",
+        "caregiver.optin_confirmed",
+        "caregiver.ack_concern",
+    }
+)
 
 
 def recover_failed_inbound(
@@ -175,16 +192,24 @@ def _give_up(session_factory: sessionmaker[Session], row_id: int) -> None:
 
 def _may_send(session: Session, recovered: Recovered, now: dt.datetime) -> bool:
     message = recovered.message
-    if message is None or recovered.patient_id is None:
+    if message is None:
         return False
-    patient = session.get(Patient, recovered.patient_id)
-    if patient is None:
+    # The one who wrote is the recipient: a caregiver by their own consent and hours.
+    recipient: Patient | Caregiver | None = None
+    if recovered.caregiver_id is not None:
+        recipient = session.get(Caregiver, recovered.caregiver_id)
+    elif recovered.patient_id is not None:
+        recipient = session.get(Patient, recovered.patient_id)
+    if recipient is None:
         return False
     if message.template_id in IMMEDIATE:
         return True
     verdict = sendability.check(
         sendability.Recipient(
-            patient.status, ZoneInfo(patient.timezone), patient.quiet_start, patient.quiet_end
+            recipient.status,
+            ZoneInfo(recipient.timezone),
+            recipient.quiet_start,
+            recipient.quiet_end,
         ),
         now,
         sendability.Rules(
