@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session
 
 from coachbot.domain.states import PatientStatus
 from coachbot.models import ProgramVersion
-from coachbot.queries.caregivers import caregiver_names, caregiver_panel, score_chart
+from coachbot.queries.caregivers import (
+    caregiver_names,
+    caregiver_panel,
+    consent_words,
+    score_chart,
+)
 from coachbot.services.programs import get_program
 from tests.support.builders import (
     make_caregiver,
@@ -175,3 +180,24 @@ def test_the_page_explains_no_caregiver_and_no_close_watch(
     assert "No caregiver." in page
     assert "Not in close watch." in page
     assert "cb-tag--caregiver" not in page
+
+
+def test_consent_is_said_for_each_state(session: Session) -> None:
+    maya = make_patient(session)
+    added = NOW - dt.timedelta(days=3)
+    waiting = make_caregiver(session, maya, status=PatientStatus.PENDING_CONSENT, now=added)
+    never_invited = make_caregiver(session, maya, status=PatientStatus.PENDING_CONSENT, now=added)
+    never_invited.invited_at = None
+    left = make_caregiver(session, maya, now=added)
+    left.status = PatientStatus.OPTED_OUT
+    left.opted_out_at = NOW - dt.timedelta(days=1)
+    active = make_caregiver(session, maya, now=added)
+    session.commit()
+    lines = {line.id: line for line in caregiver_panel(session, maya, NOW).caregivers}
+    assert consent_words(lines[waiting.id]) == ("Pending their YES since", added)
+    assert consent_words(lines[never_invited.id]) == (
+        "Pending: invitation not sent yet; added",
+        added,
+    )
+    assert consent_words(lines[left.id]) == ("Opted out", NOW - dt.timedelta(days=1))
+    assert consent_words(lines[active.id]) == ("Active since", added)
