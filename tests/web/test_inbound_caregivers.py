@@ -257,6 +257,16 @@ def test_an_answer_we_cannot_read_is_not_understood_and_a_person_reads_it(
     assert check_of(session, check.id).state == "sent"
 
 
+def test_the_not_understood_help_names_the_range_the_programme_asked_for(
+    client: Any, session: Session
+) -> None:
+    patient = make_patient(session, first_name="Ana")
+    caregiver = make_caregiver(session, patient, phone=CAREGIVER)
+    make_sent_caregiver_check(session, patient, caregiver, sent_at=CHECK_AT, items=3)
+    reply = say(client, "we went to the park")
+    assert "reply 0-3," in reply and "0-4" not in reply
+
+
 # --- several patients ---------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from coachbot.content import RenderedMessage
-from coachbot.domain.caregiver_check import patient_choices
+from coachbot.domain.caregiver_check import CHECK_ITEMS, patient_choices
 from coachbot.domain.caregiver_reply import (
     SEEN_TODAY,
     Assessment,
@@ -145,7 +145,7 @@ def answer(ctx: Context, caregiver: CaregiverSender) -> RenderedMessage | None:
             ctx, "caregiver.which_person", caregiver.language, {"patient_choices": choices}
         )
     if decided.step is Step.NOT_UNDERSTOOD:
-        return _not_understood(ctx, caregiver)
+        return _not_understood(ctx, caregiver, checks)
     return _apply(ctx, caregiver, decided, held if decided.step is Step.CHOICE else None)
 
 
@@ -165,7 +165,7 @@ def _apply(
             # Their question was "Have you seen ...? 1 or 2": asked again, not the check's help.
             ctx.row.outcome, ctx.row.needs_reading = "caregiver_not_understood", True
             return reply_with(ctx, "caregiver.seen_today", caregiver.language)
-        return _not_understood(ctx, caregiver)
+        return _not_understood(ctx, caregiver, [decided.check] if decided.check else [])
     if result.baseline is not None and baseline is None:
         _set_baseline(ctx, caregiver, patient.id, result.baseline)
     alert_id = _raise_concern(ctx, patient.id, result, source_id) if result.urgent else None
@@ -178,11 +178,16 @@ def _apply(
     return reply_with(ctx, "caregiver.ack_ok", caregiver.language)
 
 
-def _not_understood(ctx: Context, caregiver: CaregiverSender) -> RenderedMessage | None:
+def _not_understood(
+    ctx: Context, caregiver: CaregiverSender, checks: list[OpenCheck]
+) -> RenderedMessage | None:
+    """The help names the range the programme's check asked for (its latest observation
+    check's item count; the built-in number of items when none is open)."""
     ctx.row.outcome, ctx.row.needs_reading = "caregiver_not_understood", True
-    return reply_with(
-        ctx, "caregiver.not_understood", caregiver.language, {"first_name": _names(caregiver)}
-    )
+    asked = [c for c in checks if c.kind != SEEN_TODAY]
+    items = max(asked, key=lambda c: c.sent_at).items if asked else CHECK_ITEMS
+    variables = {"first_name": _names(caregiver), "item_count": items}
+    return reply_with(ctx, "caregiver.not_understood", caregiver.language, variables)
 
 
 def _raise_concern(ctx: Context, patient_id: int, result: Assessment, source_id: int) -> int | None:
