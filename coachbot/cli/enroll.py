@@ -92,7 +92,7 @@ def enroll(ctx: click.Context, /, **options: Any) -> None:
 @click.pass_context
 @friendly_errors
 def demo_seed(ctx: click.Context) -> None:
-    """A demo clinic: logins for each role and 25 patients with 90 days of history, played
+    """A demo clinic: logins for each role and 26 patients with 90 days of history, played
     through the real pipeline (development only; idempotent)."""
     from coachbot.services.demo import DemoRefused, seed_demo
 

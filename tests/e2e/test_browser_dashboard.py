@@ -47,8 +47,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     shots.take("patients-empty")
 
     page.get_by_role("link", name="Enrol", exact=True).click()
-    page.get_by_label("First name").fill("Rosa")
-    page.get_by_label("Mobile number").fill("(617) 555-0177")
+    page.get_by_label("First name", exact=True).fill("Rosa")
+    page.get_by_label("Mobile number", exact=True).fill("(617) 555-0177")
     page.get_by_label("Time zone").fill(zone)
     for track in ("Exercise", "Diet", "Mindfulness", "Rehab"):
         # USWDS draws the box on the label and moves the input off screen: click the label,

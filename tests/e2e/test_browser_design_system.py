@@ -180,7 +180,7 @@ def test_message_templates_open_on_contents_with_a_page_per_track(
     shots.take("templates-sleep")
 
     # A language filter keeps to the track.
-    page.get_by_label("Language").select_option("es")
+    page.get_by_label("Language", exact=True).select_option("es")
     page.get_by_role("button", name="Show").click()
     page.get_by_role("heading", name="Sleep templates").wait_for()
     assert {s.get_attribute("data-language") for s in page.locator("section.family").all()} == {

@@ -94,20 +94,21 @@ def test_the_readme_screenshots_show_the_demo_clinic(
     chromium: Any, live_server: str, settings: Settings
 ) -> None:
     output = _seed_with_the_command(settings)
-    assert "demo clinic seeded: 25 patients, 90 days of history" in output
+    assert "demo clinic seeded: 26 patients, 90 days of history" in output
 
     clinician = _sign_in(chromium, live_server, "clinician")
     rows = clinician.locator("table.patients tbody tr")
-    assert rows.count() == 25
+    assert rows.count() == 26
     first = rows.first
-    # Triage first: a patient with an open urgent red flag heads the list.
+    # Triage first: a patient with an open urgent alert (a red flag, or Clara's caregiver
+    # answering WORRIED) heads the list.
     assert first.get_attribute("data-need") == "urgent_alert"
-    assert first.locator("th a").inner_text() in ("Nora", "Rosa")
+    assert first.locator("th a").inner_text() in ("Clara", "Nora", "Rosa")
     _shoot(clinician, "patients")
 
     first.locator("th a").click()
     clinician.locator("table.heatmap").first.wait_for()
-    assert clinician.locator("h1").first.inner_text().startswith(("Nora", "Rosa"))
+    assert clinician.locator("h1").first.inner_text().startswith(("Clara", "Nora", "Rosa"))
     _shoot(clinician, "patient")
 
     clinician.goto(f"{live_server}/alerts")
