@@ -340,6 +340,16 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:doesnt|does not|didnt|did not|dont|do not|cant|cannot|couldnt) (?:know|tell"
         r"|remember) (?:where (?:i am|im|she is|shes|he is|hes|they are|we are|i was|she was|he"
         r" was)|what day it is|what year it is|who i am|who she is|who he is)\b",
+        # Orientation as the daily observation check asks it (year, month, city): a caregiver
+        # reports "didnt know which city we live in", "cant say what month it is".
+        r"\b(?:doesnt|does not|didnt|did not|dont|do not|cant|cannot|couldnt|could not|unable"
+        r" to) (?:know|tell|remember|say|name) (?:what|which) (?:day|date|month|year|city|town"
+        r"|place|country)(?: (?:it is|its|it was|we are|were|we live(?: in)?|they live(?: in)?"
+        r"|(?:he|she) (?:is|lives|was)(?: in)?|this is|today|anymore|now))*(?= *(?:$|[.,;!?]"
+        r"| (?:and|or|but|either)\b))",
+        r"\bno (?:sabe|sabia|supo|recuerda|recordaba|pudo decir|puede decir) (?:en )?(?:que|cual)"
+        r" (?:dia|fecha|mes|ano|ciudad|pueblo|pais|lugar)(?: (?:es|era|estamos|estabamos|vivimos"
+        r"|esta|estaba|hoy))*(?= *(?:$|[.,;!?]| (?:y|ni|o|pero)\b))",
         r"\b(?:doesnt|does not|didnt|did not|cant|cannot|couldnt|wont|dont|do not) recogni[sz]e"
         r"\b|\b(?:doesnt|does not|didnt|did not|cant|cannot|couldnt|wont) know (?:me|us|her|him"
         r"|anyone|anybody|family|his wife|her husband|her kids|his kids|who)\b",
@@ -392,6 +402,11 @@ _PATTERNS: dict[RedFlag, tuple[str, ...]] = {
         r"\b(?:speech|speaking|talking|voice) (?:is |was |sounds |seems )?(?:slurred|garbled"
         r"|off|strange|weird|funny|slow|different|wrong)\b",
         r"\blost (?:her|his|my|the) words\b",
+        # Naming, as the daily observation check asks it: "couldnt name the cup or the spoon".
+        rf"\b(?:{_CANT}|{_HARD}|didnt|did not|doesnt|does not) (?:to )?(?:name|naming)"
+        r" (?:the |a |an |any |simple |everyday |common |three |3 )*(?:things?|objects?|items?"
+        r"|cup|spoon|pen|glass|key|keys|watch|phone|chair)\b",
+        r"\bno (?:pudo|puede|podia|sabe|supo) (?:nombrar|decir el nombre de)\b",
         r"\bno (?:puedo|puede|podia|pudo|podemos) (?:hablar|entender)\b",
         r"\bno (?:encuentro|encuentra|encontraba|encontre|encuentro las|le salen|me salen"
         r"|salen) (?:las |la |mis |sus )?palabras?\b",
