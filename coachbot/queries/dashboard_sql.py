@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, case, func, select
 
@@ -136,47 +136,108 @@ def severity_rank() -> ColumnElement[int]:
     )
 
 
-@functools.cache
-def need_rank() -> ColumnElement[Any]:
-    """The patient's `Need` as a number (see coachbot.domain.need); CASE stops at the first
-    true branch, so the adherence subqueries run only for patients without a reason above."""
-    severity = top_severity_sq()
-    silent_since = func.coalesce(last_reply_sq(), Patient.enrolled_at)
+class RankFacts(NamedTuple):
+    """What the need rank is computed from, as SQL expressions: per-row subqueries over the
+    patients table (the need order) or the columns of a page's facts (`base_statement`)."""
+
+    severity: ColumnElement[Any]
+    missed_check: ColumnElement[Any]
+    last_reply: ColumnElement[Any]
+    enrolled_at: ColumnElement[Any]
+    status: ColumnElement[Any]
+    last_week: ColumnElement[Any]
+    this_week: ColumnElement[Any]
+
+
+def rank_of(f: RankFacts) -> ColumnElement[Any]:
+    """The patient's `Need` as a number (see coachbot.domain.need): the one home of the rank
+    in SQL. CASE stops at the first true branch, so in the need order the adherence
+    subqueries run only for patients without a reason above."""
+    silent_since = func.coalesce(f.last_reply, f.enrolled_at)
     return case(
-        (severity == 0, int(Need.URGENT_ALERT)),
-        (severity == 1, int(Need.HIGH_ALERT)),
-        (missed_check_sq().is_not(None), int(Need.CAREGIVER_MISSED)),
+        (f.severity == 0, int(Need.URGENT_ALERT)),
+        (f.severity == 1, int(Need.HIGH_ALERT)),
+        (f.missed_check.is_not(None), int(Need.CAREGIVER_MISSED)),
         (
-            and_(
-                Patient.status == PatientStatus.ACTIVE,
-                silent_since < SILENT_BEFORE,
-            ),
+            and_(f.status == PatientStatus.ACTIVE, silent_since < SILENT_BEFORE),
             int(Need.SILENT),
         ),
-        (last_week_sq() - this_week_sq() >= FALLING_DROP, int(Need.FALLING)),
+        (f.last_week - f.this_week >= FALLING_DROP, int(Need.FALLING)),
         else_=int(Need.NONE),
     )
 
 
 @functools.cache
+def need_rank() -> ColumnElement[Any]:
+    """The rank as one expression per patients row, for ordering a whole list by need."""
+    return rank_of(
+        RankFacts(
+            top_severity_sq(),
+            missed_check_sq(),
+            last_reply_sq(),
+            Patient.enrolled_at.expression,
+            Patient.status.expression,
+            last_week_sq(),
+            this_week_sq(),
+        )
+    )
+
+
+@functools.cache
 def base_statement() -> Select[Any]:
-    """The page's patients with their facts (see `_base_rows`), built once: `ids` and the
-    instants of `instants` are bound per call."""
+    """The page's patients with their facts and need rank (see `_base_rows`), built once:
+    `ids` and the instants of `instants` are bound per call.
+
+    The facts are computed once per row in a materialized CTE and the rank is read from its
+    columns: with the rank's own subqueries beside the columns, both databases ran the two
+    weeks' adherence twice per patient (half the statement's time on PostgreSQL)."""
+    facts = (
+        select(
+            Patient.id,
+            Patient.first_name,
+            Patient.phone_e164,
+            Patient.status,
+            Patient.timezone,
+            Patient.language,
+            Patient.enrolled_at,
+            last_reply_sq().label("last_reply"),
+            open_alerts_sq().label("open_alerts"),
+            top_severity_sq().label("severity"),
+            last_week_sq().label("last_week"),
+            this_week_sq().label("this_week"),
+            missed_check_sq().label("missed_check"),
+        )
+        .where(Patient.id.in_(bindparam("ids", expanding=True)))
+        .cte("page_facts")
+        .prefix_with("MATERIALIZED")
+    )
+    c = facts.c
+    rank = rank_of(
+        RankFacts(
+            c.severity,
+            c.missed_check,
+            c.last_reply,
+            c.enrolled_at,
+            c.status,
+            c.last_week,
+            c.this_week,
+        )
+    )
     return select(
-        Patient.id,
-        Patient.first_name,
-        Patient.phone_e164,
-        Patient.status,
-        Patient.timezone,
-        Patient.language,
-        Patient.enrolled_at,
-        last_reply_sq(),
-        open_alerts_sq(),
-        need_rank(),
-        last_week_sq(),
-        this_week_sq(),
-        missed_check_sq(),
-    ).where(Patient.id.in_(bindparam("ids", expanding=True)))
+        c.id,
+        c.first_name,
+        c.phone_e164,
+        c.status,
+        c.timezone,
+        c.language,
+        c.enrolled_at,
+        c.last_reply,
+        c.open_alerts,
+        rank,
+        c.last_week,
+        c.this_week,
+        c.missed_check,
+    )
 
 
 @functools.cache
