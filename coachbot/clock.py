@@ -12,13 +12,10 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from coachbot.domain.clock import utcnow
-from coachbot.models import ClockHeartbeat
 from coachbot.runtime import Runtime
-from coachbot.services.tick import run_clock_tick
-from coachbot.store.dialect import dialect_insert
+from coachbot.services.tick import record_heartbeat, run_clock_tick
 
 log = logging.getLogger(__name__)
-CLOCK_NAME = "dispatch"
 
 
 def tick_once(runtime: Runtime, now: dt.datetime | None = None) -> None:
@@ -31,22 +28,9 @@ def tick_once(runtime: Runtime, now: dt.datetime | None = None) -> None:
         # One bad tick must not kill the clock; the next tick retries from the rows.
         log.exception("tick failed")
         return
-    _heartbeat(runtime, now, summary.as_text())
+    record_heartbeat(runtime.session_factory, now, summary)
     if summary.eventful:
         log.info("tick: %s", summary.as_text())
-
-
-def _heartbeat(runtime: Runtime, now: dt.datetime, text: str) -> None:
-    with runtime.session_factory() as session, session.begin():
-        stmt = dialect_insert(session)(ClockHeartbeat).values(
-            name=CLOCK_NAME, last_tick_at=now, last_summary=text
-        )
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["name"],
-                set_={"last_tick_at": now, "last_summary": text},
-            )
-        )
 
 
 def _configure(scheduler: BaseScheduler, runtime: Runtime) -> BaseScheduler:

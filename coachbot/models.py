@@ -357,6 +357,10 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(String(500))
 
 
+# The one clock that ticks today (its heartbeat row's name).
+DISPATCH_CLOCK = "dispatch"
+
+
 class ClockHeartbeat(Base):
     """When each clock last ticked: delivery health alarms on a silent clock."""
 

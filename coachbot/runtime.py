@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary, load_library
 from coachbot.db import make_engine, make_read_session_factory, make_session_factory
+from coachbot.services import consent
 from coachbot.settings import Settings
 from coachbot.sms.console import ConsoleGateway
 from coachbot.sms.gateway import SmsGateway
@@ -52,6 +53,8 @@ def build_runtime(settings: Settings, gateway: SmsGateway | None = None) -> Runt
         # Every text this process sends passes the suppression list here (issue #14), so no
         # send path, old or new, can reach a number that opted out. A read session: a
         # caller may hold SQLite's write lock around its send.
-        gateway=SuppressionGuard(gateway or build_gateway(settings), read_session_factory),
+        gateway=SuppressionGuard(
+            gateway or build_gateway(settings), consent.suppression_reader(read_session_factory)
+        ),
         library=load_library(),
     )

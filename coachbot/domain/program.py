@@ -66,6 +66,8 @@ TRACK_POLICIES: dict[str, TrackPolicy] = {
 COACHING_TRACKS: tuple[str, ...] = ("sleep", "exercise", "diet", "mindfulness", "rehab")
 LANGUAGES: tuple[str, ...] = ("en", "es")
 DEFAULT_DAILY_CAP = 5
+# The programme every patient follows unless a clinician assigns another.
+STANDARD = "standard"
 PLANNING_HORIZON = dt.timedelta(hours=6)
 # The longest reply window a programme may set (operators choose 15 minutes to 48 hours).
 MAX_REPLY_WINDOW = dt.timedelta(hours=48)

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain import close_watch
+from coachbot.domain.program import STANDARD
 from coachbot.domain.states import PatientStatus
 from coachbot.models import (
     Caregiver,
@@ -28,7 +29,6 @@ from coachbot.models import (
     ProgramAssignment,
     ProgramVersion,
 )
-from coachbot.services.programs import STANDARD
 
 CHART_DAYS = 90  # the panel's chart reaches back as far as the page's heatmap
 OBSERVATION = "observation"

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Integer, and_, cast, func, literal, or_, s
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from coachbot.domain.states import NudgeState
-from coachbot.models import ClockHeartbeat, Nudge, OutboundMessage, Patient
+from coachbot.models import DISPATCH_CLOCK, ClockHeartbeat, Nudge, OutboundMessage, Patient
 
 SPANS: dict[str, tuple[dt.timedelta, int]] = {
     "24h": (dt.timedelta(hours=1), 24),
@@ -38,7 +38,6 @@ SENT = and_(
         OutboundMessage.provider_sid.is_not(None),
     ),
 )
-CLOCK_NAME = "dispatch"
 MISSED_TICKS_ALARM = 3
 
 
@@ -142,7 +141,7 @@ def _series(
 
 
 def clock_status(
-    session: Session, now: dt.datetime, tick_seconds: float, name: str = CLOCK_NAME
+    session: Session, now: dt.datetime, tick_seconds: float, name: str = DISPATCH_CLOCK
 ) -> ClockStatus:
     """The clock's last tick; an alarm once it has been silent for three tick intervals."""
     row = session.get(ClockHeartbeat, name)

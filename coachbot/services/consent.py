@@ -18,13 +18,15 @@ from collections.abc import Collection, Iterator
 
 import phonenumbers
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.patient_status import PausedBy
 from coachbot.domain.phones import mask_phone
 from coachbot.models import ConsentEvent, SuppressedNumber
 from coachbot.services import audit
 from coachbot.settings import Settings
+from coachbot.sms.suppression import SuppressedAmong, SuppressionListUnreadable
 from coachbot.store.dialect import insert_ignoring_duplicates
 
 log = logging.getLogger(__name__)
@@ -232,6 +234,22 @@ def suppressed_among(session: Session, numbers: Collection[str]) -> set[str]:
             )
         )
     )
+
+
+def suppression_reader(session_factory: sessionmaker[Session]) -> SuppressedAmong:
+    """The gateway guard's look-up (`coachbot.sms.suppression`): each call reads in a
+    session of its own (a read session: a caller may hold SQLite's write lock around its
+    send); a database error becomes SuppressionListUnreadable, so the guard holds the batch."""
+
+    def read(numbers: Collection[str]) -> set[str]:
+        try:
+            with session_factory() as session:
+                return suppressed_among(session, numbers)
+        except SQLAlchemyError as exc:
+            # The error's class only: its text could quote the numbers looked up.
+            raise SuppressionListUnreadable(type(exc).__name__) from exc
+
+    return read
 
 
 def suppression_list(session: Session) -> list[SuppressedNumber]:

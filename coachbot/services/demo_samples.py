@@ -14,7 +14,6 @@ import logging
 import math
 import struct
 import zlib
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -101,7 +100,7 @@ def seed_demo_samples(
         first = today - dt.timedelta(days=DEMO_DAYS - 1)
         if patient.close_watch_from is not None and first <= patient.close_watch_from <= today:
             first = patient.close_watch_from
-        store = FileMediaStore(Path(settings.media_dir))
+        store = FileMediaStore.configured(settings.media_dir)
         days = [first + dt.timedelta(days=n) for n in range((today - first).days + 1)]
         added = 0
         for n, day in enumerate(days):

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,7 +87,7 @@ def media_parts(
             api_base_url=settings.twilio_api_base_url,
             timeout=FETCH_SECONDS,
         )
-    store = media.FileMediaStore(Path(settings.media_dir))
+    store = media.FileMediaStore.configured(settings.media_dir)
     return MediaParts(session_factory, gateway, library, settings, store, client)
 
 

@@ -41,8 +41,10 @@ from coachbot.models import (
     MediaSample,
     Patient,
 )
+from coachbot.queries.media_samples import stored_sample
 from coachbot.services.inbound.context import Context
 from coachbot.services.inbound.replies import reply_with
+from coachbot.settings import Settings
 from coachbot.sms import media
 
 PENDING, STORED, REFUSED, GAVE_UP = "pending", "stored", "refused", "gave_up"
@@ -186,3 +188,12 @@ def keep_picture(
     session.add(row)
     session.flush()
     return row.id
+
+
+def sample_picture(
+    session: Session, settings: Settings, patient_id: int, sample_id: int
+) -> media.MediaSample | None:
+    """One of the patient's stored handwriting samples as the store keeps it (type checked
+    again from its bytes), or None when it is not theirs, not stored, or gone from disk."""
+    key = stored_sample(session, patient_id, sample_id)
+    return media.FileMediaStore.configured(settings.media_dir).load(key) if key else None

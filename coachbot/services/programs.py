@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from coachbot.domain import schedule as sched
 from coachbot.domain.close_watch import DEFAULTS, CloseWatchSettings
+from coachbot.domain.program import STANDARD as STANDARD
 from coachbot.domain.program import TRACK_POLICIES
 from coachbot.domain.states import PatientStatus
 from coachbot.models import (
@@ -40,9 +41,6 @@ from coachbot.services.track_settings import (
     track_changes,
 )
 from coachbot.services.track_settings import validate_track as validate_track
-
-STANDARD = "standard"
-
 
 # --- reading ------------------------------------------------------------------------------
 

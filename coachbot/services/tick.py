@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.content import MessageLibrary
+from coachbot.models import DISPATCH_CLOCK
 from coachbot.settings import Settings
 from coachbot.sms.gateway import SmsGateway
+from coachbot.store.heartbeat import upsert_heartbeat
 
 
 @dataclass
@@ -171,3 +173,11 @@ def run_clock_tick(
     # Pictures the webhook could not fetch (or a crash interrupted): fetched again.
     summary.samples = retry_in_tick(session_factory, gateway, library, settings, now)
     return run_tick(session_factory, gateway, library, settings, now, summary)
+
+
+def record_heartbeat(
+    session_factory: sessionmaker[Session], now: dt.datetime, summary: TickSummary
+) -> None:
+    """Marks the clock alive after a tick, with what the tick did, in its own transaction."""
+    with session_factory() as session, session.begin():
+        upsert_heartbeat(session, DISPATCH_CLOCK, now, summary.as_text())

@@ -215,6 +215,11 @@ class FileMediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @classmethod
+    def configured(cls, media_dir: str) -> FileMediaStore:
+        """The store under the settings' MEDIA_DIR: every process reads and writes there."""
+        return cls(Path(media_dir))
+
     def save(self, sample: MediaSample) -> str:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = f"{sample.message_sid}-{sample.media_sid}{ALLOWED_IMAGE_TYPES[sample.content_type]}"

@@ -13,24 +13,24 @@ template id (`COMPLIANCE_TEMPLATES`).
 
 When the list cannot be read (the database is down) nothing is sent: the batch fails
 with a retryable outcome, so consent is never assumed.
+
+The guard does not read the database itself: it is given the look-up (`SuppressedAmong`),
+which `coachbot.runtime` wires to `services.consent.suppression_reader`, so this adapter
+layer depends on no service.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain import sendability
 from coachbot.domain.pacing import TokenBucket
 from coachbot.domain.phones import mask_phone
 from coachbot.domain.provider_errors import Outcome
 from coachbot.domain.triage import OWED_AFTER_STOP
-from coachbot.services.consent import suppressed_among
 from coachbot.sms.gateway import (
     BatchSender,
     OutgoingSms,
@@ -52,6 +52,14 @@ SUPPRESSED = sendability.SUPPRESSED
 COMPLIANCE_TEMPLATES = OWED_AFTER_STOP
 
 
+class SuppressionListUnreadable(Exception):
+    """The look-up could not read the list: the guard sends nothing and says retry."""
+
+
+# The suppressed ones of some numbers, in one read; raises SuppressionListUnreadable.
+SuppressedAmong = Callable[[Collection[str]], set[str]]
+
+
 def is_suppression_refusal(failure: SendFailure) -> bool:
     """True for the guard's own refusal (nothing reached the provider), as opposed to the
     carrier's 21610."""
@@ -67,10 +75,10 @@ class SuppressionGuard:
     rest to the wrapped gateway. Everything else (`sender`, `recent_messages`) is the
     wrapped gateway's."""
 
-    def __init__(self, inner: SmsGateway, session_factory: sessionmaker[Session]) -> None:
+    def __init__(self, inner: SmsGateway, suppressed_among: SuppressedAmong) -> None:
         self._inner = inner
         self.name = inner.name
-        self._session_factory = session_factory
+        self._suppressed_among = suppressed_among
         # Pacing state for a wrapped gateway that sends one at a time (see send_batch).
         self._buckets: dict[str, TokenBucket] = {}
 
@@ -90,9 +98,8 @@ class SuppressionGuard:
         if not numbers:
             return set()
         try:
-            with self._session_factory() as session:
-                return suppressed_among(session, numbers)
-        except SQLAlchemyError as exc:
+            return self._suppressed_among(numbers)
+        except SuppressionListUnreadable as exc:
             log.warning("suppression list unreadable, batch of %d held: %s", len(batch), exc)
             return None
 

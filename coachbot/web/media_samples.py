@@ -7,15 +7,13 @@ own content type (sniffed from its bytes when it was stored, not taken from the 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Blueprint, Response, abort
 from flask.typing import ResponseReturnValue
 
 from coachbot.domain.states import Role
 from coachbot.models import Patient
-from coachbot.queries.media_samples import Strip, sample_strip, stored_sample
-from coachbot.sms.media import FileMediaStore
+from coachbot.queries.media_samples import Strip, sample_strip
+from coachbot.services.media_samples import sample_picture
 from coachbot.web.common import (
     audit_ok,
     now,
@@ -49,10 +47,7 @@ def may_see_samples(patient: Patient) -> bool:
 @roles_required(Role.CLINICIAN)
 def picture(patient_id: int, sample_id: int) -> ResponseReturnValue:
     patient = owned_patient(patient_id, "media_sample.view", session=read_db())
-    key = stored_sample(read_db(), patient.id, sample_id)
-    sample = (
-        FileMediaStore(Path(runtime().settings.media_dir)).load(key) if key is not None else None
-    )
+    sample = sample_picture(read_db(), runtime().settings, patient.id, sample_id)
     if sample is None:
         abort(404)
     audit_ok("media_sample.view", patient.id, detail=f"sample {sample_id}")

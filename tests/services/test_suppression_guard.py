@@ -341,11 +341,13 @@ def test_a_21610_in_a_status_callback_for_a_welcome_suppresses_the_number(
         assert consent.is_suppressed(s, STOPPED)
 
 
-def test_when_the_list_cannot_be_read_nothing_is_sent(settings: Settings) -> None:
+def test_when_the_list_cannot_be_read_nothing_is_sent(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     broken: sessionmaker[Session] = make_session_factory(
         make_engine("sqlite:////nonexistent-directory/coachbot.db")
     )
-    guard = SuppressionGuard(ConsoleGateway(), broken)
+    guard = SuppressionGuard(ConsoleGateway(), consent.suppression_reader(broken))
     with pytest.raises(SendFailure) as held:
         guard.send(OutgoingSms(to=CONTROL, body="hello"))
     assert held.value.outcome is Outcome.RETRY
@@ -354,6 +356,10 @@ def test_when_the_list_cannot_be_read_nothing_is_sent(settings: Settings) -> Non
     assert isinstance(results[0], SendFailure)
     assert results[0].outcome is Outcome.RETRY
     assert results[1] is None
+    # The warning says why, never which numbers were looked up.
+    assert "suppression list unreadable" in caplog.text
+    assert "OperationalError" in caplog.text
+    assert CONTROL[-7:] not in caplog.text and STOPPED[-7:] not in caplog.text
 
 
 def test_a_batch_keeps_its_order_and_reports_each_result_at_its_own_index(
