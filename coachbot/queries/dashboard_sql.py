@@ -72,9 +72,13 @@ def open_alerts_sq() -> ColumnElement[Any]:
 
 
 def adherence_sq(since: ColumnElement[Any], until: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The patient's adherence rate over nudges due in [since, until]; NULL if none was sent."""
-    done = func.count(AdherenceRecord.id).filter(AdherenceRecord.outcome == AdherenceOutcome.DONE)
-    partial = func.count(AdherenceRecord.id).filter(
+    """The patient's adherence rate over nudges due in [since, until]; NULL if none was sent.
+    Answers are counted by `nudge_id` (never NULL on a joined row), so PostgreSQL reads
+    them from the (nudge_id, outcome) index alone, without visiting the table."""
+    done = func.count(AdherenceRecord.nudge_id).filter(
+        AdherenceRecord.outcome == AdherenceOutcome.DONE
+    )
+    partial = func.count(AdherenceRecord.nudge_id).filter(
         AdherenceRecord.outcome == AdherenceOutcome.PARTIAL
     )
     sent = func.count(Nudge.id).filter(Nudge.state.in_(SENT_STATES))
