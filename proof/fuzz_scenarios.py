@@ -150,7 +150,7 @@ def _fuzz_values() -> tuple[Any, Any, Any]:
 def forms(database_url: str, *, examples: int, seed: int) -> Result:
     """Bulk CSV enrolment, enrolment, patient edit and alert notes as a clinician, and the
     programme schedule edit as an operator, through the real app with CSRF on (see
-    proof/fuzz_forms.py for the cases and what is checked after each post)."""
+    proof/fuzz_forms/ for the cases and what is checked after each post)."""
     from hypothesis import given
 
     from coachbot.app import create_app
