@@ -1,11 +1,11 @@
 """Property test of planning and dispatch through the real clock tick and a real database.
 
-The domain property (tests/unit/test_schedule.py) checks occurrence arithmetic in memory.
-This one drives the production tick (`run_clock_tick`: reply windows, planning, claim, send)
-under frozen time over hypothesis-chosen IANA zones, wall times steered into daylight-saving
-gaps and repeated hours, quiet hours, allowed windows and daily caps, for a few local days
-around an offset change, replaying ticks and planning on the way. It then judges the
-materialised `nudges` rows against the documented rules:
+The domain property (tests/unit/test_schedule_every_zone.py) checks occurrence arithmetic in
+memory. This one drives the production tick (`run_clock_tick`: reply windows, planning,
+claim, send) under frozen time over hypothesis-chosen IANA zones, wall times steered into
+daylight-saving gaps and repeated hours, quiet hours, allowed windows and daily caps, for a
+few local days around an offset change, replaying ticks and planning on the way. It then
+judges the materialised `nudges` rows against the documented rules:
 
 * exactly one row per track slot per local day; a repeated wall time fires at its first
   reading, a missing one is moved forward by the gap (or merged when that lands on another
@@ -48,7 +48,7 @@ from coachbot.services.dispatch import plan_nudges
 from coachbot.services.schedules import set_window
 from coachbot.services.tick import run_clock_tick
 from tests.support.builders import make_patient
-from tests.unit.test_schedule import ZONES, minute_times, offset_at, offset_changes, readings
+from tests.support.zone_eras import ZONES, minute_times, offset_at, offset_changes, readings
 
 UTC = dt.UTC
 MINUTE = dt.timedelta(minutes=1)
