@@ -25,19 +25,17 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 from celery import Celery
 from celery.signals import worker_process_init
-from sqlalchemy import update
 
 from bench.baseline_job import send_one
-from bench.dispatch import Result, fresh_database, seed, settings_for
-from bench.dispatch_processes import ROOT, Servers, box_cpu, cpu_of_command, process_cpu, tally
-from coachbot.db import make_engine
-from coachbot.models import Nudge
+from bench.dispatch import Meters, Result, fresh_database, move_due, seed, settings_for
+from bench.dispatch_processes import ROOT, Servers, Tally, process_cpu, tally
 from coachbot.runtime import Runtime, build_runtime
 from coachbot.settings import Settings
 
@@ -176,109 +174,148 @@ def run_celery_case(
         ids = seed(url, count, placeholder, None)
         api = fake.start()
         hostname = f"bench-{uuid.uuid4().hex[:8]}@localhost"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "BENCH_CELERY_BROKER": BROKER_URL,
-            "BENCH_CELERY_SETTINGS": json.dumps(settings_for(url, api)),
-        }
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "bench.celery_baseline",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(concurrency),
-                "--loglevel",
-                "WARNING",
-                "--hostname",
-                hostname,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        worker = _start_worker(url, api, hostname, concurrency)
         _wait_ready(hostname, worker)
-        lead = 2.0 + count * enqueue_us_per_task / 1e6
-        due_ts = time.time() + lead
-        due = dt.datetime.fromtimestamp(due_ts, dt.UTC)
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(update(Nudge).values(due_at=due, send_at=due))
-        engine.dispose()
-        for nudge_id in ids:
-            send_reminder.apply_async(args=[nudge_id], eta=due)
-        # The worker has every task once the queue is empty (the Redis transport moves a
-        # fetched message to its unacked hash; an ETA task waits in the worker's timer).
-        while broker.llen(QUEUE) and time.time() < due_ts + 60:
-            time.sleep(0.05)
-        ready_at = time.time()
+        due_ts = time.time() + 2.0 + count * enqueue_us_per_task / 1e6
+        ready_at = _queue_tasks(url, ids, due_ts, broker)
         time.sleep(max(0.0, due_ts - time.time()))
-        cpu0 = tree_cpu(worker.pid)
-        server_cpu0 = sum(process_cpu(p.pid) for p in fake.procs)
-        broker_cpu0 = cpu_of_command("redis-server")
-        busy0, total0 = box_cpu()
-        wall0 = time.monotonic()
         deadline = None if budget_seconds is None else due_ts + budget_seconds
-        cut = False
-        while _server_count(api) < count:
-            if worker.poll() is not None:
-                raise RuntimeError(f"{label}: celery worker died: {_stop(worker)[-2000:]}")
-            if deadline is not None and time.time() >= deadline:
-                cut = True
-                break
-            time.sleep(0.25)
-        worker_cpu = tree_cpu(worker.pid) - cpu0
-        server_cpu = sum(process_cpu(p.pid) for p in fake.procs) - server_cpu0
-        broker_cpu = cpu_of_command("redis-server") - broker_cpu0
-        busy1, total1 = box_cpu()
-        wall = time.monotonic() - wall0
-        rss_kib = tree_peak_rss_kib(worker.pid)
+        run = _measure(label, worker, fake, api, count, deadline)
         errors = _stop(worker)
         rows = fake.stop()
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        for proc in fake.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        broker.flushdb()
-        broker.close()
-    if cut and deadline is not None:
+        _clean_up(worker, fake, broker)
+    if run.cut and deadline is not None:
         rows = [r for r in rows if r["at"] <= deadline]
     counted = tally(rows, ids, due_ts)
+    result = _result(label, count, counted, run, errors)
+    result.cut_at = budget_seconds if run.cut else None
+    result.ready_margin = due_ts - ready_at
+    return result, rows, due_ts
+
+
+def _start_worker(url: str, api: str, hostname: str, concurrency: int) -> subprocess.Popen[str]:
+    """A real `celery worker` on this module's app, its pool processes given the run's
+    settings (database, loopback API) through BENCH_CELERY_SETTINGS."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "BENCH_CELERY_BROKER": BROKER_URL,
+        "BENCH_CELERY_SETTINGS": json.dumps(settings_for(url, api)),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.celery_baseline",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            hostname,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _queue_tasks(url: str, ids: list[int], due_ts: float, broker: redis.Redis) -> float:
+    """Moves the nudges to the due instant, queues one ETA task each and waits until the
+    worker has fetched them all; returns when that was (time.time())."""
+    move_due(url, due_ts)
+    due = dt.datetime.fromtimestamp(due_ts, dt.UTC)
+    for nudge_id in ids:
+        send_reminder.apply_async(args=[nudge_id], eta=due)
+    # The worker has every task once the queue is empty (the Redis transport moves a
+    # fetched message to its unacked hash; an ETA task waits in the worker's timer).
+    while broker.llen(QUEUE) and time.time() < due_ts + 60:
+        time.sleep(0.05)
+    return time.time()
+
+
+@dataclass
+class _WorkerRun:
+    """What one run used from the due instant on, in seconds, and whether the budget cut
+    it."""
+
+    worker_cpu: float
+    server_cpu: float
+    broker_cpu: float
+    busy: float
+    total: float
+    wall: float
+    rss_kib: int
+    cut: bool
+
+
+def _measure(
+    label: str,
+    worker: subprocess.Popen[str],
+    fake: Servers,
+    api: str,
+    count: int,
+    deadline: float | None,
+) -> _WorkerRun:
+    """From the due instant: waits until the server has every nudge (or `deadline`), and
+    reads the CPU the worker's process tree, the server, Redis and the box used meanwhile."""
+    cpu0 = tree_cpu(worker.pid)
+    meters = Meters(fake, "redis-server").start()
+    cut = False
+    while _server_count(api) < count:
+        if worker.poll() is not None:
+            raise RuntimeError(f"{label}: celery worker died: {_stop(worker)[-2000:]}")
+        if deadline is not None and time.time() >= deadline:
+            cut = True
+            break
+        time.sleep(0.25)
+    worker_cpu = tree_cpu(worker.pid) - cpu0
+    server_cpu, broker_cpu, busy, total, wall = meters.since()
+    return _WorkerRun(
+        worker_cpu, server_cpu, broker_cpu, busy, total, wall, tree_peak_rss_kib(worker.pid), cut
+    )
+
+
+def _clean_up(worker: subprocess.Popen[str] | None, fake: Servers, broker: redis.Redis) -> None:
+    """Whatever happened: no worker or server left behind, and the broker's database empty."""
+    if worker is not None and worker.poll() is None:
+        worker.kill()
+        worker.wait()
+    fake.kill()
+    broker.flushdb()
+    broker.close()
+
+
+def _result(label: str, count: int, counted: Tally, run: _WorkerRun, errors: str) -> Result:
     failures = errors.count("Task bench.send_reminder[")
     reached = max(counted.reached, 1)
-    notes = [f"Redis {broker_cpu / reached * 1e6:,.0f} µs/nudge"]
+    notes = [f"Redis {run.broker_cpu / reached * 1e6:,.0f} µs/nudge"]
     if failures:
         notes.append(f"{failures} task failures logged")
-    result = Result(
+    return Result(
         label=label,
         nudges=count,
         rate=counted.rate,
         p50=counted.p50,
         p99=counted.p99,
-        cpu_us=worker_cpu / reached * 1e6,
-        rss_mib=rss_kib / 1024,
+        cpu_us=run.worker_cpu / reached * 1e6,
+        rss_mib=run.rss_kib / 1024,
         duplicates=counted.duplicates,
         missed=counted.missed,
-        server_us=server_cpu / reached * 1e6,
-        box_busy=(busy1 - busy0) / (total1 - total0) * 100 if total1 > total0 else 0.0,
+        server_us=run.server_cpu / reached * 1e6,
+        box_busy=run.busy / run.total * 100 if run.total > 0 else 0.0,
         # Whatever else ran on the box meanwhile (other sessions' work), in cores.
-        other_cores=max(0.0, (busy1 - busy0) - worker_cpu - server_cpu - broker_cpu) / wall,
+        other_cores=max(0.0, run.busy - run.worker_cpu - run.server_cpu - run.broker_cpu)
+        / run.wall,
         note="; ".join(notes),
         reached=counted.reached,
-        cut_at=budget_seconds if cut else None,
-        send_cpu_us=worker_cpu / reached * 1e6,
-        ready_margin=due_ts - ready_at,
+        send_cpu_us=run.worker_cpu / reached * 1e6,
     )
-    return result, rows, due_ts

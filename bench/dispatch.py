@@ -226,19 +226,22 @@ def naive_lead_seconds(count: int) -> float:
 
 
 @dataclasses.dataclass
-class _Meters:
-    """CPU readings taken at a run's start; `since` turns them into what the run used."""
+class Meters:
+    """CPU readings taken at a run's start; `since` turns them into what the run used.
+    `command` names the store's processes whose CPU counts (PostgreSQL's here, Redis's for
+    bench.celery_baseline's broker)."""
 
     fake: Servers
+    command: str = "postgres"
     server: float = 0.0
     database: float = 0.0
     busy: float = 0.0
     total: float = 0.0
     wall: float = 0.0
 
-    def start(self) -> _Meters:
+    def start(self) -> Meters:
         self.server = sum(process_cpu(p.pid) for p in self.fake.procs)
-        self.database = cpu_of_command("postgres")
+        self.database = cpu_of_command(self.command)
         self.busy, self.total = box_cpu()
         self.wall = time.monotonic()
         return self
@@ -248,7 +251,7 @@ class _Meters:
         busy, total = box_cpu()
         return (
             sum(process_cpu(p.pid) for p in self.fake.procs) - self.server,
-            cpu_of_command("postgres") - self.database,
+            cpu_of_command(self.command) - self.database,
             busy - self.busy,
             total - self.total,
             time.monotonic() - self.wall,
@@ -292,19 +295,15 @@ def run_case(
         # Give the dispatchers time to import before the due instant.
         due_ts = max(due.timestamp(), time.time() + lead_seconds)
         payload["due"] = due_ts
-        _move_due(url, due_ts)
-        meters = _Meters(fake).start()
+        move_due(url, due_ts)
+        meters = Meters(fake).start()
         procs = _start(NAIVE if naive else DISPATCHER, payload, 1 if naive else processes)
         deadline = None if budget_seconds is None else due_ts + budget_seconds
         stats, cut = _wait(label, procs, deadline)
         used = meters.since()
         rows = fake.stop()
     finally:
-        for proc in fake.procs:
-            # A failed run must not leave its server behind.
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        fake.kill()
         if cleanup is not None:
             cleanup()
     if cut and deadline is not None:
@@ -316,7 +315,7 @@ def run_case(
     return result, rows, due_ts
 
 
-def _move_due(url: str, due_ts: float) -> None:
+def move_due(url: str, due_ts: float) -> None:
     """The nudges were seeded for a first guess at `due`; move them to the instant the run
     actually uses."""
     engine = make_engine(url)

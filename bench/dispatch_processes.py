@@ -155,6 +155,13 @@ class Servers:
                 rows.extend(json.loads(line) for line in record.read_text().splitlines())
         return rows
 
+    def kill(self) -> None:
+        """Kills any server still running: a failed run must not leave its server behind."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
 
 def make_servers(kind: str, count: int, workdir: Path) -> Servers:
     return Servers(count, workdir, kind)

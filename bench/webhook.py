@@ -14,411 +14,42 @@ Both apps run under the same gunicorn settings (2 sync workers, loopback). For e
 
 Run: .venv/bin/python -m bench.webhook [--quick]. Prints the figures and writes section
 `webhook` of docs/performance.md.
+
+Its pieces: bench/webhook_cohort.py (the database, the seeded patients, the signed
+requests), bench/webhook_load.py (wrk and the open loop), bench/webhook_ceilings.py (the two
+ceiling apps gunicorn loads).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import multiprocessing as mp
 import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
-from urllib.parse import urlencode
-
-from sqlalchemy import Table, create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
-from twilio.request_validator import RequestValidator
 
 from bench.report import machine_line, write_section
+from bench.webhook_cohort import (
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    database,
+    forget_inbound,
+    seed,
+    signed_request,
+    stored_rows,
+)
+from bench.webhook_load import OpenLoopResult, WrkResult, run_open_loop, run_wrk, wrk_script
 
 ROOT = Path(__file__).resolve().parent.parent
-AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105  (a local throwaway token)
-PUBLIC_BASE_URL = "https://coach.bench.test"
-PATH = "/sms/inbound"
-PATIENTS = 3000
-BODIES = ["done", "skip", "7", "7.5h", "25 min", "about 20 minutes", "👍", "listo", "Done!", "3"]
 RATE = 500
-
-
-def bare_app():  # type: ignore[no-untyped-def]
-    """The ceiling: Flask parses the form and answers empty TwiML, nothing else."""
-    from flask import Flask, Response, request
-
-    app = Flask("bare")
-
-    @app.post(PATH)
-    def inbound() -> Response:
-        request.form.get("MessageSid")
-        return Response(
-            '<?xml version="1.0" encoding="UTF-8"?><Response />', mimetype="application/xml"
-        )
-
-    return app
-
-
-def signed_insert_app():  # type: ignore[no-untyped-def]
-    """A fairer ceiling: what every inbound must cost whatever the pipeline does. The real
-    signature check, then one INSERT of the inbound row in its own transaction, through the
-    project's engine set-up (WAL and BEGIN IMMEDIATE on SQLite, the pool on PostgreSQL)."""
-    from flask import Flask, Response, request
-    from sqlalchemy import insert
-
-    from coachbot.db import make_engine
-    from coachbot.models import InboundMessage
-    from coachbot.web.signature import is_valid_twilio_request
-
-    app = Flask("signed_insert")
-    engine = make_engine(os.environ["DATABASE_URL"])
-    statement = insert(InboundMessage)
-    empty = '<?xml version="1.0" encoding="UTF-8"?><Response />'
-
-    @app.post(PATH)
-    def inbound() -> Response:
-        if not is_valid_twilio_request(AUTH_TOKEN, PUBLIC_BASE_URL, request):
-            return Response("forbidden", status=403)
-        import datetime as dt
-
-        with engine.begin() as connection:
-            connection.execute(
-                statement,
-                {
-                    "provider_sid": request.form["MessageSid"],
-                    "from_e164": request.form["From"],
-                    "to_e164": request.form["To"],
-                    "body": request.form["Body"],
-                    "num_media": 0,
-                    "is_proxy": False,
-                    "received_at": dt.datetime.now(dt.UTC),
-                    "response_twiml": empty,
-                },
-            )
-        return Response(empty, mimetype="application/xml")
-
-    return app
-
-
-# --- database -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database(kind: str, pg_url: str | None) -> Iterator[str]:
-    if kind == "sqlite":
-        directory = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
-        try:
-            yield f"sqlite:///{directory}/coachbot.db"
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-        return
-    assert pg_url is not None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = (
-        make_url(pg_url)
-        .update_query_dict({"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
-    try:
-        yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def phone(i: int) -> str:
-    return f"+1617{5550000 + i:07d}"
-
-
-def seed(url: str) -> None:
-    import datetime as dt
-
-    from coachbot.migrate import upgrade
-    from coachbot.models import Nudge, Patient
-
-    upgrade(url)
-    engine = create_engine(url)
-    now = dt.datetime.now(dt.UTC)
-    with Session(engine) as session:
-        for i in range(PATIENTS):
-            patient = Patient(
-                first_name="Bench",
-                phone_e164=phone(i),
-                timezone="America/New_York",
-                language="en",
-                status="active",
-                consent_at=now,
-                consent_method="bench",
-                opted_in_at=now,
-                enrolled_at=now,
-                updated_at=now,
-            )
-            session.add(patient)
-            session.flush()
-            for track in ("sleep", "exercise", "diet"):
-                session.add(
-                    Nudge(
-                        patient_id=patient.id,
-                        track=track,
-                        occurrence_key=f"{track}:bench",
-                        due_at=now,
-                        send_at=now,
-                        state="sent",
-                        sent_at=now - dt.timedelta(minutes=1),
-                        reply_window_ends_at=now + dt.timedelta(hours=6),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        session.commit()
-    engine.dispose()
-
-
-def forget_inbound(url: str) -> None:
-    """The ceiling runs posted the same MessageSids the webhook will: start it afresh."""
-    from coachbot.models import InboundMessage
-
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(cast(Table, InboundMessage.__table__).delete())
-    engine.dispose()
-
-
-def stored_rows(url: str) -> int:
-    from coachbot.models import InboundMessage
-
-    engine = create_engine(url)
-    with Session(engine) as session:
-        count = int(session.scalar(select(func.count()).select_from(InboundMessage)) or 0)
-    engine.dispose()
-    return count
-
-
-# --- requests -------------------------------------------------------------------------------
-
-
-def signed_request(rng: random.Random) -> tuple[str, str]:
-    """(form body, signature) for one inbound reply with a fresh MessageSid."""
-    sid = "SM" + uuid.UUID(int=rng.getrandbits(128)).hex
-    params = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "AccountSid": "AC" + "0" * 32,
-        "From": phone(rng.randrange(PATIENTS)),
-        "To": "+16175550100",
-        "Body": rng.choice(BODIES),
-        "NumMedia": "0",
-        "ApiVersion": "2010-04-01",
-    }
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_BASE_URL + PATH, params)
-    return urlencode(params), str(signature)
-
-
-def wrk_script(path: Path, requests: list[tuple[str, str]]) -> None:
-    def lua(s: str) -> str:
-        return "[==[" + s + "]==]"
-
-    lines = ["local reqs = {"]
-    lines += [f"  {{{lua(body)}, {lua(sig)}}}," for body, sig in requests]
-    lines.append("}")
-    lines.append(
-        f"""
-local count = #reqs
-local threads = {{}}
--- Globals, not locals: thread:set and thread:get reach only a thread's globals.
-id, n, nthreads = 0, 0, 1
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads - 1)
-end
-function init(args)
-  nthreads = tonumber(args[1])
-end
-function request()
-  local index = (n * nthreads + id) % count + 1
-  n = n + 1
-  local r = reqs[index]
-  return wrk.format("POST", "{PATH}", {{
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["X-Twilio-Signature"] = r[2],
-  }}, r[1])
-end
-function response(status, headers, body)
-  if status == 200 then ok = (ok or 0) + 1 end
-end
-function done(summary, latency, requests)
-  local sent, answered = 0, 0
-  for _, t in ipairs(threads) do
-    sent = sent + t:get("n")
-    answered = answered + (t:get("ok") or 0)
-  end
-  io.write(string.format("BENCH sent=%d completed=%d ok=%d non2xx=%d errors=%d\\n",
-    sent, summary.requests, answered, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout))
-end
-"""
-    )
-    path.write_text("\n".join(lines))
-
-
-@dataclass
-class WrkResult:
-    rps: float
-    sent: int
-    completed: int
-    ok: int
-    non2xx: int
-    errors: int
-
-
-def run_wrk(port: int, script: Path, seconds: int, threads: int, connections: int) -> WrkResult:
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}{PATH}",
-            "--",
-            str(threads),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = next(float(line.split()[1]) for line in out.splitlines() if "Requests/sec" in line)
-    bench_line = next(line for line in out.splitlines() if line.startswith("BENCH"))
-    fields = dict(part.split("=") for part in bench_line.split()[1:])
-    return WrkResult(
-        rps,
-        int(fields["sent"]),
-        int(fields["completed"]),
-        int(fields["ok"]),
-        int(fields["non2xx"]),
-        int(fields["errors"]),
-    )
-
-
-def _open_loop_worker(
-    port: int,
-    requests: list[tuple[str, str]],
-    start: float,
-    interval: float,
-    offset: int,
-    stride: int,
-    out: mp.Queue,  # type: ignore[type-arg]
-) -> None:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    for k in range(offset, len(requests), stride):
-        scheduled = start + k * interval
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        body, signature = requests[k]
-        try:
-            connection.request(
-                "POST",
-                PATH,
-                body=body,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "X-Twilio-Signature": signature,
-                },
-            )
-            response = connection.getresponse()
-            response.read()
-            statuses[response.status] = statuses.get(response.status, 0) + 1
-            if response.getheader("Connection", "").lower() == "close":
-                connection.close()
-        except (OSError, http.client.HTTPException):
-            errors += 1
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        latencies.append(time.perf_counter() - scheduled)
-    out.put((latencies, statuses, errors))
-
-
-@dataclass
-class OpenLoopResult:
-    offered: float
-    sent: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    non200: int
-    errors: int
-
-
-def run_open_loop(port: int, requests: list[tuple[str, str]], rate: int) -> OpenLoopResult:
-    """`rate` requests/s from 2 processes x 12 threads, each request at its scheduled time."""
-    processes, threads = 2, 12
-    stride = processes * threads
-    start = time.perf_counter() + 0.5
-    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    ctx = mp.get_context("fork")
-
-    def process_main(first: int) -> None:
-        workers = [
-            threading.Thread(
-                target=_open_loop_worker,
-                args=(port, requests, start, 1 / rate, first + t, stride, queue),
-            )
-            for t in range(0, threads * processes, processes)
-        ]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-
-    procs = [ctx.Process(target=process_main, args=(p,)) for p in range(processes)]
-    for p in procs:
-        p.start()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
-    for _ in range(stride):
-        lat, st, err = queue.get(timeout=120)
-        latencies += lat
-        for code, n in st.items():
-            statuses[code] = statuses.get(code, 0) + n
-        errors += err
-    for p in procs:
-        p.join()
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100)
-    return OpenLoopResult(
-        offered=rate,
-        sent=len(latencies),
-        p50_ms=q[49] * 1000,
-        p99_ms=q[98] * 1000,
-        max_ms=latencies[-1] * 1000,
-        non200=sum(n for code, n in statuses.items() if code != 200),
-        errors=errors,
-    )
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -492,11 +123,11 @@ def measure(kind: str, url: str, seconds: int, latency_seconds: int) -> DbFigure
     }
     open_loop = [signed_request(rng) for _ in range(RATE * latency_seconds)]
     try:
-        with gunicorn("bench.webhook:bare_app()", env) as port:
+        with gunicorn("bench.webhook_ceilings:bare_app()", env) as port:
             run_wrk(port, script, 2, 1, 4)  # warm-up
             bare = run_wrk(port, script, seconds, 2, 8)
             bare_latency = run_open_loop(port, open_loop, RATE)
-        with gunicorn("bench.webhook:signed_insert_app()", env) as port:
+        with gunicorn("bench.webhook_ceilings:signed_insert_app()", env) as port:
             # No warm-up, as for the webhook: a repeated MessageSid would be a duplicate.
             insert_ceiling = run_wrk(port, script, seconds, 2, 8)
             insert_latency = run_open_loop(port, open_loop, RATE)

@@ -1,9 +1,9 @@
 """Where one inbound webhook request's time goes, in-process, without gunicorn or a socket.
 
-Seeds a database as bench.webhook does, builds the real app, pre-builds signed WSGI environs
-(so request construction is not measured), then calls the WSGI app directly: prints CPU and
-wall microseconds per request, SQL statements per request, and optionally a pyinstrument
-profile. A diagnostic, not a figure for performance.md.
+Seeds a database as bench.webhook does (through bench.webhook_cohort), builds the real app,
+pre-builds signed WSGI environs (so request construction is not measured), then calls the
+WSGI app directly: prints CPU and wall microseconds per request, SQL statements per request,
+and optionally a pyinstrument profile. A diagnostic, not a figure for performance.md.
 
     .venv/bin/pip install pyinstrument        # not a project dependency
     .venv/bin/python -m bench.webhook_profile [--count 2000] [--postgres URL] [--profile]
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, insert, text
 from werkzeug.test import EnvironBuilder
 
-from bench.webhook import AUTH_TOKEN, PATH, PUBLIC_BASE_URL, database, seed, signed_request
+from bench.webhook_cohort import AUTH_TOKEN, PATH, PUBLIC_BASE_URL, database, seed, signed_request
 
 # The loop guard counts bot replies per number; outbound_messages has no index on the number.
 LOOP_GUARD_INDEX = "CREATE INDEX ix_outbound_to_created ON outbound_messages (to_e164, created_at)"
@@ -32,7 +32,7 @@ def prepare(url: str, outbound: int, index: bool) -> None:
     """History for the loop guard to read, and optionally the index it would use."""
     import datetime as dt
 
-    from bench.webhook import PATIENTS, phone
+    from bench.webhook_cohort import PATIENTS, phone
     from coachbot.models import OutboundMessage
 
     engine = create_engine(url)

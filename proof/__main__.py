@@ -21,7 +21,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coachbot.migrate import upgrade
-from proof import caregivers, db_faults_scenario, load_scenario, paging_scenario, scenarios
+from proof import (
+    caregivers,
+    db_faults_scenario,
+    fuzz_scenarios,
+    load_scenario,
+    paging_scenario,
+    scenarios,
+)
 from proof.scenarios import Result
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -70,8 +77,8 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
                 "db_faults",
                 lambda u: db_faults_scenario.db_faults(u, patients=300, posts=90, seed=seed),
             ),
-            ("fuzz", lambda u: scenarios.fuzz(u, examples=150, seed=seed)),
-            ("forms", lambda u: scenarios.forms(u, examples=250, seed=seed)),
+            ("fuzz", lambda u: fuzz_scenarios.fuzz(u, examples=150, seed=seed)),
+            ("forms", lambda u: fuzz_scenarios.forms(u, examples=250, seed=seed)),
             (
                 "paging",
                 lambda u: paging_scenario.paging(
@@ -96,8 +103,8 @@ def plan(quick: bool, seed: int) -> list[tuple[str, Callable[[str], Result]]]:
             "db_faults",
             lambda u: db_faults_scenario.db_faults(u, patients=2000, posts=400, seed=seed),
         ),
-        ("fuzz", lambda u: scenarios.fuzz(u, examples=1000, seed=seed)),
-        ("forms", lambda u: scenarios.forms(u, examples=2000, seed=seed)),
+        ("fuzz", lambda u: fuzz_scenarios.fuzz(u, examples=1000, seed=seed)),
+        ("forms", lambda u: fuzz_scenarios.forms(u, examples=2000, seed=seed)),
         (
             "suppression",
             lambda u: scenarios.suppression(u, nudges=5000, suppressed=50, seed=seed),

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,19 +18,25 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from coachbot.sms.twilio_client import (
-    RecordingHttpClient,
     build_async_twilio_client,
     build_twilio_client,
     close_twilio_client,
     last_retry_after,
-    may_have_reached_twilio,
     shared_twilio_client,
+)
+from tests.contract.sdk_calls import (
+    OTHER_PATIENT,
+    PATIENT,
+    SENDER,
+    SERVICE,
+    build_client,
+    raw_create,
+    send,
 )
 from tests.support.fake_twilio import (
     DEFAULT_ACCOUNT_SID,
@@ -41,64 +46,13 @@ from tests.support.fake_twilio import (
     num_segments,
 )
 
-SENDER = "+15005550006"
-SERVICE = "MG" + "5e" * 16
-PATIENT = "+15551230001"
-OTHER_PATIENT = "+15551230002"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-def _build(fake: FakeTwilio, timeout: float = 5.0) -> Client:
-    return build_twilio_client(
-        DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, api_base_url=fake.base_url, timeout=timeout
-    )
-
-
-def _client(fake: FakeTwilio, timeout: float = 5.0) -> Iterator[Client]:
-    client = _build(fake, timeout)
-    try:
-        yield client
-    finally:
-        close_twilio_client(client)
-
-
-@pytest.fixture
-def client(fake: FakeTwilio) -> Iterator[Client]:
-    """The twilio SDK client; shadows tests/conftest.py's Flask client in this module."""
-    yield from _client(fake)
-
-
-@pytest.fixture
-def quick_client(fake: FakeTwilio) -> Iterator[Client]:
-    """Short timeout, for hangs."""
-    yield from _client(fake, timeout=0.3)
-
-
-def _send(client: Client, to: str = PATIENT, **kwargs: Any) -> Any:
-    kwargs.setdefault("body", "Time for your 10-minute walk.")
-    if "messaging_service_sid" not in kwargs:
-        kwargs.setdefault("from_", SENDER)
-    return client.messages.create(to=to, **kwargs)
-
-
-def _raw_create(client: Client, data: dict[str, object]) -> Any:
-    """POST through the SDK's own request path, bypassing MessageList's fixed form."""
-    url = client.api.absolute_url(f"2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json")
-    return client.request("POST", url, data=data)
-
-
 # ----------------------------------------------------------------- happy paths
 
 
 def test_create_with_from_returns_a_parsed_message_instance(
     fake: FakeTwilio, client: Client
 ) -> None:
-    message = _send(
+    message = send(
         client, body="Hola Ana, ¿caminamos?", status_callback="http://127.0.0.1:9/s?nudge=41"
     )
 
@@ -126,7 +80,7 @@ def test_create_with_from_returns_a_parsed_message_instance(
 def test_create_with_messaging_service_is_accepted_without_a_sender(
     fake: FakeTwilio, client: Client
 ) -> None:
-    message = _send(client, messaging_service_sid=SERVICE)
+    message = send(client, messaging_service_sid=SERVICE)
 
     assert message.status == "accepted"
     assert message.messaging_service_sid == SERVICE
@@ -135,7 +89,7 @@ def test_create_with_messaging_service_is_accepted_without_a_sender(
 
 
 def test_fetch_returns_the_stored_message_and_404s_unknown_sids(client: Client) -> None:
-    sent = _send(client)
+    sent = send(client)
 
     fetched = client.messages(sent.sid).fetch()
     assert (fetched.sid, fetched.body, fetched.status) == (sent.sid, sent.body, "queued")
@@ -147,8 +101,8 @@ def test_fetch_returns_the_stored_message_and_404s_unknown_sids(client: Client) 
 
 def test_list_filters_by_to_and_follows_next_page_uri(fake: FakeTwilio, client: Client) -> None:
     for i in range(5):
-        _send(client, to=PATIENT, body=f"nudge {i}")
-    _send(client, to=OTHER_PATIENT)
+        send(client, to=PATIENT, body=f"nudge {i}")
+    send(client, to=OTHER_PATIENT)
 
     listed = client.messages.list(to=PATIENT, page_size=2)
 
@@ -160,9 +114,9 @@ def test_list_filters_by_to_and_follows_next_page_uri(fake: FakeTwilio, client: 
 def test_list_filters_by_date_sent_once_the_message_was_sent() -> None:
     moment = datetime(2025, 3, 4, 23, 59, 30, tzinfo=UTC)
     with FakeTwilio(clock=lambda: moment) as fake:
-        client = _build(fake)
+        client = build_client(fake)
         try:
-            sent = _send(client)
+            sent = send(client)
             assert client.messages.list(date_sent=moment) == []
 
             fake.set_status(sent.sid, "sent")
@@ -176,9 +130,9 @@ def test_list_filters_by_date_sent_once_the_message_was_sent() -> None:
 
 
 def test_recording_helpers_count_duplicates(fake: FakeTwilio, client: Client) -> None:
-    _send(client, status_callback="http://127.0.0.1:9/s?nudge=1")
-    _send(client, status_callback="http://127.0.0.1:9/s?nudge=1")
-    _send(client, to=OTHER_PATIENT, status_callback="http://127.0.0.1:9/s?nudge=2")
+    send(client, status_callback="http://127.0.0.1:9/s?nudge=1")
+    send(client, status_callback="http://127.0.0.1:9/s?nudge=1")
+    send(client, to=OTHER_PATIENT, status_callback="http://127.0.0.1:9/s?nudge=2")
 
     assert fake.count_by_to() == {PATIENT: 2, OTHER_PATIENT: 1}
     assert fake.count_by_callback_param("nudge") == {"1": 2, "2": 1}
@@ -194,7 +148,7 @@ def test_recording_helpers_count_duplicates(fake: FakeTwilio, client: Client) ->
 
 def test_pooled_connection_is_reused(fake: FakeTwilio, client: Client) -> None:
     for _ in range(20):
-        _send(client)
+        send(client)
 
     assert fake.connections_accepted == 1
 
@@ -205,7 +159,7 @@ def test_concurrent_senders_share_one_client(fake: FakeTwilio, client: Client) -
     def worker(n: int) -> None:
         try:
             for i in range(25):
-                _send(client, body=f"{n}-{i}")
+                send(client, body=f"{n}-{i}")
         except BaseException as exc:  # pragma: no cover - reported below
             failures.append(exc)
 
@@ -249,21 +203,21 @@ def test_invalid_creates_are_rejected_like_twilio(
     fake: FakeTwilio, client: Client, kwargs: dict[str, Any], status: int, code: int
 ) -> None:
     with pytest.raises(TwilioRestException) as caught:
-        _send(client, **kwargs)
+        send(client, **kwargs)
 
     assert (caught.value.status, caught.value.code) == (status, code)
     assert fake.messages == []
 
 
 def test_missing_to_is_21604(client: Client) -> None:
-    response = _raw_create(client, {"From": SENDER, "Body": "hi"})
+    response = raw_create(client, {"From": SENDER, "Body": "hi"})
 
     assert response.status_code == 400
     assert '"code":21604' in response.text
 
 
 def test_form_keys_outside_the_spec_are_rejected(fake: FakeTwilio, client: Client) -> None:
-    response = _raw_create(client, {"To": PATIENT, "From": SENDER, "Body": "hi", "NudgeId": "7"})
+    response = raw_create(client, {"To": PATIENT, "From": SENDER, "Body": "hi", "NudgeId": "7"})
 
     assert response.status_code == 400
     assert '"code":20001' in response.text
@@ -275,7 +229,7 @@ def test_sdk_parameters_newer_than_the_spec_are_rejected(client: Client) -> None
     # MessageIntent is in twilio 9.x but not in our copy of Twilio's spec; the
     # gateway must not depend on it until the spec is refreshed.
     with pytest.raises(TwilioRestException) as caught:
-        _send(client, message_intent="notifications")
+        send(client, message_intent="notifications")
 
     assert caught.value.code == 20001
 
@@ -284,7 +238,7 @@ def test_bad_credentials_get_401(fake: FakeTwilio) -> None:
     client = build_twilio_client(DEFAULT_ACCOUNT_SID, "wrong-token", api_base_url=fake.base_url)
     try:
         with pytest.raises(TwilioRestException) as caught:
-            _send(client)
+            send(client)
     finally:
         close_twilio_client(client)
 
@@ -299,200 +253,6 @@ def test_another_accounts_path_is_not_found(fake: FakeTwilio, client: Client) ->
         )
 
     assert (caught.value.status, caught.value.code) == (404, 20404)
-
-
-# ----------------------------------------------------------------- faults
-
-
-@pytest.mark.parametrize(
-    ("fault", "status", "code"),
-    [
-        pytest.param(Fault.invalid_to(), 400, 21211, id="invalid-to"),
-        pytest.param(Fault.unsubscribed(), 400, 21610, id="unsubscribed"),
-        pytest.param(Fault.not_mobile(), 400, 21614, id="not-mobile"),
-        pytest.param(Fault.server_error(), 500, 20500, id="500"),
-        pytest.param(Fault.unavailable(), 503, 20503, id="503"),
-    ],
-)
-def test_error_faults_raise_twilio_rest_exception_once_without_sdk_retries(
-    fake: FakeTwilio, client: Client, fault: Fault, status: int, code: int
-) -> None:
-    rule = fake.inject(fault)
-
-    with pytest.raises(TwilioRestException) as caught:
-        _send(client)
-
-    assert (caught.value.status, caught.value.code) == (status, code)
-    assert rule.hits == 1
-    assert fake.requests_by_kind()["create"] == 1
-    assert fake.messages == []
-    # The fault was for one request only.
-    _send(client)
-    assert len(fake.messages) == 1
-
-
-def test_rate_limit_exposes_retry_after_through_the_recording_http_client(
-    fake: FakeTwilio, client: Client
-) -> None:
-    fake.inject(Fault.rate_limited(retry_after=7))
-
-    with pytest.raises(TwilioRestException) as caught:
-        _send(client)
-
-    assert (caught.value.status, caught.value.code) == (429, 20429)
-    assert last_retry_after(client) == 7.0
-    http_client = client.http_client
-    assert isinstance(http_client, RecordingHttpClient)
-    assert http_client.last_response is not None
-    assert http_client.last_response.headers["retry-after"] == "7"
-
-    _send(client)
-    assert last_retry_after(client) is None
-
-
-def test_retry_after_may_be_an_http_date(fake: FakeTwilio, client: Client) -> None:
-    fake.inject(Fault.rate_limited(retry_after="Wed, 21 Oct 2015 07:28:30 GMT"))
-
-    with pytest.raises(TwilioRestException):
-        _send(client)
-
-    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
-    assert last_retry_after(client, now=now) == 30.0
-
-
-def test_faults_can_target_one_recipient(fake: FakeTwilio, client: Client) -> None:
-    fake.inject(Fault.unsubscribed(), to=OTHER_PATIENT, times=None)
-
-    _send(client, to=PATIENT)
-    for _ in range(2):
-        with pytest.raises(TwilioRestException) as caught:
-            _send(client, to=OTHER_PATIENT)
-        assert caught.value.code == 21610
-    _send(client, to=PATIENT)
-
-    assert fake.count_by_to() == {PATIENT: 2}
-
-
-def test_hang_surfaces_as_read_timeout_and_records_nothing(
-    fake: FakeTwilio, quick_client: Client
-) -> None:
-    rule = fake.inject(Fault.hang())
-
-    with pytest.raises(requests.exceptions.ReadTimeout):
-        _send(quick_client)
-
-    assert rule.hit.is_set()
-    assert fake.messages == []
-    assert fake.outcomes()["hang"] == 1
-    assert fake.requests_by_kind()["create"] == 1  # no retry inside the SDK
-    assert last_retry_after(quick_client) is None
-    fake.release_hangs()
-    # The client opens a fresh connection and carries on.
-    _send(quick_client)
-    assert len(fake.messages) == 1
-
-
-def test_hang_after_accept_is_ambiguous(fake: FakeTwilio, quick_client: Client) -> None:
-    fake.inject(Fault.hang(accept=True))
-
-    with pytest.raises(requests.exceptions.ReadTimeout) as caught:
-        _send(quick_client, status_callback="http://127.0.0.1:9/s?nudge=9")
-
-    assert may_have_reached_twilio(caught.value)
-
-    assert fake.count_by_callback_param("nudge") == {"9": 1}
-
-
-def test_stop_releases_hanging_requests_promptly() -> None:
-    fake = FakeTwilio(hang_limit=60).start()
-    client = _build(fake, timeout=0.3)
-    try:
-        fake.inject(Fault.hang())
-        with pytest.raises(requests.exceptions.ReadTimeout):
-            _send(client)
-    finally:
-        started = time.monotonic()
-        fake.stop()
-        close_twilio_client(client)
-    assert time.monotonic() - started < 5
-    assert fake.hanging == 0
-
-
-def test_latency_interrupted_by_stop() -> None:
-    fake = FakeTwilio(latency=60).start()
-    client = _build(fake, timeout=0.3)
-    try:
-        with pytest.raises(requests.exceptions.ReadTimeout):
-            _send(client)
-    finally:
-        started = time.monotonic()
-        fake.stop()
-        close_twilio_client(client)
-    assert time.monotonic() - started < 5
-
-
-def test_latency_fault_delays_but_serves(fake: FakeTwilio, client: Client) -> None:
-    fake.inject(Fault.latency(0.05))
-
-    started = time.monotonic()
-    _send(client)
-
-    assert time.monotonic() - started >= 0.05
-    assert len(fake.messages) == 1
-
-
-def test_reset_before_processing_is_a_connection_error_and_sends_nothing(
-    fake: FakeTwilio, client: Client
-) -> None:
-    fake.inject(Fault.reset_before())
-
-    with pytest.raises(requests.exceptions.ConnectionError) as caught:
-        _send(client)
-
-    assert not isinstance(caught.value, requests.exceptions.Timeout)
-    assert may_have_reached_twilio(caught.value)
-    assert fake.messages == []
-    assert fake.outcomes()["reset"] == 1
-    assert fake.requests_by_kind()["create"] == 1
-    _send(client)
-    assert len(fake.messages) == 1
-
-
-def test_reset_after_accept_is_a_connection_error_but_the_message_went_out(
-    fake: FakeTwilio, client: Client
-) -> None:
-    fake.inject(Fault.reset_after())
-
-    with pytest.raises(requests.exceptions.ConnectionError) as caught:
-        _send(client, status_callback="http://127.0.0.1:9/s?nudge=5")
-
-    # Indistinguishable from reset_before on the client side: that is the point.
-    assert may_have_reached_twilio(caught.value)
-    assert fake.count_by_callback_param("nudge") == {"5": 1}
-    assert fake.requests_by_kind()["create"] == 1
-
-
-def test_refused_connection_is_known_not_to_have_reached_twilio() -> None:
-    with FakeTwilio() as fake:
-        client = _build(fake)
-    # The fake is stopped: its port now refuses connections.
-    try:
-        with pytest.raises(requests.exceptions.ConnectionError) as caught:
-            _send(client)
-    finally:
-        close_twilio_client(client)
-
-    assert not may_have_reached_twilio(caught.value)
-
-
-def test_faults_on_fetch(fake: FakeTwilio, client: Client) -> None:
-    sent = _send(client)
-    fake.inject(Fault.server_error(), kinds=("fetch",))
-
-    with pytest.raises(TwilioRestException) as caught:
-        client.messages(sent.sid).fetch()
-
-    assert caught.value.status == 500
 
 
 # ----------------------------------------------------------------- status callbacks
@@ -549,7 +309,7 @@ def receiver() -> Iterator[_Receiver]:
 def test_status_callback_is_signed_like_twilio(
     fake: FakeTwilio, client: Client, receiver: _Receiver
 ) -> None:
-    sent = _send(client, status_callback=receiver.url("/sms/status?nudge=12"))
+    sent = send(client, status_callback=receiver.url("/sms/status?nudge=12"))
 
     assert fake.send_status_callback(sent.sid, "undelivered", error_code=30003) == 204
 
@@ -576,9 +336,9 @@ def test_status_callback_is_signed_like_twilio(
 
 def test_auto_status_calls_back_in_order(receiver: _Receiver) -> None:
     with FakeTwilio(auto_status=("sent", "delivered")) as fake:
-        client = _build(fake)
+        client = build_client(fake)
         try:
-            sent = _send(
+            sent = send(
                 client,
                 messaging_service_sid=SERVICE,
                 status_callback=receiver.url("/sms/status"),
@@ -602,9 +362,9 @@ def test_edge_and_region_from_the_environment_do_not_redirect_the_fake(
 ) -> None:
     monkeypatch.setenv("TWILIO_EDGE", "sydney")
     monkeypatch.setenv("TWILIO_REGION", "au1")
-    client = _build(fake)
+    client = build_client(fake)
     try:
-        _send(client)
+        send(client)
     finally:
         close_twilio_client(client)
 
@@ -625,7 +385,7 @@ def test_shared_client_is_one_per_process_and_settings(fake: FakeTwilio) -> None
             DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, api_base_url=fake.base_url
         )
         assert again is first
-        _send(first)
+        send(first)
     finally:
         close_twilio_client(first)
 
@@ -665,7 +425,7 @@ def test_standalone_process_prints_its_url_and_serves() -> None:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         client = build_twilio_client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, api_base_url=url)
         try:
-            assert _send(client).status == "queued"
+            assert send(client).status == "queued"
         finally:
             close_twilio_client(client)
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from coachbot.sms.media import (
 from coachbot.sms.twilio_client import build_twilio_client, close_twilio_client
 from tests.support.fake_twilio import (
     DEFAULT_ACCOUNT_SID,
-    DEFAULT_AUTH_TOKEN,
     DEFAULT_SPEC_PATH,
     FakeTwilio,
     Fault,
@@ -36,22 +34,6 @@ from tests.support.fake_twilio_media import MEDIA_RESOURCE_PATH, load_media_spec
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 2000
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 PDF = b"%PDF-1.7\n" + b"\x00" * 100
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-@pytest.fixture
-def client(fake: FakeTwilio) -> Iterator[Client]:
-    """The twilio SDK client; shadows tests/conftest.py's Flask client in this module."""
-    twilio = build_twilio_client(
-        DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, api_base_url=fake.base_url, timeout=5.0
-    )
-    yield twilio
-    close_twilio_client(twilio)
 
 
 def _url(fake: FakeTwilio, content: bytes, content_type: str = "image/jpeg") -> str:

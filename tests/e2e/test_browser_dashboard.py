@@ -37,8 +37,6 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     make_staff(session, "ana@clinic.test")
     start = utcnow()
     zone = _midday_zone(start)
-    # The nudge is due two minutes ago in the patient's zone, so the tick below sends it now.
-    due_local = (start - dt.timedelta(minutes=2)).astimezone(ZoneInfo(zone))
 
     page.goto(f"{live_server}/login")
     shots.take("login")
@@ -46,6 +44,19 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     page.wait_for_url(f"{live_server}/patients")
     shots.take("patients-empty")
 
+    _enrol_rosa(page, shots, start, zone)
+    _opt_in_on_the_simulated_phone(page, shots)
+    _tick_sends_the_due_nudge(runtime, start)
+    _answer_the_nudge_then_report_a_seizure(page, shots)
+    _see_adherence_the_heatmap_and_the_red_flag(page, shots)
+    _acknowledge_the_alert(page, shots)
+    _export_the_patients_csv(page, shots)
+
+
+def _enrol_rosa(page: Any, shots: Screenshots, start: dt.datetime, zone: str) -> None:
+    """The enrolment form, sleep only, one nudge time two minutes ago in Rosa's zone (so
+    the tick after her YES sends it at once)."""
+    due_local = (start - dt.timedelta(minutes=2)).astimezone(ZoneInfo(zone))
     page.get_by_role("link", name="Enrol", exact=True).click()
     page.get_by_label("First name", exact=True).fill("Rosa")
     page.get_by_label("Mobile number", exact=True).fill("(617) 555-0177")
@@ -64,6 +75,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     page.get_by_role("heading", name="Rosa").wait_for()
     shots.take("patient-enrolled")
 
+
+def _opt_in_on_the_simulated_phone(page: Any, shots: Screenshots) -> None:
     page.get_by_role("link", name="Phone simulator").click()
     phone = page.locator("section.phone", has_text="Rosa")
     phone.get_by_text("YES", exact=False).first.wait_for()
@@ -72,6 +85,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     phone.get_by_role("button", name="Send").click()
     page.locator("section.phone", has_text="Rosa").locator("li.sms-out", has_text="YES").wait_for()
 
+
+def _tick_sends_the_due_nudge(runtime: Runtime, start: dt.datetime) -> None:
     # The opt-in is moved ten minutes back, as if Rosa had answered before the nudge was due:
     # the planner only plans occurrences after the opt-in.
     with runtime.session_factory() as s:
@@ -82,6 +97,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     )
     assert "sent=1" in summary.as_text()
 
+
+def _answer_the_nudge_then_report_a_seizure(page: Any, shots: Screenshots) -> None:
     page.reload()
     phone = page.locator("section.phone", has_text="Rosa")
     # Every sleep nudge variant says "sleep" or "slept"; which one goes out depends on the day.
@@ -98,6 +115,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     page.locator("li.sms-out", has_text="seizure").wait_for()
     shots.take("simulator-replies")
 
+
+def _see_adherence_the_heatmap_and_the_red_flag(page: Any, shots: Screenshots) -> None:
     page.get_by_role("link", name="Patients").click()
     row = page.locator("table.patients tbody tr", has_text="Rosa")
     row.get_by_text("sleep: 1 of 1 done this week (100%); 100% over 30 days").wait_for()
@@ -114,6 +133,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     page.locator("table.alerts").get_by_text("Red flag").first.wait_for()
     shots.take("patient-page")
 
+
+def _acknowledge_the_alert(page: Any, shots: Screenshots) -> None:
     page.get_by_role("link", name="Alerts", exact=True).click()
     alert_row = page.locator("table.alerts tbody tr", has_text="Rosa")
     shots.take("alerts-open")
@@ -121,6 +142,8 @@ def test_a_clinician_enrols_sees_the_reply_acts_on_an_alert_and_exports(
     page.locator("table.alerts tbody tr", has_text="acknowledged").wait_for()
     shots.take("alerts-acknowledged")
 
+
+def _export_the_patients_csv(page: Any, shots: Screenshots) -> None:
     page.get_by_role("link", name="Patients").click()
     page.locator("table.patients").get_by_role("link", name="Rosa").click()
     with page.expect_download() as download_info:

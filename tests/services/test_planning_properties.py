@@ -1,11 +1,11 @@
 """Property test of planning and dispatch through the real clock tick and a real database.
 
-The domain property (tests/unit/test_schedule.py) checks occurrence arithmetic in memory.
-This one drives the production tick (`run_clock_tick`: reply windows, planning, claim, send)
-under frozen time over hypothesis-chosen IANA zones, wall times steered into daylight-saving
-gaps and repeated hours, quiet hours, allowed windows and daily caps, for a few local days
-around an offset change, replaying ticks and planning on the way. It then judges the
-materialised `nudges` rows against the documented rules:
+The domain property (tests/unit/test_schedule_every_zone.py) checks occurrence arithmetic in
+memory. This one drives the production tick (`run_clock_tick`: reply windows, planning,
+claim, send) under frozen time over hypothesis-chosen IANA zones, wall times steered into
+daylight-saving gaps and repeated hours, quiet hours, allowed windows and daily caps, for a
+few local days around an offset change, replaying ticks and planning on the way. It then
+judges the materialised `nudges` rows against the documented rules:
 
 * exactly one row per track slot per local day; a repeated wall time fires at its first
   reading, a missing one is moved forward by the gap (or merged when that lands on another
@@ -48,7 +48,7 @@ from coachbot.services.dispatch import plan_nudges
 from coachbot.services.schedules import set_window
 from coachbot.services.tick import run_clock_tick
 from tests.support.builders import make_patient
-from tests.unit.test_schedule import ZONES, minute_times, offset_at, offset_changes, readings
+from tests.support.zone_eras import ZONES, minute_times, offset_at, offset_changes, readings
 
 UTC = dt.UTC
 MINUTE = dt.timedelta(minutes=1)
@@ -295,18 +295,51 @@ def test_property_planned_rows_obey_daylight_saving_windows_and_the_cap(
     harness: Harness, scenario: Scenario
 ) -> None:
     pause_earlier_patients(harness)
-    runtime, session = harness.runtime, harness.session
     zone = ZoneInfo(scenario.zone)
-    window, quiet, cap = scenario.window, scenario.quiet, scenario.cap
-    first = scenario.first
-    last = first + dt.timedelta(days=scenario.days - 1)
-    start = local_day_bounds(first, zone)[0]
+    window, quiet = scenario.window, scenario.quiet
+    start = local_day_bounds(scenario.first, zone)[0]
+    last = scenario.first + dt.timedelta(days=scenario.days - 1)
     end = local_day_bounds(last, zone)[1]
+    rows = _plan_and_run_the_clock(harness, scenario, start, end)
+
+    # Every stored instant is aware UTC.
+    for n in rows:
+        for instant in (n.due_at, n.send_at, n.sent_at, n.created_at, n.updated_at):
+            assert instant is None or instant.tzinfo is UTC, (n.occurrence_key, instant)
+
+    scheduled = [n for n in rows if not coaching.is_followup_key(n.occurrence_key)]
+    if len(scheduled) < len(rows):
+        event("follow-ups planned")
+    _check_one_row_per_slot_and_day(scheduled, scenario, zone, start, end)
+    _check_window_and_quiet_hours(scheduled, zone, window, quiet)
+
+    # Every nudge whose send time the clock passed is final: sent at its send time inside
+    # the window, or skipped with a reason. None ends "missed": the clock never stopped.
+    for n in rows:
+        if n.send_at >= end:
+            continue
+        assert n.state in (NudgeState.SENT, NudgeState.SKIPPED), (
+            f"{n.occurrence_key} due {n.due_at} send_at {n.send_at}: {n.state} {n.state_reason}"
+        )
+        if n.state == NudgeState.SENT:
+            assert n.sent_at == n.send_at, n.occurrence_key
+            assert permitted(n.send_at, zone, window, quiet), n.occurrence_key
+
+    _check_daily_cap(rows, zone, scenario.cap)
+
+
+def _plan_and_run_the_clock(
+    harness: Harness, scenario: Scenario, start: dt.datetime, end: dt.datetime
+) -> list[Nudge]:
+    """The scenario's window, cap and patient, then the clock from `start` to `end`; the
+    patient's nudge rows afterwards (noted, for a failing example's report)."""
+    runtime, session = harness.runtime, harness.session
+    window, quiet = scenario.window, scenario.quiet
     set_window(
         runtime.session_factory,
         start=window.start,
         end=window.end,
-        daily_cap=cap,
+        daily_cap=scenario.cap,
         max_concurrency=None,
         actor="test",
         now=start,
@@ -323,21 +356,22 @@ def test_property_planned_rows_obey_daylight_saving_windows_and_the_cap(
     note(f"run {start} .. {end}, {ticks} ticks; rows (key, state, reason, due, send, sent):")
     for n in rows:
         note(f"  {n.occurrence_key} {n.state} {n.state_reason} {n.due_at} {n.send_at} {n.sent_at}")
+    return rows
 
-    # Every stored instant is aware UTC.
-    for n in rows:
-        for instant in (n.due_at, n.send_at, n.sent_at, n.created_at, n.updated_at):
-            assert instant is None or instant.tzinfo is UTC, (n.occurrence_key, instant)
 
-    # Exactly one row per track slot per local day, at the documented instant.
-    scheduled = [n for n in rows if not coaching.is_followup_key(n.occurrence_key)]
-    if len(scheduled) < len(rows):
-        event("follow-ups planned")
+def _check_one_row_per_slot_and_day(
+    scheduled: list[Nudge],
+    scenario: Scenario,
+    zone: ZoneInfo,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> None:
+    """Exactly one row per track slot per local day, at the documented instant."""
     by_key = {n.occurrence_key: n for n in scheduled}
     expected_keys: set[str] = set()
     for track, slots in scenario.times.items():
         for offset in range(-1, scenario.days + 1):
-            day = first + dt.timedelta(days=offset)
+            day = scenario.first + dt.timedelta(days=offset)
             for slot in slots:
                 instant, kind = expected_instant(day, slot, zone)
                 if not start <= instant < end:
@@ -358,7 +392,11 @@ def test_property_planned_rows_obey_daylight_saving_windows_and_the_cap(
     in_run = {n.occurrence_key for n in scheduled if n.due_at < end}
     assert in_run == expected_keys, f"unexpected rows {sorted(in_run - expected_keys)}"
 
-    # The allowed window and quiet hours, per the track's documented policy.
+
+def _check_window_and_quiet_hours(
+    scheduled: list[Nudge], zone: ZoneInfo, window: LocalWindow, quiet: LocalWindow | None
+) -> None:
+    """The allowed window and quiet hours, per the track's documented policy."""
     for n in scheduled:
         if permitted(n.due_at, zone, window, quiet):
             assert n.send_at == n.due_at, n.occurrence_key
@@ -395,19 +433,10 @@ def test_property_planned_rows_obey_daylight_saving_windows_and_the_cap(
             or offset_at(n.send_at - dt.timedelta(seconds=1), zone) != offset_at(n.send_at, zone)
         ), (n.occurrence_key, opening)
 
-    # Every nudge whose send time the clock passed is final: sent at its send time inside
-    # the window, or skipped with a reason. None ends "missed": the clock never stopped.
-    for n in rows:
-        if n.send_at >= end:
-            continue
-        assert n.state in (NudgeState.SENT, NudgeState.SKIPPED), (
-            f"{n.occurrence_key} due {n.due_at} send_at {n.send_at}: {n.state} {n.state_reason}"
-        )
-        if n.state == NudgeState.SENT:
-            assert n.sent_at == n.send_at, n.occurrence_key
-            assert permitted(n.send_at, zone, window, quiet), n.occurrence_key
 
-    # The daily cap, per local day as dispatch counts it; a cap skip only once it was reached.
+def _check_daily_cap(rows: list[Nudge], zone: ZoneInfo, cap: int) -> None:
+    """The daily cap, per local day as dispatch counts it; a cap skip only once it was
+    reached."""
     sent = [n.sent_at for n in rows if n.state == NudgeState.SENT and n.sent_at is not None]
     for day in {s.astimezone(zone).date() for s in sent}:
         lo, hi = local_day_bounds(day, zone)

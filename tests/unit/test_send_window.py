@@ -20,7 +20,7 @@ from coachbot.domain.schedule import (
     occurrences_between,
     place_in_window,
 )
-from tests.unit.test_schedule import scenario
+from tests.support.zone_eras import scenario
 
 UTC = dt.UTC
 NEW_YORK = ZoneInfo("America/New_York")

@@ -1,5 +1,5 @@
 """Bad input through the staff forms and the bulk CSV enrolment: the short CI run of the
-proof's fuzz (same strategies and checks, proof/fuzz_forms.py), then the bugs it found,
+proof's fuzz (same strategies and checks, proof/fuzz_forms/), then the bugs it found,
 each pinned by an example."""
 
 from __future__ import annotations
