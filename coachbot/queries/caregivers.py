@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select
 from sqlalchemy.orm import Session
 
 from coachbot.domain import close_watch
@@ -321,18 +321,22 @@ class ExportedCheck:
         }
 
 
+# Built once: every export (the patient CSV, FHIR, the API) reads it with other patients.
+_ANSWERED_CHECKS = (
+    select(CaregiverCheck, Caregiver.first_name, Caregiver.language)
+    .join(Caregiver, Caregiver.id == CaregiverCheck.caregiver_id)
+    .where(
+        CaregiverCheck.patient_id.in_(bindparam("patient_ids", expanding=True)),
+        CaregiverCheck.state == "answered",
+        CaregiverCheck.answered_at.is_not(None),
+    )
+    .order_by(CaregiverCheck.answered_at, CaregiverCheck.id)
+)
+
+
 def answered_checks(session: Session, patient_ids: Sequence[int]) -> list[ExportedCheck]:
     """Every answered check about these patients, oldest answer first (one statement)."""
     if not patient_ids:
         return []
-    rows = session.execute(
-        select(CaregiverCheck, Caregiver.first_name, Caregiver.language)
-        .join(Caregiver, Caregiver.id == CaregiverCheck.caregiver_id)
-        .where(
-            CaregiverCheck.patient_id.in_(list(patient_ids)),
-            CaregiverCheck.state == "answered",
-            CaregiverCheck.answered_at.is_not(None),
-        )
-        .order_by(CaregiverCheck.answered_at, CaregiverCheck.id)
-    ).all()
+    rows = session.execute(_ANSWERED_CHECKS, {"patient_ids": list(patient_ids)}).all()
     return [ExportedCheck(_line(check), name, language) for check, name, language in rows]
