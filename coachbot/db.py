@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -103,3 +103,9 @@ def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
     write lock; writing through one is a bug that SQLite reports as "database is locked"
     under contention. On PostgreSQL they are ordinary sessions."""
     return sessionmaker(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
+
+
+def ping(engine: Engine) -> None:
+    """One round trip to the database (`SELECT 1`); raises when it cannot be reached."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

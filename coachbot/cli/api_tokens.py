@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.cli.common import fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
 from coachbot.models import StaffUser
+from coachbot.queries.staff import staff_by_email
 from coachbot.services.api_tokens import create_token, revoke_token, tokens_of
 
 
@@ -18,7 +18,7 @@ def api_token() -> None:
 
 
 def _user(session: Session, email: str) -> StaffUser:
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    user = staff_by_email(session, email)
     if user is None:
         fail(f"no staff account {email!r}")
     return user

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import click
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.cli.common import (
@@ -115,16 +114,9 @@ def _the_only_clinician(session: Session) -> str | None:
     when the answer is obvious: the one clinician there is. With several, the error names
     them. With none yet (a fresh install, before any `create-user`) there is no list to be
     on, and the enrolment goes ahead as before."""
-    from coachbot.domain.states import Role
-    from coachbot.models import StaffUser
+    from coachbot.queries.staff import active_clinicians
 
-    emails = list(
-        session.scalars(
-            select(StaffUser.email)
-            .where(StaffUser.role == Role.CLINICIAN, StaffUser.is_active.is_(True))
-            .order_by(StaffUser.email)
-        )
-    )
+    emails = [user.email for user in active_clinicians(session)]
     if len(emails) > 1:
         fail(f"--clinician: required when there are several clinicians; one of {', '.join(emails)}")
     return emails[0] if emails else None

@@ -7,12 +7,10 @@ import datetime as dt
 import json
 
 import click
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
-from coachbot.domain.states import AlertStatus
 from coachbot.settings import Settings
 
 
@@ -72,12 +70,13 @@ def _warn_if_nobody(session: Session, settings: Settings) -> None:
 @friendly_errors
 def oncall_show(ctx: click.Context, now: dt.datetime | None, as_json: bool) -> None:
     """Who is on call now, and the weekly shifts."""
+    from coachbot.queries.staff import staff_emails
     from coachbot.services.oncall import WEEKDAYS, rota
 
     runtime = runtime_of(ctx)
     with runtime.session_factory() as session:
         view = rota(session, runtime.settings, now or utcnow())
-        emails = _emails(
+        emails = staff_emails(
             session,
             [s.primary_id for s in view.shifts] + [s.backup_id for s in view.shifts if s.backup_id],
         )
@@ -104,13 +103,6 @@ def oncall_show(ctx: click.Context, now: dt.datetime | None, as_json: bool) -> N
             f"  #{s.id} {WEEKDAYS[s.weekday]} {s.start_time:%H:%M}-{s.end_time:%H:%M}"
             f" {emails.get(s.primary_id, '?')}{backup}"
         )
-
-
-def _emails(session: Session, ids: list[int]) -> dict[int, str]:
-    from coachbot.models import StaffUser
-
-    rows = session.execute(select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(ids)))
-    return dict(rows.all())
 
 
 @oncall.command("shift-add")
@@ -161,27 +153,18 @@ def shift_delete(ctx: click.Context, shift_id: int) -> None:
 @friendly_errors
 def alerts(ctx: click.Context, status: str, limit: int, as_json: bool) -> None:
     """Alerts, newest first, with who was paged, when, by which channel, and who acknowledged."""
-    from coachbot.models import Alert, StaffUser
-    from coachbot.queries.pages import pages_for
-    from coachbot.services import audit
+    from coachbot.services.alerts import list_alerts
 
-    runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
-        if status == "open":
-            query = query.where(Alert.status == AlertStatus.OPEN)
-        rows = list(session.scalars(query))
-        pages = pages_for(session, [a.id for a in rows])
-        names = dict(session.execute(select(StaffUser.id, StaffUser.display_name)).all())
-        # A listing that names patients' alerts is a read of their records: audited.
-        audit.record_reads(
-            session,
-            actor="cli",
-            action="cli.alerts",
-            now=utcnow(),
-            patient_ids=sorted({a.patient_id for a in rows if a.patient_id is not None}),
-        )
-        session.commit()
+    # A listing that names patients' alerts is a read of their records: audited.
+    listing = list_alerts(
+        runtime_of(ctx).session_factory,
+        open_only=status == "open",
+        limit=limit,
+        actor="cli",
+        action="cli.alerts",
+        now=utcnow(),
+    )
+    rows, pages, names = listing.alerts, listing.pages, listing.names
     payload = [
         {
             "id": a.id,

@@ -13,7 +13,6 @@ import uuid
 from xml.etree import ElementTree
 
 import click
-from sqlalchemy import select
 
 from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
@@ -31,8 +30,7 @@ NO_REPLY = "(no reply)"
 @friendly_errors
 def reply(ctx: click.Context, phone: str, body: str, now: dt.datetime | None) -> None:
     """Handle one inbound text as if Twilio had posted it; print the reply."""
-    from coachbot.models import InboundMessage
-    from coachbot.services.inbound import InboundSms, handle_inbound
+    from coachbot.services.inbound import InboundSms, handle_inbound, is_kept
 
     runtime = runtime_of(ctx)
     settings = runtime.settings
@@ -51,11 +49,7 @@ def reply(ctx: click.Context, phone: str, body: str, now: dt.datetime | None) ->
     twiml = handle_inbound(runtime.session_factory, runtime.library, settings, sms, now)
     # The webhook never fails (Twilio would retry into the same fault), so it answers empty
     # TwiML even when nothing could be stored: here that must not read as "(no reply)".
-    with runtime.session_factory() as session:
-        stored = session.scalar(
-            select(InboundMessage.id).where(InboundMessage.provider_sid == sms.provider_sid)
-        )
-    if stored is None:
+    if not is_kept(runtime.session_factory, sms.provider_sid):
         fail("the text could not be stored (see the log above); nothing was handled")
     click.echo(reply_text(twiml) or NO_REPLY)
     _run_pager(runtime, now)

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import click
-from sqlalchemy import select
 
 from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
@@ -27,33 +26,23 @@ def adherence(
     as_json: bool,
 ) -> None:
     """Per patient and track: sent, done, skipped, missed, last reply."""
-    from coachbot.models import Patient
-    from coachbot.queries.adherence import adherence_by_track
-    from coachbot.services import audit
+    from coachbot.services.reports import adherence_report
 
     now = now or utcnow()
-    runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        if patient_id is not None and session.get(Patient, patient_id) is None:
-            fail(f"--patient: no patient with id {patient_id}")
-        rows = adherence_by_track(
-            session,
-            now=now,
-            days=days,
-            patient_ids=[patient_id] if patient_id is not None else None,
-        )
-        ids = (
-            [patient_id]
-            if patient_id is not None
-            else list(session.scalars(select(Patient.id).order_by(Patient.id)))
-        )
-        # A report from the command line reads records as a page does: audited per patient.
-        audit.record_reads(
-            session, actor="cli", action="cli.adherence", now=utcnow(), patient_ids=ids
-        )
-        session.commit()
-    by_patient: dict[int, list[dict[str, object]]] = {i: [] for i in ids}
-    for row in rows:
+    # A report from the command line reads records as a page does: audited per patient.
+    report = adherence_report(
+        runtime_of(ctx).session_factory,
+        patient_id=patient_id,
+        days=days,
+        now=now,
+        actor="cli",
+        action="cli.adherence",
+        read_at=utcnow(),
+    )
+    if report is None:
+        fail(f"--patient: no patient with id {patient_id}")
+    by_patient: dict[int, list[dict[str, object]]] = {i: [] for i in report.patient_ids}
+    for row in report.rows:
         by_patient.setdefault(row.patient_id, []).append(row.as_json())
     payload = {
         "days": days,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 import click
-from sqlalchemy import select
 
 from coachbot.cli.common import NOW_OPTION, fail, friendly_errors, runtime_of
 from coachbot.domain.clock import utcnow
@@ -39,34 +38,30 @@ def schedule() -> None:
 @friendly_errors
 def show(ctx: click.Context, patient_id: int | None) -> None:
     """Print the programme defaults and dispatch settings, or one patient's schedules."""
-    from coachbot.models import Patient, TrackSchedule
-    from coachbot.services import audit
+    from coachbot.services.reports import patient_schedules
     from coachbot.services.schedules import dispatch_settings, program_default
 
     runtime = runtime_of(ctx)
-    with runtime.session_factory() as session:
-        if patient_id is not None:
-            patient = session.get(Patient, patient_id)
-            if patient is None:
-                fail(f"--patient: no patient with id {patient_id}")
-            audit.record(
-                session,
-                actor="cli",
-                action="cli.schedule_show",
-                patient_id=patient.id,
-                now=utcnow(),
+    if patient_id is not None:
+        found = patient_schedules(
+            runtime.session_factory,
+            patient_id,
+            actor="cli",
+            action="cli.schedule_show",
+            now=utcnow(),
+        )
+        if found is None:
+            fail(f"--patient: no patient with id {patient_id}")
+        patient, rows = found
+        click.echo(f"patient {patient.id} ({patient.timezone}, {patient.status})")
+        for row in rows:
+            click.echo(
+                f"  {row.track:<12} times={row.local_times} days={row.days_of_week}"
+                f" phases={row.phases or '-'} start={row.start_date or '-'}"
+                f" end={row.end_date or '-'} {'custom' if row.is_custom else 'default'}"
             )
-            session.commit()
-            click.echo(f"patient {patient.id} ({patient.timezone}, {patient.status})")
-            for row in session.scalars(
-                select(TrackSchedule).where(TrackSchedule.patient_id == patient_id)
-            ):
-                click.echo(
-                    f"  {row.track:<12} times={row.local_times} days={row.days_of_week}"
-                    f" phases={row.phases or '-'} start={row.start_date or '-'}"
-                    f" end={row.end_date or '-'} {'custom' if row.is_custom else 'default'}"
-                )
-            return
+        return
+    with runtime.session_factory() as session:
         config = dispatch_settings(session)
         click.echo(
             f"window {config.window.start:%H:%M}-{config.window.end:%H:%M} local,"

@@ -51,6 +51,11 @@ class TrackAdherence:
         return data
 
 
+def patient_ids(session: Session) -> list[int]:
+    """Every patient's id, in order: who a clinic-wide report covers."""
+    return list(session.scalars(select(Patient.id).order_by(Patient.id)))
+
+
 def adherence_by_track(
     session: Session,
     *,

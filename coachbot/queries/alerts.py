@@ -1,5 +1,6 @@
 """What the alerts queue and an alert's page show beside the alert row: the patient's own
-words (the text that raised it) and who acknowledged it, for a page of alerts in one query."""
+words (the text that raised it) and who acknowledged it, for a page of alerts in one query;
+the newest alerts for `coachbot alerts`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coachbot.domain.states import AlertStatus
 from coachbot.models import Alert, InboundMessage, StaffUser
 
 
@@ -34,3 +36,11 @@ def alert_words(session: Session, alert_ids: Sequence[int]) -> dict[int, AlertWo
         alert_id: AlertWords(body, bool(is_proxy), acker)
         for alert_id, body, is_proxy, acker in rows
     }
+
+
+def recent_alerts(session: Session, *, open_only: bool, limit: int) -> list[Alert]:
+    """The newest `limit` alerts (open ones only, or all), newest first."""
+    query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
+    if open_only:
+        query = query.where(Alert.status == AlertStatus.OPEN)
+    return list(session.scalars(query))

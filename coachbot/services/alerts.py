@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from coachbot.domain.states import AlertKind, AlertSeverity, AlertStatus
 from coachbot.models import Alert
+from coachbot.queries.alerts import recent_alerts
+from coachbot.queries.pages import PageView, pages_for
+from coachbot.queries.staff import staff_names
 from coachbot.services import audit
 
 
@@ -112,6 +116,40 @@ def resolve_alert(
             detail=f"alert={alert.id} kind={alert.kind}",
         )
     return alert
+
+
+@dataclass(frozen=True)
+class AlertListing:
+    alerts: list[Alert]
+    pages: dict[int, list[PageView]]  # per alert id: who was paged, when, by which channel
+    names: dict[int, str]  # staff display names by id (who acknowledged)
+
+
+def list_alerts(
+    sessions: sessionmaker[Session],
+    *,
+    open_only: bool,
+    limit: int,
+    actor: str,
+    action: str,
+    now: dt.datetime,
+) -> AlertListing:
+    """The newest alerts with their pages and the staff names behind them, for a listing
+    outside the dashboard (`coachbot alerts`). A listing that names patients' alerts is a
+    read of their records: one audit row per patient, in the same transaction."""
+    with sessions.begin() as session:
+        alerts = recent_alerts(session, open_only=open_only, limit=limit)
+        listing = AlertListing(
+            alerts, pages_for(session, [a.id for a in alerts]), staff_names(session)
+        )
+        audit.record_reads(
+            session,
+            actor=actor,
+            action=action,
+            now=now,
+            patient_ids=sorted({a.patient_id for a in alerts if a.patient_id is not None}),
+        )
+    return listing
 
 
 def _locked(session: Session, alert_id: int) -> Alert:

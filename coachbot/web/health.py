@@ -6,7 +6,8 @@ import logging
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
+
+from coachbot.db import ping
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -16,8 +17,7 @@ bp = Blueprint("health", __name__)
 def healthz() -> ResponseReturnValue:
     runtime = current_app.extensions["coachbot"]
     try:
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        ping(runtime.engine)
     except Exception:
         log.exception("health check: database unreachable")
         return jsonify(status="error", database="unreachable"), 503

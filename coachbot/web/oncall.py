@@ -9,13 +9,12 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from sqlalchemy import select
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs predate 3.3
 from wtforms.validators import Length, Optional
 
 from coachbot.domain.states import Role
-from coachbot.models import StaffUser
+from coachbot.queries.staff import active_clinicians, staff_names
 from coachbot.services import oncall as rota
 from coachbot.services.errors import ValidationFailed
 from coachbot.web.common import now, read_db, roles_required, runtime, staff, write_sessions
@@ -41,18 +40,10 @@ class ShiftForm(CoachbotForm):
     backup_email = SelectField("Backup", validate_choice=False, validators=[Optional()])
 
 
-def _clinicians() -> list[StaffUser]:
-    return list(
-        read_db().scalars(
-            select(StaffUser)
-            .where(StaffUser.role == Role.CLINICIAN, StaffUser.is_active.is_(True))
-            .order_by(StaffUser.email)
-        )
-    )
-
-
 def _choices(form: OverrideForm | ShiftForm) -> None:
-    people: Any = [SelectChoice(u.email, f"{u.display_name} ({u.email})") for u in _clinicians()]
+    people: Any = [
+        SelectChoice(u.email, f"{u.display_name} ({u.email})") for u in active_clinicians(read_db())
+    ]
     form.email.choices = people
     form.backup_email.choices = [SelectChoice("", "no backup"), *people]
 
@@ -94,7 +85,7 @@ def page() -> ResponseReturnValue:
         prefix = "o" if which == "override" else "s"
         errors = {f"{prefix}-{name}": message for name, message in exc.errors.items()}
     view = rota.rota(read_db(), runtime().settings, now())
-    names = {u.id: u.display_name for u in read_db().scalars(select(StaffUser))}
+    names = staff_names(read_db())
     status = 422 if errors else 200
     return render_template(
         "oncall.html",

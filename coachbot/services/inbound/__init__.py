@@ -33,7 +33,7 @@ Failures
 from __future__ import annotations
 
 from coachbot.services.inbound.context import EMPTY_TWIML, FAILED, InboundSms
-from coachbot.services.inbound.failure import is_transient_db_error
+from coachbot.services.inbound.failure import is_kept, is_transient_db_error
 from coachbot.services.inbound.pipeline import ATTEMPTS, handle_inbound, twiml_message
 from coachbot.services.inbound.recovery import Recovered, recover_failed, recover_failed_inbound
 
@@ -44,6 +44,7 @@ __all__ = [
     "InboundSms",
     "Recovered",
     "handle_inbound",
+    "is_kept",
     "is_transient_db_error",
     "recover_failed",
     "recover_failed_inbound",

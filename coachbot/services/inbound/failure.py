@@ -43,6 +43,14 @@ def is_transient_db_error(exc: BaseException) -> bool:
     )
 
 
+def is_kept(session_factory: sessionmaker[Session], provider_sid: str) -> bool:
+    """Whether the text with this provider id was stored, handled or kept as failed: the
+    answer is empty TwiML either way, and only this tells a text with no reply from one
+    the database could not take."""
+    with session_factory() as session, session.begin():
+        return inbound_store.is_stored(session.connection(), provider_sid)
+
+
 def keep_failed_row(
     session_factory: sessionmaker[Session],
     library: MessageLibrary,
