@@ -30,11 +30,9 @@ from coachbot.services import consent
 from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.inbound import InboundSms, handle_inbound
 from coachbot.services.status_changes import ResumeRefused, change_status
+from tests.support import inbound_webhook
 from tests.support.builders import make_caregiver, make_patient
-from tests.support.twilio_signing import new_message_sid
-from tests.web import test_inbound_pipeline
-from tests.web.test_dashboard_support import make_staff
-from tests.web.test_inbound_pipeline import (
+from tests.support.inbound_webhook import (
     CLINIC_PHONE,
     EMPTY,
     T0,
@@ -45,10 +43,12 @@ from tests.web.test_inbound_pipeline import (
     post,
     text_of,
 )
+from tests.support.twilio_signing import new_message_sid
+from tests.web.test_dashboard_support import make_staff
 
 # The pipeline tests' own view of the database: a plain engine, so reading between two posts
 # never holds SQLite's write lock against the webhook.
-session = test_inbound_pipeline.session
+session = inbound_webhook.session
 
 MINUTE = dt.timedelta(minutes=1)
 STRANGER = "+16175559999"
