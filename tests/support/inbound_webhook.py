@@ -1,8 +1,9 @@
 """Signed posts to /sms/inbound against a real database, and what the inbound tests read back:
 the empty TwiML answer, the clinic's number, the Monday 08:30 New York start (T0), a nudge sent
-for the patient to answer, the rows, alerts and replies. Shared by
+for the patient to answer, the rows, alerts, replies, consent ledger and suppressions. Shared by
 tests/web/test_inbound_pipeline.py (and its _answers and _rails siblings),
-test_inbound_safety.py, test_inbound_caregivers.py and test_delivery_health_counts.py.
+test_inbound_safety.py, test_inbound_consent.py, test_inbound_caregivers.py and
+test_delivery_health_counts.py.
 
 `session` is a fixture: a module takes it with `session = inbound_webhook.session`, in place of
 tests/conftest.py's."""
@@ -21,9 +22,12 @@ from sqlalchemy.orm import Session
 from coachbot.domain.states import AlertKind, NudgeState
 from coachbot.models import (
     Alert,
+    ConsentEvent,
     InboundMessage,
     Nudge,
+    OutboundMessage,
     Patient,
+    SuppressedNumber,
 )
 from tests.support.builders import MONDAY_0830_NEW_YORK
 from tests.support.builders import make_nudge as build_nudge
@@ -94,3 +98,34 @@ def last_inbound(session: Session) -> InboundMessage:
 def alerts(session: Session, kind: AlertKind) -> list[Alert]:
     session.expire_all()
     return list(session.scalars(select(Alert).where(Alert.kind == kind).order_by(Alert.id)))
+
+
+MINUTE = dt.timedelta(minutes=1)
+STRANGER = "+16175559999"
+CAREGIVER = "+16175550777"
+
+
+def outbound_to(db: Session, number: str) -> list[OutboundMessage]:
+    db.expire_all()
+    return list(
+        db.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.to_e164 == number)
+            .order_by(OutboundMessage.id)
+        )
+    )
+
+
+def ledger(db: Session, number: str) -> list[tuple[str, str | None]]:
+    db.expire_all()
+    rows = db.execute(
+        select(ConsentEvent.event, ConsentEvent.text)
+        .where(ConsentEvent.number_e164 == number)
+        .order_by(ConsentEvent.id)
+    ).all()
+    return [(event, text) for event, text in rows]
+
+
+def suppressed(db: Session, number: str) -> bool:
+    db.expire_all()
+    return db.get(SuppressedNumber, number) is not None
