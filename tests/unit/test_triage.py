@@ -3,7 +3,8 @@
 Each row names who sent the text (patient by status, caregiver, unknown number), the text and
 the prompt it may answer, and the whole decision expected: class, outcome label, consent
 effect, reply template, alerts (kind, severity), whether a person must read it, whether it is
-coached, and the answer recorded."""
+coached, and the answer recorded. The senders and prompts are in tests/support/triage_cases.py;
+the rules that hold for every sender are in tests/unit/test_triage_rules.py."""
 
 from __future__ import annotations
 
@@ -13,66 +14,25 @@ from typing import Any
 import pytest
 
 from coachbot.content import load_library
-from coachbot.domain.red_flags import RedFlag
-from coachbot.domain.replies import Expectation
-from coachbot.domain.states import AdherenceOutcome, AlertKind, AlertSeverity, PatientStatus
+from coachbot.domain.states import AdherenceOutcome, AlertKind, AlertSeverity
 from coachbot.domain.triage import (
     ALWAYS_SENT,
     OWED_AFTER_STOP,
-    Decision,
     Effect,
     MessageClass,
     OpenPrompt,
     SenderContext,
-    SenderRole,
     decide,
 )
-
-# --- senders ----------------------------------------------------------------------------------
-
-ACTIVE = SenderContext(SenderRole.PATIENT, PatientStatus.ACTIVE)
-PENDING = SenderContext(SenderRole.PATIENT, PatientStatus.PENDING_CONSENT)
-CLINICIAN_PAUSED = SenderContext(SenderRole.PATIENT, PatientStatus.PAUSED)
-SELF_PAUSED = SenderContext(SenderRole.PATIENT, PatientStatus.PAUSED, paused_by_patient=True)
-OPTED_OUT = SenderContext(SenderRole.PATIENT, PatientStatus.OPTED_OUT, number_suppressed=True)
-DISCHARGED = SenderContext(SenderRole.PATIENT, PatientStatus.DISCHARGED)
-# Enrolled anew on a number that texted STOP earlier: the record is active, the number is not.
-ACTIVE_SUPPRESSED = SenderContext(SenderRole.PATIENT, PatientStatus.ACTIVE, number_suppressed=True)
-CAREGIVER = SenderContext(SenderRole.CAREGIVER, PatientStatus.ACTIVE)
-CAREGIVER_SUPPRESSED = SenderContext(
-    SenderRole.CAREGIVER, PatientStatus.ACTIVE, number_suppressed=True
+from tests.support.triage_cases import (
+    DIET,
+    EXERCISE,
+    REHAB,
+    SENDERS,
+    SLEEP,
+    alerts_of,
+    answer_of,
 )
-CAREGIVER_PENDING = SenderContext(SenderRole.CAREGIVER, PatientStatus.PENDING_CONSENT)
-CAREGIVER_OPTED_OUT = SenderContext(
-    SenderRole.CAREGIVER, PatientStatus.OPTED_OUT, number_suppressed=True
-)
-UNKNOWN = SenderContext(SenderRole.UNKNOWN)
-# A former caregiver (removed by their STOP) or a stranger who texted STOP.
-UNKNOWN_SUPPRESSED = SenderContext(SenderRole.UNKNOWN, number_suppressed=True)
-
-SENDERS = {
-    "active": ACTIVE,
-    "pending": PENDING,
-    "clinician_paused": CLINICIAN_PAUSED,
-    "self_paused": SELF_PAUSED,
-    "opted_out": OPTED_OUT,
-    "discharged": DISCHARGED,
-    "active_suppressed": ACTIVE_SUPPRESSED,
-    "caregiver": CAREGIVER,
-    "caregiver_suppressed": CAREGIVER_SUPPRESSED,
-    "caregiver_pending": CAREGIVER_PENDING,
-    "caregiver_opted_out": CAREGIVER_OPTED_OUT,
-    "unknown": UNKNOWN,
-    "unknown_suppressed": UNKNOWN_SUPPRESSED,
-}
-
-# --- prompts ----------------------------------------------------------------------------------
-
-DIET = OpenPrompt(1, "diet", Expectation.DONE_SKIP)
-SLEEP = OpenPrompt(2, "sleep", Expectation.SLEEP_HOURS)
-REHAB = OpenPrompt(3, "rehab", Expectation.DONE_SKIP)
-EXERCISE = OpenPrompt(4, "exercise", Expectation.MINUTES)
-CHECKIN = OpenPrompt(5, "checkin", Expectation.CHECKIN)
 
 # --- messages, one of each kind -----------------------------------------------------------------
 
@@ -329,17 +289,6 @@ TABLE = [
 ]  # fmt: skip
 
 
-def _answer_of(decision: Decision) -> tuple[int, AdherenceOutcome, float | None, str | None] | None:
-    a = decision.answer
-    if a is None:
-        return None
-    return (a.prompt.nudge_id, a.outcome, a.value, a.unit)
-
-
-def _alerts_of(decision: Decision) -> tuple[tuple[AlertKind, AlertSeverity], ...]:
-    return tuple((spec.kind, spec.severity) for spec in decision.alerts)
-
-
 @pytest.mark.parametrize(("sender", "body", "prompt", "media", "expect"), TABLE)
 def test_the_decision_for_each_sender_and_kind_of_message(
     sender: SenderContext, body: str, prompt: OpenPrompt | None, media: int, expect: Expect
@@ -350,133 +299,12 @@ def test_the_decision_for_each_sender_and_kind_of_message(
         decision.outcome,
         decision.effect,
         decision.reply,
-        _alerts_of(decision),
+        alerts_of(decision),
         decision.needs_reading,
         decision.coach,
-        _answer_of(decision),
+        answer_of(decision),
     )
     assert got == expect
-
-
-# --- rules that hold for every sender ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("sender", SENDERS.values(), ids=SENDERS.keys())
-@pytest.mark.parametrize(
-    ("body", "flag"),
-    [
-        ("I fell in the bathroom", RedFlag.FALL),
-        ("she had a seizure", RedFlag.SEIZURE),
-        ("fever 38.9", RedFlag.FEVER),
-        ("can't breathe", RedFlag.BREATHING),
-        ("tengo convulsiones", RedFlag.SEIZURE),
-    ],
-)
-def test_a_red_flag_gets_the_safety_reply_and_an_alert_whoever_sends_it(
-    sender: SenderContext, body: str, flag: RedFlag
-) -> None:
-    decision = decide(body, sender, (DIET,))
-    assert decision.message_class is MessageClass.RED_FLAG
-    assert flag in decision.flags
-    assert decision.reply == "red_flag"
-    assert decision.alerts[0].kind is AlertKind.RED_FLAG
-    assert decision.alerts[0].severity in (AlertSeverity.URGENT, AlertSeverity.HIGH)
-    assert flag.name.lower() in decision.alerts[0].detail
-    assert (decision.answer, decision.coach) == (None, False)
-
-
-@pytest.mark.parametrize("sender", SENDERS.values(), ids=SENDERS.keys())
-@pytest.mark.parametrize(
-    "body", ["I want to end my life", "quiero morirme", "I've been cutting myself again"]
-)
-def test_a_crisis_text_gets_the_crisis_reply_and_an_urgent_alert_whoever_sends_it(
-    sender: SenderContext, body: str
-) -> None:
-    decision = decide(body, sender, (DIET,))
-    assert decision.message_class is MessageClass.CRISIS
-    assert decision.reply == "crisis"
-    assert _alerts_of(decision)[0] == (AlertKind.CRISIS, AlertSeverity.URGENT)
-    assert (decision.answer, decision.coach) == (None, False)
-
-
-@pytest.mark.parametrize("sender", SENDERS.values(), ids=SENDERS.keys())
-@pytest.mark.parametrize(
-    "body", ["STOP", "stop", "S.T.O.P", "ＳＴＯＰ", "Stop 🛑", "end", "PARAR", "cancelar", "optout"]
-)
-def test_nothing_in_the_stop_family_is_ever_an_answer(sender: SenderContext, body: str) -> None:
-    for prompt in (DIET, SLEEP, REHAB, EXERCISE, CHECKIN):
-        decision = decide(body, sender, (prompt,))
-        assert decision.message_class is MessageClass.OPT_OUT
-        assert (decision.answer, decision.coach, decision.alerts[1:]) == (None, False, ())
-
-
-@pytest.mark.parametrize("sender", SENDERS.values(), ids=SENDERS.keys())
-@pytest.mark.parametrize("body", ["yes", "Yes!", "sí", "YES"])
-def test_yes_to_an_open_checkin_is_an_unspecified_red_flag_whatever_the_status(
-    sender: SenderContext, body: str
-) -> None:
-    decision = decide(body, sender, (CHECKIN,))
-    assert decision.message_class is MessageClass.RED_FLAG
-    assert decision.effect is None  # not a resume: the check-in asked about symptoms
-    assert decision.reply == "red_flag"
-    assert [(a.kind, a.severity, a.detail) for a in decision.alerts] == [
-        (AlertKind.RED_FLAG, AlertSeverity.HIGH, "unspecified_symptom")
-    ]
-
-
-def test_a_yes_to_the_checkin_records_the_checkin_as_answered() -> None:
-    decision = decide("yes", ACTIVE, (CHECKIN,))
-    assert _answer_of(decision) == (CHECKIN.nudge_id, AdherenceOutcome.DONE, None, None)
-
-
-@pytest.mark.parametrize(
-    ("sender", "effect", "alerts"),
-    [
-        (ACTIVE, Effect.PATIENT_PAUSE, [(A.RED_FLAG, S.URGENT), (A.REVOCATION, S.HIGH)]),
-        (CLINICIAN_PAUSED, Effect.PATIENT_PAUSE, [(A.RED_FLAG, S.URGENT), (A.REVOCATION, S.HIGH)]),
-        (CAREGIVER, Effect.CAREGIVER_REMOVED, [(A.RED_FLAG, S.URGENT), (A.REVOCATION, S.NORMAL)]),
-    ],
-    ids=["active", "clinician_paused", "caregiver"],
-)
-def test_a_revocation_with_a_red_flag_pauses_sends_the_safety_reply_and_raises_both_alerts(
-    sender: SenderContext, effect: Effect, alerts: list[tuple[AlertKind, AlertSeverity]]
-) -> None:
-    decision = decide("stop texting me, I fell", sender, (DIET,))
-    assert decision.message_class is MessageClass.RED_FLAG
-    assert decision.effect is effect
-    assert decision.reply == "red_flag"
-    assert list(_alerts_of(decision)) == alerts
-
-
-def test_a_crisis_in_a_revocation_pauses_and_sends_the_crisis_reply() -> None:
-    decision = decide("stop texting me, I want to end my life", ACTIVE)
-    assert (decision.message_class, decision.effect, decision.reply) == (
-        MessageClass.CRISIS,
-        Effect.PATIENT_PAUSE,
-        "crisis",
-    )
-    assert list(_alerts_of(decision)) == [(A.CRISIS, S.URGENT), (A.REVOCATION, S.HIGH)]
-
-
-def test_exactly_one_stop_confirmation_then_a_repeat_is_silent() -> None:
-    first = decide("STOP", ACTIVE)
-    # What the service makes of it: the patient opted out, the number suppressed.
-    again = decide("STOP", OPTED_OUT)
-    assert (first.reply, first.effect) == ("stop_confirmation", Effect.OPT_OUT)
-    assert (again.reply, again.effect, again.alerts) == (None, None, ())
-
-
-def test_help_after_stop_is_answered_with_no_effect() -> None:
-    decision = decide("HELP", OPTED_OUT)
-    assert (decision.reply, decision.effect, decision.outcome) == ("help", None, "help_opted_out")
-
-
-@pytest.mark.parametrize("body", ["", "   ", "a\x00b", "\ud800", "x" * 1600, "🙂" * 50])
-@pytest.mark.parametrize("sender", SENDERS.values(), ids=SENDERS.keys())
-def test_decide_is_total_for_odd_bodies(sender: SenderContext, body: str) -> None:
-    decision = decide(body, sender, (DIET, SLEEP, CHECKIN), num_media=3)
-    assert isinstance(decision.message_class, MessageClass)
-    assert decision.outcome
 
 
 # --- the reply lists ---------------------------------------------------------------------------
@@ -501,91 +329,3 @@ def test_every_reply_a_decision_names_is_a_real_template() -> None:
     named = {row.values[-1].reply for row in TABLE if row.values[-1].reply}
     missing = sorted(t for t in named if not library.has_template(t, "en"))
     assert missing == []
-
-
-# --- pictures ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "sender",
-    [ACTIVE_SUPPRESSED, CAREGIVER_SUPPRESSED, OPTED_OUT, UNKNOWN, UNKNOWN_SUPPRESSED],
-    ids=["active_suppressed", "caregiver_suppressed", "opted_out", "unknown", "unknown_suppressed"],
-)
-def test_a_picture_from_an_opted_out_or_unknown_number_is_read_by_a_person_and_not_answered(
-    sender: SenderContext,
-) -> None:
-    """Nothing but safety and HELP goes to a suppressed or unknown number: a picture is no
-    reason to text it."""
-    decision = decide("", sender, (DIET,), num_media=1)
-    assert (decision.message_class, decision.reply, decision.needs_reading) == (
-        MessageClass.FREE_TEXT,
-        None,
-        True,
-    )
-
-
-def test_a_picture_from_an_unknown_number_is_labelled_as_from_an_unknown_sender() -> None:
-    # The label every other text from an unknown number gets (timeline, metrics).
-    assert decide("", UNKNOWN, num_media=1).outcome == "unknown_sender"
-
-
-# --- a reply that names another track -----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("body", "prompt"),
-    [
-        ("slept 7 hours", EXERCISE),  # read today as 420 minutes of exercise
-        ("slept 7h", EXERCISE),
-        ("dormí 7 horas", EXERCISE),
-        ("slept well", EXERCISE),
-        ("walked 20 min", SLEEP),  # read today as sleep, done
-        ("walked", SLEEP),
-        ("meditated 10 min", EXERCISE),
-    ],
-)
-def test_a_reply_naming_a_track_with_no_open_prompt_is_not_an_answer_to_another_track(
-    body: str, prompt: OpenPrompt
-) -> None:
-    """It becomes an answer only when it confidently is one and a prompt is open for it:
-    "slept 7 hours" does not answer the exercise nudge."""
-    decision = decide(body, ACTIVE, (prompt,))
-    assert (decision.message_class, decision.answer, decision.needs_reading) == (
-        MessageClass.FREE_TEXT,
-        None,
-        True,
-    )
-
-
-# --- phrasings the rules miss today (found while writing these tests) ---------------------------
-
-
-@pytest.mark.parametrize("sender", [ACTIVE, UNKNOWN], ids=["active", "unknown"])
-@pytest.mark.parametrize(
-    "body",
-    [
-        "I feel like hurting myself",
-        "thinking about hurting myself",
-        "I have thoughts of hurting myself",
-        "i might hurt myself",
-        "me quiero hacer daño",
-        "me voy a hacer daño",
-    ],
-)
-def test_self_harm_in_everyday_words_is_a_crisis(sender: SenderContext, body: str) -> None:
-    decision = decide(body, sender, (DIET,))
-    assert (decision.message_class, decision.reply) == (MessageClass.CRISIS, "crisis")
-    assert _alerts_of(decision)[:1] == ((AlertKind.CRISIS, AlertSeverity.URGENT),)
-
-
-@pytest.mark.parametrize(
-    "body",
-    ["yes please stop", "no thanks, stop", "enough, stop", "please stop!! enough", "remove me"],
-)
-def test_a_request_to_stop_with_a_word_around_it_pauses_and_is_never_coached(body: str) -> None:
-    decision = decide(body, ACTIVE, (DIET,))
-    assert (decision.message_class, decision.effect, decision.reply) == (
-        MessageClass.REVOCATION,
-        Effect.PATIENT_PAUSE,
-        "revocation_paused",
-    )

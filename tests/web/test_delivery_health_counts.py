@@ -5,7 +5,6 @@ whose provider reports delivery."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -13,12 +12,11 @@ from sqlalchemy.orm import Session
 
 from coachbot.models import OutboundMessage
 from coachbot.queries.delivery_health import MUTED_BACKEND, delivery_health
+from tests.support import inbound_webhook
 from tests.support.builders import make_outbound, make_patient
-from tests.web import test_inbound_pipeline
-from tests.web.test_inbound_pipeline import EMPTY, T0, make_nudge, post, text_of
+from tests.support.inbound_webhook import EMPTY, MINUTE, T0, make_nudge, post, text_of
 
-session = test_inbound_pipeline.session
-MINUTE = dt.timedelta(minutes=1)
+session = inbound_webhook.session
 LATER = T0 + 10 * MINUTE
 
 

@@ -25,27 +25,29 @@ from coachbot.runtime import Runtime
 from coachbot.services.dispatch import dispatch_due, plan_nudges
 from coachbot.services.inbound import InboundSms, handle_inbound
 from coachbot.services.tick import TickSummary
+from tests.support import inbound_webhook
 from tests.support.builders import make_caregiver, make_patient, make_sent_caregiver_check
-from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
-from tests.web import test_inbound_pipeline
-from tests.web.test_dashboard_support import recorded_statements
-from tests.web.test_inbound_pipeline import (
+from tests.support.inbound_webhook import (
+    CAREGIVER,
     EMPTY,
+    MINUTE,
     T0,
     alerts,
     count,
     last_inbound,
+    ledger,
+    outbound_to,
     post,
+    suppressed,
     text_of,
 )
-from tests.web.test_inbound_safety import ledger, outbound_to, suppressed
+from tests.support.twilio_signing import inbound_params, new_message_sid, post_signed
+from tests.web.test_dashboard_support import recorded_statements
 
 # The pipeline tests' own view of the database: a plain engine, so reading between two posts
 # never holds SQLite's write lock against the webhook (nor an old snapshot).
-session = test_inbound_pipeline.session
+session = inbound_webhook.session
 
-CAREGIVER = "+16175550777"
-MINUTE = dt.timedelta(minutes=1)
 CHECK_AT = T0 - dt.timedelta(hours=2)  # today's check went out before the tests' texts
 
 

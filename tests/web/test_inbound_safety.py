@@ -2,11 +2,11 @@
 database: safety and compliance replies are never muted, crisis and emergency numbers follow the
 sender's country, unknown and former senders get the safety reply and nothing else, dangerous
 numbers are never adherence, every reported value is kept, free text goes to a person, the pager
-is woken only for danger, and consent belongs to the phone number."""
+is woken only for danger. That consent belongs to the phone number is in
+test_inbound_consent.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
@@ -18,67 +18,35 @@ from coachbot.domain.states import AlertKind, PatientStatus
 from coachbot.models import (
     AdherenceRecord,
     Caregiver,
-    ConsentEvent,
     InboundMessage,
-    OutboundMessage,
     Patient,
     ReportedValue,
-    SuppressedNumber,
 )
 from coachbot.runtime import Runtime
 from coachbot.services import consent
-from coachbot.services.enrollment import EnrollmentRequest, enroll_patient
 from coachbot.services.inbound import InboundSms, handle_inbound
-from coachbot.services.status_changes import ResumeRefused, change_status
+from tests.support import inbound_webhook
 from tests.support.builders import make_caregiver, make_patient
-from tests.support.twilio_signing import new_message_sid
-from tests.web import test_inbound_pipeline
-from tests.web.test_dashboard_support import make_staff
-from tests.web.test_inbound_pipeline import (
+from tests.support.inbound_webhook import (
+    CAREGIVER,
     CLINIC_PHONE,
     EMPTY,
+    MINUTE,
+    STRANGER,
     T0,
     alerts,
     count,
     last_inbound,
     make_nudge,
+    outbound_to,
     post,
     text_of,
 )
+from tests.support.twilio_signing import new_message_sid
 
 # The pipeline tests' own view of the database: a plain engine, so reading between two posts
 # never holds SQLite's write lock against the webhook.
-session = test_inbound_pipeline.session
-
-MINUTE = dt.timedelta(minutes=1)
-STRANGER = "+16175559999"
-CAREGIVER = "+16175550777"
-
-
-def outbound_to(db: Session, number: str) -> list[OutboundMessage]:
-    db.expire_all()
-    return list(
-        db.scalars(
-            select(OutboundMessage)
-            .where(OutboundMessage.to_e164 == number)
-            .order_by(OutboundMessage.id)
-        )
-    )
-
-
-def ledger(db: Session, number: str) -> list[tuple[str, str | None]]:
-    db.expire_all()
-    rows = db.execute(
-        select(ConsentEvent.event, ConsentEvent.text)
-        .where(ConsentEvent.number_e164 == number)
-        .order_by(ConsentEvent.id)
-    ).all()
-    return [(event, text) for event, text in rows]
-
-
-def suppressed(db: Session, number: str) -> bool:
-    db.expire_all()
-    return db.get(SuppressedNumber, number) is not None
+session = inbound_webhook.session
 
 
 def coaching_acks(client: Any, db: Session, phone: str, n: int) -> list[str]:
@@ -434,131 +402,6 @@ def test_a_retried_red_flag_does_not_wake_the_pager_twice(
         )
     assert calls == ["woken"]
     assert len(alerts(session, AlertKind.RED_FLAG)) == 1
-
-
-# --- consent belongs to the number --------------------------------------------------------
-
-
-def test_stop_suppresses_the_number_with_its_words_in_the_ledger_and_start_lifts_it(
-    client: Any, session: Session
-) -> None:
-    patient = make_patient(session)
-    phone = patient.phone_e164
-    post(client, phone, "Stop.", T0)
-    assert suppressed(session, phone)
-    session.expire_all()
-    assert session.get_one(Patient, patient.id).status == PatientStatus.OPTED_OUT
-    assert ledger(session, phone) == [
-        ("suppression_added", "Stop."),
-        ("opt_out", "Stop."),
-    ]
-
-    assert "back on" in text_of(post(client, phone, "START", T0 + MINUTE))
-    assert not suppressed(session, phone)
-    session.expire_all()
-    assert session.get_one(Patient, patient.id).status == PatientStatus.ACTIVE
-    assert ledger(session, phone)[2:] == [("suppression_lifted", "START"), ("resume", "START")]
-
-
-def test_a_caregivers_stop_texting_me_removes_only_the_caregiver(
-    client: Any, session: Session
-) -> None:
-    patient = make_patient(session)
-    caregiver = make_caregiver(session, patient, phone=CAREGIVER)
-    make_nudge(session, patient, "diet")
-    post(client, CAREGIVER, "stop texting me", T0 + MINUTE)
-    session.expire_all()
-    assert session.get_one(Patient, patient.id).status == PatientStatus.ACTIVE
-    assert session.get_one(Caregiver, caregiver.id).status == PatientStatus.OPTED_OUT
-    assert suppressed(session, CAREGIVER)
-    assert not suppressed(session, patient.phone_e164)
-    (alert,) = alerts(session, AlertKind.REVOCATION)
-    assert (alert.patient_id, alert.severity) == (patient.id, "normal")
-    assert ("opt_out", "stop texting me") in ledger(session, CAREGIVER)
-    # The patient's own answers still count.
-    post(client, patient.phone_e164, "done", T0 + 2 * MINUTE)
-    assert count(session, AdherenceRecord) == 1
-
-
-def test_a_patients_own_revocation_is_theirs_to_lift_not_the_clinicians(
-    client: Any, session: Session, runtime: Runtime
-) -> None:
-    patient = make_patient(session)
-    phone = patient.phone_e164
-    assert "paused" in text_of(post(client, phone, "please stop texting me", T0))
-    session.expire_all()
-    paused = session.get_one(Patient, patient.id)
-    assert (paused.status, paused.paused_by) == (PatientStatus.PAUSED, consent.PAUSED_BY_PATIENT)
-    assert ("revocation", "please stop texting me") in ledger(session, phone)
-
-    with pytest.raises(ResumeRefused):
-        change_status(runtime.session_factory, patient.id, "resume", now=T0, actor="staff:1")
-    session.expire_all()
-    assert session.get_one(Patient, patient.id).status == PatientStatus.PAUSED
-
-    assert "back on" in text_of(post(client, phone, "YES", T0 + MINUTE))
-    session.expire_all()
-    resumed = session.get_one(Patient, patient.id)
-    assert (resumed.status, resumed.paused_by) == (PatientStatus.ACTIVE, None)
-
-
-def test_a_number_that_texted_stop_and_is_then_enrolled_gets_no_welcome(
-    client: Any, session: Session, runtime: Runtime
-) -> None:
-    post(client, STRANGER, "STOP", T0 - dt.timedelta(days=1))
-    assert suppressed(session, STRANGER)
-    control = "+16175550161"
-    with runtime.session_factory() as s:
-        make_staff(s, "ana@clinic.test")
-    for phone in (STRANGER, control):
-        request = EnrollmentRequest(
-            first_name="Tom",
-            phone=phone,
-            timezone="America/New_York",
-            tracks="sleep",
-            clinician_email="ana@clinic.test",
-        )
-        enroll_patient(
-            runtime.session_factory,
-            runtime.gateway,
-            runtime.library,
-            runtime.settings,
-            request,
-            now=T0,
-            actor="test",
-        )
-    assert outbound_to(session, STRANGER) == []
-    assert [m.template_id for m in outbound_to(session, control)] == ["welcome"]
-    assert [e for e, _ in ledger(session, STRANGER)][-1] == consent.ENROLLED_SUPPRESSED
-
-
-def test_an_opt_out_is_confirmed_exactly_once_however_it_is_repeated(
-    client: Any, session: Session
-) -> None:
-    patient = make_patient(session)
-    phone = patient.phone_e164
-    assert "unsubscribed" in text_of(post(client, phone, "STOP", T0))
-    for i, again in enumerate(["STOP", "stop texting me", "UNSUBSCRIBE", "baja", "s t o p"]):
-        assert text_of(post(client, phone, again, T0 + (i + 1) * MINUTE)) == EMPTY
-    assert [m.template_id for m in outbound_to(session, phone)] == ["stop_confirmation"]
-    assert len(alerts(session, AlertKind.OPT_OUT)) == 1
-
-
-def test_help_after_stop_is_answered_and_the_patient_stays_opted_out(
-    client: Any, session: Session
-) -> None:
-    patient = make_patient(session)
-    phone = patient.phone_e164
-    post(client, phone, "STOP", T0)
-    answer = text_of(post(client, phone, "HELP", T0 + MINUTE))
-    assert "Reply STOP to opt out" in answer
-    assert CLINIC_PHONE in answer
-    session.expire_all()
-    assert session.get_one(Patient, patient.id).status == PatientStatus.OPTED_OUT
-    assert suppressed(session, phone)
-    assert ledger(session, phone)[-1] == ("keyword", "HELP")
-    # Nothing else restarted: an answer still gets nothing.
-    assert text_of(post(client, phone, "done", T0 + 2 * MINUTE)) == EMPTY
 
 
 # --- found while writing these tests (see the report) -------------------------------------
