@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from coachbot.models import AuditEntry
-from coachbot.queries.exports import PATIENT_CSV_COLUMNS
+from coachbot.models import AuditEntry, Patient
+from coachbot.queries.exports import PATIENT_CSV_COLUMNS, patient_csv
+from coachbot.runtime import Runtime
 from tests.support.builders import make_caregiver, make_caregiver_check, make_patient
 from tests.web.test_api import _token_via_ui
 from tests.web.test_dashboard_support import NOW, give_history, make_staff, sign_in
@@ -99,3 +100,35 @@ def test_another_clinicians_patient_checks_are_not_found(
     body = app.test_client().get(f"/api/v1/patients/{pid}/caregiver-checks", headers=auth)
     assert body.status_code == 404
     assert "checks" not in body.get_json()
+
+
+def test_a_patient_with_checks_and_no_nudges_still_gets_the_check_rows(
+    session: Session, checked: tuple[int, list[int]]
+) -> None:
+    bo = session.scalars(select(Patient).where(Patient.first_name == "Bo")).one()
+    rows = list(csv.DictReader(io.StringIO("".join(patient_csv(session, bo)))))
+    assert [(r["track"], r["value"], r["caregiver"]) for r in rows] == [
+        ("caregiver_observation", "1", "'=Sam")
+    ]
+
+
+def test_a_patient_without_checks_is_exported_in_one_statement(
+    session: Session, runtime: Runtime
+) -> None:
+    # Most patients never have a caregiver: their download does not ask for checks.
+    maya = make_patient(session, first_name="Maya")
+    give_history(session, maya)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        rows = list(csv.DictReader(io.StringIO("".join(patient_csv(session, maya)))))
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+    assert len(rows) == 10
+    reads = [st for st in sent if st.strip().upper() != "BEGIN"]  # SQLite's deferred BEGIN
+    assert len(reads) == 1
+    assert "caregiver_checks c" in reads[0]
