@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coachbot.domain import schedule as sched
+from coachbot.domain.clock import utcnow
 from coachbot.domain.close_watch import DEFAULTS, CloseWatchSettings
 from coachbot.domain.program import STANDARD as STANDARD
 from coachbot.domain.program import TRACK_POLICIES
@@ -70,8 +71,13 @@ def get_program(session: Session, name: str) -> Program:
 def _recreate_standard(session: Session) -> Program | None:
     """Migration 0005 seeds "standard"; a database whose tables were emptied since (test
     truncation, a restore of data only) gets it back from the programme defaults, because
-    every patient without an assignment follows it."""
-    now = dt.datetime.now(dt.UTC)
+    every patient without an assignment follows it.
+
+    The one read that writes, and the one place a function handed a session commits it: the
+    repair must outlive a read-only caller, and it is only ever reached on a database emptied
+    of its seed, before the request has written anything else. The instant is read here
+    because no caller of a read passes one."""
+    now = utcnow()
     tracks = {t: built_in_settings(t) for t in TRACK_POLICIES}
     for row in session.scalars(select(ProgramDefault)):
         if row.track in tracks:
